@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine:
+#   make book   create .venv, install, execute every chapter (quick profile on CPU), build _build/html
+#   make test   same set-up, then the whole test suite
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.freqlib-installed
+PROFILE ?= auto
+
+.PHONY: book test site-from-results bench clean-build
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(PY) -m freqlib build --profile $(PROFILE)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Build the site from executed notebooks committed under results/paper (no execution).
+site-from-results: $(STAMP)
+	$(PY) -m freqlib build --executed results/paper
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py --out bench/results.json
+
+clean-build:
+	rm -rf _build

@@ -1,0 +1,73 @@
+"""Command line: ``python -m freqlib {run,build,zoo} ...``.
+
+Examples::
+
+    python -m freqlib run 01 -p profile=quick -p n_images=256   # one chapter
+    python -m freqlib build --profile quick                     # all chapters + site
+    python -m freqlib build --executed results/paper            # site from committed runs
+    python -m freqlib zoo standard --profile quick              # train/cache one model
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m freqlib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--profile", default=None, help="auto (default), smoke, quick or paper")
+        p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
+        p.add_argument("--seed", type=int, default=None)
+        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="a chapter parameter (repeatable)")
+        p.add_argument("--force", action="store_true", help="execute even if unchanged")
+
+    run = sub.add_parser("run", help="execute chapters into _build/executed")
+    run.add_argument("chapters", nargs="*", help="chapter names or prefixes (default: all)")
+    common(run)
+    build = sub.add_parser("build", help="execute chapters, then build the site")
+    build.add_argument("chapters", nargs="*", help="chapters to execute (default: all)")
+    common(build)
+    build.add_argument("--executed", type=Path, default=None,
+                       help="build from these executed notebooks without executing (e.g. results/paper)")
+    zoo = sub.add_parser("zoo", help="train (or load) zoo models")
+    zoo.add_argument("names", nargs="+")
+    zoo.add_argument("--profile", default="auto")
+    zoo.add_argument("--device", default="auto")
+
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)  # streams cell output (progress) live
+    from .runner import ChapterFailed, ParameterError, build_site, parse_assignments, run_chapters
+    try:
+        if args.command == "zoo":
+            from .profiles import resolve_profile
+            from .zoo import get_model
+            profile = resolve_profile(args.profile, args.device)
+            for name in args.names:
+                rec = get_model(name, profile, args.device).record
+                print(f"{name} ({profile}): test accuracy {rec['test_accuracy']:.4f}, "
+                      f"PGD accuracy {rec['pgd_linf_accuracy']:.4f}, {rec['train_seconds']:.0f} s on {rec['device']}")
+            return 0
+        params = parse_assignments(args.param)
+        for key in ("profile", "device", "seed"):
+            if getattr(args, key) is not None:
+                params[key] = getattr(args, key)
+        if args.command == "run" or args.executed is None:
+            run_chapters(args.chapters or None, params, force=args.force)
+        if args.command == "build":
+            build_site(args.executed)
+        return 0
+    except (ParameterError, ChapterFailed, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

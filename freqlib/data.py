@@ -1,0 +1,293 @@
+"""CIFAR-10 loading (offline-first), a device-resident batch iterator, and the
+planted-frequency synthetic dataset used as ground truth by the tests.
+
+Sources for CIFAR-10, tried in this order:
+
+1. a torchvision-format copy under ``data/cifar-10-batches-py`` (lossless);
+2. the JPEG-q75 mirror ``cifar10-jpeg.npz`` (``$FREQLIB_CIFAR10_MIRROR``, else
+   ``../shared/data/cifar10-jpeg.npz`` beside the repository), checked against
+   its sha256 and decoded once into ``data/cache/``;
+3. torchvision's download into ``data/`` (needs internet).
+
+The variant string says which one was used; every figure must carry it.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_save_npz, repo_root
+
+__all__ = [
+    "VARIANT_ORIGINAL", "VARIANT_MIRROR", "CLASS_NAMES", "DataUnavailableError",
+    "data_dir", "mirror_path", "available_variant", "load_cifar10", "to_tensor", "DeviceLoader",
+    "PlantedBand", "planted_frequency_dataset",
+]
+
+VARIANT_ORIGINAL = "CIFAR-10"
+VARIANT_MIRROR = "CIFAR-10 (JPEG-q75 mirror)"
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+MIRROR_SHA256 = "b034ab394f5e54ac5798fa8d4f8eacfff596162ff465898532a68feb5fa17e34"
+SPLIT_SIZES = {"train": 50_000, "test": 10_000}
+
+
+class DataUnavailableError(RuntimeError):
+    """No usable CIFAR-10 source was found, or a source is damaged."""
+
+
+def data_dir() -> Path:
+    """Folder for datasets, caches and the model zoo (``$FREQLIB_DATA`` or ``data/``)."""
+    return Path(os.environ.get("FREQLIB_DATA", repo_root() / "data"))
+
+
+def mirror_path() -> Path:
+    env = os.environ.get("FREQLIB_CIFAR10_MIRROR")
+    return Path(env) if env else repo_root().parent / "shared" / "data" / "cifar10-jpeg.npz"
+
+
+# ------------------------------------------------------------------ sources
+def _load_torchvision_copy(root: Path, split: str):
+    folder = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    if not all((folder / n).is_file() for n in names):
+        return None
+    images, labels = [], []
+    for n in names:
+        try:
+            with open(folder / n, "rb") as fh:
+                batch = pickle.load(fh, encoding="latin1")
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.extend(batch["labels"])
+        except Exception as exc:  # damaged copy: say so rather than fall through silently
+            raise DataUnavailableError(
+                f"The torchvision CIFAR-10 copy at {folder / n} cannot be read ({exc}). "
+                f"Delete {folder} and provide the data again (see data/README.md).") from exc
+    x = np.concatenate(images).transpose(0, 2, 3, 1).copy()
+    return x, np.asarray(labels, dtype=np.int64)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _decode_mirror(path: Path, cache: Path) -> None:
+    from PIL import Image
+    from tqdm import tqdm
+
+    digest = _sha256(path)
+    if digest != MIRROR_SHA256:
+        raise DataUnavailableError(
+            f"The CIFAR-10 mirror {path} has sha256 {digest[:16]}..., expected "
+            f"{MIRROR_SHA256[:16]}... (see ../shared/data/README.md). The file is truncated "
+            "or not the mirror: replace it, or point FREQLIB_CIFAR10_MIRROR at a good copy.")
+    arrays = {}
+    with np.load(path) as z:
+        for split in ("train", "test"):
+            blob, offsets = z[f"{split}_jpeg"], z[f"{split}_offsets"]
+            n = len(offsets) - 1
+            out = np.empty((n, 32, 32, 3), dtype=np.uint8)
+            for i in tqdm(range(n), desc=f"decoding {split} JPEGs (once)", leave=False):
+                out[i] = np.asarray(Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB"))
+            arrays[f"{split}_images"] = out
+            arrays[f"{split}_labels"] = z[f"{split}_labels"].astype(np.int64)
+    atomic_save_npz(cache, **arrays)
+
+
+def _load_mirror(split: str):
+    path = mirror_path()
+    if not path.is_file():
+        return None
+    cache = data_dir() / "cache" / f"cifar10-jpeg-q75-{MIRROR_SHA256[:12]}.npz"
+    if not cache.is_file():
+        _decode_mirror(path, cache)
+    try:
+        with np.load(cache) as z:
+            x, y = z[f"{split}_images"], z[f"{split}_labels"]
+    except Exception:
+        cache.unlink(missing_ok=True)  # damaged cache: decode again from the checked mirror
+        _decode_mirror(path, cache)
+        with np.load(cache) as z:
+            x, y = z[f"{split}_images"], z[f"{split}_labels"]
+    return x, y
+
+
+def _load_download(root: Path, split: str):
+    try:
+        import torchvision
+        torchvision.datasets.CIFAR10(str(root), train=(split == "train"), download=True)
+    except Exception:
+        return None
+    return _load_torchvision_copy(root, split)
+
+
+def available_variant() -> str:
+    """Which variant :func:`load_cifar10` would return, without loading anything."""
+    if (data_dir() / "cifar-10-batches-py" / "test_batch").is_file():
+        return VARIANT_ORIGINAL
+    if mirror_path().is_file():
+        return VARIANT_MIRROR
+    return VARIANT_ORIGINAL + " (download)"
+
+
+def load_cifar10(split: str = "train"):
+    """Return ``(images, labels, variant)``: uint8 (N, 32, 32, 3), int64 (N,), str."""
+    if split not in SPLIT_SIZES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = data_dir()
+    for loader, variant in ((lambda: _load_torchvision_copy(root, split), VARIANT_ORIGINAL),
+                            (lambda: _load_mirror(split), VARIANT_MIRROR),
+                            (lambda: _load_download(root, split), VARIANT_ORIGINAL)):
+        got = loader()
+        if got is not None:
+            x, y = got
+            if len(x) != SPLIT_SIZES[split] or len(y) != len(x):
+                raise DataUnavailableError(
+                    f"{variant} {split} split has {len(x)} images, expected {SPLIT_SIZES[split]}: "
+                    f"the source is incomplete. Remove it (and data/cache/) and provide it again.")
+            return x, y, variant
+    raise DataUnavailableError(
+        "CIFAR-10 is not available. Provide it in one of three ways:\n"
+        f"  1. put the torchvision copy (folder cifar-10-batches-py) under {root};\n"
+        f"  2. put the JPEG mirror cifar10-jpeg.npz at {mirror_path()} "
+        "or set FREQLIB_CIFAR10_MIRROR to its path;\n"
+        "  3. run on a machine with internet so torchvision can download it.")
+
+
+def to_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:
+    """uint8 NHWC array -> float32 NCHW tensor in [0, 1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255)
+
+
+# ------------------------------------------------------------ batch iterator
+class DeviceLoader:
+    """Batches from tensors that already live on the device.
+
+    Augmentation (random horizontal flip, random translation by up to
+    ``translate`` pixels with reflection padding) is done on the whole batch
+    with tensor ops, so there are no worker processes and no host copies.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 shuffle: bool = False, flip: bool = False, translate: int = 0,
+                 drop_last: bool = False, seed: int = 0):
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.flip, self.translate = flip, translate
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = self.images.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if self.flip:
+            flip = torch.rand(n, generator=self.generator) < 0.5
+            x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
+        if self.translate:
+            t = self.translate
+            h, w = x.shape[-2:]
+            padded = torch.nn.functional.pad(x, (t, t, t, t), mode="reflect")
+            dy = torch.randint(0, 2 * t + 1, (n,), generator=self.generator).to(x.device)
+            dx = torch.randint(0, 2 * t + 1, (n,), generator=self.generator).to(x.device)
+            rows = (torch.arange(h, device=x.device)[None] + dy[:, None])[:, None, :, None]
+            cols = (torch.arange(w, device=x.device)[None] + dx[:, None])[:, None, None, :]
+            batch = torch.arange(n, device=x.device)[:, None, None, None]
+            chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[batch, chan, rows, cols]
+        return x
+
+    def __iter__(self):
+        n = self.images.shape[0]
+        order = (torch.randperm(n, generator=self.generator) if self.shuffle
+                 else torch.arange(n)).to(self.images.device)
+        stop = n - n % self.batch_size if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            x = self.images[idx]
+            if self.flip or self.translate:
+                x = self._augment(x)
+            yield x, self.labels[idx]
+
+
+# -------------------------------------------------- planted-frequency data
+@dataclass(frozen=True)
+class PlantedBand:
+    """Where the class signal lives in the centred spectrum.
+
+    ``r_min <= radius < r_max`` and, if ``angle`` is given (radians, 0 =
+    horizontal frequency), within ``angle_width`` of that orientation.
+    """
+    r_min: float
+    r_max: float
+    angle: float | None = None
+    angle_width: float = math.pi / 8
+
+    def mask(self, h: int = 32, w: int = 32) -> torch.Tensor:
+        from .spectral import frequency_angle, frequency_radius
+        rad = frequency_radius(h, w)
+        keep = (rad >= self.r_min) & (rad < self.r_max)
+        if self.angle is not None:
+            ang = frequency_angle(h, w)
+            diff = torch.remainder(ang - self.angle + math.pi / 2, math.pi) - math.pi / 2
+            keep &= diff.abs() <= self.angle_width
+        return keep.float()
+
+    @classmethod
+    def named(cls, name: "str | PlantedBand") -> "PlantedBand":
+        if isinstance(name, PlantedBand):
+            return name
+        presets = {"low": cls(1, 4), "mid": cls(6, 10), "high": cls(12, 16),
+                   "horizontal": cls(3, 14, angle=0.0), "vertical": cls(3, 14, angle=math.pi / 2)}
+        if name not in presets:
+            raise ValueError(f"unknown planted band {name!r}; choose one of {sorted(presets)} "
+                             "or pass a PlantedBand")
+        return presets[name]
+
+
+def planted_frequency_dataset(n: int, band: "str | PlantedBand" = "high", n_classes: int = 4,
+                              size: int = 32, signal: float = 0.08, seed: int = 0):
+    """Images whose label is carried only by frequencies inside ``band``.
+
+    Each image is 1/f ("pink") noise, the statistics of natural images, plus a
+    class template whose spectrum is confined to the band, with a random
+    per-image amplitude. Everything outside the band is label-free, so an
+    analysis that works must point at the band. Returns float (N, 3, S, S) in
+    [0, 1], int64 labels and the band's (S, S) centred mask.
+    """
+    from .spectral import frequency_radius, inverse_centred_dft
+
+    band = PlantedBand.named(band)
+    g = torch.Generator().manual_seed(seed)
+    mask = band.mask(size, size)
+    if mask.sum() == 0:
+        raise ValueError(f"band {band} contains no frequency of a {size}x{size} image")
+    rad = frequency_radius(size, size).clamp(min=1.0)
+
+    def random_field(count: int, amplitude: torch.Tensor) -> torch.Tensor:
+        phase = torch.rand(count, 3, size, size, generator=g) * 2 * math.pi
+        spec = amplitude * torch.polar(torch.ones_like(phase), phase)
+        img = inverse_centred_dft(spec)
+        return img / img.flatten(1).std(dim=1).clamp(min=1e-8)[:, None, None, None]
+
+    templates = random_field(n_classes, mask)                       # in-band class signal
+    labels = torch.randint(0, n_classes, (n,), generator=g)
+    background = random_field(n, 1.0 / rad)                          # label-free pink noise
+    strength = signal * (0.75 + 0.5 * torch.rand(n, 1, 1, 1, generator=g))
+    x = 0.5 + 0.12 * background + strength * templates[labels]
+    return x.clamp(0, 1), labels.long(), mask

@@ -1,0 +1,56 @@
+"""Small plotting helpers shared by the chapters (matplotlib / seaborn)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+__all__ = ["image_grid", "show_spectrum", "to_display"]
+
+
+def to_display(img) -> np.ndarray:
+    """(C, H, W) or (H, W) tensor/array -> HWC / HW float array in [0, 1] for imshow."""
+    a = img.detach().float().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img, dtype=float)
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = a.transpose(1, 2, 0)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return np.clip(a, 0, 1)
+
+
+def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None,
+               size: float = 1.4, cmap: str | None = None, normalise: bool = False):
+    """Show a sequence of images in a grid; returns the figure."""
+    images = list(images)
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows + 0.4),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i]
+        if normalise:
+            img = img - img.min()
+            img = img / max(float(img.max()), 1e-12)
+        ax.imshow(to_display(img), cmap=cmap or ("gray" if to_display(img).ndim == 2 else None),
+                  interpolation="nearest", vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: str = "magma"):
+    """imshow a centred (H, W) power map, log-scaled, with frequency axes."""
+    p = power.detach().float().cpu().numpy() if isinstance(power, torch.Tensor) else np.asarray(power)
+    h, w = p.shape
+    im = ax.imshow(np.log10(p + 1e-12) if log else p, cmap=cmap,
+                   extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
+    ax.set_xlabel("horizontal frequency")
+    ax.set_ylabel("vertical frequency")
+    if title:
+        ax.set_title(title)
+    return im

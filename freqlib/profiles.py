@@ -1,0 +1,76 @@
+"""The three scales of the book, and the training recipes of the model zoo.
+
+One table per concept, read top to bottom (airbench style). A chapter takes
+``profile`` as a papermill parameter; ``auto`` means ``paper`` on a CUDA
+machine and ``quick`` otherwise.
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["PROFILES", "RECIPES", "resolve_profile", "resolve_device", "profile_settings",
+           "recipe_config", "PROFILE_CHOICES"]
+
+PROFILE_CHOICES = ("auto", "smoke", "quick", "paper")
+
+# Model and data scale per profile. ``n_test`` bounds every test-set evaluation.
+PROFILES = {
+    #            arch        widths          epochs n_train batch  lr    n_test n_robust
+    "smoke": dict(arch="fastnet", widths=(8, 16, 32), epochs=2, n_train=2048, batch_size=256,
+                  lr=0.2, n_test=500, n_robust=100),
+    "quick": dict(arch="fastnet", widths=(24, 48, 96), epochs=5, n_train=50_000, batch_size=512,
+                  lr=0.4, n_test=10_000, n_robust=500),
+    "paper": dict(arch="resnet18", widths=(64,), epochs=30, n_train=50_000, batch_size=512,
+                  lr=0.2, n_test=10_000, n_robust=2_000),
+}
+
+# Training recipes shared by every chapter. Values override the profile's.
+RECIPES = {
+    "standard":  dict(perturbation="none"),
+    # Wong et al. 2020 "fast is better than free": FGSM, random start, alpha = 1.25 eps
+    "linf_at":   dict(perturbation="fgsm_linf", eps=8 / 255, alpha=10 / 255),
+    "linf_pgd":  dict(perturbation="pgd_linf", eps=8 / 255, alpha=2 / 255, attack_steps=7),
+    "l2_at":     dict(perturbation="fgsm_l2", eps=0.5, alpha=0.625),
+    "gaussian":  dict(perturbation="gaussian", noise_sigma=0.1),
+    "amplitude": dict(perturbation="amplitude", amplitude_sigma=0.5),
+    # Geometric augmentation models, as in Paper C (scale / rotate / translate)
+    "scale":     dict(perturbation="geometric", geometric={"scale": 0.3, "rotate": 0.0, "translate": 0.0}),
+    "rotate":    dict(perturbation="geometric", geometric={"scale": 0.0, "rotate": 30.0, "translate": 0.0}),
+    "translate": dict(perturbation="geometric", geometric={"scale": 0.0, "rotate": 0.0, "translate": 0.25}),
+}
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'")
+    return device
+
+
+def resolve_profile(profile: str = "auto", device: str = "auto") -> str:
+    if profile not in PROFILE_CHOICES:
+        raise ValueError(f"profile={profile!r} is not one of {PROFILE_CHOICES}")
+    if profile == "auto":
+        return "paper" if resolve_device(device).startswith("cuda") else "quick"
+    return profile
+
+
+def profile_settings(profile: str) -> dict:
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not one of {tuple(PROFILES)} (resolve 'auto' first)")
+    return dict(PROFILES[profile])
+
+
+def recipe_config(name: str, profile: str, **overrides):
+    """The :class:`~freqlib.train.TrainConfig` of zoo model ``name`` at ``profile``."""
+    from .train import TrainConfig
+    if name not in RECIPES and "perturbation" not in overrides:
+        raise ValueError(f"unknown zoo model {name!r}; known: {sorted(RECIPES)} "
+                         "(or pass overrides that define the recipe)")
+    settings = profile_settings(profile)
+    for k in ("n_test", "n_robust"):
+        settings.pop(k)
+    settings.update(RECIPES.get(name, {}))
+    settings.update(overrides)
+    return TrainConfig(**settings)

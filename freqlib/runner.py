@@ -1,0 +1,298 @@
+"""Execute chapters with papermill and build the site from the executed copies.
+
+* Parameters are checked against each chapter's ``parameters`` cell before
+  anything runs.
+* A chapter is skipped when its notebook, the freqlib sources, its parameters
+  and the data variant are all unchanged since the last successful run.
+* A notebook is executed into a temporary file and moved into
+  ``_build/executed/`` only on success; a failing cell stops the run with the
+  chapter and cell named, and the partial notebook goes to ``_build/failed/``.
+* Each executed chapter gets a run card (profile, device, data variant, wall
+  time, git commit) as its second cell.
+"""
+from __future__ import annotations
+
+import ast
+import datetime
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .io import atomic_path, repo_root
+
+__all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parameters",
+           "validate_parameters", "parse_assignments", "execute_chapter", "run_chapters",
+           "build_site", "read_glue", "BUILD", "EXECUTED"]
+
+BUILD = "_build"
+EXECUTED = f"{BUILD}/executed"
+COMMON = {"profile": ("auto", "smoke", "quick", "paper"), "device": None, "seed": None}
+
+
+class ParameterError(ValueError):
+    """A parameter the chapter does not have, or of the wrong type."""
+
+
+class ChapterFailed(RuntimeError):
+    """A cell raised while a chapter was executed."""
+
+
+# ---------------------------------------------------------------- chapters
+def chapters_in_toc(root: Path | None = None) -> list[Path]:
+    """Notebook chapters listed in ``_toc.yml``, in book order."""
+    import yaml
+    root = root or repo_root()
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(toc)
+    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
+
+
+def resolve_chapter(name: str, root: Path | None = None) -> Path:
+    """A chapter by path, file name, or prefix (``00``, ``01_high``...)."""
+    root = root or repo_root()
+    cands = [c for c in chapters_in_toc(root) if c.stem == name or c.stem.startswith(name)
+             or str(c.relative_to(root)) == name]
+    if len(cands) != 1:
+        known = ", ".join(c.stem for c in chapters_in_toc(root))
+        raise ParameterError(f"chapter {name!r} {'is ambiguous' if cands else 'not found'}; known: {known}")
+    return cands[0]
+
+
+def chapter_parameters(path: Path) -> dict[str, object]:
+    """Defaults of the chapter's ``parameters`` cell, by name."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            values = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+                elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                    values[node.target.id] = ast.literal_eval(node.value)
+            return values
+    raise ParameterError(f"{path.name} has no cell tagged 'parameters'; papermill cannot inject into it")
+
+
+def parse_assignments(items: list[str]) -> dict[str, object]:
+    """``["profile=quick", "n_images=64"]`` -> dict, values parsed as Python literals."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"parameter {item!r} must look like name=value")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k.strip()] = v
+    return out
+
+
+def validate_parameters(path: Path, params: dict) -> dict:
+    """Check names and types against the chapter's defaults; return merged params."""
+    defaults = chapter_parameters(path)
+    for name, value in params.items():
+        if name not in defaults:
+            raise ParameterError(f"{path.stem}: unknown parameter {name!r}; allowed: {', '.join(sorted(defaults))}")
+        want = defaults[name]
+        ok = (isinstance(value, type(want)) and not (isinstance(value, bool) and not isinstance(want, bool))) \
+            or (isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool)) \
+            or want is None
+        if not ok:
+            raise ParameterError(f"{path.stem}: parameter {name!r} must be {type(want).__name__} "
+                                 f"(default {want!r}), got {type(value).__name__} {value!r}")
+        choices = COMMON.get(name)
+        if choices and value not in choices:
+            raise ParameterError(f"{path.stem}: {name}={value!r} is not one of {', '.join(choices)}")
+        if name == "device" and not (value in ("auto", "cpu") or str(value).startswith("cuda")):
+            raise ParameterError(f"{path.stem}: device={value!r}; use auto, cpu, cuda or cuda:N")
+    return {**defaults, **params}
+
+
+# --------------------------------------------------------------- execution
+def _source_fingerprint(path: Path, params: dict) -> str:
+    from .data import available_variant
+    h = hashlib.sha256(path.read_bytes())
+    for src in sorted((repo_root() / "freqlib").glob("*.py")):
+        h.update(src.name.encode() + src.read_bytes())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(available_variant().encode())
+    return h.hexdigest()[:20]
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo_root(),
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (out.stdout.strip() or "uncommitted") + ("+changes" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def read_glue(path: Path) -> dict[str, object]:
+    """Values glued with myst-nb in an executed notebook, parsed where possible."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    found = {}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook", {})
+            if "name" in meta:
+                data = out.get("data", {})
+                text = next((v for k, v in data.items() if k.endswith("text/plain")), "")
+                try:
+                    found[meta["name"]] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    found[meta["name"]] = text
+    return found
+
+
+def _strip_progress_bars(nb) -> None:
+    """Drop stderr outputs that are only tqdm progress lines (kept in the log, not the page)."""
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = [l for l in out.get("text", "").replace("\r", "\n").splitlines() if l.strip()]
+                if all("%|" in l or "it/s]" in l or "s/it]" in l for l in lines):
+                    continue
+            kept.append(out)
+        cell.outputs = kept
+
+
+def _insert_run_card(nb, card: dict) -> None:
+    import nbformat
+    lines = [":::{admonition} Run card", ":class: note", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in card.items()]
+    lines += [":::"]
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"tags": ["run-card"]})
+    at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(at, cell)
+
+
+def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False,
+                    log=print) -> Path:
+    """Execute one chapter into ``out_dir``; returns the executed notebook's path."""
+    import nbformat
+    import papermill
+
+    params = validate_parameters(path, params)
+    target = out_dir / path.relative_to(repo_root()) if path.is_relative_to(repo_root()) else out_dir / path.name
+    fingerprint = _source_fingerprint(path, params)
+    if target.is_file() and not force:
+        try:
+            old = nbformat.read(target, as_version=4).metadata.get("freqlib", {})
+        except Exception:
+            old = {}
+        if old.get("fingerprint") == fingerprint:
+            log(f"{path.stem}: unchanged since its last run, skipped")
+            return target
+    log(f"{path.stem}: executing with {params}")
+    start = time.time()
+    with atomic_path(target, suffix=".ipynb") as tmp:
+        try:
+            papermill.execute_notebook(str(path), str(tmp), parameters=params, kernel_name="python3",
+                                       cwd=str(path.parent), progress_bar=False, log_output=True)
+        except papermill.PapermillExecutionError as exc:
+            failed = repo_root() / BUILD / "failed" / path.name
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp, failed)
+            raise ChapterFailed(f"{path.stem}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
+                                f"(partial notebook: {failed.relative_to(repo_root())})") from None
+        wall = time.time() - start
+        nb = nbformat.read(tmp, as_version=4)
+        _strip_progress_bars(nb)
+        glued = read_glue(tmp)
+        card = {
+            "profile": glued.get("profile", params.get("profile")),
+            "device": glued.get("device", params.get("device")),
+            "data variant": glued.get("variant", "not recorded"),
+            "wall time": f"{wall:.0f} s",
+            "git commit": _git_commit(),
+            "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "parameters": ", ".join(f"{k}={v!r}" for k, v in params.items()),
+        }
+        _insert_run_card(nb, card)
+        nb.metadata["freqlib"] = {"fingerprint": fingerprint, "run_card": card, "wall_seconds": wall,
+                                  "parameters": params}
+        nbformat.write(nb, tmp)
+    log(f"{path.stem}: done in {wall:.0f} s")
+    return target
+
+
+def run_chapters(names: list[str] | None = None, params: dict | None = None, force: bool = False,
+                 out_dir: Path | None = None, log=print) -> list[Path]:
+    """Execute chapters (all in the ToC by default). Chapter-specific names in
+    ``params`` must exist in every selected chapter, except the common ones."""
+    root = repo_root()
+    out_dir = out_dir or root / EXECUTED
+    chapters = [resolve_chapter(n, root) for n in names] if names else chapters_in_toc(root)
+    params = params or {}
+    for ch in chapters:  # validate all before running any
+        validate_parameters(ch, params)
+    return [execute_chapter(ch, params, out_dir, force, log) for ch in chapters]
+
+
+# -------------------------------------------------------------------- site
+def build_site(executed: Path | None = None, output_root: Path | None = None, log=print) -> Path:
+    """Build ``<output_root>/_build/html`` from executed notebooks (never re-executing).
+
+    The book's sources are staged in ``_build/site-src`` with each chapter
+    replaced by its executed copy; a chapter with no executed copy is built
+    from its source and the ledger marks it "not run".
+    """
+    from .ledger import write_ledger
+    root = repo_root()
+    executed = Path(executed) if executed else root / EXECUTED
+    if not executed.is_dir():
+        raise ValueError(f"no executed notebooks at {executed}; run `python -m freqlib run` first")
+    output_root = Path(output_root) if output_root else root
+    stage = output_root / BUILD / "site-src"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    for item in root.iterdir():
+        if item.name.startswith((".", "_build")) or item.name in {"data", "freqlib", "tests", "bench", "results"}:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, stage / item.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        elif item.suffix in {".yml", ".md", ".bib", ".png", ".svg"}:
+            shutil.copy2(item, stage / item.name)
+    runs = {}
+    for src in chapters_in_toc(root):
+        rel = src.relative_to(root)
+        done = executed / rel
+        if done.is_file():
+            shutil.copyfile(done, stage / rel)
+            runs[rel.stem] = done
+    write_ledger(stage, runs, [c.relative_to(root) for c in chapters_in_toc(root)])
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--path-output", str(output_root),
+           "-W", "-n", "--keep-going"]
+    log("building the site: jupyter-book " + " ".join(cmd[1:]))
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    html = output_root / BUILD / "html"
+    if res.returncode != 0 or "warning" in res.stderr.lower():
+        sys.stderr.write(res.stdout[-6000:] + res.stderr[-6000:])
+        raise RuntimeError("jupyter-book build failed or warned (it runs with -W); see the log above")
+    log(f"site built: {html / 'index.html'}")
+    return html

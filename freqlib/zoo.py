@@ -1,0 +1,135 @@
+"""The model zoo: train once, cache, share between chapters.
+
+A model is identified by its recipe name, the profile, any overrides, and a
+hash of (training config, data variant, training code). The checkpoint
+``data/models/<name>-<profile>-<hash>.pt`` and a JSON record beside it are
+written atomically; a checkpoint that cannot be loaded or does not match its
+key is retrained with a warning, never silently reused.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from . import data as fdata
+from .io import atomic_torch_save, atomic_write_json, repo_root
+from .models import build_model
+from .profiles import profile_settings, recipe_config, resolve_device
+
+__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "list_models"]
+
+# Files whose content defines what a training run does. filters.py and
+# spectral.py count only for the recipes that use them, so work on the Paper B
+# filters does not invalidate every other model.
+TRAINING_CODE = ("models.py", "train.py", "data.py")
+
+
+def zoo_dir() -> Path:
+    return fdata.data_dir() / "models"
+
+
+def _code_hash(cfg: dict) -> str:
+    h = hashlib.sha256()
+    pkg = repo_root() / "freqlib"
+    extra = (("filters.py",) if cfg.get("stem") else ()) + \
+            (("spectral.py",) if cfg.get("perturbation") == "amplitude" else ())
+    for name in TRAINING_CODE + extra:
+        path = pkg / name
+        if path.is_file():
+            h.update(name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def model_key(name: str, profile: str, variant: str, **overrides) -> tuple[str, dict]:
+    """(hash, config dict) for a zoo model."""
+    cfg = recipe_config(name, profile, **overrides).to_dict()
+    blob = json.dumps({"config": cfg, "variant": variant, "code": _code_hash(cfg)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16], cfg
+
+
+@lru_cache(maxsize=4)
+def cifar10_tensors(split: str, device: str = "cpu"):
+    """(images float NCHW in [0,1], labels int64, variant) on ``device``, cached per process."""
+    x, y, variant = fdata.load_cifar10(split)
+    return fdata.to_tensor(x, device), torch.from_numpy(y).to(device), variant
+
+
+def _checkpoint_paths(name: str, profile: str, key: str) -> tuple[Path, Path]:
+    stem = zoo_dir() / f"{name}-{profile}-{key}"
+    return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def _try_load(path: Path, key: str, cfg: dict, device: str):
+    """Model from ``path`` if it is readable and matches ``key``; else None (with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+        if ckpt.get("key") != key:
+            raise ValueError(f"key {ckpt.get('key')!r} does not match {key!r}")
+        model = build_model(cfg["arch"], cfg["widths"], stem=cfg["stem"] or None)
+        model.load_state_dict(ckpt["state_dict"])
+        from .train import prepare_model
+        return prepare_model(model, device).eval()
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        warnings.warn(f"zoo checkpoint {path.name} is unusable ({type(exc).__name__}: {reason}); "
+                      "retraining it", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = False, **overrides):
+    """Zoo model ``name`` at ``profile`` on ``device``, trained on first use.
+
+    ``overrides`` change fields of the recipe's TrainConfig (they enter the
+    hash); the returned model is in eval mode and carries its JSON record as
+    ``model.record``.
+    """
+    device = resolve_device(device)
+    train_x, train_y, variant = cifar10_tensors("train", "cpu")
+    key, cfg = model_key(name, profile, variant, **overrides)
+    ckpt_path, record_path = _checkpoint_paths(name, profile, key)
+    model = None if retrain else _try_load(ckpt_path, key, cfg, device)
+    if model is not None and record_path.is_file():
+        model.record = json.loads(record_path.read_text())
+        return model
+
+    from .train import TrainConfig, accuracy, robust_accuracy, train_model
+    config = TrainConfig(**cfg)
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, config.widths, stem=config.stem or None)
+    info = train_model(model, train_x, train_y, config, device=device,
+                       desc=f"training {name} ({profile})")
+    scale = profile_settings(profile)
+    test_x, test_y, _ = cifar10_tensors("test", "cpu")
+    n_test, n_rob = scale["n_test"], scale["n_robust"]
+    record = {
+        "name": name, "profile": profile, "key": key, "config": cfg, "variant": variant,
+        "test_accuracy": accuracy(model, test_x[:n_test], test_y[:n_test]),
+        "n_test": n_test,
+        "pgd_linf_accuracy": robust_accuracy(model, test_x[:n_rob], test_y[:n_rob], "linf",
+                                             eps=8 / 255, steps=10),
+        "robust_eval": f"PGD-10 L-inf eps=8/255 on the first {n_rob} test images",
+        "n_robust": n_rob,
+        "train_seconds": info["train_seconds"], "steps": info["steps"],
+        "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "seed": config.seed, "torch": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({"key": key, "config": cfg, "variant": variant, "state_dict": state}, ckpt_path)
+    atomic_write_json(record_path, record)
+    model.record = record
+    return model.eval()
+
+
+def list_models() -> list[dict]:
+    """Records of every model in the zoo folder."""
+    return [json.loads(p.read_text()) for p in sorted(zoo_dir().glob("*.json"))]

@@ -1,0 +1,98 @@
+"""CIFAR-10 sources, their failure modes, and the device-resident loader."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from freqlib import data as fdata
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    import torchvision
+
+    def refuse(*a, **k):
+        raise RuntimeError("no internet in tests")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", refuse)
+
+
+def test_mirror_loads_in_canonical_order():
+    if not fdata.mirror_path().is_file():
+        pytest.skip("the JPEG mirror is not beside the repository")
+    x, y, variant = fdata.load_cifar10("test")
+    assert x.shape == (10_000, 32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int64
+    assert variant == "CIFAR-10 (JPEG-q75 mirror)"
+    assert y[:5].tolist() == [3, 8, 8, 0, 6]
+    assert np.bincount(y).tolist() == [1000] * 10
+    assert abs(x[..., 0].mean() - 125.99) < 0.05  # channel mean given in shared/data/README.md
+
+
+def test_missing_data_names_all_three_ways(tmp_path, monkeypatch, no_download):
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
+    monkeypatch.setenv("FREQLIB_CIFAR10_MIRROR", str(tmp_path / "nowhere.npz"))
+    with pytest.raises(fdata.DataUnavailableError) as err:
+        fdata.load_cifar10("train")
+    msg = str(err.value)
+    assert "cifar-10-batches-py" in msg and "FREQLIB_CIFAR10_MIRROR" in msg and "internet" in msg
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other file"])
+def test_damaged_mirror_is_refused(tmp_path, monkeypatch, no_download, damage):
+    bad = tmp_path / "cifar10-jpeg.npz"
+    if damage == "truncated" and fdata.mirror_path().is_file():
+        bad.write_bytes(fdata.mirror_path().read_bytes()[:100_000])
+    else:
+        np.savez(bad, train_jpeg=np.zeros(3, np.uint8))
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("FREQLIB_CIFAR10_MIRROR", str(bad))
+    with pytest.raises(fdata.DataUnavailableError, match="sha256"):
+        fdata.load_cifar10("test")
+    assert not list((tmp_path / "data").rglob("*.npz")), "nothing may be cached from a bad mirror"
+
+
+def test_lossless_copy_is_preferred(tmp_path, monkeypatch, no_download):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    flat = rng.integers(0, 256, (10_000, 3072), dtype=np.uint8)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({"data": flat, "labels": list(rng.integers(0, 10, 10_000))}, fh)
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
+    x, y, variant = fdata.load_cifar10("test")
+    assert variant == "CIFAR-10"
+    assert np.array_equal(x[0], flat[0].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert fdata.available_variant() == "CIFAR-10"
+
+
+def test_bad_split_is_named():
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        fdata.load_cifar10("validation")
+
+
+def test_device_loader_batches_and_augments():
+    x = torch.arange(10 * 3 * 8 * 8, dtype=torch.float32).reshape(10, 3, 8, 8)
+    y = torch.arange(10)
+    plain = list(fdata.DeviceLoader(x, y, 4))
+    assert [len(b[1]) for b in plain] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[0] for b in plain]), x)
+    loader = fdata.DeviceLoader(x, y, 4, shuffle=True, flip=True, translate=2, drop_last=True, seed=3)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 2
+    for xb, yb in batches:
+        assert xb.shape == (4, 3, 8, 8)
+        for img, label in zip(xb, yb):  # every augmented image is a shifted/flipped copy of its own source
+            src = x[label]
+            assert set(img.unique().tolist()) <= set(src.unique().tolist())
+    again = list(fdata.DeviceLoader(x, y, 4, shuffle=True, flip=True, translate=2, drop_last=True, seed=3))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+
+
+def test_translate_moves_content():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 4, 4] = 1.0
+    out = fdata.DeviceLoader(x, torch.zeros(64), 64, translate=2, seed=0)._augment(x)
+    where = out[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 8, where % 8
+    assert rows.unique().numel() > 2 and cols.unique().numel() > 2
+    assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()

@@ -1,0 +1,124 @@
+"""Training, evaluation and the cached model zoo (tiny settings, real code paths)."""
+import json
+import warnings
+
+import pytest
+import torch
+
+from freqlib import profiles, zoo
+from freqlib.data import planted_frequency_dataset
+from freqlib.models import build_model
+from freqlib.train import TrainConfig, accuracy, perturb_batch, robust_accuracy, train_model
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path / "models")
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dict(
+        arch="fastnet", widths=(8, 8, 16), epochs=1, n_train=512, batch_size=256, lr=0.2,
+        n_test=200, n_robust=32))
+    return tmp_path / "models"
+
+
+def test_fast_net_learns_planted_band():
+    x, y, _ = planted_frequency_dataset(2000, "low", n_classes=4, seed=0)
+    cfg = TrainConfig(widths=(16, 16, 32), epochs=4, batch_size=128, n_train=1500, translate=0, flip=False)
+    model = build_model("fastnet", cfg.widths, num_classes=4)
+    info = train_model(model, x, y, cfg)
+    assert info["steps"] == 4 * (1500 // 128)
+    assert accuracy(model, x[1500:], y[1500:]) > 0.8
+
+
+def test_fgsm_training_perturbation_stays_in_ball():
+    x, y, _ = planted_frequency_dataset(32, "mid", seed=0)
+    model = build_model("fastnet", (8, 8, 8), num_classes=4)
+    cfg = TrainConfig(perturbation="fgsm_linf")
+    adv = perturb_batch(model, x, y, cfg, torch.Generator().manual_seed(0))
+    assert (adv - x).abs().max() <= 8 / 255 + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    cfg2 = TrainConfig(perturbation="fgsm_l2", eps=0.5, alpha=0.625)
+    adv2 = perturb_batch(model, x, y, cfg2, torch.Generator().manual_seed(0))
+    assert (adv2 - x).flatten(1).norm(dim=1).max() <= 0.5 + 1e-5
+
+
+def test_unknown_recipe_and_perturbation_are_named():
+    with pytest.raises(ValueError, match="unknown zoo model 'nope'"):
+        profiles.recipe_config("nope", "smoke")
+    with pytest.raises(ValueError, match="perturbation 'mixup'"):
+        TrainConfig(perturbation="mixup")
+    with pytest.raises(ValueError, match="profile='huge'"):
+        profiles.resolve_profile("huge")
+
+
+def test_zoo_trains_once_then_loads(tiny_zoo, monkeypatch):
+    model = zoo.get_model("standard", "smoke", "cpu")
+    files = sorted(p.suffix for p in tiny_zoo.iterdir())
+    assert files == [".json", ".pt"]
+    record = json.loads(next(tiny_zoo.glob("*.json")).read_text())
+    for field in ("test_accuracy", "pgd_linf_accuracy", "train_seconds", "device", "seed", "variant"):
+        assert field in record
+    assert 0 <= record["pgd_linf_accuracy"] <= record["test_accuracy"] + 0.2
+
+    def must_not_train(*a, **k):
+        raise AssertionError("a cached model was retrained")
+    monkeypatch.setattr("freqlib.train.train_model", must_not_train)
+    again = zoo.get_model("standard", "smoke", "cpu")
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_config_change_gives_new_key(tiny_zoo):
+    variant = "CIFAR-10 (JPEG-q75 mirror)"
+    k1, _ = zoo.model_key("standard", "smoke", variant)
+    k2, _ = zoo.model_key("standard", "smoke", variant, epochs=2)
+    k3, _ = zoo.model_key("standard", "smoke", "CIFAR-10")
+    k4, _ = zoo.model_key("gaussian", "smoke", variant)
+    assert len({k1, k2, k3, k4}) == 4
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong key"])
+def test_damaged_checkpoint_is_retrained_with_warning(tiny_zoo, damage):
+    zoo.get_model("standard", "smoke", "cpu")
+    ckpt = next(tiny_zoo.glob("*.pt"))
+    if damage == "garbage":
+        ckpt.write_bytes(b"not a checkpoint")
+    else:
+        blob = torch.load(ckpt, weights_only=True)
+        blob["key"] = "0" * 16
+        torch.save(blob, ckpt)
+    with pytest.warns(RuntimeWarning, match="unusable.*retraining"):
+        zoo.get_model("standard", "smoke", "cpu")
+    assert torch.load(ckpt, weights_only=True)["key"] != "0" * 16
+
+
+def test_interrupted_training_leaves_nothing(tiny_zoo, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("freqlib.train.train_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.get_model("gaussian", "smoke", "cpu")
+    assert not tiny_zoo.exists() or not any(tiny_zoo.iterdir())
+
+
+def test_interrupted_write_leaves_no_partial_file(tiny_zoo, monkeypatch):
+    import freqlib.io as fio
+    real_save = torch.save
+
+    def dies_midway(obj, path, *a, **k):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.get_model("standard", "smoke", "cpu")
+    monkeypatch.setattr(torch, "save", real_save)
+    assert list(tiny_zoo.glob("*")) == [], "a half-written checkpoint was left behind"
+
+
+def test_robust_accuracy_not_above_clean():
+    x, y, _ = planted_frequency_dataset(600, "low", n_classes=4, seed=2)
+    model = build_model("fastnet", (8, 8, 16), num_classes=4)
+    train_model(model, x, y, TrainConfig(widths=(8, 8, 16), epochs=2, batch_size=100, n_train=500,
+                                         translate=0, flip=False))
+    clean = accuracy(model, x[500:], y[500:])
+    robust = robust_accuracy(model, x[500:], y[500:], eps=8 / 255, steps=5, progress=None)
+    assert robust <= clean
