@@ -12,6 +12,10 @@ PROFILE ?= auto
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
+	@# the site test opens every page in Debian's Chromium (system package, no browser download)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: install Chromium to run the browser test of the site"; }
 	@touch $(STAMP)
 
 book: $(STAMP)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["collect_claims", "ledger_markdown", "write_ledger", "MARKER"]
+from .io import repo_root
+
+__all__ = ["collect_claims", "ledger_markdown", "timings_markdown", "write_ledger", "MARKER",
+           "TIMINGS_MARKER"]
 
 MARKER = "<!-- claims-ledger -->"
+TIMINGS_MARKER = "<!-- timings -->"
 COLUMNS = ("claim", "paper", "paper's value", "ours", "verdict", "profile", "variant", "run date")
 
 
@@ -19,7 +23,9 @@ def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
     for rel in chapters:
         done = runs.get(rel.stem)
         if done is None:
-            rows.append({"claim": f"{rel.stem}", "verdict": "not run"})
+            source = repo_root() / rel
+            if source.is_file() and "publish(" in source.read_text():  # a claim chapter
+                rows.append({"claim": f"all of {rel.stem}", "verdict": "not run", "ours": "—"})
             continue
         glued = read_glue(done)
         if "claims" not in glued:
@@ -41,15 +47,35 @@ def ledger_markdown(rows: list[dict]) -> str:
         return "*No chapter with claims has been executed yet.*"
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(c, "—")) for c in COLUMNS) + " |")
+        row = dict(r)
+        if r.get("chapter"):
+            row["claim"] = f"[{r['claim']}](chapters/{r['chapter']}.ipynb)"
+        lines.append("| " + " | ".join(_cell(row.get(c, "—")) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def timings_markdown(runs: dict[str, Path]) -> str:
+    """Chapter wall times from the run cards, and zoo training times from the records."""
+    import json
+    import nbformat
+    from .zoo import list_models
+    lines = ["| chapter | profile | device | wall time |", "|---|---|---|---|"]
+    for stem, path in sorted(runs.items()):
+        card = nbformat.read(path, as_version=4).metadata.get("freqlib", {}).get("run_card", {})
+        lines.append(f"| {stem} | {card.get('profile', '?')} | {card.get('device', '?')} | {card.get('wall time', '?')} |")
+    models = list_models()
+    if models:
+        lines += ["", "| zoo model | profile | training time | test accuracy | device |", "|---|---|---|---|---|"]
+        for m in models:
+            lines.append(f"| {m['name']} | {m['profile']} | {m['train_seconds']:.0f} s | "
+                         f"{100 * m['test_accuracy']:.1f}% | {m['device']} |")
     return "\n".join(lines)
 
 
 def write_ledger(stage: Path, runs: dict[str, Path], chapters: list[Path]) -> None:
-    """Replace the marker in the staged landing page with the ledger table."""
-    intro = stage / "intro.md"
-    if not intro.is_file():
-        return
-    text = intro.read_text()
-    if MARKER in text:
-        intro.write_text(text.replace(MARKER, ledger_markdown(collect_claims(runs, chapters))))
+    """Replace the markers in the staged pages with the generated tables."""
+    for page, marker, make in (("intro.md", MARKER, lambda: ledger_markdown(collect_claims(runs, chapters))),
+                               ("instructor.md", TIMINGS_MARKER, lambda: timings_markdown(runs))):
+        path = stage / page
+        if path.is_file() and marker in path.read_text():
+            path.write_text(path.read_text().replace(marker, make()))

@@ -100,3 +100,13 @@ def test_planted_data_carries_label_only_in_band():
     inside = diff_power[mask.bool()].mean()
     outside = diff_power[~mask.bool()].mean()
     assert inside > 20 * outside
+
+
+def test_fast_radial_filter_matches_full_complex_path():
+    for r in (0.5, 3, 7.2, 16):
+        mask = spectral.radial_mask(32, 32, r).double()
+        full = spectral.inverse_centred_dft(spectral.centred_dft(X) * mask)
+        assert torch.allclose(spectral.low_pass(X, r), full, atol=1e-10)
+    stack = spectral.low_pass_stack(X, [1, 4, 9])
+    assert stack.shape == (3, *X.shape)
+    assert torch.allclose(stack[1], spectral.low_pass(X, 4), atol=1e-10)
