@@ -6,6 +6,8 @@ Examples::
     python -m freqlib build --profile quick                     # all chapters + site
     python -m freqlib build --executed results/paper            # site from committed runs
     python -m freqlib zoo standard --profile quick              # train/cache one model
+    python -m freqlib report linf_at --out report.html          # frequency report of a model
+    python -m freqlib screenshots                               # PNGs of the built site for docs/
 """
 from __future__ import annotations
 
@@ -40,6 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     zoo.add_argument("--profile", default="auto")
     zoo.add_argument("--device", default="auto")
 
+    report = sub.add_parser("report", help="frequency report (HTML) of a zoo model or a checkpoint")
+    report.add_argument("model", help="zoo name, freqlib checkpoint (.pt) or TorchScript file")
+    report.add_argument("--profile", default="auto")
+    report.add_argument("--device", default="auto")
+    report.add_argument("--n-images", type=int, default=500, help="test images evaluated")
+    report.add_argument("--out", type=Path, default=None, help="HTML file (default: <model>-report.html)")
+    shots = sub.add_parser("screenshots", help="screenshots of the built site into docs/")
+    shots.add_argument("--html", type=Path, default=Path("_build/html"))
+    shots.add_argument("--out", type=Path, default=Path("docs"))
+
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -55,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name} ({profile}): test accuracy {rec['test_accuracy']:.4f}, "
                       f"PGD accuracy {rec['pgd_linf_accuracy']:.4f}, {rec['train_seconds']:.0f} s on {rec['device']}")
             return 0
+        if args.command == "report":
+            return _report(args)
+        if args.command == "screenshots":
+            from .site import screenshot
+            pages = {"landing.png": args.html / "intro.html"}
+            chapter = sorted((args.html / "chapters").glob("01_*.html"))
+            if chapter:
+                pages["chapter.png"] = chapter[0]
+            for name, page in pages.items():
+                print(screenshot(page, args.out / name))
+            return 0
         params = parse_assignments(args.param)
         for key in ("profile", "device", "seed"):
             if getattr(args, key) is not None:
@@ -64,9 +87,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             build_site(args.executed)
         return 0
-    except (ParameterError, ChapterFailed, ValueError) as exc:
+    except (ParameterError, ChapterFailed, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _report(args) -> int:
+    from .profiles import profile_settings, resolve_device, resolve_profile
+    from .report import load_classifier, make_report, write_html
+    from .zoo import cifar10_tensors
+    device = resolve_device(args.device)
+    profile = resolve_profile(args.profile, device)
+    model, description = load_classifier(args.model, profile, device)
+    x, y, variant = cifar10_tensors("test", "cpu")
+    n = min(args.n_images, profile_settings(profile)["n_test"])
+    rep = make_report(model, description, x[:n], y[:n], variant)
+    out = args.out or Path(f"{Path(args.model).stem}-report.html")
+    print(write_html(rep, out))
+    for k, v in rep.numbers.items():
+        print(f"  {k}: {v:.4f}")
+    return 0
 
 
 if __name__ == "__main__":

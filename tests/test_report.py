@@ -1,0 +1,68 @@
+"""`python -m freqlib report`: loading checkpoints, clear errors, a real HTML page."""
+import pytest
+import torch
+from torch import nn
+
+from freqlib.__main__ import main
+from freqlib.models import build_model
+from freqlib.report import ReportError, load_classifier, make_report, write_html
+
+
+def test_unloadable_file_is_explained(tmp_path):
+    bad = tmp_path / "weights.bin"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(ReportError, match="cannot load .*Expected a freqlib zoo checkpoint"):
+        load_classifier(str(bad))
+    with pytest.raises(ReportError, match="neither a zoo model"):
+        load_classifier(str(tmp_path / "missing.pt"))
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    with pytest.raises(ReportError, match="without 'config' and 'state_dict'"):
+        load_classifier(str(plain))
+
+
+def _export(model, path, shape=(2, 3, 32, 32)):
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    prog = torch.export.export(model.eval(), (torch.rand(*shape),), dynamic_shapes=({0: batch},))
+    torch.export.save(prog, path)
+    return path
+
+
+def test_wrong_input_shape_is_explained(tmp_path):
+    mnist_like = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+    path = _export(mnist_like, tmp_path / "mnist.pt2", (2, 1, 28, 28))
+    with pytest.raises(ReportError, match=r"failed on a \(2, 3, 32, 32\) input"):
+        load_classifier(str(path))
+    hundred = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 100))
+    path = _export(hundred, tmp_path / "hundred.pt2")
+    with pytest.raises(ReportError, match=r"returned \(2, 100\).*expected \(2, 10\)"):
+        load_classifier(str(path))
+
+
+def test_exported_cifar_model_loads(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 10))
+    model, description = load_classifier(str(_export(net, tmp_path / "tiny.pt2")))
+    assert "tiny.pt2" in description and model(torch.rand(7, 3, 32, 32)).shape == (7, 10)
+
+
+def test_cli_reports_bad_model_in_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing.pt"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "neither a zoo model" in err[0]
+
+
+def test_report_on_a_checkpoint_writes_html(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("fastnet", (8, 8, 16))
+    ckpt = tmp_path / "mine.pt"
+    torch.save({"config": {"arch": "fastnet", "widths": [8, 8, 16], "stem": {}},
+                "state_dict": model.state_dict(), "variant": "synthetic"}, ckpt)
+    loaded, description = load_classifier(str(ckpt))
+    assert "mine.pt" in description
+    x, y = torch.rand(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    rep = make_report(loaded, description, x, y, "synthetic data", n_heatmap=4, mask_images=40, mask_epochs=1)
+    assert {"clean accuracy", "attribution centroid (DCT band)", "mask: radial centroid"} <= set(rep.numbers)
+    assert len(rep.figures) == 4
+    page = write_html(rep, tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "synthetic data" in page
