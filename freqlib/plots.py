@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["image_grid", "show_spectrum", "to_display"]
+__all__ = ["image_grid", "show_spectrum", "to_display", "figure_to_array"]
 
 
 def to_display(img) -> np.ndarray:
@@ -54,3 +54,11 @@ def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: s
     if title:
         ax.set_title(title)
     return im
+
+
+def figure_to_array(fig) -> np.ndarray:
+    """Render a (possibly closed) figure to an RGBA array, e.g. to tile figures side by side."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())
