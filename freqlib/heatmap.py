@@ -1,0 +1,105 @@
+"""Fourier heat maps (Yin, Gontijo Lopes, Shlens, Cubuk, Gilmer 2019).
+
+The heat map holds, for every centred frequency (i, j), the test error under
+``x + r * eps * U_ij`` clipped to [0, 1]:
+
+* ``U_ij`` is the real, unit-L2-norm Fourier basis image of
+  :func:`freqlib.spectral.fourier_basis` (one 32x32 image, the same in every
+  channel);
+* ``r`` is a random sign drawn independently per image and channel (as in
+  the reference implementation, google-research/frequency_analysis);
+* ``eps`` is the L2 norm of the perturbation **per channel**, with images in
+  [0, 1]. Yin et al. use eps = 4 for CIFAR-10 (15.7 for ImageNet); a
+  perturbation of norm 4 spread over 1024 pixels has a root-mean-square of
+  4/32 = 0.125 per pixel, comparable to Gaussian noise of std 0.125.
+
+``U_ij`` and its mirror ``U_-i-j`` are the same image, so only the 514
+distinct bases of a 32x32 grid are evaluated and the map is filled
+symmetrically. Perturbed copies are built for a block of bases times a chunk
+of images at once and evaluated in large batches.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import spectral
+from .attribution import eval_batch_size, forward_logits
+
+__all__ = ["distinct_frequencies", "fourier_heatmap", "plot_heatmaps"]
+
+
+def distinct_frequencies(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centred indices (i, j) with one representative per mirror pair, and each index's mirror.
+
+    Returns ``(reps, mirror)``: ``reps`` (M, 2) and ``mirror`` (H, W, 2), where
+    ``mirror[i, j]`` is the index of the frequency ``-f(i, j)``.
+    """
+    i = torch.arange(h)[:, None].expand(h, w)
+    j = torch.arange(w)[None, :].expand(h, w)
+    mi = (2 * (h // 2) - i) % h
+    mj = (2 * (w // 2) - j) % w
+    flat, mflat = i * w + j, mi * w + mj
+    keep = flat <= mflat
+    reps = torch.stack([i[keep], j[keep]], 1)
+    return reps, torch.stack([mi, mj], -1)
+
+
+@torch.no_grad()
+def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: float = 4.0,
+                    seed: int = 0, batch_size: int | None = None, clip: bool = True) -> dict:
+    """Error rate of ``model`` under every Fourier-basis perturbation of L2 norm ``eps`` per channel.
+
+    Returns ``{"error": (H, W) centred map, "clean_error": float, "eps": eps,
+    "n_images": N}`` (CPU tensors).
+    """
+    if images.dim() != 4 or labels.shape[0] != images.shape[0]:
+        raise ValueError(f"need (N, C, H, W) images with N labels; got {tuple(images.shape)} and {tuple(labels.shape)}")
+    device = next(model.parameters()).device
+    batch_size = batch_size or eval_batch_size(device)
+    n, c, h, w = images.shape
+    basis = spectral.fourier_basis(h, w, device)                              # (H, W, H, W)
+    reps, mirror = distinct_frequencies(h, w)
+    ub = basis[reps[:, 0], reps[:, 1]]                                        # (M, H, W)
+    m = ub.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    x_all, y_all = images.to(device), labels.to(device)
+    clean_error = (forward_logits(model, x_all, batch_size).argmax(1) != y_all).float().mean().item()
+    # a block of `nb` bases x `ni` images fits one forward batch
+    ni = min(n, batch_size)
+    nb = max(1, batch_size // ni)
+    wrong = torch.zeros(m, device=device)
+    for s in range(0, n, ni):
+        x, y = x_all[s:s + ni], y_all[s:s + ni]
+        k = x.shape[0]
+        for b in range(0, m, nb):
+            u = ub[b:b + nb]                                                  # (nb, H, W)
+            signs = (torch.randint(0, 2, (u.shape[0], k, c, 1, 1), generator=gen) * 2 - 1).to(device, x.dtype)
+            pert = x[None] + eps * signs * u[:, None, None]                   # (nb, k, C, H, W)
+            if clip:
+                pert = pert.clamp_(0, 1)
+            pred = forward_logits(model, pert.flatten(0, 1), batch_size).argmax(1).view(u.shape[0], k)
+            wrong[b:b + u.shape[0]] += (pred != y[None]).float().sum(1)
+    err_rep = (wrong / n).cpu()
+    error = torch.empty(h, w)
+    error[reps[:, 0], reps[:, 1]] = err_rep
+    error[mirror[reps[:, 0], reps[:, 1], 0], mirror[reps[:, 0], reps[:, 1], 1]] = err_rep
+    return {"error": error, "clean_error": clean_error, "eps": eps, "n_images": n}
+
+
+def plot_heatmaps(maps: dict, title: str, labels: dict | None = None, vmax: float = 1.0):
+    """Side-by-side centred error heat maps (0 = centre frequency), one per model."""
+    import matplotlib.pyplot as plt
+    n = len(maps)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False, layout="constrained")
+    im = None
+    for ax, (name, res) in zip(axes[0], maps.items()):
+        err = res["error"] if isinstance(res, dict) else res
+        h, w = err.shape
+        im = ax.imshow(err.numpy(), cmap="viridis", vmin=0, vmax=vmax,
+                       extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
+        clean = f", clean error {res['clean_error']:.2f}" if isinstance(res, dict) else ""
+        ax.set(title=f"{(labels or {}).get(name, name)}{clean}", xlabel="horizontal frequency",
+               ylabel="vertical frequency")
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="test error")
+    fig.suptitle(title)
+    return fig
