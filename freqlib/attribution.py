@@ -97,8 +97,6 @@ def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=r
     radii = torch.as_tensor(list(radii), dtype=torch.float32)
     device = _device_of(model)
     batch_size = batch_size or eval_batch_size(device)
-    h, w = images.shape[-2:]
-    masks = torch.stack([spectral.radial_mask(h, w, float(r), device) for r in radii])  # (R, H, W)
     n_r = len(radii)
     chunk = chunk or max(1, (8 * batch_size) // (2 * n_r))
     correct_low = torch.zeros(n_r, device=device)
@@ -106,8 +104,7 @@ def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=r
     for s in range(0, images.shape[0], chunk):
         x = images[s:s + chunk].to(device)
         y = labels[s:s + chunk].to(device)
-        spec = spectral.centred_dft(x)                                       # (n, C, H, W)
-        low = spectral.inverse_centred_dft(spec[None] * masks[:, None, None])  # (R, n, C, H, W)
+        low = spectral.low_pass_stack(x, radii.tolist())                    # (R, n, C, H, W), one rFFT
         high = x[None] - low
         both = torch.cat([low, high]).flatten(0, 1)                          # (2R n, C, H, W)
         pred = forward_logits(model, both, batch_size).argmax(1).view(2, n_r, -1)

@@ -56,7 +56,6 @@ def ledger_markdown(rows: list[dict]) -> str:
 
 def timings_markdown(runs: dict[str, Path]) -> str:
     """Chapter wall times from the run cards, and zoo training times from the records."""
-    import json
     import nbformat
     from .zoo import list_models
     lines = ["| chapter | profile | device | wall time |", "|---|---|---|---|"]

@@ -9,7 +9,6 @@ import torch
 from freqlib import masks as fm
 from freqlib.data import planted_frequency_dataset
 from freqlib.models import build_model
-from freqlib.spectral import centred_dft, inverse_centred_dft
 from freqlib.train import TrainConfig, accuracy, train_model
 
 

@@ -1,6 +1,5 @@
 """Training, evaluation and the cached model zoo (tiny settings, real code paths)."""
 import json
-import warnings
 
 import pytest
 import torch
@@ -100,7 +99,6 @@ def test_interrupted_training_leaves_nothing(tiny_zoo, monkeypatch):
 
 
 def test_interrupted_write_leaves_no_partial_file(tiny_zoo, monkeypatch):
-    import freqlib.io as fio
     real_save = torch.save
 
     def dies_midway(obj, path, *a, **k):
