@@ -1,0 +1,119 @@
+"""Figures for Paper B (chapter 02): filter bases, ratio histograms, filter
+galleries, the proportion trade-off and per-corruption gains.
+
+Kept apart from :mod:`freqlib.filters` on purpose: the zoo hashes filters.py
+into the key of every constrained-stem model, and a plot change must not
+retrain them.
+"""
+from __future__ import annotations
+
+import torch
+
+from .filters import (PAD, R_CUT, THRESHOLD, band_eigen, high_frequency_ratio, kernel_power,
+                      stem_weight)
+
+__all__ = ["plot_band_basis", "plot_ratio_histograms", "plot_gallery", "plot_tradeoff", "plot_gains"]
+def _kernel_rgb(w: torch.Tensor):
+    """(in, k, k) kernel -> (k, k, 3) image in [0, 1], zero at mid-grey (per-kernel scale)."""
+    w = w[:3] if w.shape[0] >= 3 else w[:1].expand(3, -1, -1)
+    return (0.5 + 0.5 * w / w.abs().max().clamp(min=1e-12)).permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def plot_band_basis(title: str):
+    """The nine eigen-kernels of the ratio, with their high-frequency ratio and band."""
+    import matplotlib.pyplot as plt
+    vals, vecs = band_eigen(3, R_CUT, PAD)
+    fig, axes = plt.subplots(2, 9, figsize=(13, 3.3))
+    for i in range(9):
+        k = vecs[i].reshape(3, 3).float()
+        axes[0, i].imshow(k, cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[0, i].set_title(f"rho={vals[i]:.2f}\n{'high' if vals[i] > THRESHOLD else 'low'}", fontsize=8)
+        p = kernel_power(k[None, None])[0]
+        axes[1, i].imshow(p, cmap="magma")
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("3x3 kernel")
+    axes[1, 0].set_ylabel("power, 32x32")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_ratio_histograms(table, title: str):
+    """Histogram of the high-frequency ratio per model, with the rule's threshold."""
+    import matplotlib.pyplot as plt
+    names = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), sharey=True, squeeze=False)
+    bins = torch.linspace(0, 1, 21).numpy()
+    for ax, name in zip(axes[0], names):
+        sub = table[table["model"] == name]
+        ax.hist(sub["ratio"], bins=bins, color="tab:blue", alpha=0.8)
+        ax.axvline(THRESHOLD, color="k", ls="--", lw=1)
+        ax.set(xlabel="high-frequency energy ratio", title=f"{name}: {100 * sub['high'].mean():.0f}% high")
+    axes[0, 0].set_ylabel("filters")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_gallery(models: dict, title: str, max_filters: int = 32):
+    """First-layer filters of each model (rows), sorted by ratio (low to high)."""
+    import matplotlib.pyplot as plt
+    from .models import first_conv
+    ws = {n: stem_weight(first_conv(m)) for n, m in models.items()}
+    ncol = min(max_filters, max(w.shape[0] for w in ws.values()))
+    fig, axes = plt.subplots(len(ws), ncol, figsize=(0.45 * ncol + 1, 0.62 * len(ws) + 0.6), squeeze=False)
+    for row, (name, w) in zip(axes, ws.items()):
+        ratio = high_frequency_ratio(w)
+        order = ratio.argsort()
+        pick = order[torch.linspace(0, len(order) - 1, min(ncol, len(order))).round().long()]
+        for ax in row:
+            ax.axis("off")
+        for ax, i in zip(row, pick.tolist()):
+            ax.imshow(_kernel_rgb(w[i]), interpolation="nearest")
+            ax.set_title(f"{ratio[i]:.2f}", fontsize=6, color="tab:red" if ratio[i] > THRESHOLD else "tab:blue")
+        row[0].text(-0.6, 0.5, name, transform=row[0].transAxes, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_tradeoff(summary, title: str):
+    """Clean vs CIFAR-10-C accuracy across the share of high-frequency filters.
+
+    ``summary``: DataFrame indexed by share with columns clean, mean,
+    family/<name> and severity/<s> (accuracies in [0, 1])."""
+    import matplotlib.pyplot as plt
+    shares = summary.index.to_numpy()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    axes[0].plot(shares, 100 * summary["clean"], "o-", label="clean")
+    axes[0].plot(shares, 100 * summary["mean"], "s-", label="mean CIFAR-10-C (regenerated)")
+    axes[0].set(xlabel="share of high-frequency first-layer filters p", ylabel="accuracy (%)",
+                title="Clean vs corrupted")
+    axes[0].legend(fontsize=8)
+    for col in [c for c in summary.columns if c.startswith("family/")]:
+        axes[1].plot(shares, 100 * summary[col], "o-", label=col.split("/")[1])
+    axes[1].set(xlabel="p", ylabel="accuracy (%)", title="Per corruption family")
+    axes[1].legend(fontsize=8)
+    sev = [c for c in summary.columns if c.startswith("severity/")]
+    for col in sev:
+        axes[2].plot(shares, 100 * summary[col], "o-", label=f"severity {col.split('/')[1]}",
+                     color=plt.cm.viridis(int(col.split("/")[1]) / 6))
+    axes[2].set(xlabel="p", ylabel="accuracy (%)", title="Per severity")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_gains(table, baseline: str, title: str):
+    """Per-corruption accuracy gain (points, mean over severities) of each model over ``baseline``."""
+    pivot = table.groupby(["corruption", "model"])["accuracy"].mean().unstack("model")
+    order = [c for c in table["corruption"].drop_duplicates()]
+    gains = (pivot.sub(pivot[baseline], axis=0) * 100).drop(columns=baseline).loc[order]
+    ax = gains.plot.bar(figsize=(13, 3.8), width=0.8)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel=f"gain over {baseline} (points)", xlabel="")
+    ax.tick_params(axis="x", labelrotation=35)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax.figure
