@@ -144,7 +144,7 @@ def scaled_lr(batch_size: int, base: float = 1e-3, cap: float = 0.2) -> float:
 class MaskResult:
     mask: torch.Tensor                 # the kept mask, centred layout, on the CPU
     kept: bool                         # whether any epoch met the accuracy criterion
-    kept_epoch: int                    # epoch of the kept mask (0: the all-ones start)
+    kept_epoch: int                    # epoch of the returned mask (0: the all-ones start)
     acc_unmasked: float                # on the mask-training split
     acc_masked: float                  # of the kept mask, on the mask-training split
     epochs: int
@@ -202,7 +202,9 @@ def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfi
     ``keep_ratio`` times the unmasked accuracy the mask is kept (it replaces
     the previously kept one). Training stops once the sparsity mean(M) of
     ``patience`` consecutive kept epochs changed by at most ``tol`` each, or
-    after ``max_epochs``. Everything stays on ``device``.
+    after ``max_epochs``. If no epoch meets the criterion, the mask of the epoch
+    with the highest masked accuracy is returned with ``kept=False`` (never the
+    all-ones start). Everything stays on ``device``.
     """
     cfg = cfg or MaskConfig()
     device = device or next(model.parameters()).device
@@ -219,6 +221,7 @@ def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfi
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.max_epochs * per_epoch,
                                                 pct_start=cfg.pct_start)
     kept_mask, kept_epoch, kept_acc = mask.detach().clone(), 0, acc0
+    best = None                       # (accuracy, epoch, mask) of the best epoch that missed the criterion
     history, count, steps, stopped = [], 0, 0, "max_epochs"
     start = time.time()
     prev_sparsity = 1.0
@@ -248,11 +251,19 @@ def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfi
             count = count + 1 if abs(sparsity - prev_sparsity) <= cfg.tol else 0
         else:
             count = 0
+            if best is None or acc > best[0]:
+                best = (acc, epoch, m.clone())
         prev_sparsity = sparsity
         if count >= cfg.patience:
             stopped = "sparsity_converged"
             break
-    return MaskResult(mask=kept_mask.cpu(), kept=kept_epoch > 0, kept_epoch=kept_epoch,
+    kept = kept_epoch > 0
+    if not kept and best is not None:
+        # No epoch met the criterion: report the learned mask closest to it (flagged
+        # kept=False) rather than the all-ones start, which would say nothing.
+        kept_acc, kept_epoch, kept_mask = best
+        stopped += "; criterion never met, best epoch's mask"
+    return MaskResult(mask=kept_mask.cpu(), kept=kept, kept_epoch=kept_epoch,
                       acc_unmasked=acc0, acc_masked=kept_acc, epochs=len(history), steps=steps,
                       seconds=time.time() - start, stopped=stopped, history=history,
                       config=asdict(cfg))
