@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             if chapter:
                 pages["chapter.png"] = chapter[0]
             for name, page in pages.items():
-                print(screenshot(page, args.out / name))
+                print(screenshot(page, args.out / name, full_page=name == "landing.png"))
             return 0
         params = parse_assignments(args.param)
         for key in ("profile", "device", "seed"):

@@ -11,7 +11,7 @@ __all__ = ["collect_claims", "ledger_markdown", "timings_markdown", "write_ledge
 
 MARKER = "<!-- claims-ledger -->"
 TIMINGS_MARKER = "<!-- timings -->"
-COLUMNS = ("claim", "paper", "paper's value", "ours", "verdict", "profile", "variant", "run date")
+COLUMNS = ("claim", "verdict", "paper", "paper's value", "ours", "profile", "variant", "run date")
 
 
 def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
@@ -32,7 +32,7 @@ def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
             continue  # a chapter without claims (the primer)
         card = nbformat.read(done, as_version=4).metadata.get("freqlib", {}).get("run_card", {})
         for row in json.loads(glued["claims"]):
-            row["run date"] = card.get("executed", "unknown")
+            row["run date"] = card.get("executed", "unknown")[:10]
             row["chapter"] = rel.stem
             rows.append(row)
     return rows

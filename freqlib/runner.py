@@ -31,6 +31,9 @@ __all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parame
 BUILD = "_build"
 EXECUTED = f"{BUILD}/executed"
 COMMON = {"profile": ("auto", "smoke", "quick", "paper"), "device": None, "seed": None}
+# Modules that build the site or run chapters but never change a chapter's output:
+# editing them must not re-execute the book.
+BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "__main__.py"}
 
 
 class ParameterError(ValueError):
@@ -129,7 +132,8 @@ def _source_fingerprint(path: Path, params: dict) -> str:
     from .data import available_variant
     h = hashlib.sha256(path.read_bytes())
     for src in sorted((repo_root() / "freqlib").glob("*.py")):
-        h.update(src.name.encode() + src.read_bytes())
+        if src.name not in BOOK_TOOLING:
+            h.update(src.name.encode() + src.read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(available_variant().encode())
     return h.hexdigest()[:20]

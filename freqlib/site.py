@@ -79,7 +79,7 @@ def page_problems(html_dir: Path, pages: list[str] | None = None) -> dict[str, l
     return found
 
 
-def screenshot(html_page: Path, out: Path, width: int = 1280, height: int = 1000) -> Path:
+def screenshot(html_page: Path, out: Path, width: int = 1280, height: int = 1000, full_page: bool = False) -> Path:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = _browser(pw)
@@ -87,6 +87,6 @@ def screenshot(html_page: Path, out: Path, width: int = 1280, height: int = 1000
         page.goto(Path(html_page).resolve().as_uri())
         page.wait_for_load_state("load")
         out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out))
+        page.screenshot(path=str(out), full_page=full_page)
         browser.close()
     return out
