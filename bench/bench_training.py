@@ -52,7 +52,9 @@ def main():
     result = {"device": device, "batch": 512,
               "train_images_per_s": {k: round(throughput(a, w, device, args.steps, 512))
                                      for k, (a, w) in nets.items()}}
-    result["zoo_records"] = [{k: m[k] for k in ("name", "profile", "test_accuracy", "train_seconds", "device")}
+    result["zoo_records"] = [{**{k: m[k] for k in ("name", "profile", "test_accuracy", "train_seconds", "device")},
+                              "epochs": m["config"]["epochs"], "n_train": m["config"]["n_train"],
+                              "arch": m["config"]["arch"]}
                              for m in list_models() if m["profile"] in ("quick", "paper")]
     write(args.out, f"training_{device.split(':')[0]}", result)
 
