@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from .io import atomic_save_npz
+from .masks import psnr  # one PSNR for the book (per image, data range 1)
 
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "VARIANT_REGENERATED",
@@ -586,12 +587,6 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0,
         out = fn(x[s:s + chunk].float(), param, g, **extra)
         outs.append(torch.floor(out.clamp(0, 1) * 255 + 1e-3) / 255)   # np.uint8(...) truncates
     return torch.cat(outs) if outs else x.clone()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1]."""
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp(min=1e-10)
-    return 10 * torch.log10(1.0 / mse)
 
 
 # ------------------------------------------------------------------ datasets
