@@ -120,3 +120,13 @@ def test_robust_accuracy_not_above_clean():
     clean = accuracy(model, x[500:], y[500:])
     robust = robust_accuracy(model, x[500:], y[500:], eps=8 / 255, steps=5, progress=None)
     assert robust <= clean
+
+
+def test_paper_architecture_trains_through_the_zoo(tiny_zoo, monkeypatch):
+    """The paper profile's ResNet-18 path, at a size a CPU test can afford."""
+    monkeypatch.setitem(profiles.PROFILES, "paper", dict(
+        arch="resnet18", widths=(8,), epochs=1, n_train=256, batch_size=128, lr=0.1, n_test=64, n_robust=16))
+    model = zoo.get_model("linf_at", "paper", "cpu")
+    assert model.record["config"]["arch"] == "resnet18"
+    assert model(torch.rand(3, 3, 32, 32)).shape == (3, 10)
+    assert any(p.name.startswith("linf_at-paper-") for p in tiny_zoo.iterdir())
