@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.INFO)  # streams cell output (progress) live
+    from .data import DataUnavailableError
     from .runner import ChapterFailed, ParameterError, build_site, parse_assignments, run_chapters
     try:
         if args.command == "zoo":
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             build_site(args.executed)
         return 0
-    except (ParameterError, ChapterFailed, ValueError, FileNotFoundError) as exc:
+    except (ParameterError, ChapterFailed, ValueError, FileNotFoundError, DataUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -193,6 +193,16 @@ def _invariance(model, x, y, ce_ref, mask):
     return torch.exp(diff2), diff2
 
 
+def _descend(opt, sched, loss: torch.Tensor, mask: torch.Tensor) -> None:
+    """One optimiser and schedule step on ``loss``, then clamp the mask(s) to [0, 1]."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    with torch.no_grad():
+        mask.clamp_(0.0, 1.0)
+
+
 def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig | None = None,
                device=None, progress: str | None = None) -> MaskResult:
     """Learn one Fourier mask for a frozen ``model`` on ``images`` (pixel space, [0, 1]).
@@ -227,19 +237,14 @@ def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfi
     prev_sparsity = 1.0
     for epoch in tqdm(range(1, cfg.max_epochs + 1), desc=progress, leave=False, disable=progress is None):
         order = torch.randperm(n, generator=gen).to(device)
-        inv_sum = 0.0
+        inv_sum = torch.zeros((), device=device)   # summed on the device: no host sync per batch
         for s in range(0, n, cfg.batch_size):
             idx = order[s:s + cfg.batch_size]
             inv, diff2 = _invariance(model, x_all[idx], y_all[idx], ce_ref[idx], mask)
-            loss = inv.mean() + cfg.lam * mask.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                mask.clamp_(0.0, 1.0)
-            inv_sum += diff2.sum().item()
+            _descend(opt, sched, inv.mean() + cfg.lam * mask.mean(), mask)
+            inv_sum += diff2.detach().sum()
             steps += 1
+        inv_sum = inv_sum.item()
         m = mask.detach()
         acc = mask_accuracy(model, x_all, y_all, m)
         sparsity = float(m.mean())
@@ -292,13 +297,7 @@ def train_image_masks(model, images: torch.Tensor, targets: torch.Tensor, steps:
     start = time.time()
     for _ in tqdm(range(steps), desc=progress, leave=False, disable=progress is None):
         inv, _ = _invariance(model, x, y, ce_ref, masks)
-        loss = (inv + lam * masks.mean((1, 2, 3))).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        with torch.no_grad():
-            masks.clamp_(0.0, 1.0)
+        _descend(opt, sched, (inv + lam * masks.mean((1, 2, 3))).sum(), masks)
     with torch.no_grad():
         pred = masked_logits(model, x, masks.detach()).argmax(1)
     return {"masks": masks.detach().cpu(), "same_prediction": (pred == pred0).cpu(),
@@ -473,7 +472,7 @@ def _method_digest() -> str:
     """Hash of the source of the functions that define a mask run (not the whole module,
     so editing an analysis helper does not invalidate cached masks)."""
     import inspect
-    parts = [apply_mask, masked_logits, pixel_transform, _invariance, train_mask, MaskConfig, MaskResult]
+    parts = [apply_mask, masked_logits, pixel_transform, _invariance, _descend, train_mask, MaskConfig, MaskResult]
     return hashlib.sha256("".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:16]
 
 

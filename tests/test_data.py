@@ -96,3 +96,15 @@ def test_translate_moves_content():
     rows, cols = where // 8, where % 8
     assert rows.unique().numel() > 2 and cols.unique().numel() > 2
     assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
+
+
+def test_cli_missing_data_is_one_clear_line(tmp_path, monkeypatch, no_download, capsys):
+    from freqlib.__main__ import main
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
+    monkeypatch.setenv("FREQLIB_CIFAR10_MIRROR", str(tmp_path / "nowhere.npz"))
+    from freqlib.zoo import cifar10_tensors
+    cifar10_tensors.cache_clear()
+    assert main(["zoo", "standard", "--profile", "smoke", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: CIFAR-10 is not available") and "FREQLIB_CIFAR10_MIRROR" in err
+    cifar10_tensors.cache_clear()
