@@ -17,7 +17,7 @@ from common import write
 from freqlib.heatmap import distinct_frequencies, fourier_heatmap
 from freqlib.models import build_model
 from freqlib.profiles import PROFILES, resolve_device, resolve_profile
-from freqlib.train import prepare_model
+from freqlib.evaluate import prepare_model
 
 
 def main():

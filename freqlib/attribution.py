@@ -29,51 +29,21 @@ large batches.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from . import spectral
-from .train import autocast
+from .evaluate import eval_batch_size, logits, model_device
 
 __all__ = [
-    "eval_batch_size", "forward_logits", "filtered_accuracy", "curve_area", "crossing_radius",
+    "filtered_accuracy", "curve_area", "crossing_radius",
     "BandAttribution", "band_components", "band_attribution", "positive_normalise", "band_centroid", "upper_share",
     "band_magnitude", "band_profile", "band_energy_share", "UPPER_BAND",
     "attribution_summary", "plot_filtered_curves", "plot_band_profiles",
 ]
 
 UPPER_BAND = 16      # bands >= 16 are "high" (the upper half of the DCT index range of 32x32)
-
-
-def eval_batch_size(device) -> int:
-    """Images per forward pass: small on CPU (cache-friendly), large on a GPU."""
-    return 4096 if torch.device(device).type == "cuda" else 256
-
-
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
-def forward_logits(model, x: torch.Tensor, batch_size: int | None = None, precise: bool = False) -> torch.Tensor:
-    """Float32 logits of ``model`` on ``x``, in batches, on the model's device.
-
-    On CUDA the forward pass runs under bf16 autocast (enough for an argmax)
-    unless ``precise``: logit *differences* such as the OF attribution need fp32.
-    """
-    device = _device_of(model)
-    batch_size = batch_size or eval_batch_size(device)
-    model.eval()
-    out = []
-    for s in range(0, x.shape[0], batch_size):
-        xb = x[s:s + batch_size].to(device, non_blocking=True)
-        if xb.is_cuda:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with contextlib.nullcontext() if precise else autocast(device):
-            out.append(model(xb).float())
-    return torch.cat(out) if out else torch.empty(0)
 
 
 def _check_images(images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -95,7 +65,7 @@ def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=r
     """
     _check_images(images, labels)
     radii = torch.as_tensor(list(radii), dtype=torch.float32)
-    device = _device_of(model)
+    device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     n_r = len(radii)
     chunk = chunk or max(1, (8 * batch_size) // (2 * n_r))
@@ -107,7 +77,7 @@ def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=r
         low = spectral.low_pass_stack(x, radii.tolist())                    # (R, n, C, H, W), one rFFT
         high = x[None] - low
         both = torch.cat([low, high]).flatten(0, 1)                          # (2R n, C, H, W)
-        pred = forward_logits(model, both, batch_size).argmax(1).view(2, n_r, -1)
+        pred = logits(model, both, batch_size).argmax(1).view(2, n_r, -1)
         hits = (pred == y[None, None]).float().sum(-1)
         correct_low += hits[0]
         correct_high += hits[1]
@@ -192,12 +162,12 @@ def band_attribution(model, images: torch.Tensor, batch_size: int | None = None,
                      chunk: int | None = None) -> BandAttribution:
     """Occluded-frequency and keep-only attribution of every DCT band, batched."""
     _check_images(images)
-    device = _device_of(model)
+    device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     h, w = images.shape[-2:]
     n_bands = max(h, w)
     chunk = chunk or max(1, (8 * batch_size) // (2 * n_bands + 1))
-    black = forward_logits(model, torch.zeros(1, *images.shape[1:]), batch_size, precise=True)[0]
+    black = logits(model, torch.zeros(1, *images.shape[1:]), batch_size, precise=True)[0]
     parts = {k: [] for k in ("occlusion", "keep_only", "flip", "keep_match", "pred")}
     for s in range(0, images.shape[0], chunk):
         x = images[s:s + chunk].to(device)
@@ -205,7 +175,7 @@ def band_attribution(model, images: torch.Tensor, batch_size: int | None = None,
         kept = band_components(x)                                           # (n, K, C, H, W)
         occluded = x[:, None] - kept
         batch = torch.cat([x, occluded.flatten(0, 1), kept.flatten(0, 1)])
-        logits = forward_logits(model, batch, batch_size, precise=True)      # differences of logits: fp32
+        logits = logits(model, batch, batch_size, precise=True)      # differences of logits: fp32
         clean = logits[:n]
         z_occ = logits[n:n + n * n_bands].view(n, n_bands, -1)
         z_keep = logits[n + n * n_bands:].view(n, n_bands, -1)

@@ -1,17 +1,36 @@
 """What every chapter does first: resolve the profile and device, seed
-everything, load the data once, and record (print + glue) the run's facts."""
+everything, load the data once, and record (print + glue) the run's facts.
+
+Test images
+-----------
+:meth:`ChapterContext.test_set` returns the first ``n`` test images. Models
+are trained on whatever variant :func:`freqlib.data.load_cifar10` found; the
+*analyses* use original pixels wherever they exist:
+
+* with the torchvision copy, every test image is original;
+* with the JPEG-q75 mirror, ``n <= 932`` images come from the lossless head
+  file (original test images 0-931), larger ``n`` from the mirror, and the
+  variant label says which (``ctx.variant`` is updated as test sets are drawn);
+* ``pixels="jpeg"`` gives the same images as JPEG q75 (the mirror's bytes, or
+  re-encoded by :func:`freqlib.corruptions.jpeg` on original data), so a
+  chapter can show whether a verdict depends on the mirror's artefacts.
+"""
 from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from .notebooks import glue
 from .profiles import profile_settings, resolve_device, resolve_profile
+from .verdicts import bootstrap
 
 __all__ = ["ChapterContext", "setup_chapter", "glue"]
+
+PIXELS = ("auto", "jpeg")
 
 
 @dataclass
@@ -19,42 +38,77 @@ class ChapterContext:
     profile: str
     device: str
     seed: int
-    variant: str
+    train_variant: str   # what the zoo's models were trained on
     scale: dict          # the profile's row of PROFILES
+    seeds: list = field(default_factory=list)
+    test_sources: set = field(default_factory=set)
+
+    @property
+    def variant(self) -> str:
+        """The data label every figure and verdict carries."""
+        from .data import VARIANT_HEAD, VARIANT_MIRROR
+        if self.train_variant != VARIANT_MIRROR or not self.test_sources or self.test_sources == {"mirror"}:
+            return self.train_variant
+        analysed = {"head": VARIANT_HEAD, "mirror": "JPEG-mirror test images"}
+        used = " and ".join(analysed[s] for s in sorted(self.test_sources) if s in analysed)
+        return f"models trained on {VARIANT_MIRROR}; analysed on {used}"
 
     def title(self, text: str) -> str:
         """A figure title that carries the data variant."""
         return f"{text}\n[{self.variant}, {self.profile} profile]"
 
-    def test_set(self, n: int | None = None):
-        """(images, labels) of the first ``n`` (default: the profile's n_test) test images."""
+    def test_set(self, n: int | None = None, pixels: str = "auto"):
+        """(images, labels) of the first ``n`` (default: the profile's n_test) test
+        images on the chapter's device; original pixels where available (see above)."""
+        from .data import HEAD_SIZE, VARIANT_MIRROR, load_test_head, to_tensor
         from .zoo import cifar10_tensors
-        x, y, _ = cifar10_tensors("test", "cpu")
+        if pixels not in PIXELS:
+            raise ValueError(f"pixels={pixels!r} is not one of {PIXELS}")
+        x, y, variant = cifar10_tensors("test", "cpu")
         n = n or self.scale["n_test"]
-        return x[:n].to(self.device), y[:n].to(self.device)
+        if n > len(x):
+            raise ValueError(f"n={n} test images asked for, but the test set has {len(x)}")
+        x, y = x[:n], y[:n]
+        if variant == VARIANT_MIRROR:
+            head = load_test_head() if n <= HEAD_SIZE else None
+            if pixels == "auto" and head is not None:
+                x = to_tensor(head[0][:n])
+                self.test_sources.add("head")
+            elif pixels == "auto":
+                self.test_sources.add("mirror")
+                if n <= HEAD_SIZE:
+                    import warnings
+                    from .data import head_path
+                    warnings.warn(f"the lossless test head is missing ({head_path()}): analysing the JPEG "
+                                  "mirror's test images instead; put cifar10-test-head-lossless.npz there "
+                                  "(or set FREQLIB_CIFAR10_LOSSLESS_HEAD) for original pixels", stacklevel=2)
+        elif pixels == "jpeg":
+            from .corruptions import jpeg
+            x = jpeg(x, 75)
+        return x.to(self.device), y.to(self.device)
 
     def model(self, name: str, **overrides):
-        """Zoo model ``name`` at this chapter's profile and device."""
+        """Zoo model ``name`` at this chapter's profile and device (``seed=`` picks a training seed)."""
         from .zoo import get_model
         return get_model(name, self.profile, self.device, **overrides)
 
-
-def glue(name: str, value, display: bool = False):
-    """myst-nb glue when running inside a notebook kernel; a no-op elsewhere."""
-    try:
-        from IPython import get_ipython
-        if get_ipython() is None:
-            return
-        from myst_nb import glue as _glue
-    except ImportError:
-        return
-    _glue(name, value, display=display)
+    def bootstrap(self, statistic, *samples, **kw):
+        """:func:`freqlib.verdicts.bootstrap` with the profile's number of resamples, on the device."""
+        kw.setdefault("n_boot", self.scale["n_boot"])
+        kw.setdefault("device", self.device)
+        return bootstrap(statistic, *samples, **kw)
 
 
-def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0) -> ChapterContext:
-    """Resolve ``auto``, seed, load the data variant; print and glue the facts."""
+def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int = 0) -> ChapterContext:
+    """Resolve ``auto``, seed, load the data variant; print and glue the facts.
+
+    ``seeds`` is how many training seeds (``seed, seed + 1, ...``) the chapter's
+    models use; 0 means the profile's default.
+    """
     device = resolve_device(device)
     profile = resolve_profile(profile, device)
+    if seeds < 0:
+        raise ValueError(f"seeds={seeds} must be 0 (the profile's default) or a positive count")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -62,11 +116,15 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0) ->
         torch.set_num_threads(int(os.environ.get("FREQLIB_THREADS", os.cpu_count() or 1)))
     from .zoo import cifar10_tensors
     _, _, variant = cifar10_tensors("train", "cpu")
-    ctx = ChapterContext(profile, device, seed, variant, profile_settings(profile))
+    scale = profile_settings(profile)
+    ctx = ChapterContext(profile, device, seed, variant, scale,
+                         seeds=list(range(seed, seed + (seeds or scale["seeds"]))))
     import matplotlib
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})
-    print(f"profile={profile}  device={device}  seed={seed}  data={variant}")
-    for k in ("profile", "device", "variant"):
+    print(f"profile={profile}  device={device}  seed={seed}  training seeds={ctx.seeds}  data={variant}")
+    for k in ("profile", "device"):
         glue(k, getattr(ctx, k))
+    glue("variant", variant)
     glue("seed", seed)
+    glue("n_seeds", len(ctx.seeds))
     return ctx

@@ -711,14 +711,13 @@ def corruption_accuracy(model, cset: CorruptionSet, batch_size: int = 1000, prog
     import pandas as pd
     from tqdm import tqdm
 
-    from .train import predict_logits
+    from .evaluate import correct
     device = next(model.parameters()).device
-    labels = cset.labels.to(device)
     rows = []
     for name, s in tqdm(list(cset), desc=progress, leave=False, disable=progress is None):
-        pred = predict_logits(model, cset.images(name, s), batch_size, device=device).argmax(1)
+        hits = correct(model, cset.images(name, s, device), cset.labels, batch_size=batch_size)
         rows.append({"corruption": name, "family": FAMILY_OF[name], "severity": s,
-                     "accuracy": (pred == labels).float().mean().item()})
+                     "accuracy": hits.mean().item()})
     return pd.DataFrame(rows)
 
 

@@ -10,6 +10,11 @@ Sources for CIFAR-10, tried in this order:
 3. torchvision's download into ``data/`` (needs internet).
 
 The variant string says which one was used; every figure must carry it.
+
+The mirror is lossy, so test-set analyses of up to 932 images read the
+*original* pixels of test images 0-931 from ``cifar10-test-head-lossless.npz``
+(``$FREQLIB_CIFAR10_LOSSLESS_HEAD``, else beside the mirror), sha256-checked
+like the mirror (:func:`load_test_head`).
 """
 from __future__ import annotations
 
@@ -27,8 +32,9 @@ import torch
 from .io import atomic_save_npz, repo_root
 
 __all__ = [
-    "VARIANT_ORIGINAL", "VARIANT_MIRROR", "CLASS_NAMES", "DataUnavailableError",
-    "data_dir", "mirror_path", "available_variant", "load_cifar10", "to_tensor", "DeviceLoader",
+    "VARIANT_ORIGINAL", "VARIANT_MIRROR", "VARIANT_HEAD", "HEAD_SIZE", "CLASS_NAMES", "DataUnavailableError",
+    "data_dir", "mirror_path", "head_path", "available_variant", "load_cifar10", "load_test_head",
+    "to_tensor", "DeviceLoader",
     "PlantedBand", "planted_frequency_dataset",
 ]
 
@@ -37,6 +43,9 @@ VARIANT_MIRROR = "CIFAR-10 (JPEG-q75 mirror)"
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 MIRROR_SHA256 = "b034ab394f5e54ac5798fa8d4f8eacfff596162ff465898532a68feb5fa17e34"
+VARIANT_HEAD = "original CIFAR-10 test images 0–931"
+HEAD_SIZE = 932
+HEAD_SHA256 = "ef617a987bed7c33b0ae06f9f78f977ec9d18e94cad579e193ef667f3340139b"
 SPLIT_SIZES = {"train": 50_000, "test": 10_000}
 
 
@@ -52,6 +61,11 @@ def data_dir() -> Path:
 def mirror_path() -> Path:
     env = os.environ.get("FREQLIB_CIFAR10_MIRROR")
     return Path(env) if env else repo_root().parent / "shared" / "data" / "cifar10-jpeg.npz"
+
+
+def head_path() -> Path:
+    env = os.environ.get("FREQLIB_CIFAR10_LOSSLESS_HEAD")
+    return Path(env) if env else mirror_path().with_name("cifar10-test-head-lossless.npz")
 
 
 # ------------------------------------------------------------------ sources
@@ -164,6 +178,34 @@ def load_cifar10(split: str = "train"):
         f"  2. put the JPEG mirror cifar10-jpeg.npz at {mirror_path()} "
         "or set FREQLIB_CIFAR10_MIRROR to its path;\n"
         "  3. run on a machine with internet so torchvision can download it.")
+
+
+_HEAD_CHECKED: dict[Path, tuple[float, int]] = {}
+
+
+def load_test_head():
+    """``(images, labels)`` of the original, lossless CIFAR-10 test images 0-931
+    (uint8 (932, 32, 32, 3), int64), or ``None`` when the file is absent.
+
+    A present but damaged file is an error (sha256 checked once per process
+    and file version), never a silent fallback.
+    """
+    path = head_path()
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    if _HEAD_CHECKED.get(path) != (stat.st_mtime, stat.st_size):
+        digest = _sha256(path)
+        if digest != HEAD_SHA256:
+            raise DataUnavailableError(
+                f"The lossless test head {path} has sha256 {digest[:16]}..., expected {HEAD_SHA256[:16]}... "
+                "(see ../shared/data/README.md): replace it, or point FREQLIB_CIFAR10_LOSSLESS_HEAD at a good copy.")
+        _HEAD_CHECKED[path] = (stat.st_mtime, stat.st_size)
+    with np.load(path) as z:
+        x, y = z["images"], z["labels"].astype(np.int64)
+    if x.shape != (HEAD_SIZE, 32, 32, 3):
+        raise DataUnavailableError(f"{path} holds images of shape {x.shape}, expected ({HEAD_SIZE}, 32, 32, 3)")
+    return x, y
 
 
 def to_tensor(images: np.ndarray, device="cpu") -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Figures for Paper B (chapter 02): filter bases, ratio histograms, filter
-galleries, the proportion trade-off and per-corruption gains.
+"""Tables and figures for Paper B (chapter 02): the per-filter table, filter
+bases, ratio histograms, filter galleries, the proportion trade-off and
+per-corruption gains.
 
 Kept apart from :mod:`freqlib.filters` on purpose: the zoo hashes filters.py
 into the key of every constrained-stem model, and a plot change must not
@@ -11,8 +12,23 @@ import torch
 
 from .filters import (PAD, R_CUT, THRESHOLD, band_eigen, high_frequency_ratio, kernel_power,
                       stem_weight)
+from .models import first_conv
 
-__all__ = ["plot_band_basis", "plot_ratio_histograms", "plot_gallery", "plot_tradeoff", "plot_gains"]
+__all__ = ["filter_table", "plot_band_basis", "plot_ratio_histograms", "plot_gallery", "plot_tradeoff",
+           "plot_gains"]
+
+
+def filter_table(models: dict):
+    """One row per first-layer filter of each model: model, filter, ratio, high."""
+    import pandas as pd
+    rows = []
+    for name, model in models.items():
+        ratio = high_frequency_ratio(first_conv(model))
+        for i, r in enumerate(ratio.tolist()):
+            rows.append({"model": name, "filter": i, "ratio": r, "high": r > THRESHOLD})
+    return pd.DataFrame(rows)
+
+
 def _kernel_rgb(w: torch.Tensor):
     """(in, k, k) kernel -> (k, k, 3) image in [0, 1], zero at mid-grey (per-kernel scale)."""
     w = w[:3] if w.shape[0] >= 3 else w[:1].expand(3, -1, -1)
@@ -58,7 +74,6 @@ def plot_ratio_histograms(table, title: str):
 def plot_gallery(models: dict, title: str, max_filters: int = 32):
     """First-layer filters of each model (rows), sorted by ratio (low to high)."""
     import matplotlib.pyplot as plt
-    from .models import first_conv
     ws = {n: stem_weight(first_conv(m)) for n, m in models.items()}
     ncol = min(max_filters, max(w.shape[0] for w in ws.values()))
     fig, axes = plt.subplots(len(ws), ncol, figsize=(0.45 * ncol + 1, 0.62 * len(ws) + 0.6), squeeze=False)

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from .spectral import frequency_radius, power_spectrum
 
 __all__ = ["PAD", "R_CUT", "THRESHOLD", "kernel_power", "high_frequency_ratio", "classify",
-           "band_basis", "BandedStem", "ModulatedStem", "make_constrained_stem", "filter_table",
+           "band_basis", "BandedStem", "ModulatedStem", "make_constrained_stem",
            "stem_weight", "band_eigen"]
 
 PAD = 32
@@ -207,16 +207,3 @@ def make_constrained_stem(kind: str, in_ch: int, out_ch: int, **spec) -> nn.Modu
         return STEMS[kind](in_ch, out_ch, **spec)
     except TypeError as exc:
         raise ValueError(f"bad options {spec} for stem kind {kind!r}: {exc}") from None
-
-
-def filter_table(models: dict):
-    """One row per first-layer filter of each model: model, filter, ratio, high."""
-    import pandas as pd
-    from .models import first_conv
-    rows = []
-    for name, model in models.items():
-        ratio = high_frequency_ratio(first_conv(model))
-        for i, r in enumerate(ratio.tolist()):
-            rows.append({"model": name, "filter": i, "ratio": r, "high": r > THRESHOLD})
-    return pd.DataFrame(rows)
-

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from . import spectral
-from .attribution import eval_batch_size, forward_logits
+from .evaluate import eval_batch_size, logits
 
 __all__ = ["distinct_frequencies", "fourier_heatmap", "plot_heatmaps"]
 
@@ -63,7 +63,7 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
     m = ub.shape[0]
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = images.to(device), labels.to(device)
-    clean_error = (forward_logits(model, x_all, batch_size).argmax(1) != y_all).float().mean().item()
+    clean_error = (logits(model, x_all, batch_size).argmax(1) != y_all).float().mean().item()
     # a block of `nb` bases x `ni` images fits one forward batch
     ni = min(n, batch_size)
     nb = max(1, batch_size // ni)
@@ -77,7 +77,7 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
             pert = x[None] + eps * signs * u[:, None, None]                   # (nb, k, C, H, W)
             if clip:
                 pert = pert.clamp_(0, 1)
-            pred = forward_logits(model, pert.flatten(0, 1), batch_size).argmax(1).view(u.shape[0], k)
+            pred = logits(model, pert.flatten(0, 1), batch_size).argmax(1).view(u.shape[0], k)
             wrong[b:b + u.shape[0]] += (pred != y[None]).float().sum(1)
     err_rep = (wrong / n).cpu()
     error = torch.empty(h, w)

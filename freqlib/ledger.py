@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import repo_root
+from .notebooks import read_glue, run_card
 
 __all__ = ["collect_claims", "ledger_markdown", "timings_markdown", "write_ledger", "MARKER",
            "TIMINGS_MARKER"]
@@ -17,8 +18,6 @@ COLUMNS = ("claim", "verdict", "paper", "paper's value", "ours", "profile", "var
 def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
     """One row per claim; a chapter without an executed copy gives a "not run" row."""
     import json
-    from .runner import read_glue
-    import nbformat
     rows = []
     for rel in chapters:
         done = runs.get(rel.stem)
@@ -30,7 +29,7 @@ def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
         glued = read_glue(done)
         if "claims" not in glued:
             continue  # a chapter without claims (the primer)
-        card = nbformat.read(done, as_version=4).metadata.get("freqlib", {}).get("run_card", {})
+        card = run_card(done)
         for row in json.loads(glued["claims"]):
             row["run date"] = card.get("executed", "unknown")[:10]
             row["chapter"] = rel.stem
@@ -56,11 +55,10 @@ def ledger_markdown(rows: list[dict]) -> str:
 
 def timings_markdown(runs: dict[str, Path]) -> str:
     """Chapter wall times from the run cards, and zoo training times from the records."""
-    import nbformat
     from .zoo import list_models
     lines = ["| chapter | profile | device | wall time |", "|---|---|---|---|"]
     for stem, path in sorted(runs.items()):
-        card = nbformat.read(path, as_version=4).metadata.get("freqlib", {}).get("run_card", {})
+        card = run_card(path)
         lines.append(f"| {stem} | {card.get('profile', '?')} | {card.get('device', '?')} | {card.get('wall time', '?')} |")
     models = list_models()
     if models:

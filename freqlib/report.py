@@ -75,7 +75,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
     """(model, description) for a zoo name or a checkpoint path; clear errors otherwise."""
     from .models import build_model
     from .profiles import RECIPES
-    from .train import prepare_model
+    from .evaluate import prepare_model
     path = Path(spec)
     if spec in RECIPES and not path.exists():
         from .zoo import get_model

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .io import atomic_path, repo_root
+from .notebooks import read_glue
 
 __all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parameters",
            "validate_parameters", "parse_assignments", "execute_chapter", "run_chapters",
@@ -33,7 +34,7 @@ EXECUTED = f"{BUILD}/executed"
 COMMON = {"profile": ("auto", "smoke", "quick", "paper"), "device": None, "seed": None}
 # Modules that build the site or run chapters but never change a chapter's output:
 # editing them must not re-execute the book.
-BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "__main__.py"}
+BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "notebooks.py", "__main__.py"}
 
 
 class ParameterError(ValueError):
@@ -150,24 +151,6 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def read_glue(path: Path) -> dict[str, object]:
-    """Values glued with myst-nb in an executed notebook, parsed where possible."""
-    import nbformat
-    nb = nbformat.read(path, as_version=4)
-    found = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            meta = out.get("metadata", {}).get("scrapbook", {})
-            if "name" in meta:
-                data = out.get("data", {})
-                text = next((v for k, v in data.items() if k.endswith("text/plain")), "")
-                try:
-                    found[meta["name"]] = ast.literal_eval(text)
-                except (ValueError, SyntaxError):
-                    found[meta["name"]] = text
-    return found
-
-
 def _strip_progress_bars(nb) -> None:
     """Drop stderr outputs that are only tqdm progress lines (kept in the log, not the page)."""
     for cell in nb.cells:
@@ -230,7 +213,7 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
         card = {
             "profile": glued.get("profile", params.get("profile")),
             "device": glued.get("device", params.get("device")),
-            "data variant": glued.get("variant", "not recorded"),
+            "data variant": glued.get("analysis_variant", glued.get("variant", "not recorded")),
             "wall time": f"{wall:.0f} s",
             "git commit": _git_commit(),
             "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

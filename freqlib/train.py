@@ -14,10 +14,18 @@ Perturbations applied to each training batch:
                 kept (the power-spectrum perturbation of Paper B, rebuilt)
 ``geometric``   random scale / rotation / translation (``geometric``)
 ==============  ===========================================================
+
+Adversarial recipes follow the reference code of Wong et al. 2020
+(locuslab/fast_adversarial, ``train_fgsm.py``): the attack step runs with the
+network in *train* mode (batch-norm on batch statistics), and a
+catastrophic-overfitting guard measures PGD-5 accuracy on the first training
+batch after every epoch; if it falls by more than ``co_drop`` the run stops
+and the previous epoch's weights are kept (their ``--early-stop``). The
+guard's history and whether it fired go into the summary (and the zoo record).
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,12 +35,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import DeviceLoader
+from .evaluate import autocast, prepare_model
 
-__all__ = ["TrainConfig", "train_model", "predict_logits", "accuracy", "robust_accuracy",
-           "PERTURBATIONS", "autocast", "prepare_model"]
+__all__ = ["TrainConfig", "train_model", "PERTURBATIONS", "ADVERSARIAL", "random_affine"]
 
 PERTURBATIONS = ("none", "fgsm_linf", "pgd_linf", "fgsm_l2", "pgd_l2", "gaussian", "amplitude",
                  "geometric")
+ADVERSARIAL = ("fgsm_linf", "pgd_linf", "fgsm_l2", "pgd_l2")
 
 
 @dataclass
@@ -40,6 +49,7 @@ class TrainConfig:
     arch: str = "fastnet"
     widths: tuple = (32, 64, 128)
     stem: dict = field(default_factory=dict)      # first-layer variant (Paper B)
+    whiten: bool = True                            # whitening init of a plain 3x3 stem (FastNet)
     epochs: float = 10.0
     batch_size: int = 512
     lr: float = 0.2                                # peak of the triangular schedule
@@ -57,6 +67,8 @@ class TrainConfig:
     noise_sigma: float = 0.1
     amplitude_sigma: float = 0.5
     geometric: dict = field(default_factory=lambda: {"scale": 0.0, "rotate": 0.0, "translate": 0.0})
+    co_guard: bool = True                          # catastrophic-overfitting guard (adversarial recipes)
+    co_drop: float = 0.2                           # PGD-5 accuracy drop that counts as a collapse
     seed: int = 0
 
     def __post_init__(self):
@@ -70,23 +82,11 @@ class TrainConfig:
         return d
 
 
-def autocast(device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (tensor cores), nothing on CPU (fp32 is faster there)."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def prepare_model(model: torch.nn.Module, device) -> torch.nn.Module:
-    """Move to ``device`` in channels_last layout (faster convolutions on CUDA
-    and, measured in bench/, about 1.5x on CPU for the fast net)."""
-    return model.to(device).to(memory_format=torch.channels_last)
-
-
 # ------------------------------------------------------------ perturbations
 def _input_grad(model, x, y):
     x = x.detach().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
+    with autocast(x.device):
+        loss = F.cross_entropy(model(x).float(), y)
     return torch.autograd.grad(loss, x)[0]
 
 
@@ -95,6 +95,12 @@ def _l2_normalise(g):
 
 
 def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
+    """The training input for batch ``x``: the clean batch or its perturbation.
+
+    Attacks run with the model in whatever mode the caller left it (train mode
+    during training, as the FGSM-RS reference does: batch-norm uses the batch's
+    statistics and updates its running averages).
+    """
     p = cfg.perturbation
     if p == "none":
         return x
@@ -105,28 +111,25 @@ def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
         return perturb_amplitude(x, cfg.amplitude_sigma, gen)
     if p == "geometric":
         return random_affine(x, gen, **cfg.geometric)
-    was_training = model.training
-    model.eval()  # attack against fixed BN statistics, as the torchattacks defaults do
-    try:
-        if p == "fgsm_linf":
-            delta = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * cfg.eps
-            delta = ((x + delta).clamp(0, 1) - x)
-            g = _input_grad(model, x + delta, y)
-            delta = (delta + cfg.alpha * g.sign()).clamp(-cfg.eps, cfg.eps)
-            adv = (x + delta).clamp(0, 1)
-        elif p == "fgsm_l2":
-            start = _l2_normalise(torch.randn(x.shape, generator=gen).to(x.device))
-            radius = torch.rand(x.shape[0], 1, 1, 1, generator=gen).to(x.device) * cfg.eps
-            delta = ((x + start * radius).clamp(0, 1) - x)
-            g = _input_grad(model, x + delta, y)
-            delta = delta + cfg.alpha * _l2_normalise(g)
-            norm = delta.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
-            delta = delta * torch.clamp(cfg.eps / norm, max=1.0)
-            adv = (x + delta).clamp(0, 1)
-        else:
-            adv = _torchattacks(model, p, cfg.eps, cfg.alpha, cfg.attack_steps)(x, y)
-    finally:
-        model.train(was_training)
+    if p == "fgsm_linf":
+        delta = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * cfg.eps
+        delta = ((x + delta).clamp(0, 1) - x)
+        g = _input_grad(model, x + delta, y)
+        delta = (delta + cfg.alpha * g.sign()).clamp(-cfg.eps, cfg.eps)
+        adv = (x + delta).clamp(0, 1)
+    elif p == "fgsm_l2":
+        start = _l2_normalise(torch.randn(x.shape, generator=gen).to(x.device))
+        radius = torch.rand(x.shape[0], 1, 1, 1, generator=gen).to(x.device) * cfg.eps
+        delta = ((x + start * radius).clamp(0, 1) - x)
+        g = _input_grad(model, x + delta, y)
+        delta = delta + cfg.alpha * _l2_normalise(g)
+        norm = delta.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
+        delta = delta * torch.clamp(cfg.eps / norm, max=1.0)
+        adv = (x + delta).clamp(0, 1)
+    else:
+        attack = _torchattacks(model, p, cfg.eps, cfg.alpha, cfg.attack_steps)
+        attack.set_model_training_mode(model_training=model.training, batchnorm_training=model.training)
+        adv = attack(x, y)
     return adv.detach()
 
 
@@ -154,6 +157,18 @@ def random_affine(x, gen, scale: float = 0.0, rotate: float = 0.0, translate: fl
 
 
 # ----------------------------------------------------------------- training
+def _pgd5_accuracy(model, x, y, cfg: TrainConfig) -> float:
+    """PGD-5 accuracy (step 2/255 in L-inf, eps/4 in L2) on one batch, model in train mode:
+    the reference's catastrophic-overfitting probe."""
+    kind = "pgd_l2" if cfg.perturbation.endswith("l2") else "pgd_linf"
+    alpha = cfg.eps / 4 if kind == "pgd_l2" else 2 / 255
+    attack = _torchattacks(model, kind, cfg.eps, alpha, 5)
+    attack.set_model_training_mode(model_training=True, batchnorm_training=True)
+    adv = attack(x, y)
+    with torch.no_grad(), autocast(x.device):
+        return (model(adv).argmax(1) == y).float().mean().item()
+
+
 def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainConfig,
                 device="cpu", desc: str = "training", input_transform=None) -> dict:
     """Train ``model`` in place on float images in [0, 1]; return a summary dict.
@@ -164,7 +179,7 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     images, labels = images[: cfg.n_train].to(device), labels[: cfg.n_train].to(device)
-    if hasattr(model.body, "init_whitening"):
+    if cfg.whiten and hasattr(model.body, "init_whitening"):
         model.body.init_whitening(model.normalize(images[:5000]))
     model = prepare_model(model, device)
     loader = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, flip=cfg.flip,
@@ -180,13 +195,17 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
     rise = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / rise if s < rise else max(0.0, (total - s) / max(1, total - rise)))
-    start, step, seen_loss = time.time(), 0, float("nan")
+    guard = cfg.co_guard and cfg.perturbation in ADVERSARIAL
+    probe, guard_history, collapsed, last_good = None, [], False, None
+    start, step, seen_loss = time.time(), 0, torch.zeros(())
     model.train()
     with tqdm(total=total, desc=desc, leave=False, mininterval=2.0) as bar:
-        while step < total:
+        while step < total and not collapsed:
             for x, y in loader:
                 if step >= total:
                     break
+                if probe is None:
+                    probe = (x, y)   # the reference probes its first training batch
                 x = perturb_batch(model, x, y, cfg, gen)
                 if input_transform is not None:
                     x = input_transform(x)
@@ -198,51 +217,17 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
                 opt.step()
                 sched.step()
                 step += 1
-                if step % 10 == 0 or step == total:
-                    seen_loss = loss.item()
-                    bar.set_postfix(loss=f"{seen_loss:.3f}")
+                seen_loss = loss.detach()
                 bar.update(1)
+            bar.set_postfix(loss=f"{seen_loss.item():.3f}")   # one host sync per epoch
+            if guard:
+                acc = _pgd5_accuracy(model, *probe, cfg)
+                guard_history.append(round(acc, 4))
+                if len(guard_history) > 1 and acc < guard_history[-2] - cfg.co_drop:
+                    collapsed = True
+                    model.load_state_dict(last_good)
+                else:
+                    last_good = copy.deepcopy(model.state_dict())
     model.eval()
-    return {"train_seconds": time.time() - start, "steps": total, "final_loss": seen_loss}
-
-
-# --------------------------------------------------------------- evaluation
-@torch.no_grad()
-def predict_logits(model, images: torch.Tensor, batch_size: int = 1000, device=None,
-                   transform=None, progress: str | None = None) -> torch.Tensor:
-    """Logits for float images in [0, 1], batched; optional batched ``transform``."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    out = []
-    batches = range(0, images.shape[0], batch_size)
-    for s in tqdm(batches, desc=progress, leave=False, disable=progress is None):
-        x = images[s:s + batch_size].to(device, non_blocking=True)
-        if transform is not None:
-            x = transform(x)
-        with autocast(device):
-            out.append(model(x).float())
-    return torch.cat(out)
-
-
-def accuracy(model, images, labels, batch_size: int = 1000, transform=None) -> float:
-    pred = predict_logits(model, images, batch_size, transform=transform).argmax(1)
-    return (pred.cpu() == labels.cpu()).float().mean().item()
-
-
-def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 255,
-                    steps: int = 10, alpha: float | None = None, batch_size: int = 500,
-                    progress: str | None = "PGD evaluation") -> float:
-    """Accuracy under PGD (torchattacks) with random start."""
-    device = next(model.parameters()).device
-    alpha = alpha if alpha is not None else (2.5 * eps / steps)
-    attack = _torchattacks(model, "pgd_linf" if norm == "linf" else "pgd_l2", eps, alpha, steps)
-    correct = 0
-    model.eval()
-    for s in tqdm(range(0, images.shape[0], batch_size), desc=progress, leave=False,
-                  disable=progress is None):
-        x = images[s:s + batch_size].to(device)
-        y = labels[s:s + batch_size].to(device)
-        adv = attack(x, y)
-        with torch.no_grad():
-            correct += (model(adv).argmax(1) == y).sum().item()
-    return correct / images.shape[0]
+    return {"train_seconds": time.time() - start, "steps": step, "final_loss": float(seen_loss),
+            "co_guard": guard_history if guard else None, "co_collapse": collapsed}

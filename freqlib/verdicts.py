@@ -1,12 +1,27 @@
-"""Computed verdicts: criteria fixed before the numbers, verdicts after.
+"""Computed verdicts with their uncertainty: criteria fixed before the numbers,
+intervals on the numbers, verdicts derived from both.
 
-A chapter declares each claim with its criteria (a description and a
-threshold rule) *before* computing anything, then evaluates them on the
-numbers. The verdict is derived, never typed:
+A chapter declares each claim with its criteria (a described threshold on
+named quantities) *before* computing anything. Every quantity is an
+:class:`Estimate`: a value with a 95% interval, over test images (a
+bootstrap, paired whenever two models or conditions are compared on the same
+images), over training seeds (:func:`pool`), or exact (a constructed number).
 
-* ``reproduced``      every criterion holds
-* ``partly``          some hold
-* ``not reproduced``  none holds
+A criterion **holds** when the whole interval lies on the right side of its
+threshold, **fails** when the whole interval lies on the wrong side, and is
+**undecided** otherwise. A claim is
+
+* ``reproduced``      when every criterion holds,
+* ``not reproduced``  when every criterion fails,
+* ``partly``          when some hold, the others fail,
+* ``inconclusive``    when any criterion is undecided.
+
+With several training seeds a claim is judged per seed and on the pooled
+estimates; the ledger reports both ("reproduced in 3 of 3 seeds").
+
+The bootstrap is vectorised: the resampling of ``n`` images ``B`` times is a
+(B, n) weight matrix, and every resampled mean is one matrix product, so
+thousands of resamples cost one tensor operation, on the device.
 
 :func:`publish` glues one table and, per claim, ``<ID>_verdict`` and
 ``<ID>_ours``; the runner reads the glued ``claims`` JSON to build the
@@ -15,22 +30,243 @@ claims ledger on the landing page.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .chapter import glue
+import torch
 
-__all__ = ["Criterion", "Claim", "verdict", "publish", "VERDICTS"]
+from .notebooks import glue
 
-VERDICTS = ("reproduced", "partly", "not reproduced")
+__all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "Criterion", "Claim",
+           "verdict", "publish", "VERDICTS", "STATES", "SYMBOLS"]
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
+STATES = ("holds", "fails", "undecided")
+SYMBOLS = {"holds": "✔", "fails": "✘", "undecided": "?"}
+LEVEL = 0.95
 
 
+# ----------------------------------------------------------------- estimates
+@dataclass
+class Estimate:
+    """A number with its interval. ``over`` says what the interval is over
+    (``"images"``, ``"seeds × images"``, ``"mask frequencies"``, ``"exact"``...);
+    ``boot`` keeps the bootstrap replicates so estimates can be pooled over seeds."""
+    value: float
+    low: float
+    high: float
+    over: str = "images"
+    n: int = 0
+    boot: torch.Tensor | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.value, self.low, self.high = float(self.value), float(self.low), float(self.high)
+        if not self.low <= self.high:
+            raise ValueError(f"interval [{self.low}, {self.high}] is empty")
+
+    @classmethod
+    def exact(cls, value: float) -> "Estimate":
+        """A number without sampling uncertainty (a constructed or fully enumerated value)."""
+        return cls(value, value, value, over="exact")
+
+    @classmethod
+    def from_boot(cls, value: float, boot: torch.Tensor, over: str = "images", n: int = 0,
+                  level: float = LEVEL) -> "Estimate":
+        """Percentile interval of bootstrap replicates ``boot`` (B,) around ``value``."""
+        boot = torch.as_tensor(boot, dtype=torch.float64).flatten().cpu()
+        boot = boot[torch.isfinite(boot)]
+        if len(boot) == 0:
+            return cls(value, math.nan if value != value else value, value, over, n) if value != value \
+                else cls.exact(value)
+        q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+        low, high = boot.quantile(q).tolist()
+        return cls(value, min(low, value), max(high, value), over, n, boot.float())
+
+    def scaled(self, factor: float) -> "Estimate":
+        """The estimate times a constant (e.g. 100 for percentage points)."""
+        lo, hi = sorted((self.low * factor, self.high * factor))
+        boot = None if self.boot is None else self.boot * factor
+        return Estimate(self.value * factor, lo, hi, self.over, self.n, boot)
+
+    def fmt(self, pct: bool = False, digits: int | None = None) -> str:
+        """``"38.8% [35.1, 42.0]"`` (pct) or ``"2.51 [2.30, 2.77]"``."""
+        k, unit = (100.0, "%") if pct else (1.0, "")
+        d = digits if digits is not None else (1 if pct else 3)
+        v = f"{k * self.value:.{d}f}{unit}"
+        if self.over == "exact" or self.low == self.high:
+            return v
+        return f"{v} [{k * self.low:.{d}f}, {k * self.high:.{d}f}]"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "low": self.low, "high": self.high, "over": self.over, "n": self.n}
+
+
+def _weights(n: int, n_boot: int, gen: torch.Generator, device) -> torch.Tensor:
+    """(n_boot, n) multinomial resampling weights, each row summing to 1."""
+    idx = torch.randint(0, n, (n_boot, n), generator=gen, device=device)
+    w = torch.zeros(n_boot, n, device=device)
+    return w.scatter_add_(1, idx, torch.ones_like(w)).div_(n)
+
+
+def bootstrap(statistic: Callable[[dict], torch.Tensor], *samples: dict, n_boot: int = 2000,
+              level: float = LEVEL, seed: int = 0, device=None, over: str = "images") -> Estimate:
+    """Percentile bootstrap of ``statistic`` over the images of ``samples``.
+
+    Each sample is a dict of per-image arrays ``name -> (n, ...)`` that share
+    their images, so one resampling applies to all of them (a *paired*
+    bootstrap); separate dicts are resampled independently. ``statistic``
+    receives ``name -> (B, ...)`` resampled *means* and returns (B,): any
+    function of means (a difference, a ratio, a centroid of a mean profile).
+    The point value is ``statistic`` of the plain means. The same ``seed``
+    gives the same resamples for the same ``n``, so estimates of several
+    training seeds on the same images can be pooled replicate by replicate.
+    """
+    if not samples:
+        raise ValueError("bootstrap needs at least one sample")
+    first = next(iter(samples[0].values()))
+    device = device or (first.device if isinstance(first, torch.Tensor) else "cpu")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    point, reps, sizes = {}, {}, []
+    for group in samples:
+        arrays = {k: torch.as_tensor(v).to(device=device, dtype=torch.float32) for k, v in group.items()}
+        ns = {a.shape[0] for a in arrays.values()}
+        if len(ns) != 1:
+            raise ValueError(f"paired arrays need the same number of images, got sizes {sorted(ns)} "
+                             f"for {sorted(arrays)}")
+        n = ns.pop()
+        if n == 0:
+            raise ValueError(f"no images in the sample {sorted(arrays)}")
+        sizes.append(n)
+        flat = {k: a.reshape(n, -1) for k, a in arrays.items()}
+        # resample in blocks so that a (block, n) weight matrix stays below ~16M entries
+        block = max(1, min(n_boot, (1 << 24) // n))
+        parts = {k: [] for k in flat}
+        for s in range(0, n_boot, block):
+            w = _weights(n, min(block, n_boot - s), gen, device)
+            for k, a in flat.items():
+                parts[k].append(w @ a)
+        for k, a in arrays.items():
+            point[k] = a.mean(0, keepdim=True)
+            reps[k] = torch.cat(parts[k]).reshape(n_boot, *a.shape[1:])
+    value = float(statistic(point).reshape(-1)[0])
+    boot = statistic(reps).reshape(-1)
+    return Estimate.from_boot(value, boot, over=over, n=min(sizes), level=level)
+
+
+def mean_estimate(x, **kw) -> Estimate:
+    """Mean of per-image values ``x`` (n,) with its bootstrap interval."""
+    return bootstrap(lambda m: m["x"], {"x": x}, **kw)
+
+
+def difference(a, b, **kw) -> Estimate:
+    """``mean(a) - mean(b)`` for per-image values of the *same* images (paired)."""
+    return bootstrap(lambda m: m["a"] - m["b"], {"a": a, "b": b}, **kw)
+
+
+def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL) -> Estimate:
+    """One estimate over training seeds (the mean of the per-seed values).
+
+    With bootstrap replicates from the same image resamples (same ``n`` and
+    bootstrap seed, as :func:`bootstrap` gives), replicate ``b`` of the pool
+    resamples the seeds with replacement and averages their replicate ``b``:
+    a two-way bootstrap over seeds and images. Without replicates, each seed
+    is taken as normal with the spread its interval implies. With few seeds
+    the between-seed part is rough; the per-seed verdicts are reported too.
+    """
+    if not estimates:
+        raise ValueError("pool needs at least one estimate")
+    if len(estimates) == 1:
+        return estimates[0]
+    k = len(estimates)
+    value = sum(e.value for e in estimates) / k
+    gen = torch.Generator().manual_seed(seed)
+    boots = [e.boot for e in estimates]
+    if all(b is not None for b in boots) and len({len(b) for b in boots}) == 1:
+        stack = torch.stack([b.double() for b in boots])                     # (k, B)
+        n_boot = stack.shape[1]
+        pick = torch.randint(0, k, (n_boot, k), generator=gen)
+        reps = stack[pick, torch.arange(n_boot)[:, None]].mean(1)
+    else:
+        z = 1.959964
+        n_boot = 4000
+        centre = torch.tensor([e.value for e in estimates], dtype=torch.float64)
+        se = torch.tensor([(e.high - e.low) / (2 * z) for e in estimates], dtype=torch.float64)
+        pick = torch.randint(0, k, (n_boot, k), generator=gen)
+        reps = (centre[pick] + se[pick] * torch.randn(n_boot, k, generator=gen, dtype=torch.float64)).mean(1)
+    over = f"{k} seeds × {estimates[0].over}" if estimates[0].over != "exact" else f"{k} seeds"
+    return Estimate.from_boot(value, reps, over=over, n=estimates[0].n, level=level)
+
+
+# ----------------------------------------------------------------- criteria
 @dataclass
 class Criterion:
-    """``test(numbers) -> bool``; ``describe`` states the rule in words."""
+    """``key`` (one name, several names, or ``"prefix/*"``: every quantity so
+    named) compared with a threshold: ``above=t`` asks value > t, ``below=t``
+    asks value < t. With several quantities the criterion is "for every one"."""
     describe: str
-    test: Callable[[dict], bool]
-    passed: bool | None = None
+    key: str | tuple
+    above: float | None = None
+    below: float | None = None
+    state: str | None = None
+    used: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if (self.above is None) == (self.below is None):
+            raise ValueError(f"criterion {self.describe!r}: give exactly one of above= or below=")
+
+    def keys(self, numbers: dict) -> list[str]:
+        wanted = (self.key,) if isinstance(self.key, str) else tuple(self.key)
+        found = []
+        for k in wanted:
+            if k.endswith("/*"):
+                found += sorted(n for n in numbers if n.startswith(k[:-1]))
+            elif k in numbers:
+                found.append(k)
+            else:
+                raise KeyError(f"criterion {self.describe!r} needs the number {k!r}, which was not computed")
+        if not found:
+            raise KeyError(f"criterion {self.describe!r}: no number matches {self.key!r}")
+        return found
+
+    def judge_one(self, e: Estimate) -> str:
+        if not isinstance(e, Estimate):
+            raise TypeError(f"criterion {self.describe!r}: numbers must be Estimates, got {type(e).__name__}")
+        if e.value != e.value:
+            return "undecided"                                            # nan: nothing to judge
+        if self.above is not None:
+            return "holds" if e.low > self.above else "fails" if e.high <= self.above else "undecided"
+        return "holds" if e.high < self.below else "fails" if e.low >= self.below else "undecided"
+
+    def judge(self, numbers: dict) -> str:
+        """State of the criterion on ``numbers`` (name -> Estimate); does not store it."""
+        states = [self.judge_one(numbers[k]) for k in self.keys(numbers)]
+        if all(s == "holds" for s in states):
+            return "holds"
+        return "fails" if "fails" in states else "undecided"
+
+    def evaluate(self, numbers: dict) -> str:
+        self.used = {k: numbers[k] for k in self.keys(numbers)}
+        self.state = self.judge(numbers)
+        return self.state
+
+    @property
+    def threshold_text(self) -> str:
+        return f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+
+
+def verdict(states: list[str]) -> str:
+    """The claim's verdict from its criteria's states (see the module docstring)."""
+    if not states:
+        raise ValueError("a verdict needs at least one criterion")
+    bad = set(states) - set(STATES)
+    if bad:
+        raise ValueError(f"unknown criterion states {bad}; expected {STATES}")
+    if "undecided" in states:
+        return "inconclusive"
+    if all(s == "holds" for s in states):
+        return "reproduced"
+    return "not reproduced" if all(s == "fails" for s in states) else "partly"
 
 
 @dataclass
@@ -42,43 +278,84 @@ class Claim:
     criteria: list[Criterion]
     ours: str = ""
     numbers: dict = field(default_factory=dict)
+    seed_verdicts: list = field(default_factory=list)
+    variants: dict = field(default_factory=dict)
 
-    def evaluate(self, numbers: dict, ours: str) -> str:
-        """Apply every criterion to ``numbers``; ``ours`` summarises them in words."""
+    def evaluate(self, numbers, ours: str) -> str:
+        """Judge every criterion. ``numbers`` maps names to :class:`Estimate`; a
+        list of such dicts (one per training seed) is judged per seed and pooled."""
+        if isinstance(numbers, (list, tuple)):
+            if not numbers:
+                raise ValueError(f"claim {self.id}: no seeds to evaluate")
+            self.seed_verdicts = [verdict([c.judge(n) for c in self.criteria]) for n in numbers]
+            numbers = {k: pool([n[k] for n in numbers]) for k in numbers[0]}
+        else:
+            self.seed_verdicts = []
         self.numbers, self.ours = dict(numbers), ours
         for c in self.criteria:
-            c.passed = bool(c.test(numbers))
+            c.evaluate(self.numbers)
         return self.verdict
+
+    def compare_variant(self, label: str, numbers: dict) -> dict:
+        """Judge the same criteria on another data variant's numbers (e.g. the JPEG
+        pixels of the same test images); record which criteria change state."""
+        if any(c.state is None for c in self.criteria):
+            raise RuntimeError(f"claim {self.id}: evaluate() the main numbers first")
+        states = [c.judge(numbers) for c in self.criteria]
+        changed = [f"{c.describe}: {c.state} → {s}" for c, s in zip(self.criteria, states) if s != c.state]
+        self.variants[label] = {"verdict": verdict(states), "states": states, "changed": changed}
+        return self.variants[label]
 
     @property
     def verdict(self) -> str:
-        if any(c.passed is None for c in self.criteria):
+        if any(c.state is None for c in self.criteria):
             raise RuntimeError(f"claim {self.id} has not been evaluated yet; call .evaluate(numbers, ours)")
-        return verdict([c.passed for c in self.criteria])
+        return verdict([c.state for c in self.criteria])
 
+    @property
+    def seeds_text(self) -> str:
+        if not self.seed_verdicts:
+            return "1 seed"
+        k = len(self.seed_verdicts)
+        same = sum(v == self.verdict for v in self.seed_verdicts)
+        return f"{self.verdict} in {same} of {k} seeds"
 
-def verdict(passed: list[bool]) -> str:
-    if not passed:
-        raise ValueError("a verdict needs at least one criterion")
-    if all(passed):
-        return VERDICTS[0]
-    return VERDICTS[1] if any(passed) else VERDICTS[2]
+    def criteria_text(self) -> str:
+        parts = []
+        for c in self.criteria:
+            vals = ", ".join(f"{k} = {e.fmt()}" for k, e in c.used.items())
+            parts.append(f"{SYMBOLS[c.state]} {c.describe} ({vals}; needs {c.threshold_text})")
+        return "; ".join(parts)
+
+    def variants_text(self) -> str:
+        if not self.variants:
+            return "—"
+        out = []
+        for label, v in self.variants.items():
+            out.append(f"{label}: same verdict" if v["verdict"] == self.verdict and not v["changed"]
+                       else f"{label}: {v['verdict']}" + (f" ({'; '.join(v['changed'])})" if v["changed"] else ""))
+        return "; ".join(out)
 
 
 def publish(claims: list[Claim], ctx) -> "object":
     """Glue the verdicts and return a DataFrame to display as the verdict table."""
     import pandas as pd
-    rows = []
+    rows, ledger = [], []
     for c in claims:
-        rows.append({
-            "claim": c.id, "paper": c.paper, "statement": c.statement,
-            "paper's value": c.paper_value, "ours": c.ours, "verdict": c.verdict,
-            "criteria": "; ".join(f"{'✔' if k.passed else '✘'} {k.describe}" for k in c.criteria),
-        })
+        row = {"claim": c.id, "paper": c.paper, "statement": c.statement, "paper's value": c.paper_value,
+               "ours": c.ours, "verdict": c.verdict, "seeds": c.seeds_text, "criteria": c.criteria_text()}
+        if c.variants:
+            row["other pixels"] = c.variants_text()
+        rows.append(row)
         glue(f"{c.id}_verdict", c.verdict)
         glue(f"{c.id}_ours", c.ours)
-    ledger = [dict(r, profile=ctx.profile, variant=ctx.variant, device=ctx.device) for r in rows]
+        glue(f"{c.id}_seeds", c.seeds_text)
+        numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate)}
+        ledger.append(dict(row, profile=ctx.profile, variant=ctx.variant, device=ctx.device,
+                           states=[k.state for k in c.criteria], seed_verdicts=c.seed_verdicts,
+                           numbers=numbers, variants=c.variants))
     glue("claims", json.dumps(ledger))
+    glue("analysis_variant", ctx.variant)
     table = pd.DataFrame(rows).set_index("claim")
     glue("verdict_table", table, display=False)
     return table

@@ -5,6 +5,10 @@ hash of (training config, data variant, training code). The checkpoint
 ``data/models/<name>-<profile>-<hash>.pt`` and a JSON record beside it are
 written atomically; a checkpoint that cannot be loaded or does not match its
 key is retrained with a warning, never silently reused.
+
+Several processes may ask for the same model at once (a sweep of chapters):
+a file lock beside the checkpoint makes one of them train while the others
+wait and then load its result.
 """
 from __future__ import annotations
 
@@ -17,8 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 from . import data as fdata
+from .environment import provenance
+from .evaluate import prepare_model
 from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
@@ -28,7 +35,7 @@ __all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "list_models"
 # Files whose content defines what a training run does. filters.py and
 # spectral.py count only for the recipes that use them, so work on the Paper B
 # filters does not invalidate every other model.
-TRAINING_CODE = ("models.py", "train.py", "data.py")
+TRAINING_CODE = ("models.py", "train.py", "data.py", "evaluate.py")
 
 
 def zoo_dir() -> Path:
@@ -76,7 +83,6 @@ def _try_load(path: Path, key: str, cfg: dict, device: str):
             raise ValueError(f"key {ckpt.get('key')!r} does not match {key!r}")
         model = build_model(cfg["arch"], cfg["widths"], stem=cfg["stem"] or None)
         model.load_state_dict(ckpt["state_dict"])
-        from .train import prepare_model
         return prepare_model(model, device).eval()
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
@@ -89,40 +95,58 @@ def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = Fals
     """Zoo model ``name`` at ``profile`` on ``device``, trained on first use.
 
     ``overrides`` change fields of the recipe's TrainConfig (they enter the
-    hash); the returned model is in eval mode and carries its JSON record as
-    ``model.record``.
+    hash; ``seed=s`` gives another training seed of the same recipe); the
+    returned model is in eval mode and carries its JSON record as ``model.record``.
     """
     device = resolve_device(device)
     train_x, train_y, variant = cifar10_tensors("train", "cpu")
     key, cfg = model_key(name, profile, variant, **overrides)
     ckpt_path, record_path = _checkpoint_paths(name, profile, key)
-    model = None if retrain else _try_load(ckpt_path, key, cfg, device)
-    if model is not None and record_path.is_file():
-        model.record = json.loads(record_path.read_text())
-        return model
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(ckpt_path) + ".lock"):
+        model = None if retrain else _try_load(ckpt_path, key, cfg, device)
+        if model is not None and record_path.is_file():
+            model.record = json.loads(record_path.read_text())
+            return model
+        return _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device,
+                                 ckpt_path, record_path)
 
-    from .train import TrainConfig, accuracy, robust_accuracy, train_model
+
+def _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device, ckpt_path, record_path):
+    from .attacks import robust_accuracy
+    from .evaluate import accuracy
+    from .train import TrainConfig, train_model
     config = TrainConfig(**cfg)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.widths, stem=config.stem or None)
     info = train_model(model, train_x, train_y, config, device=device,
-                       desc=f"training {name} ({profile})")
+                       desc=f"training {name} ({profile}, seed {config.seed})")
     scale = profile_settings(profile)
     test_x, test_y, _ = cifar10_tensors("test", "cpu")
     n_test, n_rob = scale["n_test"], scale["n_robust"]
+    rx, ry = test_x[:n_rob], test_y[:n_rob]
     record = {
         "name": name, "profile": profile, "key": key, "config": cfg, "variant": variant,
         "test_accuracy": accuracy(model, test_x[:n_test], test_y[:n_test]),
         "n_test": n_test,
-        "pgd_linf_accuracy": robust_accuracy(model, test_x[:n_rob], test_y[:n_rob], "linf",
-                                             eps=8 / 255, steps=10),
-        "robust_eval": f"PGD-10 L-inf eps=8/255 on the first {n_rob} test images",
+        # the reference evaluation (Wong et al. 2020): PGD-50, 10 restarts, step 2/255
+        "pgd_linf_accuracy": float(robust_accuracy(model, rx, ry, "linf", eps=8 / 255, steps=50,
+                                                   restarts=scale["robust_restarts"]).mean()),
+        "pgd10_linf_accuracy": float(robust_accuracy(model, rx, ry, "linf", eps=8 / 255, steps=10,
+                                                     restarts=1, alpha=2 / 255).mean()),
+        "robust_eval": f"L-inf eps=8/255 on the first {n_rob} test images: PGD-50 step 2/255 with "
+                       f"{scale['robust_restarts']} restarts (pgd_linf_accuracy) and PGD-10 step 2/255, one start",
         "n_robust": n_rob,
         "train_seconds": info["train_seconds"], "steps": info["steps"],
-        "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
-        "seed": config.seed, "torch": torch.__version__,
+        "co_guard": info["co_guard"], "co_collapse": info["co_collapse"],
+        "device": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "seed": config.seed, **provenance(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if info["co_collapse"]:
+        warnings.warn(f"{name} ({profile}, seed {config.seed}): catastrophic overfitting detected "
+                      f"(PGD-5 probe {info['co_guard']}); the weights of the epoch before the collapse are kept",
+                      RuntimeWarning, stacklevel=3)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({"key": key, "config": cfg, "variant": variant, "state_dict": state}, ckpt_path)
     atomic_write_json(record_path, record)

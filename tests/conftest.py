@@ -20,7 +20,8 @@ def smoke_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def executed_chapter(smoke_dir):
     """``executed_chapter("01")`` -> (path, glued values) of that chapter run at profile=smoke."""
-    from freqlib.runner import execute_chapter, read_glue, resolve_chapter
+    from freqlib.notebooks import read_glue
+    from freqlib.runner import execute_chapter, resolve_chapter
     cache: dict[str, tuple[Path, dict]] = {}
 
     def run(name: str, **params):

@@ -3,6 +3,7 @@ import nbformat
 import pytest
 
 from freqlib import runner
+from freqlib.notebooks import read_glue
 from freqlib.__main__ import main
 
 
@@ -60,7 +61,7 @@ def test_run_card_and_skip_when_unchanged(tmp_path):
     assert "run-card" in card.metadata["tags"] and "Run card" in card.source
     assert "| profile | smoke |" in card.source and "| data variant | synthetic |" in card.source
     assert "42" in executed.cells[-1].outputs[0]["text"]
-    assert runner.read_glue(done)["profile"] == "smoke"
+    assert read_glue(done)["profile"] == "smoke"
     runner.execute_chapter(nb, {"profile": "smoke", "n_images": 21}, out, log=logs.append)
     assert "skipped" in logs[-1]
     runner.execute_chapter(nb, {"profile": "smoke", "n_images": 22}, out, log=logs.append)

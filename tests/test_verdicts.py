@@ -1,0 +1,116 @@
+"""The verdict machinery: intervals that cover at the nominal rate, criteria judged
+on intervals (holds / fails / undecided), verdicts derived from them, pooling
+over seeds, and deviations."""
+import math
+
+import pytest
+import torch
+
+from freqlib.deviations import Deviation
+from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, mean_estimate, pool,
+                              verdict)
+
+
+def test_bootstrap_interval_covers_at_the_nominal_rate():
+    """200 simulated samples: the 95% interval of a mean covers the truth >= 93% of the time."""
+    g = torch.Generator().manual_seed(1)
+    hits = 0
+    for i in range(200):
+        x = (torch.rand(300, generator=g) < 0.3).float()
+        e = mean_estimate(x, n_boot=1000, seed=i)
+        hits += e.low <= 0.3 <= e.high
+    assert hits / 200 >= 0.93
+
+
+def test_paired_difference_is_narrower_than_unpaired():
+    """Two models scored on the same images: pairing removes the images' shared difficulty."""
+    g = torch.Generator().manual_seed(0)
+    hard = torch.rand(500, generator=g)
+    a = (hard < 0.6).float()
+    b = (hard < 0.55).float()                     # b is right only where a is right, minus a few
+    paired = difference(a, b, n_boot=1000)
+    unpaired = bootstrap(lambda m: m["a"] - m["b"], {"a": a}, {"b": b}, n_boot=1000)
+    assert paired.high - paired.low < 0.5 * (unpaired.high - unpaired.low)
+    assert paired.value == pytest.approx(float(a.mean() - b.mean()))
+
+
+def test_bootstrap_of_a_ratio_of_means_and_bad_input():
+    num, den = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([2.0, 2.0, 2.0, 2.0])
+    e = bootstrap(lambda m: m["num"] / m["den"], {"num": num, "den": den}, n_boot=200)
+    assert e.value == pytest.approx(1.25) and e.low <= 1.25 <= e.high
+    with pytest.raises(ValueError, match="same number of images"):
+        bootstrap(lambda m: m["a"], {"a": torch.ones(3), "b": torch.ones(4)})
+
+
+@pytest.mark.parametrize("est,state", [
+    (Estimate(0.30, 0.25, 0.35), "holds"),
+    (Estimate(0.15, 0.10, 0.20), "fails"),
+    (Estimate(0.22, 0.15, 0.28), "undecided"),     # straddles the threshold
+    (Estimate.exact(0.20), "fails"),               # on the threshold: not above it
+])
+def test_criterion_state_follows_the_interval(est, state):
+    assert Criterion("x above 0.2", "x", above=0.2).judge({"x": est}) == state
+
+
+def test_below_criterion_and_for_every():
+    c = Criterion("every ratio below 1", "ratio/*", below=1.0)
+    assert c.judge({"ratio/a": Estimate.exact(0.5), "ratio/b": Estimate(0.8, 0.7, 0.9)}) == "holds"
+    assert c.judge({"ratio/a": Estimate.exact(0.5), "ratio/b": Estimate(1.2, 1.1, 1.3)}) == "fails"
+    assert c.judge({"ratio/a": Estimate.exact(0.5), "ratio/b": Estimate(1.0, 0.9, 1.1)}) == "undecided"
+    with pytest.raises(KeyError, match="no number matches"):
+        c.judge({"other": Estimate.exact(0.5)})
+    with pytest.raises(ValueError, match="exactly one"):
+        Criterion("bad", "x", above=1, below=2)
+
+
+@pytest.mark.parametrize("states,expected", [
+    (["holds", "holds"], "reproduced"),
+    (["fails", "fails"], "not reproduced"),
+    (["holds", "fails"], "partly"),
+    (["holds", "undecided"], "inconclusive"),
+    (["fails", "undecided"], "inconclusive"),
+])
+def test_verdict_from_states(states, expected):
+    assert verdict(states) == expected
+
+
+def test_claim_per_seed_and_pooled():
+    claim = Claim("X1", "paper", "statement", "value", [Criterion("x above 0.5", "x", above=0.5)])
+    per_seed = [{"x": mean_estimate(torch.full((50,), v), n_boot=100)} for v in (0.7, 0.8, 0.75)]
+    assert claim.evaluate(per_seed, "ours") == "reproduced"
+    assert claim.seeds_text == "reproduced in 3 of 3 seeds"
+    claim.evaluate([{"x": Estimate.exact(0.7)}, {"x": Estimate.exact(0.3)}], "ours")
+    assert claim.seed_verdicts == ["reproduced", "not reproduced"]
+
+
+def test_pool_two_way_bootstrap_widens_with_seed_spread():
+    tight = [mean_estimate(torch.full((100,), 0.5) + 0.01 * torch.randn(100), n_boot=500) for _ in range(3)]
+    spread = [mean_estimate(torch.full((100,), v) + 0.01 * torch.randn(100), n_boot=500) for v in (0.3, 0.5, 0.7)]
+    width = lambda e: e.high - e.low
+    assert width(pool(spread)) > 5 * width(pool(tight))
+    assert pool(spread).value == pytest.approx(0.5, abs=0.01)
+
+
+def test_compare_variant_names_changed_criteria():
+    claim = Claim("X2", "p", "s", "v", [Criterion("x above 0", "x", above=0.0), Criterion("y below 1", "y", below=1.0)])
+    claim.evaluate({"x": Estimate.exact(1.0), "y": Estimate.exact(0.5)}, "ours")
+    same = claim.compare_variant("JPEG", {"x": Estimate.exact(2.0), "y": Estimate.exact(0.4)})
+    assert same["verdict"] == "reproduced" and same["changed"] == []
+    moved = claim.compare_variant("JPEG", {"x": Estimate(0.1, -0.1, 0.3), "y": Estimate.exact(0.4)})
+    assert moved["verdict"] == "inconclusive" and moved["changed"] == ["x above 0: holds → undecided"]
+
+
+def test_estimate_formatting_and_validation():
+    assert Estimate(0.388, 0.351, 0.42).fmt(pct=True) == "38.8% [35.1, 42.0]"
+    assert Estimate.exact(2.5).fmt() == "2.500"
+    with pytest.raises(ValueError, match="empty"):
+        Estimate(1.0, 2.0, 0.5)
+    assert math.isclose(Estimate(0.1, 0.0, 0.2).scaled(100).high, 20.0)
+
+
+def test_deviation_needs_a_date_for_criterion_changes():
+    Deviation("dataset", "Imagenette 128px", "CIFAR-10 32px", "the book is about CIFAR-10")
+    with pytest.raises(ValueError, match="date"):
+        Deviation("criterion", "none", "changed null", "first look")
+    with pytest.raises(ValueError, match="aspect"):
+        Deviation("colour", "a", "b", "c")
