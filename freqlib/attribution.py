@@ -175,10 +175,10 @@ def band_attribution(model, images: torch.Tensor, batch_size: int | None = None,
         kept = band_components(x)                                           # (n, K, C, H, W)
         occluded = x[:, None] - kept
         batch = torch.cat([x, occluded.flatten(0, 1), kept.flatten(0, 1)])
-        logits = logits(model, batch, batch_size, precise=True)      # differences of logits: fp32
-        clean = logits[:n]
-        z_occ = logits[n:n + n * n_bands].view(n, n_bands, -1)
-        z_keep = logits[n + n * n_bands:].view(n, n_bands, -1)
+        z = logits(model, batch, batch_size, precise=True)            # differences of logits: fp32
+        clean = z[:n]
+        z_occ = z[n:n + n * n_bands].view(n, n_bands, -1)
+        z_keep = z[n + n * n_bands:].view(n, n_bands, -1)
         c = clean.argmax(1)
         idx = c[:, None, None].expand(n, n_bands, 1)
         zc = clean.gather(1, c[:, None])                                    # (n, 1)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-__all__ = ["CIFAR_MEAN", "CIFAR_STD", "Classifier", "FastNet", "ResNet18", "build_model",
+__all__ = ["ARCHS", "CIFAR_MEAN", "CIFAR_STD", "Classifier", "FastNet", "ResNet18", "build_model",
            "first_conv"]
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -155,14 +155,22 @@ class ResNet18(nn.Module):
         return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+ARCHS = ("fastnet", "resnet18", "airbench")
+
+
 def build_model(arch: str, widths=None, num_classes: int = 10, stem: dict | None = None) -> Classifier:
-    """``arch`` is ``"fastnet"`` (``widths`` = three channel counts) or ``"resnet18"``."""
+    """``arch`` is ``"fastnet"`` (``widths`` = three channel counts), ``"resnet18"``
+    (``widths`` = its base width) or ``"airbench"`` (:mod:`freqlib.airbench`, the
+    GPU-fast network of the paper profile)."""
     if arch == "fastnet":
         body = FastNet(tuple(widths or (32, 64, 128)), num_classes, stem)
     elif arch == "resnet18":
         body = ResNet18(num_classes, width=(widths or [64])[0], stem=stem)
+    elif arch == "airbench":
+        from .airbench import AirbenchNet   # its own module: editing it retrains only airbench models
+        body = AirbenchNet(widths, num_classes, stem)
     else:
-        raise ValueError(f"unknown architecture {arch!r}; use 'fastnet' or 'resnet18'")
+        raise ValueError(f"unknown architecture {arch!r}; use one of {ARCHS}")
     return Classifier(body)
 
 

@@ -48,6 +48,7 @@ ADVERSARIAL = ("fgsm_linf", "pgd_linf", "fgsm_l2", "pgd_l2")
 class TrainConfig:
     arch: str = "fastnet"
     widths: tuple = (32, 64, 128)
+    dataset: str = "cifar10"                       # or a synthetic set of freqlib.synthetic
     stem: dict = field(default_factory=dict)      # first-layer variant (Paper B)
     whiten: bool = True                            # whitening init of a plain 3x3 stem (FastNet)
     epochs: float = 10.0

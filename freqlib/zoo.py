@@ -30,7 +30,7 @@ from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
 
-__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "list_models"]
+__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "list_models"]
 
 # Files whose content defines what a training run does. filters.py and
 # spectral.py count only for the recipes that use them, so work on the Paper B
@@ -46,7 +46,9 @@ def _code_hash(cfg: dict) -> str:
     h = hashlib.sha256()
     pkg = repo_root() / "freqlib"
     extra = (("filters.py",) if cfg.get("stem") else ()) + \
-            (("spectral.py",) if cfg.get("perturbation") == "amplitude" else ())
+            (("spectral.py",) if cfg.get("perturbation") == "amplitude" else ()) + \
+            (("airbench.py",) if cfg.get("arch") == "airbench" else ()) + \
+            (("synthetic.py", "spectral.py") if cfg.get("dataset", "cifar10") != "cifar10" else ())
     for name in TRAINING_CODE + extra:
         path = pkg / name
         if path.is_file():
@@ -66,6 +68,15 @@ def cifar10_tensors(split: str, device: str = "cpu"):
     """(images float NCHW in [0,1], labels int64, variant) on ``device``, cached per process."""
     x, y, variant = fdata.load_cifar10(split)
     return fdata.to_tensor(x, device), torch.from_numpy(y).to(device), variant
+
+
+def dataset_tensors(dataset: str, split: str):
+    """(images, labels, variant) of a zoo training set: CIFAR-10 or a synthetic set
+    of :mod:`freqlib.synthetic` (planted frequencies, frequency shortcuts)."""
+    if dataset == "cifar10":
+        return cifar10_tensors(split, "cpu")
+    from .synthetic import synthetic_tensors
+    return synthetic_tensors(dataset, split)
 
 
 def _checkpoint_paths(name: str, profile: str, key: str) -> tuple[Path, Path]:
@@ -99,7 +110,8 @@ def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = Fals
     returned model is in eval mode and carries its JSON record as ``model.record``.
     """
     device = resolve_device(device)
-    train_x, train_y, variant = cifar10_tensors("train", "cpu")
+    dataset = recipe_config(name, profile, **overrides).dataset
+    train_x, train_y, variant = dataset_tensors(dataset, "train")
     key, cfg = model_key(name, profile, variant, **overrides)
     ckpt_path, record_path = _checkpoint_paths(name, profile, key)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +134,7 @@ def _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device
     info = train_model(model, train_x, train_y, config, device=device,
                        desc=f"training {name} ({profile}, seed {config.seed})")
     scale = profile_settings(profile)
-    test_x, test_y, _ = cifar10_tensors("test", "cpu")
+    test_x, test_y, _ = dataset_tensors(config.dataset, "test")
     n_test, n_rob = scale["n_test"], scale["n_robust"]
     rx, ry = test_x[:n_rob], test_y[:n_rob]
     record = {

@@ -10,7 +10,8 @@ from freqlib import attacks, attribution as A, spectral
 from freqlib.data import PlantedBand, planted_frequency_dataset
 from freqlib.heatmap import distinct_frequencies, fourier_heatmap
 from freqlib.models import build_model
-from freqlib.train import TrainConfig, accuracy, train_model
+from freqlib.evaluate import accuracy
+from freqlib.train import TrainConfig, train_model
 
 torch.manual_seed(0)
 

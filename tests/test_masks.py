@@ -9,7 +9,8 @@ import torch
 from freqlib import masks as fm
 from freqlib.data import planted_frequency_dataset
 from freqlib.models import build_model
-from freqlib.train import TrainConfig, accuracy, train_model
+from freqlib.evaluate import accuracy
+from freqlib.train import TrainConfig, train_model
 
 
 @pytest.fixture(scope="module")
