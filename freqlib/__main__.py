@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--profile", default=None, help="auto (default), smoke, quick or paper")
         p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
         p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--seeds", type=int, default=None,
+                       help="training seeds of a claim chapter (0: the profile's default)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a chapter parameter (repeatable)")
         p.add_argument("--force", action="store_true", help="execute even if unchanged")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(screenshot(page, args.out / name, full_page=name == "landing.png"))
             return 0
         params = parse_assignments(args.param)
-        for key in ("profile", "device", "seed"):
+        for key in ("profile", "device", "seed", "seeds"):
             if getattr(args, key) is not None:
                 params[key] = getattr(args, key)
         if args.command == "run" or args.executed is None:

@@ -70,9 +70,12 @@ def _chapter(name: str) -> Path:
 
 
 def _slug(params: dict) -> str:
-    text = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-    text = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", text)
-    return text if len(text) <= 60 else hashlib.sha256(text.encode()).hexdigest()[:12]
+    """A folder-name form of ``params``; a hash where that form would lose information."""
+    raw = ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    text = re.sub(r"[^A-Za-z0-9_.=,+-]+", "_", raw)
+    if text == raw and len(text) <= 60:
+        return text
+    return text[:40] + "-" + hashlib.sha256(raw.encode()).hexdigest()[:8]
 
 
 def plan(chapters: list[str], profiles: list[str] = ("auto",), seeds: list[int] = (0,),
@@ -87,20 +90,19 @@ def plan(chapters: list[str], profiles: list[str] = ("auto",), seeds: list[int] 
     jobs, seen = [], set()
     for name in chapters:
         path = _chapter(name)
-        has = chapter_parameters(path)
-        axes = dict(grid)
-        if "seeds" in has and "seeds" not in axes:
-            axes["seeds"] = [1]                       # one training seed per job; pooled at collect
+        # one training seed per job (pooled at collect), unless the grid says otherwise
+        fixed = {"seeds": 1} if "seeds" in chapter_parameters(path) and "seeds" not in grid else {}
         for profile, seed in itertools.product(profiles, seeds):
-            for values in itertools.product(*axes.values()):
-                extra = dict(zip(axes, values))
-                params = {"profile": profile, "device": device, "seed": seed, **extra}
+            for values in itertools.product(*grid.values()):
+                extra = dict(zip(grid, values))
+                params = {"profile": profile, "device": device, "seed": seed, **extra, **fixed}
                 validate_parameters(path, params)       # the runner's checks, before anything runs
                 params["profile"] = resolved_profile(params)
-                key = "--".join([path.stem, params["profile"], f"seed{seed}"] + ([_slug(extra)] if extra else []))
-                if key in seen:
+                ident = json.dumps([str(path), params], sort_keys=True, default=str)
+                if ident in seen:                      # the same value listed twice
                     continue
-                seen.add(key)
+                seen.add(ident)
+                key = "--".join([path.stem, params["profile"], f"seed{seed}"] + ([_slug(extra)] if extra else []))
                 jobs.append({"key": key, "chapter": str(path), "stem": path.stem, "params": params})
     return jobs
 
