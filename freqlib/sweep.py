@@ -236,7 +236,11 @@ def _submit_and_wait(sweep: Path, todo: list[dict], cluster: str, options: dict,
     if cluster == "slurm":
         threads, parallel = int(options.get("cpus") or 1), 0
         todo = [dict(j, threads=threads) for j in todo]
-        jobs = ex.map_array(run_job, todo, [str(sweep)] * len(todo))   # one job array
+        try:
+            jobs = ex.map_array(run_job, todo, [str(sweep)] * len(todo))   # one job array
+        except Exception as exc:   # sbatch said no: a partition, GPU or time limit it rejects
+            lines = [l for l in str(exc).splitlines() if "error" in l.lower()] or [str(exc).strip()]
+            raise ParameterError(f"Slurm refused the sweep's job array: {lines[0][:300]}") from None
         log(f"submitted Slurm job array {jobs[0].job_id.split('_')[0]} ({len(jobs)} tasks)")
         pending, running = [], list(zip(jobs, todo))
     else:
@@ -245,7 +249,18 @@ def _submit_and_wait(sweep: Path, todo: list[dict], cluster: str, options: dict,
         pending, running = [dict(j, threads=threads) for j in todo], []
     if not wait:
         return crashed
-    total, finished = len(todo), 0
+    total = len(todo)
+    try:
+        _wait(sweep, ex, cluster, pending, running, parallel, total, crashed, log)
+    except KeyboardInterrupt:            # do not leave jobs running behind an interrupted sweep
+        for sub, _ in running:
+            sub.cancel(check=False)
+        raise
+    return crashed
+
+
+def _wait(sweep, ex, cluster, pending, running, parallel, total, crashed, log) -> None:
+    finished = 0
     while pending or running:
         while pending and len(running) < parallel:     # local only: submitit has no queue of its own
             job = pending.pop(0)
@@ -261,10 +276,9 @@ def _submit_and_wait(sweep: Path, todo: list[dict], cluster: str, options: dict,
                        else _submitit_error(sub))
                 crashed[job["key"]] = err
                 log(f"[{finished}/{total}] {job['key']}: FAILED: {err}")
-        running = [(s, j) for s, j in running if s not in ended]
+        running[:] = [(s, j) for s, j in running if s not in ended]
         if pending or running:
             time.sleep(POLL_S)
-    return crashed
 
 
 def _submitit_error(job) -> str:

@@ -82,13 +82,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _kill_pidfiles(paths: list[Path], wait_s: float = 10.0) -> None:
-    """SIGTERM the processes named in ``paths`` (those this cluster started), wait for them."""
+def _kill_pidfiles(paths: list[Path], sig: int = 15, wait_s: float = 10.0) -> None:
+    """Signal the processes named in ``paths`` (those this cluster started), wait for them."""
     pids = []
     for path in paths:
         try:
             pid = int(path.read_text().strip())
-            os.kill(pid, 15)
+            os.kill(pid, sig)
             pids.append(pid)
         except (OSError, ValueError):
             continue
@@ -157,10 +157,13 @@ def stop(cluster: Cluster) -> None:
     """Cancel the cluster's jobs, end its daemons, remove its folder."""
     d = cluster.dir
     if (d / "slurmctld.pid").is_file():
-        try:
+        try:   # cancel, then let every job finish its clean-up (else its slurmstepd is orphaned)
             cluster.run("scancel", "--full", "--partition=debug")
+            end = time.time() + 30
+            while time.time() < end and cluster.run("squeue", "-h", "-o", "%i").stdout.strip():
+                time.sleep(0.2)
         except (OSError, subprocess.TimeoutExpired):
             pass
     _kill_pidfiles([d / "slurmd.pid", d / "slurmctld.pid"])
-    _kill_pidfiles([d / "munge" / "munged.pid"])
+    _kill_pidfiles([d / "munge" / "munged.pid"], sig=9)   # no state to save; TERM takes ~2 s
     shutil.rmtree(d, ignore_errors=True)

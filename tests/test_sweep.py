@@ -4,6 +4,7 @@ verdicts, the ledger's reading of them, and a real single-node Slurm."""
 import json
 import os
 import re
+import time
 
 import nbformat
 import pytest
@@ -13,7 +14,7 @@ import sweep_notebook
 from freqlib import sweep
 from freqlib.__main__ import main
 from freqlib.ledger import collect_claims
-from freqlib.runner import ParameterError, execute_chapter
+from freqlib.runner import ParameterError
 
 
 @pytest.fixture
@@ -94,8 +95,8 @@ def test_local_sweep_reports_failures_reruns_only_them_and_pools(sweeps, claim_n
     assert sweep.pooled_table("t_claims", "paper") is None
 
     # the ledger shows the pooled result beside a run of the same chapter and parameters
-    run = execute_chapter(claim_nb, {"profile": "smoke", "device": "cpu", "seeds": 1,
-                                     "fail_while": str(marker)}, tmp_path / "executed", log=lambda *a: None)
+    # (the seed-0 job's notebook is such a run)
+    run = next((sweeps / sid / "jobs").glob("*seed0*/t_claims.ipynb"))
     (row,) = collect_claims({"t_claims": run}, [claim_nb.relative_to(claim_nb.parent)])
     assert row["sweep (pooled)"] == f"reproduced, reproduced in 2 of 2 seeds (sweep {sid})"
     assert row["criteria"] == "✔" and row["seeds"] == "1 seed"
@@ -124,41 +125,6 @@ def test_collect_unknown_sweep_is_one_line(sweeps, capsys):
     assert main(["sweep", "--collect", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no sweep 'nope'" in err[0]
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    """A private single-node Slurm (tests/slurm_cluster.py); fails on CI if it cannot start."""
-    try:
-        cluster = slurm_cluster.start()
-    except slurm_cluster.SlurmUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the test Slurm cannot start on CI: {exc}")
-        pytest.skip(f"no test Slurm here: {exc}")
-    old = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(cluster.conf)
-    yield cluster
-    if old is None:
-        os.environ.pop("SLURM_CONF", None)
-    else:
-        os.environ["SLURM_CONF"] = old
-    slurm_cluster.stop(cluster)
-
-
-def test_slurm_sweep_end_to_end(slurm, sweeps, claim_nb):
-    logs = []
-    summary = sweep.run_sweep([str(claim_nb)], ["smoke"], [0, 1], device="cpu", cluster="slurm",
-                              options={"time": 10}, log=logs.append)
-    assert any("submitted Slurm job array" in line for line in logs), logs
-    assert summary["ok"] == 2 and not summary["failures"], summary["failures"]
-    (group,) = summary["groups"]
-    assert group["claims"][0]["seeds"] == [0, 1]
-    # each job really ran under Slurm: submitit's log folder is named after the array task
-    logs_dir = sweeps / summary["id"] / "submitit"
-    tasks = sorted(p.name.split("_")[1] for p in logs_dir.iterdir() if re.fullmatch(r"\d+_\d+", p.name))
-    assert tasks == ["0", "1"]
-    nb = next((sweeps / summary["id"] / "jobs").glob("*seed1*/*.ipynb"))
-    assert nbformat.read(nb, as_version=4).metadata["freqlib"]["parameters"]["seed"] == 1
 
 
 ZOO_WORKER = r'''
@@ -210,3 +176,57 @@ def test_two_processes_asking_for_one_model_train_it_once(tmp_path):
     loader = next(o for o in outs if o["trained"] == 0)
     assert loader["waited"] > 1.5, "the loading process did not wait for the training one"
     assert len(list((tmp_path / "models").glob("*.pt"))) == 1
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    """A private single-node Slurm (tests/slurm_cluster.py); fails on CI if it cannot start."""
+    try:
+        cluster = slurm_cluster.start()
+    except slurm_cluster.SlurmUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the test Slurm cannot start on CI: {exc}")
+        pytest.skip(f"no test Slurm here: {exc}")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    yield cluster
+    if old is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = old
+    slurm_cluster.stop(cluster)
+
+
+def test_slurm_sweep_end_to_end(slurm, sweeps, claim_nb):
+    """Bad options are refused by sbatch in one line; a real chapter (the primer) is submitted
+    without waiting and collected later, while a 2-task array of the claim notebook runs."""
+    with pytest.raises(ParameterError, match="Slurm refused the sweep's job array: .*partition"):
+        sweep.run_sweep([str(claim_nb)], ["smoke"], [0], device="cpu", cluster="slurm",
+                        options={"partition": "nosuchpartition"}, log=lambda *a: None)
+    primer = sweep.run_sweep(["00"], ["smoke"], [1], device="cpu", cluster="slurm", options={"time": 10},
+                             wait=False, log=lambda *a: None)
+    assert primer["submitted"] == 1
+    logs = []
+    summary = sweep.run_sweep([str(claim_nb)], ["smoke"], [0, 1], device="cpu", cluster="slurm",
+                              options={"time": 10}, log=logs.append)
+    assert any("submitted Slurm job array" in line for line in logs), logs
+    assert summary["ok"] == 2 and not summary["failures"], summary["failures"]
+    (group,) = summary["groups"]
+    assert group["claims"][0]["seeds"] == [0, 1]
+    # each job really ran under Slurm: submitit's log folder is named after the array task
+    logs_dir = sweeps / summary["id"] / "submitit"
+    tasks = sorted(p.name.split("_")[1] for p in logs_dir.iterdir() if re.fullmatch(r"\d+_\d+", p.name))
+    assert tasks == ["0", "1"]
+    nb = next((sweeps / summary["id"] / "jobs").glob("*seed1*/*.ipynb"))
+    assert nbformat.read(nb, as_version=4).metadata["freqlib"]["parameters"]["seed"] == 1
+
+    jobs = json.loads((sweeps / primer["id"] / "sweep.json").read_text())["jobs"]
+    deadline = time.time() + 240
+    while sweep.job_states(sweeps / primer["id"], jobs)[jobs[0]["key"]][0] == "missing":
+        assert time.time() < deadline, "the primer's Slurm job did not finish in 4 minutes"
+        time.sleep(1)
+    collected = sweep.collect(primer["id"], log=lambda *a: None)
+    assert collected["ok"] == 1, collected["failures"]
+    result = json.loads(next((sweeps / primer["id"] / "jobs").glob("*/result.json")).read_text())
+    assert result["chapter"] == "00_primer" and result["run_card"]["profile"] == "smoke"
+    assert 1.0 < result["glued"]["power_alpha"] < 4.0
