@@ -55,7 +55,7 @@ def _jpeg_check(row: dict) -> str:
 def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
     """One row per claim; a chapter without an executed copy gives a "not run" row."""
     from .environment import lock_digest
-    from .sweep import pooled_for_run
+    from .pooled import pooled_for_run
     current = lock_digest()
     rows = []
     for rel in chapters:

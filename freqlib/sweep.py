@@ -26,7 +26,8 @@ seed per job) unless the grid sets it. Layout of ``_build/sweeps/<id>/``:
 
 Scheduling is submitit's: its local executor (one process per job) or Slurm
 (one job array, ``--partition``/``--time``/``--gpus``/``--cpus`` passed
-through). submitit's local executor starts every job it is given at once, so
+through). Reading pooled results back (:func:`pooled_table`, the ledger's
+:func:`pooled_for_run`) lives in :mod:`freqlib.pooled`. submitit's local executor starts every job it is given at once, so
 the sweep hands it at most ``parallel`` jobs at a time (default: one per core
 with one thread each), like Slurm's ``--array=...%N`` limit.
 """
@@ -42,22 +43,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from .io import atomic_write_json, atomic_write_text, repo_root
-from .runner import (BUILD, ParameterError, _source_fingerprint, chapter_parameters, execute_chapter,
+from .io import atomic_write_json, atomic_write_text
+from .pooled import SWEEPS, _fmt_params, pooled_for_run, pooled_table, sweeps_dir  # noqa: F401 (re-exported)
+from .runner import (ParameterError, _source_fingerprint, chapter_parameters, execute_chapter,
                      resolve_chapter, resolved_profile, validate_parameters)
 
 __all__ = ["SWEEPS", "plan", "default_id", "run_sweep", "run_job", "job_states", "collect",
            "pooled_table", "pooled_for_run", "sweeps_dir", "CLUSTERS"]
 
-SWEEPS = f"{BUILD}/sweeps"
 CLUSTERS = ("local", "slurm")
 RESERVED = ("profile", "seed", "device")      # grid axes of their own
 POLL_S = 1.0
-
-
-def sweeps_dir() -> Path:
-    """``_build/sweeps`` of the repository, or ``$FREQLIB_SWEEPS``."""
-    return Path(os.environ.get("FREQLIB_SWEEPS") or repo_root() / SWEEPS)
 
 
 # ------------------------------------------------------------------ planning
@@ -416,10 +412,6 @@ def collect(sweep_id: str, log=print) -> dict:
     return summary
 
 
-def _fmt_params(params: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in params.items())
-
-
 def _markdown(summary: dict) -> str:
     lines = [f"# Sweep {summary['id']}", "", f"Collected {summary['collected']}: {summary['ok']} of "
              f"{summary['jobs']} jobs ok.", ""]
@@ -444,58 +436,3 @@ def _claims_table(claims: list[dict]) -> str:
         cells = [c["claim"], c["verdict"], c["seeds_text"], seeds, nums or "—", c["paper's value"], jpeg]
         lines.append("| " + " | ".join(str(x).replace("|", "/").replace("\n", " ") for x in cells) + " |")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------ reading back
-def _collected() -> list[dict]:
-    """Every collected sweep, newest first."""
-    found = []
-    for p in sweeps_dir().glob("*/pooled.json"):
-        try:
-            found.append((p.stat().st_mtime, json.loads(p.read_text())))
-        except (OSError, ValueError):
-            continue
-    return [s for _, s in sorted(found, key=lambda t: -t[0])]
-
-
-def _groups(chapter: str, profile: str | None):
-    for summary in _collected():
-        for g in summary["groups"]:
-            if (g["chapter"] == chapter or g["chapter"].startswith(chapter)) and \
-                    (profile is None or g["profile"] == profile):
-                yield summary["id"], g
-
-
-def pooled_for_run(executed: Path) -> dict[str, dict]:
-    """Pooled results (claim id -> claim row + ``sweep``) of the newest collected sweep of
-    this executed chapter's profile and parameters (seed and device aside); {} if none."""
-    import nbformat
-    meta = nbformat.read(executed, as_version=4).metadata.get("freqlib", {})
-    params = {k: v for k, v in meta.get("parameters", {}).items() if k not in ("seed", "device", "seeds")}
-    for sid, g in _groups(Path(executed).stem, params.get("profile")):
-        fixed = {k: v for k, v in g["params"].items() if k != "seeds"}
-        if all(params.get(k) == v for k, v in fixed.items()):
-            return {c["claim"]: dict(c, sweep=sid) for c in g["claims"]}
-    return {}
-
-
-def pooled_table(chapter: str, profile: str | None = None):
-    """The newest collected sweep's pooled results for ``chapter``'s claims, as a
-    DataFrame to display in the chapter (None, with a note, when no sweep exists)."""
-    import pandas as pd
-    if profile == "auto":
-        profile = resolved_profile({"profile": "auto"})
-    for sid, g in _groups(chapter, profile):
-        rows = [{"claim": c["claim"], "pooled verdict": c["verdict"], "seeds": c["seeds_text"],
-                 "per-seed verdicts": ", ".join(f"{s}: {v}" for s, v in zip(c["seeds"], c["seed_verdicts"])),
-                 "pooled numbers": "; ".join(f"{k} = {v['text']}" for k, v in c["numbers"].items()),
-                 "paper's value": c["paper's value"],
-                 "JPEG check": "; ".join(f"{k}: {v}" for k, v in c["jpeg_check"].items()) or "—"}
-                for c in g["claims"]]
-        table = pd.DataFrame(rows).set_index("claim")
-        table.attrs["sweep"] = sid
-        print(f"sweep {sid} ({g['profile']}, {_fmt_params(g['params'])}): {g['jobs']} jobs")
-        return table
-    print(f"No collected sweep of chapter {chapter}" + (f" at profile {profile}" if profile else "")
-          + f"; run `python -m freqlib sweep {chapter} --profile {profile or 'quick'} --seed 0 1 2`.")
-    return None
