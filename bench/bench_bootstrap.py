@@ -63,7 +63,7 @@ def chapter_share(name: str, profile: str, device: str) -> dict:
     import nbformat
     import papermill
     from freqlib.runner import resolve_chapter, validate_parameters
-    src = resolve_chapter(name)
+    src = Path(name).resolve() if name.endswith(".ipynb") else resolve_chapter(name)
     params = validate_parameters(src, {"profile": profile, "device": device})
     with tempfile.TemporaryDirectory() as tmp:
         dump = Path(tmp) / "boot.json"

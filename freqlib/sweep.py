@@ -26,10 +26,12 @@ seed per job) unless the grid sets it. Layout of ``_build/sweeps/<id>/``:
 
 Scheduling is submitit's: its local executor (one process per job) or Slurm
 (one job array, ``--partition``/``--time``/``--gpus``/``--cpus`` passed
-through). Reading pooled results back (:func:`pooled_table`, the ledger's
-:func:`pooled_for_run`) lives in :mod:`freqlib.pooled`. submitit's local executor starts every job it is given at once, so
+through). submitit's local executor starts every job it is given at once, so
 the sweep hands it at most ``parallel`` jobs at a time (default: one per core
 with one thread each), like Slurm's ``--array=...%N`` limit.
+
+Reading pooled results back (:func:`pooled_table` for chapters, the ledger's
+:func:`pooled_for_run`) lives in :mod:`freqlib.pooled` and is re-exported here.
 """
 from __future__ import annotations
 
