@@ -11,6 +11,7 @@ Examples::
     python -m freqlib zoo standard --profile quick              # train/cache one model
     python -m freqlib report linf_at --out report.html          # frequency report of a model
     python -m freqlib screenshots                               # PNGs of the built site for docs/
+    python -m freqlib set-repository https://github.com/OWNER/REPO   # launch buttons, install cells
 """
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     shots = sub.add_parser("screenshots", help="screenshots of the built site into docs/")
     shots.add_argument("--html", type=Path, default=Path("_build/html"))
     shots.add_argument("--out", type=Path, default=Path("docs"))
+    repo = sub.add_parser("set-repository", help="name the book's repository (_config.yml, install cells, "
+                                                 "CITATION.cff); '' removes it")
+    repo.add_argument("url", help="https://github.com/OWNER/REPO, or '' for none (no launch buttons)")
+    repo.add_argument("--branch", default=None, help="branch launched on Binder/Colab (default: as in _config.yml)")
 
     args = parser.parse_args(argv)
     import logging
@@ -80,14 +85,22 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "set-repository":
+            from .book import set_repository
+            for path in set_repository(args.url, args.branch):
+                print(f"wrote {path}")
+            return 0
         if args.command == "screenshots":
             from .site import screenshot
             pages = {"landing.png": args.html / "intro.html"}
             chapter = sorted((args.html / "chapters").glob("01_*.html"))
             if chapter:
                 pages["chapter.png"] = chapter[0]
+            pages["bibliography.png"] = args.html / "bibliography.html"
+            pages["api.png"] = args.html / "api" / "heatmap.html"
             for name, page in pages.items():
-                print(screenshot(page, args.out / name, full_page=name == "landing.png"))
+                print(screenshot(page, args.out / name, full_page=name == "landing.png",
+                                 height=1300 if name == "api.png" else 1000))
             return 0
         params = parse_assignments(args.param)
         for key in ("profile", "device", "seed", "seeds"):

@@ -119,7 +119,7 @@ def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 
     alpha = alpha if alpha is not None else (2 / 255 if norm == "linf" and abs(eps - 8 / 255) < 1e-9
                                              else 2.5 * eps / steps)
     cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
-    attack = cls(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    attack = cls(evaluate.for_attack(model), eps=eps, alpha=alpha, steps=steps, random_start=True)
     model.eval()
     torch.manual_seed(seed)
     alive = evaluate.correct(model, images, labels).bool()

@@ -212,7 +212,7 @@ def upper_share(weights: torch.Tensor, start: int = UPPER_BAND) -> torch.Tensor:
 
 # ------------------------------------------------------ band spectra of images
 def band_magnitude(x: torch.Tensor, remove_dc: bool = True) -> torch.Tensor:
-    """Mean |DCT coefficient| per band, over channels and the band's coefficients: (N, K).
+    """Mean ``|DCT coefficient|`` per band, over channels and the band's coefficients: (N, K).
 
     ``remove_dc`` drops the (0, 0) coefficient (the per-channel mean), so a
     perturbation and an image are compared on their patterns, not brightness.
@@ -230,7 +230,7 @@ def band_magnitude(x: torch.Tensor, remove_dc: bool = True) -> torch.Tensor:
 
 
 def band_profile(x: torch.Tensor) -> torch.Tensor:
-    """Mean |DCT| per coefficient of each band over a batch, DC removed, bands 1..K-1 scaled
+    """Mean ``|DCT|`` per coefficient of each band over a batch, DC removed, bands 1..K-1 scaled
     to sum 1 (band 0, the mean colour, is set to 0): (N, C, H, W) -> (K,)."""
     prof = band_magnitude(x, remove_dc=True).mean(0)
     prof[0] = 0

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 __all__ = ["autocast", "prepare_model", "eval_batch_size", "model_device", "logits", "predict",
-           "correct", "accuracy"]
+           "correct", "accuracy", "for_attack"]
 
 
 def autocast(device) -> contextlib.AbstractContextManager:
@@ -87,3 +87,35 @@ def correct(model, images: torch.Tensor, labels: torch.Tensor, **kw) -> torch.Te
 def accuracy(model, images: torch.Tensor, labels: torch.Tensor, **kw) -> float:
     """Share of ``images`` classified as ``labels``."""
     return float(correct(model, images, labels, **kw).mean())
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward returns a contiguous gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+class _AttackView(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(_ContiguousGrad.apply(x))
+
+
+def for_attack(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` as gradient attacks (torchattacks) should see it.
+
+    A channels_last network can hand back an input gradient in channels_last
+    layout; torchattacks' L2 attacks flatten it with ``.view``, which fails on
+    that layout. The wrapper returns the same logits and a contiguous gradient.
+    Its ``train()`` / ``eval()`` reach the wrapped model.
+    """
+    return _AttackView(model)

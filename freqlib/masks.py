@@ -65,7 +65,7 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_logits(model, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits of a :class:`~freqlib.models.Classifier` for pixel images ``x`` seen through
+    """Logits of a ``freqlib.models.Classifier`` for pixel images ``x`` seen through
     ``mask`` applied to the *normalised* image (``None``: no mask)."""
     z = model.normalize(x)
     return model.body(z if mask is None else apply_mask(z, mask))

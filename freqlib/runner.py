@@ -294,6 +294,22 @@ def run_chapters(names: list[str] | None = None, params: dict | None = None, for
 
 
 # -------------------------------------------------------------------- site
+def _fold_injected_parameters(notebook: Path) -> None:
+    """Fold the cell papermill injects (``# Parameters``, tagged
+    ``injected-parameters``) on the site: it repeats the parameters cell with
+    this run's values, which the run card already lists. A reader can still
+    unfold it."""
+    import nbformat
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+            cell.metadata["mystnb"] = {"code_prompt_show": "Show the parameters papermill injected for this run",
+                                       "code_prompt_hide": "Hide the injected parameters"}
+    nbformat.write(nb, notebook)
+
+
 def build_site(executed: Path | None = None, output_root: Path | None = None, log=print,
                profile: str | None = None, allow_mixed: bool = False) -> Path:
     """Build ``<output_root>/_build/html`` from executed notebooks (never re-executing).
@@ -342,6 +358,7 @@ def build_site(executed: Path | None = None, output_root: Path | None = None, lo
         done = executed / rel
         if done.is_file():
             shutil.copyfile(done, stage / rel)
+            _fold_injected_parameters(stage / rel)
             runs[rel.stem] = done
     write_ledger(stage, runs, [c.relative_to(root) for c in chapters_in_toc(root)])
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--path-output", str(output_root),

@@ -95,7 +95,7 @@ def high_pass(x: torch.Tensor, r: float) -> torch.Tensor:
 
 
 def low_pass_stack(x: torch.Tensor, radii) -> torch.Tensor:
-    """Low-pass versions of ``x`` at every radius, sharing one forward FFT: (R, *x.shape)."""
+    """Low-pass versions of ``x`` at every radius, sharing one forward FFT: ``(R, *x.shape)``."""
     h, w = x.shape[-2:]
     masks = torch.stack([radial_mask(h, w, r, x.device) for r in radii]).to(x.dtype)
     half = torch.fft.ifftshift(masks, dim=(-2, -1))[..., : w // 2 + 1]
@@ -147,7 +147,7 @@ def dct_band_index(h: int, w: int, device=None) -> torch.Tensor:
 
 
 def dct_band_energy(x: torch.Tensor, reduce_channels: bool = True) -> torch.Tensor:
-    """Sum of |DCT|^2 in each L-infinity band: (N, C, H, W) -> (N, n_bands).
+    """Sum of ``|DCT|^2`` in each L-infinity band: (N, C, H, W) -> (N, n_bands).
 
     With ``reduce_channels=False`` the result is (N, C, n_bands).
     """
@@ -175,7 +175,7 @@ def keep_dct_band(x: torch.Tensor, band: int) -> torch.Tensor:
 
 # --------------------------------------------------------- power profiles
 def power_spectrum(x: torch.Tensor) -> torch.Tensor:
-    """|centred DFT|^2, same shape as x."""
+    """``|centred DFT|^2``, same shape as ``x``."""
     return centred_dft(x).abs() ** 2
 
 

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import DeviceLoader
-from .evaluate import autocast, prepare_model
+from .evaluate import autocast, for_attack, prepare_model
 
 __all__ = ["TrainConfig", "train_model", "PERTURBATIONS", "ADVERSARIAL", "random_affine"]
 
@@ -136,6 +136,7 @@ def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
 
 def _torchattacks(model, kind: str, eps: float, alpha: float, steps: int):
     import torchattacks
+    model = for_attack(model)
     if kind == "pgd_linf":
         return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
     if kind == "pgd_l2":

@@ -72,7 +72,7 @@ def cifar10_tensors(split: str, device: str = "cpu"):
 
 def dataset_tensors(dataset: str, split: str):
     """(images, labels, variant) of a zoo training set: CIFAR-10 or a synthetic set
-    of :mod:`freqlib.synthetic` (planted frequencies, frequency shortcuts)."""
+    of ``freqlib.synthetic`` (planted frequencies, frequency shortcuts)."""
     if dataset == "cifar10":
         return cifar10_tensors(split, "cpu")
     from .synthetic import synthetic_tensors

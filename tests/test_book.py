@@ -10,6 +10,8 @@ from freqlib.runner import build_site, chapters_in_toc
 from freqlib.verdicts import VERDICTS
 
 CHAPTERS = [c.stem for c in chapters_in_toc()]
+API_MODULES = ["spectral", "attribution", "heatmap", "masks", "corruptions", "attacks", "evaluate", "data", "zoo",
+               "report", "verdicts"]
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,9 @@ def test_site_builds_with_run_cards_and_ledger(smoke_site):
 
 
 def test_site_pages_render_in_chromium(smoke_site):
+    """Every page, opened with the network cut off (as in CI and for a reader
+    offline): figures load, formulas are typeset by the site's own MathJax, no
+    error output, no console error, no request outside the site."""
     from freqlib.site import find_chromium, internal_link_problems, page_problems
     if find_chromium() is None:
         if os.environ.get("CI"):
@@ -64,5 +69,42 @@ def test_site_pages_render_in_chromium(smoke_site):
         pytest.skip("Chromium not installed")
     assert internal_link_problems(smoke_site) == []
     problems = page_problems(smoke_site)
-    assert {f"chapters/{c}.html" for c in CHAPTERS} <= set(problems)
+    assert {f"chapters/{c}.html" for c in CHAPTERS} | {f"api/{m}.html" for m in API_MODULES} \
+        | {"use_freqlib.html", "bibliography.html", "api/index.html"} <= set(problems)
     assert {page: p for page, p in problems.items() if p} == {}
+
+
+def test_site_citations_link_to_the_bibliography(smoke_site):
+    from freqlib.site import citation_problems
+    assert citation_problems(smoke_site) == []
+    ledger = (smoke_site / "intro.html").read_text().split("Claims ledger", 2)[-1]
+    assert "bibliography.html#" in ledger
+
+
+def test_site_shows_launch_buttons_only_with_a_repository(smoke_site):
+    from freqlib.book import repository_settings
+    from freqlib.site import launch_links
+    url, _ = repository_settings()
+    buttons = launch_links(smoke_site)
+    if not url:
+        assert buttons == {}, f"launch or repository buttons without a repository URL: {buttons}"
+    else:
+        assert {"mybinder.org", "colab.research.google.com"} <= set(buttons[f"chapters/{CHAPTERS[0]}.html"])
+
+
+def test_site_serves_mathjax_itself_and_folds_injected_parameters(smoke_site):
+    assert (smoke_site / "_static" / "mathjax" / "tex-svg.js").is_file()
+    page = (smoke_site / "chapters" / f"{CHAPTERS[0]}.html").read_text()
+    assert "_static/mathjax/tex-svg.js" in page and "cdn.jsdelivr.net" not in page
+    assert "tag_injected-parameters tag_hide-input" in page          # papermill's copy folded
+    assert "find_spec" not in page                                    # the install cell is not shown
+
+
+@pytest.mark.parametrize("module", API_MODULES)
+def test_api_pages_document_their_module(smoke_site, module):
+    import importlib
+    page = (smoke_site / "api" / f"{module}.html").read_text()
+    names = getattr(importlib.import_module(f"freqlib.{module}"), "__all__")
+    documented = [n for n in names if callable(getattr(importlib.import_module(f"freqlib.{module}"), n))]
+    missing = [n for n in documented if f'id="freqlib.{module}.{n}"' not in page]
+    assert documented and not missing, f"api/{module}.html lacks {missing}"

@@ -134,3 +134,55 @@ def test_paper_architecture_trains_through_the_zoo(tiny_zoo, monkeypatch):
     assert model.record["config"]["arch"] == "resnet18"
     assert model(torch.rand(3, 3, 32, 32)).shape == (3, 10)
     assert any(p.name.startswith("linf_at-paper-") for p in tiny_zoo.iterdir())
+
+
+def test_fgsm_step_uses_train_mode_batch_norm():
+    """Wong et al.'s FGSM-RS attacks the network in train mode: batch-norm uses the
+    batch's statistics (and updates its running averages) during the attack step."""
+    x, y, _ = planted_frequency_dataset(64, "mid", seed=0)
+    model = build_model("fastnet", (8, 8, 8), num_classes=4).train()
+    seen = []
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.register_forward_hook(lambda mod, inp, out: seen.append(mod.training))
+    before = model.body.stem_norm.running_mean.clone()
+    perturb_batch(model, x, y, TrainConfig(perturbation="fgsm_linf"), torch.Generator().manual_seed(0))
+    assert seen and all(seen), "the attack step ran batch-norm in eval mode"
+    assert not torch.equal(before, model.body.stem_norm.running_mean)
+
+
+def test_overfitting_guard_stops_and_restores_the_previous_epoch(monkeypatch):
+    """A PGD-5 probe that collapses by more than co_drop stops training and keeps the
+    weights of the epoch before; a steady probe lets training run to the end."""
+    x, y, _ = planted_frequency_dataset(400, "low", n_classes=4, seed=0)
+    cfg = TrainConfig(widths=(8, 8, 8), epochs=3, batch_size=100, n_train=400, translate=0, flip=False,
+                      perturbation="fgsm_linf", label_smoothing=0.0)
+    snapshots = []
+
+    def probe(model, px, py, c):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return [0.5, 0.1, 0.1][len(snapshots) - 1]
+    monkeypatch.setattr("freqlib.train._pgd5_accuracy", probe)
+    model = build_model("fastnet", (8, 8, 8), num_classes=4)
+    info = train_model(model, x, y, cfg)
+    assert info["co_collapse"] and info["co_guard"] == [0.5, 0.1]
+    assert info["steps"] == 2 * 4                       # stopped after epoch 2 of 3
+    for k, v in model.state_dict().items():             # epoch 1's weights are back
+        assert torch.equal(v, snapshots[0][k]), k
+    snapshots.clear()
+    monkeypatch.setattr("freqlib.train._pgd5_accuracy", lambda *a: 0.3)
+    info = train_model(build_model("fastnet", (8, 8, 8), num_classes=4), x, y, cfg)
+    assert not info["co_collapse"] and info["co_guard"] == [0.3, 0.3, 0.3] and info["steps"] == 12
+
+
+def test_l2_adversarial_training_and_l2_robust_accuracy_run():
+    """The L2 attacks (torchattacks.PGDL2) flatten input gradients; channels_last models
+    must still work through them (guard probe, PGD-L2 training, L2 evaluation)."""
+    x, y, _ = planted_frequency_dataset(300, "low", n_classes=4, seed=1)
+    for kind in ("fgsm_l2", "pgd_l2"):
+        cfg = TrainConfig(widths=(8, 8, 8), epochs=1, batch_size=100, n_train=200, perturbation=kind,
+                          eps=0.5, alpha=0.25, attack_steps=2, label_smoothing=0.0)
+        model = build_model("fastnet", (8, 8, 8), num_classes=4)
+        assert len(train_model(model, x, y, cfg)["co_guard"]) == 1
+    robust = robust_accuracy(model, x[200:], y[200:], "l2", eps=0.5, steps=3, restarts=1, progress=None)
+    assert robust.shape == (100,) and float(robust.mean()) <= accuracy(model, x[200:], y[200:])
