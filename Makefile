@@ -1,21 +1,39 @@
 # Two commands do everything on a fresh machine:
-#   make book   create .venv, install, execute every chapter (quick profile on CPU), build _build/html
+#   make book   create .venv, install the pinned environment, execute every chapter, build _build/html
 #   make test   same set-up, then the whole test suite
+# and one to maintain the pins:
+#   make lock   re-resolve requirements.lock (hashes) from pyproject.toml and lock-pins.txt
 PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip install --disable-pip-version-check -q
 STAMP   := $(VENV)/.freqlib-installed
 PROFILE ?= auto
+# The pinned environment: CPython 3.11 on Linux x86_64 with torch 2.13.0+cpu from
+# /opt/wheels (see README, "Pinned environment"). Elsewhere, `make book LOCK=`
+# installs from pyproject.toml's ranges instead.
+LOCK    ?= requirements.lock
+# System packages the tests use: Chromium (the site opens in a real browser) and a
+# single-node Slurm (sweeps on a real scheduler). Installed with apt-get when root.
+APT_TOOLS := chromium:chromium slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 
-.PHONY: book test site-from-results bench clean-build
+.PHONY: book test lock site-from-results bench clean-build
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
-	@# the site test opens every page in Debian's Chromium (system package, no browser download)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "note: install Chromium to run the browser test of the site"; }
+ifeq ($(strip $(LOCK)),)
+	$(PIP) -e '.[book,test]'
+else
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps -e .
+endif
+	@missing=$$(for t in $(APT_TOOLS); do command -v $${t%%:*} >/dev/null || echo $${t#*:}; done | sort -u | tr '\n' ' '); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$missing(apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install $$(echo $$missing) (Debian packages) to run the browser and Slurm tests"; fi; \
+	fi
 	@touch $(STAMP)
 
 book: $(STAMP)
@@ -23,6 +41,13 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) pip-tools
+	$(PY) -m piptools compile --generate-hashes --allow-unsafe --strip-extras --upgrade --quiet \
+	  --extra book --extra test -c lock-pins.txt --find-links /opt/wheels --no-emit-index-url \
+	  -o requirements.lock pyproject.toml
 
 # Build the site from executed notebooks committed under results/paper (no execution).
 site-from-results: $(STAMP)

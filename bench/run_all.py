@@ -15,7 +15,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 SCRIPTS = [("bench_filtering.py", ["--n", "500"]), ("bench_heatmap.py", []),
-           ("bench_corruptions.py", []), ("bench_training.py", []), ("bench_book.py", [])]
+           ("bench_corruptions.py", []), ("bench_training.py", []), ("bench_book.py", []),
+           ("bench_bootstrap.py", []), ("bench_sweep.py", [])]
 
 
 def table(results: dict) -> str:
@@ -46,6 +47,22 @@ def table(results: dict) -> str:
                 add(f"zoo {z['name']} ({z['profile']}: {z['arch']}, {z['epochs']:g} epochs × {z['n_train']:,} images), "
                     "as recorded when trained", f"{100 * z['test_accuracy']:.1f}% in {z['train_seconds']:.0f} s on "
                     f"{z['device']}", key)
+        elif key.startswith("bootstrap"):
+            for c in r.get("criteria", [r["criterion"]]):
+                add(f"bootstrap of a paired difference ({c['n_boot']:,} resamples × {c['n_images']:,} images × "
+                    f"{c['arrays']} arrays, {r['device']})",
+                    f"{c['resamples_per_s']:,} resamples/s ({c['seconds']} s per criterion; "
+                    f"load average {r.get('load_average', '?')})", key)
+            for ch in r.get("chapters", []):
+                figure = (f"could not execute ({ch['error']})" if "error" in ch else
+                          f"{ch['share_pct']}% of the wall time ({ch['bootstrap_s']} s of {ch['wall_s']} s, "
+                          f"{ch['calls']} calls; goal < 5%)")
+                add(f"bootstrap share of {ch['chapter']} ({ch['profile']})", figure, key)
+        elif key == "sweep_throughput":
+            add(f"sweep of {r['seeds']} seeds of {r['chapter']} ({r['profile']}) on {r['cores']} cores: "
+                "submitit local executor vs one after another",
+                f"{r['sweep_local_s']} s vs {r['sequential_s']} s, **{r['speedup']}×** "
+                f"(load average {r['load_average_before']} before)", key)
         elif key == "book_wall_time":
             for run, v in r["runs"].items():
                 parts = ", ".join(f"{c}: {s:.0f} s" for c, s in v["chapters"].items())

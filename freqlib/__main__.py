@@ -1,10 +1,13 @@
-"""Command line: ``python -m freqlib {run,build,zoo} ...``.
+"""Command line: ``python -m freqlib {run,build,sweep,zoo,report,screenshots} ...``.
 
 Examples::
 
-    python -m freqlib run 01 -p profile=quick -p n_images=256   # one chapter
-    python -m freqlib build --profile quick                     # all chapters + site
+    python -m freqlib run 01 -p profile=quick -p n_images=256   # one chapter -> _build/executed/quick
+    python -m freqlib build --profile quick                     # all chapters + site of one profile
     python -m freqlib build --executed results/paper            # site from committed runs
+    python -m freqlib sweep 01 --profile smoke --seed 0 1 2     # seeds as parallel jobs (submitit)
+    python -m freqlib sweep 01 --seed 0 1 2 --cluster slurm --partition gpu --gpus 1
+    python -m freqlib sweep --collect 01-smoke-1a2b3c4d         # pooled tables of a sweep
     python -m freqlib zoo standard --profile quick              # train/cache one model
     python -m freqlib report linf_at --out report.html          # frequency report of a model
     python -m freqlib screenshots                               # PNGs of the built site for docs/
@@ -26,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--profile", default=None, help="auto (default), smoke, quick or paper")
         p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
         p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--seeds", type=int, default=None,
+                       help="training seeds of a claim chapter (0: the profile's default)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a chapter parameter (repeatable)")
         p.add_argument("--force", action="store_true", help="execute even if unchanged")
@@ -38,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     common(build)
     build.add_argument("--executed", type=Path, default=None,
                        help="build from these executed notebooks without executing (e.g. results/paper)")
+    build.add_argument("--allow-mixed", action="store_true",
+                       help="build even if the executed chapters mix profiles (the ledger says so)")
+    _add_sweep_parser(sub)
     zoo = sub.add_parser("zoo", help="train (or load) zoo models")
     zoo.add_argument("names", nargs="+")
     zoo.add_argument("--profile", default="auto")
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "report":
             return _report(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "set-repository":
             from .book import set_repository
             for path in set_repository(args.url, args.branch):
@@ -93,17 +103,72 @@ def main(argv: list[str] | None = None) -> int:
                                  height=1300 if name == "api.png" else 1000))
             return 0
         params = parse_assignments(args.param)
-        for key in ("profile", "device", "seed"):
+        for key in ("profile", "device", "seed", "seeds"):
             if getattr(args, key) is not None:
                 params[key] = getattr(args, key)
         if args.command == "run" or args.executed is None:
             run_chapters(args.chapters or None, params, force=args.force)
         if args.command == "build":
-            build_site(args.executed)
+            build_site(args.executed, profile=params.get("profile"), allow_mixed=args.allow_mixed)
         return 0
     except (ParameterError, ChapterFailed, ValueError, FileNotFoundError, DataUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _add_sweep_parser(sub) -> None:
+    sw = sub.add_parser("sweep", help="a grid of chapter runs (profiles x seeds x parameters) on submitit",
+                        description="Each grid point is an independent papermill job; results go to "
+                                    "_build/sweeps/<id>/ and are pooled over seeds per claim. Running the "
+                                    "same sweep again re-runs only failed, missing or stale jobs.")
+    sw.add_argument("chapters", nargs="*", help="chapter names or prefixes, or notebook files")
+    sw.add_argument("--profile", nargs="+", default=["auto"], help="one or more profiles (default: auto)")
+    sw.add_argument("--seed", nargs="+", type=int, default=[0], help="seeds, one job each (default: 0)")
+    sw.add_argument("--device", default="auto")
+    sw.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="a chapter parameter; repeat a name to sweep over its values")
+    sw.add_argument("--cluster", default="local", help="local (default: jobs in parallel on this machine) or slurm")
+    sw.add_argument("--parallel", type=int, default=None,
+                    help="jobs at once (local: default one per core; slurm: array limit)")
+    sw.add_argument("--partition", default=None, help="Slurm partition")
+    sw.add_argument("--time", type=int, default=None, help="minutes per job (default 1440)")
+    sw.add_argument("--gpus", type=int, default=None, help="GPUs per job")
+    sw.add_argument("--cpus", type=int, default=None, help="CPUs per Slurm job (default 1)")
+    sw.add_argument("--slurm-arg", action="append", default=[], metavar="NAME=VALUE",
+                    help="another sbatch option, e.g. --slurm-arg account=myproj (repeatable)")
+    sw.add_argument("--id", default=None, help="sweep id (default: derived from the grid)")
+    sw.add_argument("--no-wait", action="store_true", help="slurm: submit and return; --collect later")
+    sw.add_argument("--collect", metavar="SWEEP_ID", default=None,
+                    help="aggregate a sweep's results into pooled tables (no execution)")
+
+
+def _sweep(args) -> int:
+    from .runner import ParameterError, parse_assignments
+    from .sweep import collect, run_sweep
+    if args.collect:
+        if args.chapters:
+            raise ParameterError("--collect takes a sweep id only; drop the chapter names")
+        summary = collect(args.collect)
+        return 0 if not summary["failures"] else 1
+    grid: dict[str, list] = {}
+    for item in args.param:
+        for name, value in parse_assignments([item]).items():
+            grid.setdefault(name, []).append(value)
+    slurm_args = {}
+    for item in args.slurm_arg:
+        if "=" not in item:
+            raise ParameterError(f"--slurm-arg {item!r} must look like name=value")
+        k, v = item.split("=", 1)
+        slurm_args[k.strip()] = v.strip()
+    options = {"parallel": args.parallel, "partition": args.partition, "time": args.time, "gpus": args.gpus,
+               "cpus": args.cpus, "slurm_args": slurm_args}
+    result = run_sweep(args.chapters, args.profile, args.seed, grid, args.device, args.cluster, options,
+                       sweep_id=args.id, wait=not args.no_wait)
+    if args.no_wait:
+        print(f"sweep {result['id']}: {result['submitted']} jobs submitted; "
+              f"`python -m freqlib sweep --collect {result['id']}` when they are done")
+        return 0
+    return 0 if not result["failures"] else 1
 
 
 def _report(args) -> int:

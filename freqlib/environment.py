@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from .io import repo_root
 
-__all__ = ["LOCK_FILE", "lock_digest", "versions", "provenance"]
+__all__ = ["LOCK_FILE", "lock_digest", "locked_versions", "lock_matches", "versions", "provenance"]
 
 LOCK_FILE = "requirements.lock"
 
@@ -33,14 +33,41 @@ def versions() -> dict[str, str]:
     import numpy
     import torch
     out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    # torchvision's version from its metadata: importing it can fail where its compiled
+    # ops do not match torch (the lock's CPU torch with PyPI's CUDA-linked torchvision),
+    # and freqlib needs torchvision only to download CIFAR-10.
+    from importlib.metadata import PackageNotFoundError, version
     try:
-        import torchvision
-        out["torchvision"] = torchvision.__version__
-    except ImportError:
+        out["torchvision"] = version("torchvision")
+    except PackageNotFoundError:
         out["torchvision"] = "not installed"
     return out
 
 
+def locked_versions() -> dict[str, str]:
+    """``name -> version`` pinned in the lock file ({} without one)."""
+    import re
+    path = repo_root() / LOCK_FILE
+    if not path.is_file():
+        return {}
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), re.M)
+    return {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins}
+
+
+def lock_matches() -> str:
+    """``"yes"`` when the installed torch, torchvision and numpy are the lock's, else what differs
+    (a run in an environment not installed from the lock is marked as such)."""
+    pins = locked_versions()
+    if not pins:
+        return "no lock"
+    have = versions()
+    diffs = [f"{n} {have[n]} (lock {pins[n]})" for n in ("torch", "torchvision", "numpy")
+             if n in pins and have[n] != pins[n]]
+    return "yes" if not diffs else "no: " + ", ".join(diffs)
+
+
 def provenance() -> dict[str, str]:
-    """Versions plus the lock digest and the platform, for records and run cards."""
-    return {**versions(), "lock": lock_digest(), "platform": f"{platform.machine()} {sys.platform}"}
+    """Versions plus the lock digest (and whether they are the lock's) and the platform,
+    for records and run cards."""
+    return {**versions(), "lock": lock_digest(), "lock_matches": lock_matches(),
+            "platform": f"{platform.machine()} {sys.platform}"}

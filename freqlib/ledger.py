@@ -1,23 +1,62 @@
-"""The claims ledger on the landing page, generated at every build from the
-verdicts each executed chapter glued (never typed by hand)."""
+"""The claims ledger on the landing page and the instructor page's tables,
+generated at every build from what the executed chapters glued (never typed
+by hand).
+
+Per claim the ledger shows the verdict, how many training seeds agree, the
+criteria's states (✔ holds, ✘ fails, ? undecided), our numbers with their
+intervals, whether the verdict survives the JPEG pixels of the same images,
+the pooled result of a collected sweep over seeds (when one exists), and a
+marker when the chapter ran under another ``requirements.lock`` than the
+current one. The instructor page gets the chapters' wall times and every
+chapter's deviations from its paper in one table.
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .io import repo_root
 from .notebooks import read_glue, run_card
 
-__all__ = ["collect_claims", "ledger_markdown", "timings_markdown", "write_ledger", "MARKER",
-           "TIMINGS_MARKER"]
+__all__ = ["collect_claims", "collect_deviations", "ledger_markdown", "timings_markdown",
+           "deviations_markdown", "write_ledger", "MARKER", "TIMINGS_MARKER", "DEVIATIONS_MARKER"]
 
 MARKER = "<!-- claims-ledger -->"
 TIMINGS_MARKER = "<!-- timings -->"
-COLUMNS = ("claim", "verdict", "paper", "paper's value", "ours", "profile", "variant", "run date")
+DEVIATIONS_MARKER = "<!-- deviations -->"
+COLUMNS = ("claim", "verdict", "seeds", "criteria", "paper", "paper's value", "ours", "JPEG check",
+           "sweep (pooled)", "profile", "variant", "run date")
+SYMBOLS = {"holds": "✔", "fails": "✘", "undecided": "?"}
+
+
+def _lock_note(card: dict, current: str) -> str:
+    """'' when the chapter ran with the current lock installed, else a short warning."""
+    lock = card.get("lock")
+    if not lock:
+        return " ⚠ lock not recorded"
+    if lock.split()[0] != current:
+        return f" ⚠ lock {lock.split()[0]}"
+    return " ⚠ not the locked libraries" if "differ" in lock else ""
+
+
+def _jpeg_check(row: dict) -> str:
+    """Whether the verdict holds on the JPEG pixels of the same images (the claim's ``variants``)."""
+    variants = row.get("variants") or {}
+    if not variants:
+        return "—"
+    parts = []
+    for label, v in variants.items():
+        same = v.get("verdict") == row.get("verdict") and not v.get("changed")
+        parts.append(f"{label}: same verdict" if same else f"{label}: {v.get('verdict', '?')}"
+                     + (f" ({'; '.join(v['changed'])})" if v.get("changed") else ""))
+    return "; ".join(parts)
 
 
 def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
     """One row per claim; a chapter without an executed copy gives a "not run" row."""
-    import json
+    from .environment import lock_digest
+    from .pooled import pooled_for_run
+    current = lock_digest()
     rows = []
     for rel in chapters:
         done = runs.get(rel.stem)
@@ -30,9 +69,15 @@ def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
         if "claims" not in glued:
             continue  # a chapter without claims (the primer)
         card = run_card(done)
+        pooled = pooled_for_run(done)
         for row in json.loads(glued["claims"]):
-            row["run date"] = card.get("executed", "unknown")[:10]
+            row["run date"] = card.get("executed", "unknown")[:10] + _lock_note(card, current)
             row["chapter"] = rel.stem
+            row.setdefault("seeds", "1 seed")
+            row["criteria"] = " ".join(SYMBOLS.get(s, "?") for s in row.get("states", [])) or "—"
+            row["JPEG check"] = _jpeg_check(row)
+            p = pooled.get(row["claim"])
+            row["sweep (pooled)"] = f"{p['verdict']}, {p['seeds_text']} (sweep {p['sweep']})" if p else "—"
             rows.append(row)
     return rows
 
@@ -41,25 +86,37 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def ledger_markdown(rows: list[dict]) -> str:
+def ledger_markdown(rows: list[dict], profiles: set[str] | None = None) -> str:
     if not rows:
         return "*No chapter with claims has been executed yet.*"
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    from .environment import lock_digest
+    lines = []
+    if profiles and len(profiles) > 1:
+        lines += [f"**Mixed profiles**: these chapters were executed at different profiles "
+                  f"({', '.join(sorted(profiles))}); compare rows only within a profile.", ""]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         row = dict(r)
         if r.get("chapter"):
             row["claim"] = f"[{r['claim']}](chapters/{r['chapter']}.ipynb)"
         lines.append("| " + " | ".join(_cell(row.get(c, "—")) for c in COLUMNS) + " |")
+    lines += ["", f"Criteria: ✔ holds, ✘ fails, ? undecided (95% intervals), in the chapter's order. "
+              f"*ours* gives each number with its interval. ⚠ lock: executed under another "
+              f"`requirements.lock` than the current one ({lock_digest()}); ⚠ not the locked "
+              f"libraries: executed where torch, torchvision or numpy differ from the lock (see the run "
+              f"card); either way numbers may differ from a run in the locked environment. "
+              f"*sweep (pooled)*: the collected sweep over training seeds (`python -m freqlib sweep`)."]
     return "\n".join(lines)
 
 
 def timings_markdown(runs: dict[str, Path]) -> str:
     """Chapter wall times from the run cards, and zoo training times from the records."""
     from .zoo import list_models
-    lines = ["| chapter | profile | device | wall time |", "|---|---|---|---|"]
+    lines = ["| chapter | profile | device | wall time | libraries | lock |", "|---|---|---|---|---|---|"]
     for stem, path in sorted(runs.items()):
         card = run_card(path)
-        lines.append(f"| {stem} | {card.get('profile', '?')} | {card.get('device', '?')} | {card.get('wall time', '?')} |")
+        lines.append(f"| {stem} | {card.get('profile', '?')} | {card.get('device', '?')} | "
+                     f"{card.get('wall time', '?')} | {card.get('libraries', '?')} | {card.get('lock', '?')} |")
     models = list_models()
     if models:
         lines += ["", "| zoo model | profile | training time | test accuracy | device |", "|---|---|---|---|---|"]
@@ -69,10 +126,37 @@ def timings_markdown(runs: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def collect_deviations(runs: dict[str, Path]) -> list[dict]:
+    """Every chapter's deviations (the ``deviations`` JSON it glued), chapter by chapter."""
+    rows = []
+    for stem, path in sorted(runs.items()):
+        raw = read_glue(path).get("deviations")
+        if not raw:
+            continue
+        table = json.loads(raw) if isinstance(raw, str) else raw
+        for d in table.get("rows", []):
+            rows.append({"chapter": stem, **d})
+    return rows
+
+
+def deviations_markdown(rows: list[dict]) -> str:
+    if not rows:
+        return "*No executed chapter has listed deviations yet.*"
+    cols = ("chapter", "aspect", "paper", "ours", "reason", "effect", "date")
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for d in rows:
+        row = dict(d, chapter=f"[{d['chapter']}](chapters/{d['chapter']}.ipynb)")
+        lines.append("| " + " | ".join(_cell(row.get(c) or "—") for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def write_ledger(stage: Path, runs: dict[str, Path], chapters: list[Path]) -> None:
     """Replace the markers in the staged pages with the generated tables."""
-    for page, marker, make in (("intro.md", MARKER, lambda: ledger_markdown(collect_claims(runs, chapters))),
-                               ("instructor.md", TIMINGS_MARKER, lambda: timings_markdown(runs))):
+    profiles = {run_card(p).get("profile", "unknown") for p in runs.values()}
+    for page, marker, make in (
+            ("intro.md", MARKER, lambda: ledger_markdown(collect_claims(runs, chapters), profiles)),
+            ("instructor.md", TIMINGS_MARKER, lambda: timings_markdown(runs)),
+            ("instructor.md", DEVIATIONS_MARKER, lambda: deviations_markdown(collect_deviations(runs)))):
         path = stage / page
         if path.is_file() and marker in path.read_text():
             path.write_text(path.read_text().replace(marker, make()))

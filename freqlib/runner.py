@@ -5,10 +5,14 @@
 * A chapter is skipped when its notebook, the freqlib sources, its parameters
   and the data variant are all unchanged since the last successful run.
 * A notebook is executed into a temporary file and moved into
-  ``_build/executed/`` only on success; a failing cell stops the run with the
-  chapter and cell named, and the partial notebook goes to ``_build/failed/``.
+  ``_build/executed/<profile>/`` only on success; a failing cell stops the run
+  with the chapter and cell named, and the partial notebook goes to
+  ``_build/failed/``.
+* Executed copies are kept per profile, so ``run 00 --profile smoke`` never
+  replaces the ``quick`` copy a site is built from; a site is built from one
+  profile's folder (:func:`build_site` refuses a mix unless told to label it).
 * Each executed chapter gets a run card (profile, device, data variant, wall
-  time, git commit) as its second cell.
+  time, git commit, library versions and the lock digest) as its second cell.
 """
 from __future__ import annotations
 
@@ -27,14 +31,22 @@ from .notebooks import read_glue
 
 __all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parameters",
            "validate_parameters", "parse_assignments", "execute_chapter", "run_chapters",
-           "build_site", "read_glue", "BUILD", "EXECUTED"]
+           "build_site", "executed_dir", "executed_profiles", "read_glue", "BUILD", "EXECUTED"]
 
 BUILD = "_build"
-EXECUTED = f"{BUILD}/executed"
-COMMON = {"profile": ("auto", "smoke", "quick", "paper"), "device": None, "seed": None}
+EXECUTED = f"{BUILD}/executed"          # one sub-folder per profile: _build/executed/quick/...
+# Parameters every chapter has (``seeds`` only the claim chapters): allowed values or a check.
+COMMON = {
+    "profile": ("auto", "smoke", "quick", "paper"),
+    "device": None,
+    "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
+    "seeds": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+              "an int >= 0 (0: the profile's number of training seeds)"),
+}
 # Modules that build the site or run chapters but never change a chapter's output:
 # editing them must not re-execute the book.
-BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "notebooks.py", "__main__.py"}
+BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "notebooks.py", "__main__.py", "sweep.py",
+                "pooled.py", "environment.py"}
 
 
 class ParameterError(ValueError):
@@ -120,23 +132,54 @@ def validate_parameters(path: Path, params: dict) -> dict:
         if not ok:
             raise ParameterError(f"{path.stem}: parameter {name!r} must be {type(want).__name__} "
                                  f"(default {want!r}), got {type(value).__name__} {value!r}")
-        choices = COMMON.get(name)
-        if choices and value not in choices:
-            raise ParameterError(f"{path.stem}: {name}={value!r} is not one of {', '.join(choices)}")
+        rule = COMMON.get(name)
+        if isinstance(rule, tuple) and callable(rule[0]):
+            if not rule[0](value):
+                raise ParameterError(f"{path.stem}: {name}={value!r} must be {rule[1]}")
+        elif rule and value not in rule:
+            raise ParameterError(f"{path.stem}: {name}={value!r} is not one of {', '.join(rule)}")
         if name == "device" and not (value in ("auto", "cpu") or str(value).startswith("cuda")):
             raise ParameterError(f"{path.stem}: device={value!r}; use auto, cpu, cuda or cuda:N")
     return {**defaults, **params}
 
 
 # --------------------------------------------------------------- execution
+def resolved_profile(params: dict) -> str:
+    """The profile a run with ``params`` uses (``auto`` resolved for its device)."""
+    from .profiles import resolve_profile
+    try:
+        return resolve_profile(params.get("profile", "auto"), params.get("device", "auto"))
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+def executed_dir(profile: str, root: Path | None = None) -> Path:
+    """Where the runner keeps the executed copies of one profile."""
+    return (root or repo_root()) / EXECUTED / profile
+
+
+def executed_profiles(executed: Path) -> dict[str, str]:
+    """Profile of every executed chapter under ``executed`` (from its run card), by stem."""
+    import nbformat
+    out = {}
+    for nb_path in sorted(Path(executed).rglob("*.ipynb")):
+        if nb_path.name.startswith("."):
+            continue
+        card = nbformat.read(nb_path, as_version=4).metadata.get("freqlib", {}).get("run_card", {})
+        out[nb_path.stem] = str(card.get("profile", "unknown"))
+    return out
+
+
 def _source_fingerprint(path: Path, params: dict) -> str:
     from .data import available_variant
+    from .environment import lock_digest
     h = hashlib.sha256(path.read_bytes())
     for src in sorted((repo_root() / "freqlib").glob("*.py")):
         if src.name not in BOOK_TOOLING:
             h.update(src.name.encode() + src.read_bytes())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(available_variant().encode())
+    h.update(lock_digest().encode())   # another pinned environment may give other numbers
     return h.hexdigest()[:20]
 
 
@@ -178,10 +221,13 @@ def _insert_run_card(nb, card: dict) -> None:
 
 
 def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False,
-                    log=print) -> Path:
-    """Execute one chapter into ``out_dir``; returns the executed notebook's path."""
+                    log=print, failed_dir: Path | None = None) -> Path:
+    """Execute one chapter into ``out_dir``; returns the executed notebook's path.
+    A failing chapter's partial notebook goes to ``failed_dir`` (default ``_build/failed``)."""
     import nbformat
     import papermill
+
+    from .environment import provenance
 
     params = validate_parameters(path, params)
     target = out_dir / path.relative_to(repo_root()) if path.is_relative_to(repo_root()) else out_dir / path.name
@@ -201,15 +247,18 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
             papermill.execute_notebook(str(path), str(tmp), parameters=params, kernel_name="python3",
                                        cwd=str(path.parent), progress_bar=False, log_output=True)
         except papermill.PapermillExecutionError as exc:
-            failed = repo_root() / BUILD / "failed" / path.name
+            failed = Path(failed_dir or repo_root() / BUILD / "failed") / path.name
             failed.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp, failed)
-            raise ChapterFailed(f"{path.stem}: cell {exc.exec_count} raised {exc.ename}: {exc.evalue} "
-                                f"(partial notebook: {failed.relative_to(repo_root())})") from None
+            shown = failed.relative_to(repo_root()) if failed.is_relative_to(repo_root()) else failed
+            evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
+            raise ChapterFailed(f"{path.stem}: cell {exc.exec_count} raised {exc.ename}: {evalue} "
+                                f"(partial notebook: {shown})") from None
         wall = time.time() - start
         nb = nbformat.read(tmp, as_version=4)
         _strip_progress_bars(nb)
         glued = read_glue(tmp)
+        env = provenance()
         card = {
             "profile": glued.get("profile", params.get("profile")),
             "device": glued.get("device", params.get("device")),
@@ -218,10 +267,14 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
             "git commit": _git_commit(),
             "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "parameters": ", ".join(f"{k}={v!r}" for k, v in params.items()),
+            "libraries": f"torch {env['torch']}, torchvision {env['torchvision']}, numpy {env['numpy']}, "
+                         f"Python {env['python']}",
+            "lock": env["lock"] + ("" if env["lock_matches"] in ("yes", "no lock")
+                                   else f" (installed libraries differ: {env['lock_matches'][4:]})"),
         }
         _insert_run_card(nb, card)
         nb.metadata["freqlib"] = {"fingerprint": fingerprint, "run_card": card, "wall_seconds": wall,
-                                  "parameters": params}
+                                  "parameters": params, "environment": env}
         nbformat.write(nb, tmp)
     log(f"{path.stem}: done in {wall:.0f} s")
     return target
@@ -229,14 +282,14 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
 
 def run_chapters(names: list[str] | None = None, params: dict | None = None, force: bool = False,
                  out_dir: Path | None = None, log=print) -> list[Path]:
-    """Execute chapters (all in the ToC by default). Chapter-specific names in
-    ``params`` must exist in every selected chapter, except the common ones."""
+    """Execute chapters (all in the ToC by default) into ``_build/executed/<profile>``.
+    Chapter-specific names in ``params`` must exist in every selected chapter."""
     root = repo_root()
-    out_dir = out_dir or root / EXECUTED
     chapters = [resolve_chapter(n, root) for n in names] if names else chapters_in_toc(root)
     params = params or {}
     for ch in chapters:  # validate all before running any
         validate_parameters(ch, params)
+    out_dir = out_dir or executed_dir(resolved_profile(params), root)
     return [execute_chapter(ch, params, out_dir, force, log) for ch in chapters]
 
 
@@ -257,18 +310,36 @@ def _fold_injected_parameters(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
-def build_site(executed: Path | None = None, output_root: Path | None = None, log=print) -> Path:
+def build_site(executed: Path | None = None, output_root: Path | None = None, log=print,
+               profile: str | None = None, allow_mixed: bool = False) -> Path:
     """Build ``<output_root>/_build/html`` from executed notebooks (never re-executing).
 
-    The book's sources are staged in ``_build/site-src`` with each chapter
-    replaced by its executed copy; a chapter with no executed copy is built
-    from its source and the ledger marks it "not run".
+    ``executed`` is a folder of executed chapters (``results/paper``, a test's
+    folder); without it, ``_build/executed/<profile>`` (``auto``: the machine's
+    profile). The book's sources are staged in ``_build/site-src`` with each
+    chapter replaced by its executed copy; a chapter with no executed copy is
+    built from its source and the ledger marks it "not run". Chapters executed
+    at different profiles are refused, or labelled on the landing page with
+    ``allow_mixed``.
     """
     from .ledger import write_ledger
     root = repo_root()
-    executed = Path(executed) if executed else root / EXECUTED
+    if executed is None:
+        profile = resolved_profile({"profile": profile or "auto"})
+        executed = executed_dir(profile, root)
+        hint = f"run `python -m freqlib run --profile {profile}` first"
+    else:
+        executed = Path(executed)
+        hint = "pass a folder of executed chapters (with chapters/NN_name.ipynb inside)"
     if not executed.is_dir():
-        raise ValueError(f"no executed notebooks at {executed}; run `python -m freqlib run` first")
+        raise ValueError(f"no executed notebooks at {executed}; {hint}")
+    profiles = executed_profiles(executed)
+    if len(set(profiles.values())) > 1:
+        mix = ", ".join(f"{stem}: {p}" for stem, p in profiles.items())
+        if not allow_mixed:
+            raise ValueError(f"{executed} mixes profiles ({mix}); build one profile at a time "
+                             "(`build --profile quick`) or pass --allow-mixed to label every chapter's profile")
+        log(f"warning: building a site that mixes profiles ({mix})")
     output_root = Path(output_root) if output_root else root
     stage = output_root / BUILD / "site-src"
     if stage.exists():

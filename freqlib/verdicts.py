@@ -351,9 +351,12 @@ def publish(claims: list[Claim], ctx) -> "object":
         glue(f"{c.id}_ours", c.ours)
         glue(f"{c.id}_seeds", c.seeds_text)
         numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate)}
+        # rules: the criteria as data, so a sweep can judge numbers pooled over jobs (freqlib.sweep)
+        rules = [{"describe": k.describe, "keys": list(k.used), "above": k.above, "below": k.below}
+                 for k in c.criteria]
         ledger.append(dict(row, profile=ctx.profile, variant=ctx.variant, device=ctx.device,
                            states=[k.state for k in c.criteria], seed_verdicts=c.seed_verdicts,
-                           numbers=numbers, variants=c.variants))
+                           numbers=numbers, variants=c.variants, rules=rules))
     glue("claims", json.dumps(ledger))
     glue("analysis_variant", ctx.variant)
     table = pd.DataFrame(rows).set_index("claim")

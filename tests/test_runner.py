@@ -62,6 +62,11 @@ def test_run_card_and_skip_when_unchanged(tmp_path):
     assert "| profile | smoke |" in card.source and "| data variant | synthetic |" in card.source
     assert "42" in executed.cells[-1].outputs[0]["text"]
     assert read_glue(done)["profile"] == "smoke"
+    from freqlib.environment import lock_digest, versions
+    meta = executed.metadata["freqlib"]
+    assert meta["run_card"]["lock"].split()[0] == lock_digest() == meta["environment"]["lock"]
+    assert ("differ" in meta["run_card"]["lock"]) == (meta["environment"]["lock_matches"] != "yes")
+    assert f"torch {versions()['torch']}, torchvision {versions()['torchvision']}, numpy" in meta["run_card"]["libraries"]
     runner.execute_chapter(nb, {"profile": "smoke", "n_images": 21}, out, log=logs.append)
     assert "skipped" in logs[-1]
     runner.execute_chapter(nb, {"profile": "smoke", "n_images": 22}, out, log=logs.append)
@@ -74,3 +79,83 @@ def test_toc_lists_existing_chapters():
     assert runner.resolve_chapter("00") == chapters[0]
     with pytest.raises(runner.ParameterError, match="not found"):
         runner.resolve_chapter("99_nothing")
+
+
+def test_seed_and_seeds_must_be_non_negative_ints(tmp_path):
+    nb = make_notebook(tmp_path / "ch.ipynb", "pass",
+                       params='profile = "auto"\ndevice = "auto"\nseed = 0\nseeds = 0\n')
+    assert runner.validate_parameters(nb, {"seeds": 3, "seed": 2})["seeds"] == 3
+    with pytest.raises(runner.ParameterError, match=r"seeds=-1 must be an int >= 0"):
+        runner.validate_parameters(nb, {"seeds": -1})
+    with pytest.raises(runner.ParameterError, match=r"seed=-2 must be an int >= 0"):
+        runner.validate_parameters(nb, {"seed": -2})
+    with pytest.raises(runner.ParameterError, match="'seeds' must be int"):
+        runner.validate_parameters(nb, {"seeds": 1.5})
+    with pytest.raises(runner.ParameterError, match="unknown parameter 'seeds'"):
+        runner.validate_parameters(make_notebook(tmp_path / "primer.ipynb", "pass"), {"seeds": 2})
+
+
+def test_each_profile_keeps_its_own_executed_copies(monkeypatch):
+    """`run 00 --profile smoke` must not replace the quick copy the site is built from."""
+    seen = []
+    monkeypatch.setattr(runner, "execute_chapter", lambda ch, params, out, force, log: seen.append(out))
+    runner.run_chapters(["00"], {"profile": "smoke"})
+    runner.run_chapters(["00"], {"profile": "quick", "device": "cpu"})
+    root = runner.repo_root()
+    assert seen == [root / "_build/executed/smoke", root / "_build/executed/quick"]
+
+
+@pytest.fixture(scope="module")
+def executed_claims(tmp_path_factory):
+    """A claim notebook executed once (tests/sweep_notebook.py)."""
+    import sweep_notebook
+    tmp = tmp_path_factory.mktemp("claims")
+    src = sweep_notebook.write(tmp / "a_claims.ipynb")
+    return runner.execute_chapter(src, {"profile": "smoke", "device": "cpu"}, tmp / "run", log=lambda *a: None)
+
+
+def _copy(done, folder, name, profile=None, lock=None):
+    nb = nbformat.read(done, as_version=4)
+    card = nb.metadata["freqlib"]["run_card"]
+    card.update({k: v for k, v in (("profile", profile), ("lock", lock)) if v})
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{name}.ipynb")
+    return folder / f"{name}.ipynb"
+
+
+def test_site_refuses_a_mix_of_profiles_and_ledger_marks_it(tmp_path, executed_claims):
+    from freqlib.ledger import collect_claims, collect_deviations, deviations_markdown, ledger_markdown
+    from freqlib.environment import lock_digest
+    a = _copy(executed_claims, tmp_path / "executed" / "chapters", "a_claims", lock=lock_digest())
+    b = _copy(executed_claims, tmp_path / "executed" / "chapters", "b_claims", "quick", "0123456789ab")
+    c = _copy(executed_claims, tmp_path / "other", "c_claims", "smoke",
+              f"{lock_digest()} (installed libraries differ: torch 9.9 (lock 2.13.0+cpu))")
+    with pytest.raises(ValueError, match=r"mixes profiles \(a_claims: smoke, b_claims: quick\).*--allow-mixed"):
+        runner.build_site(tmp_path / "executed", output_root=tmp_path / "site", log=lambda *a: None)
+    assert not (tmp_path / "site").exists()
+    runs = {"a_claims": a, "b_claims": b}
+    rows = collect_claims(runs, [a.relative_to(a.parent), b.relative_to(b.parent)])
+    assert [r["claim"] for r in rows] == ["T1", "T1"]
+    assert "⚠" not in rows[0]["run date"] and rows[1]["run date"].endswith("⚠ lock 0123456789ab")
+    (other,) = collect_claims({"c_claims": c}, [c.relative_to(c.parent)])
+    assert other["run date"].endswith("⚠ not the locked libraries")
+    assert rows[0]["seeds"] == "1 seed" and rows[0]["criteria"] == "✔"
+    assert rows[0]["JPEG check"].startswith("JPEG q75: not reproduced (mean above 0: holds → fails)")
+    assert "[" in rows[0]["ours"] and "]" in rows[0]["ours"]        # the interval
+    md = ledger_markdown(rows, {"smoke", "quick"})
+    assert md.startswith("**Mixed profiles**") and "| JPEG check |" in md and "⚠ lock" in md
+    devs = collect_deviations(runs)
+    assert [d["chapter"] for d in devs] == ["a_claims", "b_claims"] and devs[0]["ours"] == "synthetic numbers"
+    assert "| [a_claims](chapters/a_claims.ipynb) | evaluation | no paper | synthetic numbers |" in deviations_markdown(devs)
+
+
+def test_lock_matches_names_the_libraries_that_differ(monkeypatch):
+    from freqlib import environment
+    pins = environment.locked_versions()
+    assert pins["torch"] == "2.13.0+cpu" and "numpy" in pins
+    monkeypatch.setattr(environment, "versions", lambda: {"torch": pins["torch"], "numpy": pins["numpy"],
+                                                           "torchvision": pins["torchvision"], "python": "3"})
+    assert environment.lock_matches() == "yes"
+    monkeypatch.setattr(environment, "versions", lambda: {"torch": "2.15.0", "numpy": pins["numpy"],
+                                                           "torchvision": pins["torchvision"], "python": "3"})
+    assert environment.lock_matches() == "no: torch 2.15.0 (lock 2.13.0+cpu)"
