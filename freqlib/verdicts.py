@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -102,11 +103,33 @@ class Estimate:
         return {"value": self.value, "low": self.low, "high": self.high, "over": self.over, "n": self.n}
 
 
-def _weights(n: int, n_boot: int, gen: torch.Generator, device) -> torch.Tensor:
-    """(n_boot, n) multinomial resampling weights, each row summing to 1."""
-    idx = torch.randint(0, n, (n_boot, n), generator=gen, device=device)
-    w = torch.zeros(n_boot, n, device=device)
-    return w.scatter_add_(1, idx, torch.ones_like(w)).div_(n)
+_WEIGHTS: "OrderedDict[tuple, list[torch.Tensor]]" = OrderedDict()
+_WEIGHTS_BYTES = 256 << 20          # keep at most this much of resampling matrices
+
+
+def _weight_blocks(n: int, n_boot: int, seed: int, device) -> list[torch.Tensor]:
+    """(block, n) multinomial resampling weights (rows sum to 1) covering ``n_boot`` resamples.
+
+    They depend only on (n, n_boot, seed, device), so every criterion of a chapter
+    that resamples the same images reuses them: building them is most of a
+    bootstrap's cost, the matrix products that use them are cheap.
+    """
+    key = (n, n_boot, seed, str(device))
+    if key in _WEIGHTS:
+        _WEIGHTS.move_to_end(key)
+        return _WEIGHTS[key]
+    gen = torch.Generator(device=device).manual_seed(seed)
+    block = max(1, min(n_boot, (1 << 24) // n))      # a block stays below ~16M entries
+    blocks = []
+    for s in range(0, n_boot, block):
+        b = min(block, n_boot - s)
+        idx = torch.randint(0, n, (b, n), generator=gen, device=device)
+        w = torch.zeros(b, n, device=device)
+        blocks.append(w.scatter_add_(1, idx, torch.ones_like(w)).div_(n))
+    _WEIGHTS[key] = blocks
+    while sum(w.numel() * 4 for ws in _WEIGHTS.values() for w in ws) > _WEIGHTS_BYTES and len(_WEIGHTS) > 1:
+        _WEIGHTS.popitem(last=False)
+    return blocks
 
 
 def bootstrap(statistic: Callable[[dict], torch.Tensor], *samples: dict, n_boot: int = 2000,
@@ -126,9 +149,8 @@ def bootstrap(statistic: Callable[[dict], torch.Tensor], *samples: dict, n_boot:
         raise ValueError("bootstrap needs at least one sample")
     first = next(iter(samples[0].values()))
     device = device or (first.device if isinstance(first, torch.Tensor) else "cpu")
-    gen = torch.Generator(device=device).manual_seed(seed)
     point, reps, sizes = {}, {}, []
-    for group in samples:
+    for g, group in enumerate(samples):
         arrays = {k: torch.as_tensor(v).to(device=device, dtype=torch.float32) for k, v in group.items()}
         ns = {a.shape[0] for a in arrays.values()}
         if len(ns) != 1:
@@ -139,11 +161,8 @@ def bootstrap(statistic: Callable[[dict], torch.Tensor], *samples: dict, n_boot:
             raise ValueError(f"no images in the sample {sorted(arrays)}")
         sizes.append(n)
         flat = {k: a.reshape(n, -1) for k, a in arrays.items()}
-        # resample in blocks so that a (block, n) weight matrix stays below ~16M entries
-        block = max(1, min(n_boot, (1 << 24) // n))
         parts = {k: [] for k in flat}
-        for s in range(0, n_boot, block):
-            w = _weights(n, min(block, n_boot - s), gen, device)
+        for w in _weight_blocks(n, n_boot, seed + 7919 * g, device):   # independent samples: own resamples
             for k, a in flat.items():
                 parts[k].append(w @ a)
         for k, a in arrays.items():
