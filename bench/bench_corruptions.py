@@ -1,7 +1,9 @@
 """Time the regeneration of CIFAR-10-C (15 corruptions x 5 severities).
 
 Generates ``--n`` test images per corruption and severity with
-``freqlib.corruptions.corrupt`` (no cache), prints images/s per corruption and
+``freqlib.corruptions.corrupt`` (no cache) from the clean pixels
+``freqlib.corruptions.default_clean`` picks (original pixels where available),
+with the original frost photographs when present, prints images/s per corruption and
 the total, and reports the time of the full 15 x 5 x 10,000 set: measured when
 ``--n 10000`` (the default), else extrapolated linearly from the measured
 subset (and labelled as such).
@@ -17,7 +19,6 @@ import torch
 
 from common import write
 from freqlib import corruptions as cc
-from freqlib.zoo import cifar10_tensors
 
 FULL = 10_000
 
@@ -34,8 +35,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [c for c in args.corruptions.split(",") if c]
-    x, _, variant = cifar10_tensors("test", "cpu")
-    x = x[: args.n].to(args.device)
+    x, _, pixels = cc.default_clean(args.n)
+    x = x.to(args.device)
+    frost = cc.frost_layers(args.seed).kind if "frost" in names else ""
     per = {}
     for name in names:
         start = time.perf_counter()
@@ -52,7 +54,7 @@ def main() -> None:
     n_images = 5 * len(x) * len(names)
     scale = (FULL / len(x)) * (len(cc.CORRUPTIONS) / len(names))
     result = {
-        "variant": f"{cc.VARIANT_REGENERATED} from {variant}", "device": args.device,
+        "variant": cc.variant_label(pixels, len(x), frost), "device": args.device,
         "images_per_corruption_severity": len(x), "corruptions": names,
         "measured_images": n_images, "measured_seconds": round(total, 2),
         "images_per_second": round(n_images / total, 1),

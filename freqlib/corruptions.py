@@ -4,8 +4,9 @@
 The severity parameters are the CIFAR numbers of the authors' ``make_cifar_c.py``
 (hendrycks/robustness, ``ImageNet-C/create_c``); the code is written anew, so the
 images are an *equivalent*, not a byte copy, and every result made with them is
-labelled ``CIFAR-10-C (regenerated)``. Where the original called ImageMagick or
-shipped photographs, this module substitutes:
+labelled with what was corrupted, e.g. ``CIFAR-10-C (regenerated from original
+test images 0–399)`` (:func:`variant_label`). Where the original called
+ImageMagick, OpenCV or a codec, this module substitutes:
 
 * **motion blur** (ImageMagick ``MagickMotionBlurImage``): a one-sided line
   kernel of ``2 * ceil(radius) + 1`` taps with weights ``exp(-i^2 / 2 sigma^2)``
@@ -13,27 +14,35 @@ shipped photographs, this module substitutes:
   kernel ImageMagick documents. Rounding of offsets and of the 8-bit output can
   differ by one grey level.
 * **snow**: the same, for the motion-blurred snow layer.
-* **frost**: the original blends random crops of six frost *photographs*. They
-  are not available offline, so :func:`frost_textures` synthesises ice-crystal
-  textures (a smooth fractal haze plus thousands of anti-aliased branching
-  needles, tinted pale blue). Blend weights are the original's; the texture
-  statistics (brightness, orientation, crystal size) are not the photographs'.
+* **frost**: the original's five frost photographs (``frost1.png`` ...
+  ``frost5.jpg``, found in :func:`frost_dir` and checked against their sha256),
+  shrunk as ``cv2.resize(fx=fy=0.2)`` does (:func:`cv2_linear_resize`), one
+  drawn per image (``randint(5)``) and cropped at a random 32x32 window, blended
+  with the published weights. The photographs are decoded by Pillow instead of
+  OpenCV (the same libjpeg / libpng decoders). When they are missing or damaged,
+  :func:`frost_textures` synthesises ice-crystal textures instead, with a
+  warning, and the variant label says ``synthetic frost``.
 * **JPEG**: a batched torch codec (JFIF YCbCr, 4:2:0 chroma, 8x8 orthonormal
   DCT, the Annex-K quantisation tables scaled by quality as libjpeg does, the
   triangle "fancy" chroma upsampling); it matches PIL/libjpeg to within a few
   grey levels (see the tests) instead of bit-exactly.
-* **glass blur**: the original's sequential pixel-swapping loop runs over the
-  900 pixel positions in the same order, but for every image of the batch at
-  once; only the random numbers differ.
+* **glass blur**: the original's pixel "swap" (``x[h, w], x[h', w'] = x[h', w'],
+  x[h, w]`` on NumPy row views) *copies* the neighbour onto the pixel and leaves
+  the neighbour as it was; :func:`glass_shuffle` does exactly that, for every
+  image of the batch at once (one gather per pass for the CIFAR offsets).
 * everything else (noises, defocus, zoom, fog's plasma fractal, brightness,
   contrast, elastic, pixelate) follows the published maths and boundary modes;
-  random draws come from a seeded ``torch.Generator``, not NumPy's global state.
+  random draws come from a seeded ``torch.Generator``, not NumPy's global state,
+  so the images differ from the released ones draw by draw.
 
 Results are truncated to uint8 as the original's ``np.uint8(...)`` did.
-Regenerated sets are cached under ``data/cache/`` (one ``.npz`` per corruption
-and severity, keyed by a hash of seed, parameters, clean data and this file).
+:func:`cifar10c` corrupts the clean test images it is given (the original
+lossless pixels where available, see :func:`default_clean`) and caches each
+corruption and severity under ``data/cache/`` (one ``.npz``, keyed by seed,
+parameters, a hash of the clean pixels, the frost layers and this file).
 If the released ``.npy`` files are present (``$FREQLIB_CIFAR10C`` or
-``data/CIFAR-10-C/``), :func:`cifar10c` uses them instead and says so.
+``data/CIFAR-10-C/``) and the clean pixels are the original ones, it uses them
+instead and says so.
 """
 from __future__ import annotations
 
@@ -55,9 +64,11 @@ from .io import atomic_save_npz
 from .masks import psnr  # one PSNR for the book (per image, data range 1)
 
 __all__ = [
-    "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "VARIANT_REGENERATED",
-    "VARIANT_RELEASED", "corrupt", "frost_textures", "jpeg", "psnr", "released_dir",
-    "CorruptionSet", "cifar10c", "corruption_accuracy", "summarise", "robustness", "example_grid",
+    "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "PIXELS", "VARIANT_REGENERATED",
+    "VARIANT_RELEASED", "FROST_FILES", "corrupt", "frost_dir", "frost_layers", "frost_textures",
+    "cv2_linear_resize", "glass_positions", "glass_offsets", "glass_shuffle", "jpeg", "psnr", "released_dir",
+    "variant_label", "default_clean", "CorruptionSet", "cifar10c", "corruption_correct", "Robustness",
+    "robustness", "corruption_accuracy", "summarise", "example_grid",
 ]
 
 VARIANT_REGENERATED = "CIFAR-10-C (regenerated)"
@@ -293,24 +304,54 @@ def _defocus_blur(x, c, g):
     return F.conv2d(padded, k.expand(3, 1, -1, -1), groups=3).clamp(0, 1)
 
 
+def glass_positions(h: int, w: int, delta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows and columns the original's loop visits, in its order: rows ``h - delta``
+    down to ``delta + 1``, and in each row columns ``w - delta`` down to ``delta + 1``."""
+    rows = torch.arange(h - delta, delta, -1)
+    cols = torch.arange(w - delta, delta, -1)
+    return rows.repeat_interleave(len(cols)), cols.repeat(len(rows))
+
+
+def glass_offsets(n: int, delta: int, iters: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
+    """Random offsets ``(iters, positions, 2, n)`` (dx, dy) for :func:`glass_shuffle`: the
+    original draws ``randint(-delta, delta, size=2)`` per position, values ``-delta .. delta-1``."""
+    p = len(glass_positions(h, w, delta)[0])
+    return torch.randint(-delta, delta, (iters, p, 2, n), generator=g)
+
+
+def glass_shuffle(img: torch.Tensor, offsets: torch.Tensor, delta: int) -> torch.Tensor:
+    """The pixel "swap" loop of the original ``glass_blur``, for a batch (N, C, H, W).
+
+    The original writes ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on rows of a
+    NumPy array: the right-hand side holds *views*, so the first assignment
+    copies pixel (h', w') onto (h, w) and the second copies it back unchanged.
+    The loop therefore *copies* a neighbour onto each visited pixel; it does
+    not swap. We keep exactly that. With ``delta = 1`` (every CIFAR severity)
+    the offsets are -1 or 0, so each copy reads a pixel the pass has not yet
+    written (the loop runs backwards in raster order) and one pass is a single
+    gather; other offsets run the loop, batched over images.
+    """
+    n, ch, h, w = img.shape
+    rows, cols = glass_positions(h, w, delta)
+    dst = (rows * w + cols).to(img.device)                                   # (P,)
+    flat = img.reshape(n, ch, h * w).clone()
+    batch = torch.arange(n, device=img.device)
+    for d in offsets.to(img.device):                                         # (P, 2, N) per pass
+        src = (rows.to(img.device)[:, None] + d[:, 1]) * w + cols.to(img.device)[:, None] + d[:, 0]   # (P, N)
+        if bool((d <= 0).all()):
+            flat[:, :, dst] = flat.gather(2, src.T[:, None, :].expand(n, ch, -1))
+        else:
+            for k in range(len(dst)):
+                flat[:, :, dst[k]] = flat[batch, :, src[k]]
+    return flat.reshape(n, ch, h, w)
+
+
 def _glass_blur(x, c, g):
     sigma, delta, iters = c
-    n, ch, h, w = x.shape
+    n, _, h, w = x.shape
     img = torch.floor(_gaussian_blur(x, sigma).clamp(0, 1) * 255 + 1e-3)  # the original's uint8 step
-    flat = img.permute(0, 2, 3, 1).reshape(n, h * w, ch).contiguous()
-    batch = torch.arange(n, device=x.device)
-    positions = [(r, q) for r in range(h - delta, delta, -1) for q in range(w - delta, delta, -1)]
-    for _ in range(iters):
-        # the original draws randint(-delta, delta) twice per position: values -delta .. delta-1
-        d = torch.randint(-delta, delta, (len(positions), 2, n), generator=g).to(x.device)
-        for k, (r, q) in enumerate(positions):
-            p = r * w + q
-            other = (r + d[k, 1]) * w + (q + d[k, 0])               # (N,)
-            a = flat[:, p].clone()
-            flat[:, p] = flat[batch, other]
-            flat[batch, other] = a
-    img = flat.reshape(n, h, w, ch).permute(0, 3, 1, 2) / 255
-    return _gaussian_blur(img, sigma).clamp(0, 1)
+    img = glass_shuffle(img, glass_offsets(n, delta, iters, h, w, g), delta)
+    return _gaussian_blur(img / 255, sigma).clamp(0, 1)
 
 
 def _motion_blur_corruption(x, c, g):
@@ -352,9 +393,111 @@ def _snow(x, c, g):
     return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
 
 
+# Frost: the original blends a random 32x32 crop of one of five photographs
+# (frost1.png ... frost5.jpg; it draws randint(5), so frost6.jpg is never used),
+# read by cv2 (alpha dropped), shrunk by cv2.resize(fx=fy=0.2), BGR -> RGB.
+FROST_FILES = {
+    "frost1.png": "ff9f907860bd7a835d459e32f9d588062b7f61ee267343cc7222b56753a14755",
+    "frost2.png": "fe211a89b336999c207a852ce05818d4545d0b57c5beadd824b4cc9d9a9b6137",
+    "frost3.png": "2d0d50b4a9bb213f38b024ef7768731bb83cc08d2f26b5766bbc167cdfa0e504",
+    "frost4.jpg": "3f8b91ca1a9fa7167b09e773da53f5ae60d0a1fd88f02a783f6e328a72887f6e",
+    "frost5.jpg": "5fc6a19df4a429ba68abdcc8f8a4278d4c9f81c9ccafd2c92ab0c8cf8992ebd2",
+}
+FROST_SCALE = 0.2        # make_cifar_c.py: cv2.resize(frost, (0, 0), fx=0.2, fy=0.2)
+
+
+def frost_dir() -> Path:
+    """Where the frost photographs are looked for: ``$FREQLIB_FROST``, else the
+    folder ``frost/`` beside the CIFAR-10 mirror (``../shared/data/frost``)."""
+    env = os.environ.get("FREQLIB_FROST")
+    if env:
+        return Path(env)
+    from .data import mirror_path
+    return mirror_path().parent / "frost"
+
+
+def cv2_linear_resize(img: np.ndarray, scale: float) -> np.ndarray:
+    """``cv2.resize(img, (0, 0), fx=scale, fy=scale)`` (INTER_LINEAR) of a uint8 HWC image.
+
+    OpenCV maps output pixel ``i`` to source coordinate ``(i + 0.5) / scale - 0.5``
+    (clamped at the edges) and interpolates bilinearly, without anti-aliasing;
+    the output side is ``round(side * scale)``. For ``scale = 0.2`` every source
+    coordinate is the integer ``5 i + 2``, so the result is an exact subsample.
+    """
+    h, w = img.shape[:2]
+
+    def axis(n_in):
+        n_out = int(round(n_in * scale))
+        c = np.clip((np.arange(n_out) + 0.5) / scale - 0.5, 0, n_in - 1)
+        i0 = np.floor(c).astype(int)
+        return i0, np.minimum(i0 + 1, n_in - 1), (c - i0)
+    r0, r1, fr = axis(h)
+    c0, c1, fc = axis(w)
+    x = img.astype(np.float64)
+    top = x[r0][:, c0] * (1 - fc)[None, :, None] + x[r0][:, c1] * fc[None, :, None]
+    bottom = x[r1][:, c0] * (1 - fc)[None, :, None] + x[r1][:, c1] * fc[None, :, None]
+    # OpenCV's fixed-point arithmetic rounds halves up
+    return np.floor(top * (1 - fr)[:, None, None] + bottom * fr[:, None, None] + 0.5).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class FrostLayers:
+    """The images frost crops come from: (k, 3, H, W) on the uint8 grid, padded to
+    the largest; ``sizes`` (k, 2) their true heights and widths; ``kind`` is
+    ``"photos"`` (the original's) or ``"synthetic"`` (our fallback)."""
+    images: torch.Tensor
+    sizes: torch.Tensor
+    kind: str
+    digest: str
+
+
+@lru_cache(maxsize=4)
+def _frost_photos(folder: str) -> FrostLayers | str:
+    """The five photographs, rescaled as the original does; or why they cannot be used."""
+    from PIL import Image
+    from .data import _sha256
+    folder = Path(folder)
+    missing = [f for f in FROST_FILES if not (folder / f).is_file()]
+    if missing:
+        return f"{', '.join(missing)} not found in {folder}"
+    bad = [f for f, sha in FROST_FILES.items() if _sha256(folder / f) != sha]
+    if bad:
+        return f"{', '.join(bad)} in {folder} fail their sha256 check"
+    arrays = []
+    for f in FROST_FILES:
+        with Image.open(folder / f) as im:
+            arrays.append(cv2_linear_resize(np.asarray(im.convert("RGB")), FROST_SCALE))   # RGBA: alpha dropped
+    hmax, wmax = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
+    stack = np.zeros((len(arrays), hmax, wmax, 3), dtype=np.uint8)
+    for i, a in enumerate(arrays):
+        stack[i, :a.shape[0], :a.shape[1]] = a
+    digest = hashlib.sha256("".join(FROST_FILES.values()).encode()).hexdigest()[:12]
+    return FrostLayers(torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255,
+                       torch.tensor([a.shape[:2] for a in arrays]), "photos", digest)
+
+
+def frost_layers(seed: int = 0) -> FrostLayers:
+    """The original frost photographs when present and intact, else synthetic
+    textures (:func:`frost_textures`) with a one-line warning saying where to put them."""
+    got = _frost_photos(str(frost_dir()))
+    if isinstance(got, FrostLayers):
+        return got
+    _warn_frost(got)
+    tex = frost_textures(seed)
+    tex = torch.floor(tex * 255 + 1e-3) / 255                      # the original reads uint8 images
+    return FrostLayers(tex, torch.tensor([tex.shape[-2:]] * tex.shape[0]), "synthetic", f"synthetic-{seed}")
+
+
+@lru_cache(maxsize=8)
+def _warn_frost(reason: str) -> None:
+    warnings.warn(f"frost photographs unusable ({reason}): using synthetic frost textures; put frost1.png ... "
+                  f"frost5.jpg from hendrycks/robustness (ImageNet-C/create_c) in {frost_dir()} or set "
+                  "FREQLIB_FROST", RuntimeWarning, stacklevel=4)
+
+
 def frost_textures(seed: int = 0, count: int = 5, size: int = 128) -> torch.Tensor:
-    """Synthetic frost textures (count, 3, size, size) in [0, 1]: our stand-in for
-    the six frost photographs of the original (not available offline).
+    """Synthetic frost textures (count, 3, size, size) in [0, 1]: our fallback for
+    the original's frost photographs when they are missing (:func:`frost_layers`).
 
     A smooth 1/f^2 haze plus anti-aliased ice needles: random segments (length
     2-16 px) each with two side branches at +-60 degrees, splatted bilinearly,
@@ -396,19 +539,19 @@ def frost_textures(seed: int = 0, count: int = 5, size: int = 128) -> torch.Tens
     return (frost[:, None] * tint).clamp(0, 1)
 
 
-def _frost(x, c, g, textures: torch.Tensor | None = None):
+def _frost(x, c, g, layers: FrostLayers | None = None):
     a, b = c
-    tex = (textures if textures is not None else frost_textures()).to(x.device)
+    layers = layers or frost_layers()
+    tex, sizes = layers.images.to(x.device), layers.sizes
     n, _, h, w = x.shape
-    k, size = tex.shape[0], tex.shape[-1]
-    which = torch.randint(0, k, (n,), generator=g).to(x.device)
-    y0 = torch.randint(0, size - h, (n,), generator=g).to(x.device)
-    x0 = torch.randint(0, size - w, (n,), generator=g).to(x.device)
+    # the original: idx = randint(5); x_start = randint(0, H - 32); y_start = randint(0, W - 32)
+    which = torch.randint(0, tex.shape[0], (n,), generator=g)
+    y0 = (torch.rand(n, generator=g) * (sizes[which, 0] - h)).long().to(x.device)
+    x0 = (torch.rand(n, generator=g) * (sizes[which, 1] - w)).long().to(x.device)
+    which = which.to(x.device)
     rows = (y0[:, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = (x0[:, None] + torch.arange(w, device=x.device))[:, None, :]
     crop = tex.permute(0, 2, 3, 1)[which[:, None, None], rows, cols].permute(0, 3, 1, 2)
-    # the original works in 0..255 and reads its textures as uint8
-    crop = torch.floor(crop * 255 + 1e-3) / 255
     return (a * x + b * crop).clamp(0, 1)
 
 
@@ -581,7 +724,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0,
         raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
     g = generator or _generator(seed, name, severity)
     fn, param = _FUNCS[name], PARAMS[name][severity - 1]
-    extra = {"textures": frost_textures(seed)} if name == "frost" else {}
+    extra = {"layers": frost_layers(seed)} if name == "frost" else {}
     outs = []
     for s in range(0, x.shape[0], chunk):
         out = fn(x[s:s + chunk].float(), param, g, **extra)
@@ -601,12 +744,27 @@ def _code_digest() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
+PIXELS = {"original": "original test images", "jpeg": "JPEG-q75 pixels of test images"}
+
+
+def variant_label(pixels: str, n: int, frost: str = "") -> str:
+    """``CIFAR-10-C (regenerated from original test images 0–399)``, with
+    ``; synthetic frost`` when the frost photographs were not used."""
+    if pixels not in PIXELS:
+        raise ValueError(f"pixels must be one of {tuple(PIXELS)}, got {pixels!r}")
+    extra = "; synthetic frost" if frost == "synthetic" else ""
+    return f"CIFAR-10-C (regenerated from {PIXELS[pixels]} 0–{n - 1}{extra})"
+
+
 @dataclass
 class CorruptionSet:
     """CIFAR-10-C images for some corruptions and severities, first ``n`` test images.
 
     ``images(name, severity)`` gives float (n, 3, 32, 32) in [0, 1]; the arrays
     live as uint8 in memory (regenerated) or memory-mapped files (released).
+    ``pixels`` says which clean pixels were corrupted (``original`` / ``jpeg``),
+    ``frost`` which frost layers (``photos`` / ``synthetic`` / ``released``, or
+    empty without frost).
     """
     names: tuple
     severities: tuple
@@ -614,7 +772,8 @@ class CorruptionSet:
     seed: int
     variant: str
     labels: torch.Tensor
-    source_variant: str = ""
+    pixels: str = "original"
+    frost: str = ""
     seconds: dict = field(default_factory=dict)      # generation time per (name, severity); 0 if cached
     _arrays: dict = field(default_factory=dict, repr=False)
 
@@ -627,6 +786,10 @@ class CorruptionSet:
         for name in self.names:
             for s in self.severities:
                 yield name, s
+
+    @property
+    def cells(self) -> tuple:
+        return tuple(self)
 
     @property
     def generation_seconds(self) -> float:
@@ -652,37 +815,70 @@ def _released_arrays(names, severities, n):
     return arrays, torch.from_numpy(np.array(labels[:n], dtype=np.int64))
 
 
+def default_clean(n: int):
+    """``(images, labels, pixels)`` of the first ``n`` test images: the original
+    lossless pixels where available (the torchvision copy, or the lossless head
+    file for ``n <= 932``), else the JPEG mirror's."""
+    from .data import HEAD_SIZE, VARIANT_MIRROR, load_test_head, to_tensor
+    from .zoo import cifar10_tensors
+    x, y, variant = cifar10_tensors("test", "cpu")
+    if variant != VARIANT_MIRROR:
+        return x[:n], y[:n], "original"
+    head = load_test_head() if n <= HEAD_SIZE else None
+    if head is not None:
+        return to_tensor(head[0][:n]), torch.from_numpy(head[1][:n]), "original"
+    return x[:n], y[:n], "jpeg"
+
+
 def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: int = 0,
-             device: str = "cpu", use_released: bool = True, cache: bool = True,
-             progress: bool = True, cache_dir: os.PathLike | None = None) -> CorruptionSet:
-    """CIFAR-10-C for the first ``n`` test images: the released files when present,
-    else regenerated (and cached under ``cache_dir``, default ``data/cache/cifar10c``)
-    from this session's CIFAR-10 test set."""
+             device: str = "cpu", clean=None, pixels: str | None = None, use_released: bool = True,
+             cache: bool = True, progress: bool = True, cache_dir: os.PathLike | None = None) -> CorruptionSet:
+    """CIFAR-10-C for the first ``n`` test images.
+
+    ``clean`` is ``(images, labels)`` of those images (float NCHW in [0, 1], on
+    the uint8 grid) and ``pixels`` says what they are (``"original"`` or
+    ``"jpeg"``); without them, :func:`default_clean` picks the best pixels
+    available. The released ``.npy`` files are used when present and the
+    pixels are original; otherwise the set is regenerated and cached under
+    ``cache_dir`` (default ``data/cache/cifar10c``), keyed by the corruption,
+    its parameters, the seed, a hash of the clean pixels, the frost layers and
+    this file.
+    """
     from tqdm import tqdm
 
     from .data import data_dir
-    from .zoo import cifar10_tensors
     names, severities = tuple(names), tuple(int(s) for s in severities)
     for c in names:
         for s in severities:
             _check(c, s)
     if not 1 <= n <= 10_000:
         raise ValueError(f"n must be in 1..10000 (CIFAR-10 test images), got {n}")
-    if use_released:
+    if clean is None:
+        x, y, pixels = default_clean(n)
+    else:
+        if pixels not in PIXELS:
+            raise ValueError(f"cifar10c(clean=...) needs pixels= one of {tuple(PIXELS)} to say what the images are")
+        x, y = clean
+        if x.shape[0] < n or x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"clean images must be (>= {n}, 3, H, W), got {tuple(x.shape)}")
+        x, y = x[:n].cpu(), y[:n].cpu()
+    if use_released and pixels == "original":
         got = _released_arrays(names, severities, n)
         if got is not None:
             arrays, labels = got
-            return CorruptionSet(names, severities, n, seed, VARIANT_RELEASED, labels, "CIFAR-10",
-                                 {k: 0.0 for k in arrays}, arrays)
-    test_x, test_y, source = cifar10_tensors("test", "cpu")
-    clean = test_x[:n]
+            return CorruptionSet(names, severities, n, seed, VARIANT_RELEASED, labels, "original",
+                                 "released" if "frost" in names else "", {k: 0.0 for k in arrays}, arrays)
+    u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
+    pixel_hash = hashlib.sha256(u8.numpy().tobytes()).hexdigest()[:16]
+    frost = frost_layers(seed) if "frost" in names else None
     arrays, seconds = {}, {}
     todo = [(c, s) for c in names for s in severities]
     for c, s in tqdm(todo, desc="CIFAR-10-C (regenerated)", leave=False, disable=not progress):
         key = hashlib.sha256(json.dumps({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed,
-                                         "n": n, "source": source, "code": _code_digest()},
-                                        sort_keys=True).encode()).hexdigest()[:16]
-        path = Path(cache_dir or data_dir() / "cache" / "cifar10c") / f"{c}-s{s}-n{n}-seed{seed}-{key}.npz"
+                                         "n": n, "pixels": pixels, "clean": pixel_hash,
+                                         "frost": frost.digest if c == "frost" else "",
+                                         "code": _code_digest()}, sort_keys=True).encode()).hexdigest()[:16]
+        path = Path(cache_dir or data_dir() / "cache" / "cifar10c") / f"{c}-s{s}-n{n}-{pixels}-seed{seed}-{key}.npz"
         arr = None
         if cache and path.is_file():
             try:
@@ -694,31 +890,68 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
                 arr = None
         if arr is None:
             start = time.perf_counter()
-            out = corrupt(clean.to(device), c, s, seed)
+            out = corrupt(x.to(device), c, s, seed)
             arr = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             seconds[(c, s)] = time.perf_counter() - start
             if cache:
                 atomic_save_npz(path, images=arr)
         arrays[(c, s)] = arr
-    return CorruptionSet(names, severities, n, seed, VARIANT_REGENERATED, test_y[:n].clone(), source,
-                         seconds, arrays)
+    frost_kind = frost.kind if frost is not None else ""
+    return CorruptionSet(names, severities, n, seed, variant_label(pixels, n, frost_kind), y.clone(), pixels,
+                         frost_kind, seconds, arrays)
 
 
 # ---------------------------------------------------------------- evaluation
-def corruption_accuracy(model, cset: CorruptionSet, batch_size: int = 1000, progress: str | None = None):
-    """Accuracy of ``model`` on every (corruption, severity) of ``cset``: a DataFrame
-    with columns corruption, family, severity, accuracy."""
-    import pandas as pd
+def corruption_correct(model, cset: CorruptionSet, batch_size: int | None = None,
+                       progress: str | None = None) -> torch.Tensor:
+    """Per-image correctness (n, cells) of ``model`` on every (corruption, severity)
+    of ``cset`` (columns in ``cset.cells`` order), 0/1 floats on the CPU: the sample
+    the bootstrap over test images resamples."""
     from tqdm import tqdm
 
-    from .evaluate import correct
-    device = next(model.parameters()).device
-    rows = []
-    for name, s in tqdm(list(cset), desc=progress, leave=False, disable=progress is None):
-        hits = correct(model, cset.images(name, s, device), cset.labels, batch_size=batch_size)
-        rows.append({"corruption": name, "family": FAMILY_OF[name], "severity": s,
-                     "accuracy": hits.mean().item()})
-    return pd.DataFrame(rows)
+    from .evaluate import correct, model_device
+    device = model_device(model)
+    cols = [correct(model, cset.images(name, s, device), cset.labels, batch_size=batch_size)
+            for name, s in tqdm(cset.cells, desc=progress, leave=False, disable=progress is None)]
+    return torch.stack(cols, 1)
+
+
+@dataclass
+class Robustness:
+    """Per-image correctness of several models on one :class:`CorruptionSet`."""
+    variant: str
+    cells: tuple
+    correct: dict                     # model name -> (n, cells) 0/1
+
+    def mean_c(self, model: str) -> torch.Tensor:
+        """Per-image share of the cells classified right (n,): its mean is mean CIFAR-10-C accuracy."""
+        return self.correct[model].mean(1)
+
+    def table(self):
+        """One row per model, corruption and severity: accuracy (and family)."""
+        import pandas as pd
+        rows = []
+        for model, hits in self.correct.items():
+            acc = hits.mean(0).tolist()
+            rows += [{"model": model, "corruption": c, "family": FAMILY_OF[c], "severity": s, "accuracy": a}
+                     for (c, s), a in zip(self.cells, acc)]
+        return pd.DataFrame(rows)
+
+
+def robustness(models: dict, cset: CorruptionSet, batch_size: int | None = None,
+               progress: bool = True) -> Robustness:
+    """:func:`corruption_correct` of several models on the same images."""
+    return Robustness(cset.variant, cset.cells,
+                      {name: corruption_correct(model, cset, batch_size,
+                                                f"{name} on {cset.variant}" if progress else None)
+                       for name, model in models.items()})
+
+
+def corruption_accuracy(model, cset: CorruptionSet, batch_size: int | None = None, progress: str | None = None):
+    """Accuracy of ``model`` on every (corruption, severity) of ``cset``: a DataFrame
+    with columns corruption, family, severity, accuracy."""
+    hits = corruption_correct(model, cset, batch_size, progress)
+    return Robustness(cset.variant, cset.cells, {"model": hits}).table().drop(columns="model")
 
 
 def summarise(table) -> dict:
@@ -730,16 +963,6 @@ def summarise(table) -> dict:
     for s, sub in table.groupby("severity"):
         out[f"severity/{s}"] = float(sub["accuracy"].mean())
     return out
-
-
-def robustness(models: dict, cset: CorruptionSet, batch_size: int = 1000, progress: bool = True):
-    """:func:`corruption_accuracy` of several models, stacked with a ``model`` column."""
-    import pandas as pd
-    tables = []
-    for name, model in models.items():
-        t = corruption_accuracy(model, cset, batch_size, progress=f"{name} on {cset.variant}" if progress else None)
-        tables.append(t.assign(model=name))
-    return pd.concat(tables, ignore_index=True)
 
 
 def example_grid(image: torch.Tensor, names=CORRUPTIONS, severity: int = 3, seed: int = 0):

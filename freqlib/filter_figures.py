@@ -1,6 +1,7 @@
 """Tables and figures for Paper B (chapter 02): the per-filter table, filter
-bases, ratio histograms, filter galleries, the proportion trade-off and
-per-corruption gains.
+bases, ratio histograms, filter galleries, the proportion trade-off (with
+intervals) and per-corruption gains. The claims and their numbers live in
+:mod:`freqlib.proportion`.
 
 Kept apart from :mod:`freqlib.filters` on purpose: the zoo hashes filters.py
 into the key of every constrained-stem model, and a plot change must not
@@ -95,22 +96,29 @@ def plot_tradeoff(summary, title: str):
     """Clean vs CIFAR-10-C accuracy across the share of high-frequency filters.
 
     ``summary``: DataFrame indexed by share with columns clean, mean,
-    family/<name> and severity/<s> (accuracies in [0, 1])."""
+    family/<name> and severity/<s> (accuracies in [0, 1]); optional columns
+    clean_low/clean_high and mean_low/mean_high draw 95% intervals."""
     import matplotlib.pyplot as plt
-    shares = summary.index.to_numpy()
+    shares = summary.index.to_numpy(dtype=float)
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    axes[0].plot(shares, 100 * summary["clean"], "o-", label="clean")
-    axes[0].plot(shares, 100 * summary["mean"], "s-", label="mean CIFAR-10-C (regenerated)")
+    for col, marker, label in (("clean", "o-", "clean"), ("mean", "s-", "mean CIFAR-10-C")):
+        y = 100 * summary[col].to_numpy(dtype=float)
+        if f"{col}_low" in summary:
+            err = [y - 100 * summary[f"{col}_low"].to_numpy(dtype=float),
+                   100 * summary[f"{col}_high"].to_numpy(dtype=float) - y]
+            axes[0].errorbar(shares, y, yerr=err, fmt=marker, capsize=3, label=f"{label} (95% interval)")
+        else:
+            axes[0].plot(shares, y, marker, label=label)
     axes[0].set(xlabel="share of high-frequency first-layer filters p", ylabel="accuracy (%)",
                 title="Clean vs corrupted")
     axes[0].legend(fontsize=8)
     for col in [c for c in summary.columns if c.startswith("family/")]:
-        axes[1].plot(shares, 100 * summary[col], "o-", label=col.split("/")[1])
+        axes[1].plot(shares, 100 * summary[col].to_numpy(dtype=float), "o-", label=col.split("/")[1])
     axes[1].set(xlabel="p", ylabel="accuracy (%)", title="Per corruption family")
     axes[1].legend(fontsize=8)
     sev = [c for c in summary.columns if c.startswith("severity/")]
     for col in sev:
-        axes[2].plot(shares, 100 * summary[col], "o-", label=f"severity {col.split('/')[1]}",
+        axes[2].plot(shares, 100 * summary[col].to_numpy(dtype=float), "o-", label=f"severity {col.split('/')[1]}",
                      color=plt.cm.viridis(int(col.split("/")[1]) / 6))
     axes[2].set(xlabel="p", ylabel="accuracy (%)", title="Per severity")
     axes[2].legend(fontsize=8)

@@ -234,17 +234,31 @@ def fourier_basis(h: int, w: int, device=None) -> torch.Tensor:
     return imgs.reshape(h, w, h, w)
 
 
-def perturb_amplitude(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Multiply each image's amplitude spectrum by log-normal noise, keep its phase.
+def perturb_amplitude(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None,
+                      clip: bool = True) -> torch.Tensor:
+    """Multiply each image's amplitude spectrum by log-normal noise, keep its phase
+    and its mean colour: the "power-spectrum perturbation" of the Paper B reconstruction.
 
-    The noise ``exp(sigma * z)`` is drawn per image, channel and frequency; the
-    result is clipped to [0, 1]. This is the "power-spectrum perturbation" used
-    in the Paper B reconstruction.
+    Every pair of frequencies ``f, -f`` of each image and channel gets one
+    multiplier ``exp(sigma * z)``, ``z ~ N(0, 1)``: the noise field is
+    Hermitian, so the perturbed spectrum is still the spectrum of a real image
+    (computed with ``rfft2`` / ``irfft2``, no imaginary part to discard). The
+    DC term (the mean colour) keeps multiplier 1, so the perturbation adds no
+    brightness jitter. The result is clipped to [0, 1] unless ``clip=False``.
     """
-    spec = torch.fft.fft2(x, norm="ortho")
+    h, w = x.shape[-2:]
     z = torch.randn(x.shape, generator=generator).to(x.device)
-    out = torch.fft.ifft2(spec * torch.exp(sigma * z), norm="ortho").real
-    return out.clamp(0, 1)
+    # one draw per pair {f, -f}: the partner of DFT index (k, l) is (-k mod H, -l mod W);
+    # the lexicographically smaller index of each pair keeps its own draw, the other copies it
+    ky = torch.arange(h, device=x.device)[:, None]
+    kx = torch.arange(w, device=x.device)[None, :]
+    own = (ky * w + kx) <= (((-ky) % h) * w + (-kx) % w)
+    partner = torch.roll(torch.flip(z, (-2, -1)), (1, 1), (-2, -1))          # z at -f
+    z = torch.where(own, z, partner)
+    z[..., 0, 0] = 0.0                                                        # DC: the mean colour stays
+    gain = torch.exp(sigma * z)[..., : w // 2 + 1]                            # the rfft2 half of the field
+    out = torch.fft.irfft2(torch.fft.rfft2(x, norm="ortho") * gain, s=(h, w), norm="ortho")
+    return out.clamp(0, 1) if clip else out
 
 
 def fit_power_law(profile: torch.Tensor, f_min: int = 1, f_max: int | None = None) -> tuple[float, float]:

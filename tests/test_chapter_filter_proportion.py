@@ -1,9 +1,10 @@
-"""Chapter 02 (Paper B) executes at profile=smoke and publishes computed verdicts."""
+"""Chapter 02 (Paper B) executes at profile=smoke and publishes computed verdicts
+with intervals, the JPEG-pixel comparison and its deviations."""
 from __future__ import annotations
 
 import json
 
-from freqlib.verdicts import VERDICTS
+from freqlib.verdicts import STATES, VERDICTS
 
 
 def test_chapter_02_smoke(executed_chapter):
@@ -14,9 +15,44 @@ def test_chapter_02_smoke(executed_chapter):
     for cid, c in claims.items():
         assert c["verdict"] in VERDICTS and glued[f"{cid}_verdict"] == c["verdict"]
         assert c["profile"] == "smoke"
+        assert len(c["states"]) == 2 and set(c["states"]) <= set(STATES)
+        assert c["seed_verdicts"] and all(v in VERDICTS for v in c["seed_verdicts"])
+        for name, e in c["numbers"].items():                       # every number has its interval
+            assert e["low"] <= e["value"] <= e["high"] and e["over"] == "images", (cid, name, e)
+        assert "[" in c["ours"]                                     # ours carries the intervals
+        jpeg = c["variants"]["JPEG-q75 pixels"]
+        assert jpeg["verdict"] in VERDICTS and len(jpeg["states"]) == 2
+    assert set(claims["B1"]["numbers"]) == {"c_spread", "clean_spread"}
+    assert set(claims["B2"]["numbers"]) == {"c_gain", "clean_drop"}
     assert "10.97" in claims["B2"]["paper's value"]
-    assert glued["c_variant"] in ("CIFAR-10-C (regenerated)", "CIFAR-10-C (released)")
-    assert glued["B1_rule_agrees"] == "every"            # banded layers keep their construction
-    float(glued["B1_c_spread"]), float(glued["B1_clean_spread"]), float(glued["B2_gain"])
+    assert glued["c_variant"] == "CIFAR-10-C (regenerated from original test images 0–99)"
+    assert glued["jpeg_variant"] == "CIFAR-10-C (regenerated from JPEG-q75 pixels of test images 0–99)"
+    assert glued["c_frost"] == "the original frost photographs"
+    assert "original CIFAR-10 test images 0–931" in claims["B1"]["variant"]
+    assert glued["B1_rule_agrees"] == "every"                       # banded layers keep their construction
+    float(glued["B1_null_c"]), float(glued["B1_null_clean"])
+    for key in ("B1_c_spread", "B1_clean_spread", "B2_gain", "B2_drop", "B2_vs_ablation"):
+        assert "[" in glued[key] and "]" in glued[key], key
     for key in ("zoo_high_standard", "zoo_high_linf_at", "zoo_high_gaussian", "B2_learned_high"):
         assert glued[key].endswith("%")
+    dev = json.loads(glued["deviations"])
+    assert dev["chapter"] == "02" and len(dev["rows"]) >= 10
+    assert {r["aspect"] for r in dev["rows"]} >= {"method", "training", "architecture", "dataset", "criterion"}
+    assert all(r["date"] == "2026-11-24" for r in dev["rows"] if r["aspect"] == "criterion")
+    assert "no whitening" in glued["budget_text"]
+
+
+def test_chapter_02_budgets_request_the_papers_setting():
+    """Static: every profile's budget turns whitening off, the paper profile asks for
+    ResNet-18 explicitly, and every model of B1/B2 is trained with the budget."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "02_filter_proportion.ipynb", 4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    budgets = re.findall(r"budget=dict\((.*)\)", src)                # to the line's last parenthesis
+    assert len(budgets) == 3 and all("whiten=False" in b for b in budgets), budgets
+    assert 'arch="resnet18", widths=(64,)' in budgets[2]
+    trained = re.findall(r"seed=s\b[^)]*", src)                        # the models this chapter trains
+    assert len(trained) == 5 and all(t.startswith("seed=s, **budget") for t in trained), trained
