@@ -102,13 +102,16 @@ def square_linf(model, images, labels, eps: float = 8 / 255, n_queries: int = 10
 
 def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 255, steps: int = 50,
                     restarts: int = 10, alpha: float | None = None, batch_size: int = 500, seed: int = 0,
-                    progress: str | None = "PGD evaluation") -> torch.Tensor:
+                    among: torch.Tensor | None = None, progress: str | None = "PGD evaluation") -> torch.Tensor:
     """Per-image robustness (1.0 = still correct) under PGD with random restarts (torchattacks).
 
     The evaluation of the reference code (Wong et al. 2020: PGD-50, 10
     restarts, step 2/255 for L-inf 8/255): an image counts as robust only if
     every restart fails. Restart ``k`` runs only on the images that survived
     restarts ``1..k-1``, so restarts cost little once most images are broken.
+    ``among`` (N,) bool, e.g. the survivors of a cheaper attack, limits the
+    attack to those images and counts the others as broken: the result is then
+    the worst case over both attacks.
     Returns a (N,) float tensor on the CPU; its mean is the robust accuracy.
     """
     import torchattacks
@@ -123,6 +126,8 @@ def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 
     model.eval()
     torch.manual_seed(seed)
     alive = evaluate.correct(model, images, labels).bool()
+    if among is not None:
+        alive &= torch.as_tensor(among, dtype=torch.bool).cpu()
     for _ in tqdm(range(restarts), desc=progress, leave=False, disable=progress is None):
         idx = alive.nonzero().flatten()
         for s in range(0, len(idx), batch_size):
