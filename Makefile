@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.freqlib-installed
 PROFILE ?= auto
 
-.PHONY: book test site-from-results bench clean-build
+.PHONY: book test site-from-results bench clean-build wheelhouse paper-run gpu-carry
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,19 @@ site-from-results: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py --out bench/results.json
+
+# The paper profile on a lent GPU (docs/gpu-session.md). Here: wheels for the offline
+# machine (Python 3.12, manylinux x86_64) into .whl/, and the carry folder .carry/.
+wheelhouse: $(STAMP)
+	$(PY) -m freqlib wheelhouse --dest .whl --python 3.12
+
+gpu-carry: wheelhouse
+	$(PY) -m freqlib paper-run --stage
+
+# On a CUDA machine: one time-boxed, resumable call (repeat until it reports nothing left).
+BUDGET ?= 540
+paper-run: $(STAMP)
+	$(PY) -m freqlib paper-run --budget-s $(BUDGET) --out .carry/run
 
 clean-build:
 	rm -rf _build
