@@ -164,8 +164,8 @@ class AirbenchNet(nn.Module):
         if self.whitening:
             self.stem = nn.Conv2d(3, WHITEN_WIDTH, WHITEN_KERNEL, padding=0, bias=True)
         else:
-            from .models import make_stem     # a constrained 3x3 stem (Paper B)
-            self.stem = make_stem(spec, 3, WHITEN_WIDTH)
+            from .filters import make_constrained_stem    # a constrained 3x3 stem (Paper B)
+            self.stem = make_constrained_stem(spec.pop("kind"), 3, WHITEN_WIDTH, **spec)
         groups, c = [], WHITEN_WIDTH
         for w in widths:
             groups.append(ConvGroup(c, int(w)))
