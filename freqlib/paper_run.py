@@ -242,6 +242,7 @@ class PaperRun:
         self.estimator = Estimator(self.device, self.planned, self.state["timings"])
         self.did: list[str] = []
         self.left: list[tuple[str, str]] = []
+        self.failed_now: set[str] = set()
 
     def _load_state(self) -> dict:
         path = self.out / "state.json"
@@ -343,6 +344,7 @@ class PaperRun:
             entry["retrain_differs"] = entry.get("retrain_differs", 0) + 1
             self.log(f"note: {stem} retrained with different weights than its first training "
                      "(non-deterministic kernels); chapters after this call analyse the retrained one")
+        entry.pop("failed", None)
         entry.update(fingerprint=fingerprint, test_accuracy=record.get("test_accuracy"),
                      pgd_linf_accuracy=record.get("pgd_linf_accuracy"), device=record.get("device"))
         if seconds is not None:
@@ -494,6 +496,10 @@ class PaperRun:
         for path in self.pending():
             stem = path.stem
             missing = [s for s in self.needs(stem) if not self.in_zoo(s)]
+            broken = next((self.known_failure(s) for s in missing if self.known_failure(s)), None)
+            if broken:
+                self._fail(stem, broken)
+                continue
             t_models = sum(self.estimate_train(s) for s in missing)
             t_chapter = self.estimate_chapter(stem)
             if not self.fits(t_models + t_chapter):
@@ -535,17 +541,34 @@ class PaperRun:
             return 1
         return 3 if self.pending() else 0
 
+    def known_failure(self, spec: ModelSpec) -> str | None:
+        """The error of an earlier attempt to train ``spec`` (not retried without ``retry_failed``:
+        a training that raised will raise again, and each attempt costs GPU time)."""
+        key = self.key_of(spec)[0]
+        entry = self.state["models"].get(key, {})
+        return None if self.retry_failed and key not in self.failed_now else entry.get("failed")
+
+    def _fail(self, stem: str, msg: str) -> None:
+        self.state["chapters"].setdefault(stem, {}).update(status="failed", error=msg)
+        self._save_state()
+        self.did.append(f"{stem}: FAILED ({msg})")
+        self.log(self.did[-1])
+
     def _train_or_fail(self, spec: ModelSpec, stem: str) -> bool:
-        """Train ``spec``; on an error mark chapter ``stem`` failed (the call goes on)."""
+        """Train ``spec``; on an error remember it and mark chapter ``stem`` failed (the call goes on)."""
+        known = self.known_failure(spec)
+        if known:
+            self._fail(stem, known)
+            return False
         try:
             self.train(spec)
             return True
         except Exception as exc:                                       # noqa: BLE001 (recorded)
             msg = f"training {spec.label} failed: {type(exc).__name__}: {str(exc)[:300]}"
-            self.state["chapters"].setdefault(stem, {}).update(status="failed", error=msg)
-            self._save_state()
-            self.did.append(f"{stem}: FAILED ({msg})")
-            self.log(self.did[-1])
+            key = self.key_of(spec)[0]
+            self.state["models"].setdefault(key, {"stem": self.stem_of(spec), "name": spec.name})["failed"] = msg
+            self.failed_now.add(key)                # at most one attempt per call, also with retry_failed
+            self._fail(stem, msg)
             return False
 
     def _prefill(self) -> None:
@@ -553,7 +576,7 @@ class PaperRun:
         budget = self.carry_mb * 2 ** 20 - carry_size(self.out)
         for path in self.pending():
             for spec in self.needs(path.stem):
-                if self.in_zoo(spec):
+                if self.in_zoo(spec) or self.known_failure(spec):
                     continue
                 est = self.estimate_train(spec)
                 mb = self._expected_mb(spec)
@@ -602,8 +625,12 @@ class PaperRun:
             e = self.state["chapters"].get(p.stem, {})
             lines.append(f"| {p.stem} | {e.get('status', 'pending')} | "
                          f"{str(e.get('wall_s', '—')) + ' s' if e.get('wall_s') else '—'} | {e.get('call', '—')} |")
-        lines += ["", f"zoo models trained: {len(self.state['models'])}; carried: "
+        trained = [e for e in self.state["models"].values() if e.get("fingerprint")]
+        failed = [e["stem"] for e in self.state["models"].values() if e.get("failed")]
+        lines += ["", f"zoo models trained: {len(trained)}; carried: "
                       f"{len(list((self.out / 'zoo').glob('*.pt')))} ({carry_size(self.out) / 2 ** 20:.1f} MB)"]
+        if failed:
+            lines.append(f"models whose training failed (not retried without --retry-failed): {', '.join(failed)}")
         if self.did:
             lines += ["", "## This call", *[f"- {d}" for d in self.did]]
         if self.left:

@@ -230,6 +230,29 @@ def test_a_failing_chapter_is_recorded_and_not_retried(tmp_path, monkeypatch):
     assert again.pending() == [] and [p.stem for p in again.pending(failed=True)] == ["10_bad"]
 
 
+def test_a_model_that_fails_to_train_is_not_trained_again(book, tmp_path, monkeypatch):
+    root, clock, _ = book
+    fresh_machine(tmp_path, monkeypatch, "d")
+    attempts = []
+
+    def broken(name, *a, **k):
+        attempts.append(name)
+        raise RuntimeError("planted training failure")
+    monkeypatch.setattr(zoo, "get_model", broken)
+    monkeypatch.setattr(runner, "execute_chapter", lambda *a, **k: pytest.fail("must not execute"))
+    spec = ModelSpec.make("l2_at", **TINY)
+    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": [spec], "11": [spec]},
+                   planned=PLANNED, clock=clock, log=lambda *a: None)
+    assert run.run() == 1 and attempts == ["l2_at"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert {s: e["status"] for s, e in state["chapters"].items()} == {"10_a": "failed", "11_b": "failed"}
+    assert "planted training failure" in state["chapters"]["11_b"]["error"]
+    assert "not retried" in (tmp_path / "run" / "status.md").read_text()
+    again = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": [spec], "11": [spec]},
+                     planned=PLANNED, clock=clock, retry_failed=True, log=lambda *a: None)
+    assert again.run() == 1 and attempts == ["l2_at", "l2_at"]      # retried once, on request
+
+
 def test_pack_and_unpack_round_trip(tmp_path):
     out = tmp_path / "run"
     (out / "zoo").mkdir(parents=True)
