@@ -162,8 +162,13 @@ class Estimator:
         self.history = history if history is not None else []
 
     def factor(self, kind: str) -> float:
-        ratios = [h["actual"] / h["planned"] for h in self.history if h["kind"] == kind and h["planned"] > 0]
-        return min(20.0, max(0.05, statistics.median(ratios))) if ratios else 1.0
+        """Median measured/planned of finished steps of ``kind``; with none yet, of the
+        other kind (a machine slower than planned at training is slower at chapters too)."""
+        for kinds in ((kind,), ("train", "chapter")):
+            ratios = [h["actual"] / h["planned"] for h in self.history if h["kind"] in kinds and h["planned"] > 0]
+            if ratios:
+                return min(20.0, max(0.05, statistics.median(ratios)))
+        return 1.0
 
     def planned_train(self, cfg: dict) -> float:
         arch, pert = cfg["arch"], cfg["perturbation"]

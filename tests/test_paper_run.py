@@ -201,6 +201,18 @@ def test_a_step_that_cannot_finish_is_not_started(book, tmp_path, monkeypatch):
     assert run.run() == 3 and len(started) == 1
 
 
+def test_estimates_learn_from_finished_steps():
+    est = paper_run.Estimator("cuda")
+    assert est.factor("chapter") == 1.0
+    est.record("train", planned=10, actual=30)
+    est.record("train", planned=10, actual=20)
+    assert est.factor("train") == pytest.approx(2.5) and est.factor("chapter") == pytest.approx(2.5)
+    est.record("chapter", planned=100, actual=50)
+    assert est.factor("chapter") == pytest.approx(0.5)
+    cfg = {"arch": "airbench", "perturbation": "fgsm_linf", "epochs": 30, "n_train": 50_000}
+    assert est.planned_train(cfg) == pytest.approx(0.45 * 30 * 2.3 + 3.0 * 3)
+
+
 def test_a_call_killed_inside_a_chapter_raises_its_estimate(book, tmp_path, monkeypatch):
     root, clock, _ = book
     fresh_machine(tmp_path, monkeypatch, "d")
