@@ -119,9 +119,12 @@ class BatchNorm(nn.BatchNorm2d):
     def __init__(self, channels: int):
         super().__init__(channels, eps=BN_EPS, momentum=BN_MOMENTUM, affine=False)
         self.shift = nn.Parameter(torch.zeros(channels))
+        # the unit scale as a buffer: the call below then has the (input, stats, weight, bias)
+        # signature of an affine batch norm, the path cuDNN and bf16 autocast take everywhere
+        self.register_buffer("unit", torch.ones(channels))
 
     def forward(self, x):
-        return F.batch_norm(x, self.running_mean, self.running_var, None, self.shift * BIAS_SCALE,
+        return F.batch_norm(x, self.running_mean, self.running_var, self.unit, self.shift * BIAS_SCALE,
                             self.training, self.momentum, self.eps)
 
 

@@ -70,7 +70,9 @@ def test_batchnorm_bias_learns_64_times_faster():
     opt.step()
     moved = bn.shift.detach() * airbench.BIAS_SCALE - before
     assert torch.allclose(moved, -0.01 * AIRBENCH94["bias_scaler"] * grad_wrt_bias, rtol=1e-5)
-    assert bn.weight is None                                  # unit scale, not learned
+    assert bn.weight is None and torch.equal(bn.unit, torch.ones(3))   # unit scale, not learned
+    ref = torch.nn.functional.batch_norm(x, None, None, training=True, eps=airbench.BN_EPS) + bn.shift.detach()[None, :, None, None] * airbench.BIAS_SCALE
+    assert torch.allclose(bn(x), ref, atol=1e-5)
 
 
 def test_convolutions_start_at_the_identity():
