@@ -231,6 +231,7 @@ class PaperRun:
     deterministic: bool = True
     retry_failed: bool = False               # execute chapters that failed in an earlier call again
     split_groups: bool = False               # train models of a chapter too big for one call anyway
+    force_next: bool = False                 # start a ready chapter over its estimate even if tried before
     root: Path | None = None
     clock: object = time.time
     log: object = print
@@ -537,6 +538,7 @@ class PaperRun:
                 self.left.append((stem, "its models took longer than planned; chapter left for the next call"))
                 continue
             self.execute(path)
+        self._attempt_oversized()
         self._prefill()
         self.prune()
         call.update(ended=round(self.clock(), 1), did=self.did, left=[f"{s}: {r}" for s, r in self.left])
@@ -545,6 +547,24 @@ class PaperRun:
         if any(e.get("status") == "failed" for e in self.state["chapters"].values()):
             return 1
         return 3 if self.pending() else 0
+
+    def _attempt_oversized(self) -> None:
+        """When nothing else could run, start a chapter whose estimate exceeds a whole call
+        but whose models are all there, once: estimates are uncertain, and never starting
+        it wastes every later call too. If the call is killed inside it, the next call
+        marks it killed and it is not attempted again this way."""
+        if self.did:
+            return
+        for path in self.pending():
+            entry = self.state["chapters"].get(path.stem, {})
+            ready = all(self.in_zoo(s) for s in self.needs(path.stem))
+            if ready and (self.force_next or not (entry.get("killed") or entry.get("oversized_attempt"))):
+                self.state["chapters"].setdefault(path.stem, entry)["oversized_attempt"] = True
+                self.left = [(s, r) for s, r in self.left if s != path.stem]
+                self.log(f"{path.stem}: estimated ~{self.estimate_chapter(path.stem):.0f} s, more than this call "
+                         f"has ({max(0.0, self.remaining()):.0f} s); nothing else can run, so it starts once anyway")
+                self.execute(path)
+                return
 
     def known_failure(self, spec: ModelSpec) -> str | None:
         """The error of an earlier attempt to train ``spec`` (not retried without ``retry_failed``:
@@ -877,6 +897,8 @@ def add_arguments(p) -> None:
     p.add_argument("--compile", action="store_true", help="FREQLIB_COMPILE=1: torch.compile airbench on CUDA")
     p.add_argument("--no-deterministic", action="store_true", help="allow non-deterministic kernels in training")
     p.add_argument("--retry-failed", action="store_true", help="execute chapters that failed before again")
+    p.add_argument("--force-next", action="store_true",
+                   help="when nothing fits, start the next ready chapter even if it was tried before")
     p.add_argument("--split-groups", action="store_true",
                    help="train models of a chapter too big for one call anyway (useful on a warm machine)")
     p.add_argument("--planned", type=Path, default=None, help="JSON replacing the planned timings")
@@ -929,5 +951,5 @@ def cli(args, started: float | None = None) -> int:
     run = PaperRun(args.out, profile=args.profile, device=args.device, chapters=args.chapters,
                    params=parse_assignments(args.param), carry_mb=carry_mb, deadline=deadline, planned=planned,
                    deterministic=not args.no_deterministic, retry_failed=args.retry_failed,
-                   split_groups=args.split_groups)
+                   split_groups=args.split_groups, force_next=args.force_next)
     return run.run()

@@ -191,14 +191,26 @@ def test_a_step_that_cannot_finish_is_not_started(book, tmp_path, monkeypatch):
         clock.now += T_CHAPTER
         return target
     monkeypatch.setattr(runner, "execute_chapter", execute)
-    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={}, planned=PLANNED, clock=clock,
-                   deadline=clock.now + 50, log=lambda *a: None)   # 30 s x 1.2 + 20 s margin > 50 s
-    assert run.run() == 3 and started == []
+    quiet = dict(profile="smoke", device="cpu", planned=PLANNED, clock=clock, chapters=["10"], log=lambda *a: None)
+    with monkeypatch.context() as m:                   # its model is missing and cannot be carried
+        m.setattr(PaperRun, "in_zoo", lambda self, spec: False)
+        run = PaperRun(tmp_path / "run", plan={"10": [ModelSpec.make("standard", **TINY)]}, carry_mb=0,
+                       deadline=clock.now + 50, **quiet)          # (10 + 30 s) x 1.2 + 20 s margin > 50 s
+        assert run.run() == 3 and started == []
     assert "10_a" in run.left[0][0] and "more than a whole call" in run.left[0][1]
     assert "Left for the next call" in (tmp_path / "run" / "status.md").read_text()
-    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={}, planned=PLANNED, clock=clock,
-                   deadline=clock.now + 57, log=lambda *a: None)   # 56 s needed: the first chapter fits
-    assert run.run() == 3 and len(started) == 1
+    # its models ready but the chapter alone over a whole call, and nothing else to do:
+    # it starts once (estimates are uncertain), and not a second time without --force-next
+    run = PaperRun(tmp_path / "run", plan={}, deadline=clock.now + 50, **quiet)
+    assert run.run() == 0 and started == ["10_a"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    state["chapters"]["10_a"]["status"] = "pending"
+    (tmp_path / "run" / "state.json").write_text(json.dumps(state))
+    run = PaperRun(tmp_path / "run", plan={}, deadline=clock.now + 50, **quiet)
+    assert run.run() == 3 and started == ["10_a"]
+    # with enough time, the first chapter starts and the second waits
+    run = PaperRun(tmp_path / "run2", plan={}, deadline=clock.now + 57, **dict(quiet, chapters=None))
+    assert run.run() == 3 and started == ["10_a", "10_a"]
 
 
 def test_estimates_learn_from_finished_steps():

@@ -29,5 +29,8 @@ for i in $(seq 1 "$CALLS"); do
     | tee -a "$WORK/log.txt"
   rm -rf "$machine"
   [[ $rc == 0 || $rc == 1 && $(grep -c pending "$WORK/run/status.md") == 0 ]] && break
+  now=$(grep -v "s left" "$WORK/run/status.md" | md5sum)
+  [[ ${last:-} == "$now" ]] && { echo "no progress in the last call: stopping" | tee -a "$WORK/log.txt"; break; }
+  last=$now
 done
 cat "$WORK/run/status.md"
