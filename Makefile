@@ -17,7 +17,7 @@ LOCK    ?= requirements.lock
 # single-node Slurm (sweeps on a real scheduler). Installed with apt-get when root.
 APT_TOOLS := chromium:chromium slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 
-.PHONY: book test lock site-from-results bench clean-build
+.PHONY: book test lock site-from-results bench clean-build wheelhouse paper-run gpu-carry
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,19 @@ site-from-results: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py --out bench/results.json
+
+# The paper profile on a lent GPU (docs/gpu-session.md). Here: wheels for the offline
+# machine (Python 3.12, manylinux x86_64) into .whl/, and the carry folder .carry/.
+wheelhouse: $(STAMP)
+	$(PY) -m freqlib wheelhouse --dest .whl --python 3.12
+
+gpu-carry: wheelhouse
+	$(PY) -m freqlib paper-run --stage
+
+# On a CUDA machine: one time-boxed, resumable call (repeat until it reports nothing left).
+BUDGET ?= 540
+paper-run: $(STAMP)
+	$(PY) -m freqlib paper-run --budget-s $(BUDGET) --out .carry/run
 
 clean-build:
 	rm -rf _build

@@ -12,12 +12,17 @@ Examples::
     python -m freqlib report linf_at --out report.html          # frequency report of a model
     python -m freqlib screenshots                               # PNGs of the built site for docs/
     python -m freqlib set-repository https://github.com/OWNER/REPO   # launch buttons, install cells
+    python -m freqlib paper-run --budget-s 540 --out .carry/run # paper profile in resumable GPU calls
+    python -m freqlib wheelhouse --dest .whl                    # wheels for the offline GPU machine
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+
+STARTED = time.time()   # paper-run's budget counts from here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                                                  "CITATION.cff); '' removes it")
     repo.add_argument("url", help="https://github.com/OWNER/REPO, or '' for none (no launch buttons)")
     repo.add_argument("--branch", default=None, help="branch launched on Binder/Colab (default: as in _config.yml)")
+    # paper-run and wheelhouse: options live in their modules
+    from . import paper_run, wheelhouse
+    paper_run.add_arguments(sub.add_parser("paper-run", help="the paper profile in resumable, time-boxed GPU calls"))
+    wheelhouse.add_arguments(sub.add_parser("wheelhouse", help="download the wheels the GPU machine lacks"))
 
     args = parser.parse_args(argv)
     import logging
@@ -72,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataUnavailableError
     from .runner import ChapterFailed, ParameterError, build_site, parse_assignments, run_chapters
     try:
+        if args.command == "paper-run":
+            return paper_run.cli(args, STARTED)
+        if args.command == "wheelhouse":
+            return wheelhouse.cli(args)
         if args.command == "zoo":
             from .profiles import resolve_profile
             from .zoo import get_model

@@ -1,0 +1,955 @@
+"""The paper profile on one GPU: time-boxed, resumable calls of at most a few minutes.
+
+A lent GPU runs one command for at most 10 minutes, starts bare, and carries
+at most 64 MiB in and out. So the paper run is a sequence of calls of the same
+command, each continuing where the last stopped::
+
+    python -m freqlib paper-run --budget-s 540 --out .carry/run     # again and again, on the GPU
+    python -m freqlib paper-run --plan                                # the plan and its estimates
+
+One call:
+
+1. **restores** the zoo carried in ``OUT/zoo`` (bf16 state dicts) into the zoo
+   folder, where missing;
+2. goes through the chapters not yet done, in book order. For each it trains the
+   zoo models of its plan (:func:`default_plan`) that are missing, then
+   executes the chapter (:func:`freqlib.runner.execute_chapter`) into
+   ``OUT/executed``. Before every step it estimates the step's cost (recorded
+   timings first, else the planned ones of :data:`PLANNED` scaled by how long
+   finished steps took against their plan) and **does not start what cannot
+   finish** before the deadline; a chapter is started only with all its missing
+   models trained in the same call;
+3. after a chapter, amends its run card (device name, training seeds, call)
+   and learns which zoo models it trained itself (not in the plan): they are
+   trained up front next time;
+4. **prunes** ``OUT/zoo`` to ``--carry-mb``, keeping the models still needed
+   that are dearest to retrain per MB, writes ``OUT/state.json`` and
+   ``OUT/status.md`` and prints what is left.
+
+Every file is written atomically, so a call killed at any moment leaves the
+state of the last finished step; the next call redoes only the unfinished one.
+
+Checkpoints travel as bf16 (convolution and linear weights; 1-D parameters and
+buffers stay fp32). For a resumed run to compute exactly what an
+uninterrupted one does, every zoo model is *canonicalised* right after training:
+its weights are rounded to bf16 in the zoo folder as well, so chapters always
+analyse the bf16-rounded network (on CUDA, autocast rounds these weights to bf16
+in every forward pass anyway). A model dropped from the carry is retrained
+when needed; training runs with deterministic algorithms, and the state keeps
+each model's weight fingerprint so a retrain that differs is reported.
+
+Device side, after a call: ``--pack $OUT`` writes ``OUT`` as at most 8 tar
+parts of at most 15 MiB; here, ``--unpack FILES_AT`` puts them back, moves the
+executed notebooks to ``--results`` and merges bench results.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text, repo_root
+
+__all__ = ["ModelSpec", "PLANNED", "default_plan", "Estimator", "PaperRun", "plan_table", "pack", "unpack",
+           "carry_size", "canonical_fingerprint", "CARRY_MB"]
+
+CARRY_MB = 24.0          # zoo carried between calls (64 MiB in all: repo, data and wheels take ~30)
+SAFETY = 1.2             # a step starts only if SAFETY x its estimate fits before the deadline
+MARGIN_S = 20.0          # kept free at the end of a call: pruning, state, packing
+PART_MB = 15             # size of one tar part brought back through $OUT (16 MiB per file)
+MAX_FILES = 8            # files per call through $OUT
+
+# ------------------------------------------------------------------ plan
+MAIN = ("standard", "linf_at", "l2_at", "gaussian")
+GEOMETRIC = ("scale", "rotate", "translate")
+PROP_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A zoo model: recipe name and TrainConfig overrides (what a chapter passes to ``ctx.model``)."""
+    name: str
+    overrides: str = "{}"        # canonical JSON, so specs hash and compare
+
+    @classmethod
+    def make(cls, name: str, **overrides) -> "ModelSpec":
+        return cls(name, json.dumps(overrides, sort_keys=True, default=list))
+
+    @property
+    def kwargs(self) -> dict:
+        return json.loads(self.overrides)
+
+    @property
+    def label(self) -> str:
+        kw = self.kwargs
+        seed = kw.pop("seed", 0)
+        extra = ", ".join(f"{k}={v}" for k, v in kw.items())
+        return f"{self.name} seed {seed}" + (f" ({extra})" if extra else "")
+
+
+def default_plan(profile: str) -> dict[str, list[ModelSpec]]:
+    """The zoo models each chapter loads, by chapter prefix (what the chapters
+    ask ``ctx.model`` for at ``profile``). Seeds are the profile's training seeds.
+
+    A chapter that trains a model not listed here still works (it trains it
+    while executing); paper-run notices and trains it up front next time.
+    """
+    from .profiles import profile_settings
+    seeds = list(range(profile_settings(profile)["seeds"]))
+    each = lambda names, ss=seeds, **kw: [ModelSpec.make(n, **kw, **({"seed": s} if s else {}))
+                                          for n in names for s in ss]
+    # chapter 2 keeps ResNet-18 at the paper profile; at smoke/quick it uses the profile's net
+    b = dict(arch="resnet18", widths=[64], whiten=False) if profile == "paper" else dict(whiten=False)
+    props = [ModelSpec.make(f"prop_p{round(100 * p):03d}", stem={"kind": "banded", "high_share": p},
+                            perturbation="none", **b, **({"seed": s} if s else {}))
+             for p in PROP_SHARES for s in seeds]
+    b2 = (each(("standard", "gaussian", "amplitude"), **b)
+          + each(("modulated_amplitude",), stem={"kind": "modulated"}, perturbation="amplitude", **b))
+    return {
+        "00": each(("standard",), [0]),
+        "01": each(MAIN),
+        "02": each(("standard", "linf_at", "gaussian"), [0]) + props + b2,
+        "03": each(MAIN) + each(GEOMETRIC),
+        "04": each(MAIN),
+        "05": each(("standard", "linf_at"), [0]),
+    }
+
+
+def plan_for(stem: str, plan: dict[str, list[ModelSpec]]) -> list[ModelSpec]:
+    """The plan's models of chapter ``stem`` (keys are chapter prefixes such as ``01``)."""
+    return next((specs for prefix, specs in plan.items() if stem.startswith(prefix)), [])
+
+
+# -------------------------------------------------------------- estimates
+# Planned seconds before anything was measured, per device type. Training: seconds
+# per epoch over 50,000 images of the plain recipe, times a factor per perturbation
+# (adversarial recipes run a forward-backward pass per attack step), plus the zoo's
+# evaluation (test accuracy, PGD-50 x 10 restarts on 1,000 images: about three times
+# dearer on robust models, whose images survive the restarts). H200 numbers are
+# estimates from the published airbench time (3.8 s for 9.9 epochs on an A100) and
+# ResNet-18 throughput, to be replaced by measurements (bench/bench_paper.py and the
+# timings each call records). Chapters: estimates of the paper-profile chapters.
+PLANNED = {
+    "cuda": {"epoch": {"airbench": 0.45, "resnet18": 3.0, "fastnet": 0.35},
+             "eval": {"airbench": 3.0, "resnet18": 12.0, "fastnet": 3.0},
+             "chapter": {"00": 30, "01": 300, "02": 240, "03": 420, "04": 200, "05": 120},
+             "setup": 45},
+    "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
+            "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},
+            "chapter": {"00": 20, "01": 60, "02": 60, "03": 120, "04": 60, "05": 40},
+            "setup": 15},
+}
+PASSES = {"none": 1.0, "gaussian": 1.3, "amplitude": 1.6, "geometric": 1.2,
+          "fgsm_linf": 2.3, "fgsm_l2": 2.3}
+ROBUST_EVAL = 3.0   # evaluation of an adversarially trained model, relative to a standard one
+
+
+class Estimator:
+    """Seconds a step will take: its recorded time if it ran before, else the
+    plan scaled by the median ratio measured/planned of finished steps of its kind."""
+
+    def __init__(self, device: str, planned: dict | None = None, history: list | None = None):
+        self.device = "cuda" if str(device).startswith("cuda") else "cpu"
+        self.planned = planned or PLANNED[self.device]
+        self.history = history if history is not None else []
+
+    def factor(self, kind: str) -> float:
+        """Median measured/planned of finished steps of ``kind``; with none yet, of the
+        other kind (a machine slower than planned at training is slower at chapters too)."""
+        for kinds in ((kind,), ("train", "chapter")):
+            ratios = [h["actual"] / h["planned"] for h in self.history if h["kind"] in kinds and h["planned"] > 0]
+            if ratios:
+                return min(20.0, max(0.05, statistics.median(ratios)))
+        return 1.0
+
+    def planned_train(self, cfg: dict) -> float:
+        arch, pert = cfg["arch"], cfg["perturbation"]
+        passes = PASSES.get(pert, 1.0 + cfg.get("attack_steps", 7) if pert.startswith("pgd") else 1.0)
+        epoch = self.planned["epoch"].get(arch, self.planned["epoch"]["fastnet"])
+        evaluation = self.planned["eval"].get(arch, self.planned["eval"]["fastnet"])
+        if pert.startswith(("fgsm", "pgd")):
+            evaluation *= ROBUST_EVAL
+        return epoch * cfg["epochs"] * cfg["n_train"] / 50_000 * passes + evaluation
+
+    def planned_chapter(self, stem: str) -> float:
+        table = self.planned["chapter"]
+        return float(next((v for k, v in table.items() if stem.startswith(k)), max(table.values())))
+
+    def record(self, kind: str, planned: float, actual: float) -> None:
+        self.history.append({"kind": kind, "planned": round(planned, 3), "actual": round(actual, 3)})
+
+
+# ------------------------------------------------------------------ carry
+def _weights_to(state: dict, dtype) -> dict:
+    """Convolution and linear weights (float tensors of 2+ dims) in ``dtype``; the rest as is."""
+    return {k: (v.to(dtype) if v.is_floating_point() and v.ndim >= 2 else v) for k, v in state.items()}
+
+
+def canonical_fingerprint(state: dict) -> str:
+    """sha256 (16 hex) of a state dict's tensors, in key order."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k].detach().cpu().contiguous()
+        h.update(k.encode() + str(v.dtype).encode() + str(tuple(v.shape)).encode())
+        h.update(v.view(-1).view(__import__("torch").uint8).numpy().tobytes() if v.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def carry_size(out: Path) -> int:
+    """Bytes of the carried zoo checkpoints."""
+    return sum(p.stat().st_size for p in (Path(out) / "zoo").glob("*.pt"))
+
+
+# ------------------------------------------------------------------- run
+@dataclass
+class Step:
+    kind: str          # "train" or "chapter"
+    what: str          # model label or chapter stem
+    estimate: float
+
+
+@dataclass
+class PaperRun:
+    """One call of the paper run (see the module docstring)."""
+    out: Path
+    profile: str = "paper"
+    device: str = "auto"
+    chapters: list | None = None             # chapter stems or prefixes (default: the book's)
+    params: dict = field(default_factory=dict)
+    carry_mb: float = CARRY_MB
+    deadline: float = float("inf")           # time.time() at which the call must have stopped
+    plan: dict | None = None
+    planned: dict | None = None              # replaces PLANNED[device] (tests)
+    deterministic: bool = True
+    retry_failed: bool = False               # execute chapters that failed in an earlier call again
+    split_groups: bool = False               # train models of a chapter too big for one call anyway
+    force_next: bool = False                 # start a ready chapter over its estimate even if tried before
+    root: Path | None = None
+    clock: object = time.time
+    log: object = print
+
+    # ---------------------------------------------------------- set-up
+    def __post_init__(self):
+        from .profiles import resolve_device, resolve_profile
+        self.out = Path(self.out)
+        self.device = resolve_device(self.device)
+        self.profile = resolve_profile(self.profile, self.device)
+        self.root = Path(self.root) if self.root else repo_root()
+        self.plan = self.plan if self.plan is not None else default_plan(self.profile)
+        self.state = self._load_state()
+        self.estimator = Estimator(self.device, self.planned, self.state["timings"])
+        self.did: list[str] = []
+        self.left: list[tuple[str, str]] = []
+        self.failed_now: set[str] = set()
+
+    def _load_state(self) -> dict:
+        path = self.out / "state.json"
+        state = json.loads(path.read_text()) if path.is_file() else {}
+        if state and state.get("profile") != self.profile:
+            raise ValueError(f"{path} belongs to a run of profile {state.get('profile')!r}, not {self.profile!r}: "
+                             "use another --out folder or delete it")
+        state.setdefault("profile", self.profile)
+        for key, empty in (("chapters", {}), ("models", {}), ("learned", {}), ("timings", []), ("calls", [])):
+            state.setdefault(key, empty)
+        return state
+
+    def _save_state(self) -> None:
+        atomic_write_json(self.out / "state.json", self.state)
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock() - MARGIN_S
+
+    def fits(self, estimate: float) -> bool:
+        return SAFETY * estimate <= self.remaining()
+
+    # ------------------------------------------------------------- zoo
+    def _variant(self, spec: ModelSpec) -> str:
+        from .data import available_variant
+        from .profiles import recipe_config
+        from .zoo import dataset_tensors
+        dataset = recipe_config(spec.name, self.profile, **spec.kwargs).dataset
+        return available_variant() if dataset == "cifar10" else dataset_tensors(dataset, "train")[2]
+
+    def key_of(self, spec: ModelSpec) -> tuple[str, dict]:
+        from .zoo import model_key
+        return model_key(spec.name, self.profile, self._variant(spec), **spec.kwargs)
+
+    def stem_of(self, spec: ModelSpec) -> str:
+        return f"{spec.name}-{self.profile}-{self.key_of(spec)[0]}"
+
+    def in_zoo(self, spec: ModelSpec) -> bool:
+        from .zoo import zoo_dir
+        stem = self.stem_of(spec)
+        return (zoo_dir() / f"{stem}.pt").is_file() and (zoo_dir() / f"{stem}.json").is_file()
+
+    def needs(self, stem: str) -> list[ModelSpec]:
+        learned = [ModelSpec(n, o) for n, o in self.state["learned"].get(stem, [])]
+        return list(dict.fromkeys(plan_for(stem, self.plan) + learned))
+
+    def estimate_train(self, spec: ModelSpec) -> float:
+        key, cfg = self.key_of(spec)
+        done = self.state["models"].get(key)
+        if done and done.get("seconds"):
+            return done["seconds"] * 1.1
+        return self.estimator.planned_train(cfg) * self.estimator.factor("train")
+
+    def estimate_chapter(self, stem: str) -> float:
+        entry = self.state["chapters"].get(stem, {})
+        planned = self.estimator.planned_chapter(stem) * self.estimator.factor("chapter")
+        if entry.get("wall_s"):
+            return entry["wall_s"] * 1.1
+        if entry.get("killed"):   # an earlier call died inside it: it takes longer than thought
+            return max(planned, entry.get("estimate", planned)) * 1.5 ** entry["killed"]
+        return planned
+
+    def restore(self) -> int:
+        """Write carried bf16 checkpoints missing from the zoo folder back as fp32."""
+        import torch
+        from .zoo import zoo_dir
+        n = 0
+        for carried in sorted((self.out / "zoo").glob("*.pt")):
+            target = zoo_dir() / carried.name
+            record = self.out / "records" / carried.with_suffix(".json").name
+            if target.is_file() and target.with_suffix(".json").is_file():
+                continue
+            ckpt = torch.load(carried, map_location="cpu", weights_only=True)
+            ckpt["state_dict"] = _weights_to(ckpt["state_dict"], torch.float32)
+            atomic_torch_save(ckpt, target)
+            if record.is_file():
+                atomic_write_text(target.with_suffix(".json"), record.read_text())
+            n += 1
+        return n
+
+    def canonicalise(self, stem: str, seconds: float | None = None) -> None:
+        """Round a freshly trained checkpoint's weights to bf16 in the zoo folder, put its
+        bf16 copy and record in the carry, and note its fingerprint."""
+        import torch
+        from .zoo import zoo_dir
+        path = zoo_dir() / f"{stem}.pt"
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt.get("canonical") != "bf16":
+            ckpt["state_dict"] = _weights_to(_weights_to(ckpt["state_dict"], torch.bfloat16), torch.float32)
+            ckpt["canonical"] = "bf16"
+            atomic_torch_save(ckpt, path)
+        carried = dict(ckpt, state_dict=_weights_to(ckpt["state_dict"], torch.bfloat16))
+        atomic_torch_save(carried, self.out / "zoo" / f"{stem}.pt")
+        record = json.loads(path.with_suffix(".json").read_text())
+        atomic_write_json(self.out / "records" / f"{stem}.json", record)
+        key = ckpt["key"]
+        fingerprint = canonical_fingerprint(ckpt["state_dict"])
+        entry = self.state["models"].setdefault(key, {"stem": stem, "name": record["name"]})
+        if entry.get("fingerprint") and entry["fingerprint"] != fingerprint:
+            entry["retrain_differs"] = entry.get("retrain_differs", 0) + 1
+            self.log(f"note: {stem} retrained with different weights than its first training "
+                     "(non-deterministic kernels); chapters after this call analyse the retrained one")
+        entry.pop("failed", None)
+        entry.update(fingerprint=fingerprint, test_accuracy=record.get("test_accuracy"),
+                     pgd_linf_accuracy=record.get("pgd_linf_accuracy"), device=record.get("device"))
+        if seconds is not None:
+            entry["seconds"] = round(seconds, 2)
+            entry["train_seconds"] = record.get("train_seconds")
+        entry["mb"] = round((self.out / "zoo" / f"{stem}.pt").stat().st_size / 2 ** 20, 3)
+
+    def train(self, spec: ModelSpec) -> None:
+        from .zoo import get_model
+        planned = self.estimator.planned_train(self.key_of(spec)[1])
+        start = self.clock()
+        model = get_model(spec.name, self.profile, self.device, **spec.kwargs)
+        seconds = self.clock() - start
+        self.estimator.record("train", planned, seconds)
+        stem = f"{spec.name}-{self.profile}-{model.record['key']}"
+        self.canonicalise(stem, seconds)
+        self.did.append(f"trained {spec.label}: {seconds:.0f} s, test accuracy "
+                        f"{model.record['test_accuracy']:.4f}, PGD-50 {model.record['pgd_linf_accuracy']:.4f}")
+        self.log(self.did[-1])
+        self._save_state()
+
+    # -------------------------------------------------------- chapters
+    def chapter_paths(self) -> list[Path]:
+        from .runner import chapters_in_toc, resolve_chapter
+        if self.chapters:
+            return [resolve_chapter(c, self.root) for c in self.chapters]
+        return chapters_in_toc(self.root)
+
+    def execute(self, path: Path) -> None:
+        from .runner import execute_chapter
+        from .zoo import zoo_dir
+        stem = path.stem
+        entry = self.state["chapters"].setdefault(stem, {})
+        estimate = self.estimate_chapter(stem)
+        planned = self.estimator.planned_chapter(stem)
+        entry.update(status="running", started=self.clock(), estimate=round(estimate, 1),
+                     call=len(self.state["calls"]))
+        self._save_state()
+        before = {p.name for p in zoo_dir().glob("*.json")} if zoo_dir().is_dir() else set()
+        start = self.clock()
+        params = {"profile": self.profile, "device": self.device, **self.params}
+        try:
+            target = execute_chapter(path, params, self.out / "executed", force=True, log=self.log)
+        except Exception as exc:                                       # noqa: BLE001 (recorded, run goes on)
+            entry.update(status="failed", error=str(exc)[:500])
+            entry.pop("started", None)
+            self._save_state()
+            self.did.append(f"{stem}: FAILED ({str(exc)[:200]})")
+            self.log(self.did[-1])
+            return
+        wall = self.clock() - start
+        self.estimator.record("chapter", planned, wall)
+        self._learn_unplanned(stem, before)
+        self._amend_run_card(target)
+        entry.update(status="done", wall_s=round(wall, 1), file=str(target.relative_to(self.out)))
+        entry.pop("started", None)
+        entry.pop("killed", None)
+        self._save_state()
+        self.did.append(f"executed {stem}: {wall:.0f} s")
+        self.log(self.did[-1])
+
+    def spec_from_record(self, rec: dict) -> ModelSpec | None:
+        """The (name, overrides) that reproduce a zoo record's key, or None (a synthetic
+        data set, or code changed since it was trained)."""
+        from .profiles import RECIPES, recipe_config
+        cfg = rec["config"]
+        fixed = {} if rec["name"] in RECIPES else {"perturbation": cfg["perturbation"]}
+        base = recipe_config(rec["name"], self.profile, **fixed).to_dict()
+        overrides = {**{k: v for k, v in cfg.items() if base.get(k) != v}, **fixed}
+        spec = ModelSpec.make(rec["name"], **overrides)
+        try:
+            return spec if self.key_of(spec)[0] == rec["key"] else None
+        except Exception:                                              # noqa: BLE001 (unknown recipe etc.)
+            return None
+
+    def _learn_unplanned(self, stem: str, before: set) -> None:
+        """Models the chapter trained itself: canonicalise and carry them, and plan them next time."""
+        from .zoo import zoo_dir
+        for rec_path in sorted(zoo_dir().glob("*.json")):
+            if rec_path.name in before:
+                continue
+            rec = json.loads(rec_path.read_text())
+            if rec.get("profile") != self.profile or not rec_path.with_suffix(".pt").is_file():
+                continue
+            spec = self.spec_from_record(rec)
+            if spec is None:
+                continue
+            self.canonicalise(rec_path.stem, rec.get("train_seconds"))
+            learned = self.state["learned"].setdefault(stem, [])
+            if [spec.name, spec.overrides] not in learned and spec not in plan_for(stem, self.plan):
+                learned.append([spec.name, spec.overrides])
+                self.log(f"{stem} trained {spec.label} itself (not in the plan): planned up front from now on")
+
+    def _amend_run_card(self, target: Path) -> None:
+        """Add the device's name, the training seeds and the call to the run card."""
+        import nbformat
+        from .notebooks import read_glue
+        glued = read_glue(target)
+        seed, n = int(glued.get("seed", 0) or 0), int(glued.get("n_seeds", 1) or 1)
+        extra = {"device name": device_name(self.device),
+                 "training seeds": ", ".join(str(s) for s in range(seed, seed + n)),
+                 "paper-run call": f"{len(self.state['calls'])} (deadline {time.strftime('%H:%M:%S', time.gmtime(self.deadline)) if self.deadline != float('inf') else 'none'} UTC)"}
+        commit = (self.out / "source-commit.txt")
+        nb = nbformat.read(target, as_version=4)
+        meta = nb.metadata.setdefault("freqlib", {})
+        card = meta.setdefault("run_card", {})
+        if commit.is_file() and str(card.get("git commit", "unknown")).startswith(("unknown", "uncommitted")):
+            extra["git commit"] = commit.read_text().strip()
+        card.update(extra)
+        for cell in nb.cells:
+            if "run-card" in cell.get("metadata", {}).get("tags", []):
+                lines = [ln for ln in cell.source.splitlines()
+                         if not any(ln.startswith(f"| {k} |") for k in extra)]
+                end = max(i for i, ln in enumerate(lines) if ln.strip() == ":::")
+                lines[end:end] = [f"| {k} | {v} |" for k, v in extra.items()]
+                cell.source = "\n".join(lines)
+        with atomic_path(target, suffix=".ipynb") as tmp:
+            nbformat.write(nb, tmp)
+
+    # ------------------------------------------------------------ loop
+    def pending(self, failed: bool | None = None) -> list[Path]:
+        """Chapters not done (failed ones only with ``retry_failed``: a failure is a bug
+        to fix, and repeating it costs GPU time)."""
+        failed = self.retry_failed if failed is None else failed
+        skip = ("done",) if failed else ("done", "failed")
+        return [p for p in self.chapter_paths() if self.state["chapters"].get(p.stem, {}).get("status") not in skip]
+
+    def run(self) -> int:
+        """One call: returns 0 when the book is done, 3 when chapters are left, 1 on a failure."""
+        import torch
+        if self.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stem, entry in self.state["chapters"].items():      # an earlier call died inside it
+            if entry.get("status") == "running":
+                entry.update(status="killed", killed=entry.get("killed", 0) + 1)
+        self.state["options"] = {"chapters": self.chapters, "carry_mb": self.carry_mb, "params": self.params}
+        call = {"started": round(self.clock(), 1), "device": device_name(self.device),
+                "deadline": None if self.deadline == float("inf") else round(self.deadline, 1)}
+        self.state["calls"].append(call)
+        restored = self.restore()
+        if restored:
+            self.log(f"restored {restored} carried checkpoint(s) into the zoo")
+        self._save_state()
+        call_budget = self.deadline - self.clock() - MARGIN_S
+        for path in self.pending():
+            stem = path.stem
+            missing = [s for s in self.needs(stem) if not self.in_zoo(s)]
+            broken = next((self.known_failure(s) for s in missing if self.known_failure(s)), None)
+            if broken:
+                self._fail(stem, broken)
+                continue
+            t_models = sum(self.estimate_train(s) for s in missing)
+            t_chapter = self.estimate_chapter(stem)
+            if not self.fits(t_models + t_chapter):
+                never = SAFETY * (t_models + t_chapter) > call_budget
+                why = (f"needs ~{t_models + t_chapter:.0f} s ({len(missing)} model(s) ~{t_models:.0f} s + "
+                       f"chapter ~{t_chapter:.0f} s), {max(0.0, self.remaining()):.0f} s left")
+                if never:
+                    why += ("; more than a whole call: shrink its plan (paper-run --plan), or train its models "
+                            "ahead with --split-groups on a machine that stays warm between calls")
+                    if self.split_groups:
+                        for spec in missing:
+                            if not self.in_zoo(spec) and self.fits(self.estimate_train(spec)):
+                                if not self._train_or_fail(spec, stem):
+                                    break
+                self.left.append((stem, why))
+                continue
+            stopped = False
+            for spec in missing:
+                if self.in_zoo(spec):               # the same model was listed twice
+                    continue
+                if not self.fits(self.estimate_train(spec) + self.estimate_chapter(stem)):
+                    stopped = True
+                    break
+                if not self._train_or_fail(spec, stem):
+                    stopped = True
+                    break
+            if self.state["chapters"].get(stem, {}).get("status") == "failed":
+                continue
+            if stopped or not self.fits(self.estimate_chapter(stem)):
+                self.left.append((stem, "its models took longer than planned; chapter left for the next call"))
+                continue
+            self.execute(path)
+        self._attempt_oversized()
+        self._prefill()
+        self.prune()
+        call.update(ended=round(self.clock(), 1), did=self.did, left=[f"{s}: {r}" for s, r in self.left])
+        self._save_state()
+        self.write_status()
+        if any(e.get("status") == "failed" for e in self.state["chapters"].values()):
+            return 1
+        return 3 if self.pending() else 0
+
+    def _attempt_oversized(self) -> None:
+        """When nothing else could run, start a chapter whose estimate exceeds a whole call
+        but whose models are all there, once: estimates are uncertain, and never starting
+        it wastes every later call too. If the call is killed inside it, the next call
+        marks it killed and it is not attempted again this way."""
+        if self.did:
+            return
+        for path in self.pending():
+            entry = self.state["chapters"].get(path.stem, {})
+            ready = all(self.in_zoo(s) for s in self.needs(path.stem))
+            if ready and (self.force_next or not (entry.get("killed") or entry.get("oversized_attempt"))):
+                self.state["chapters"].setdefault(path.stem, entry)["oversized_attempt"] = True
+                self.left = [(s, r) for s, r in self.left if s != path.stem]
+                self.log(f"{path.stem}: estimated ~{self.estimate_chapter(path.stem):.0f} s, more than this call "
+                         f"has ({max(0.0, self.remaining()):.0f} s); nothing else can run, so it starts once anyway")
+                self.execute(path)
+                return
+
+    def known_failure(self, spec: ModelSpec) -> str | None:
+        """The error of an earlier attempt to train ``spec`` (not retried without ``retry_failed``:
+        a training that raised will raise again, and each attempt costs GPU time)."""
+        key = self.key_of(spec)[0]
+        entry = self.state["models"].get(key, {})
+        return None if self.retry_failed and key not in self.failed_now else entry.get("failed")
+
+    def _fail(self, stem: str, msg: str) -> None:
+        self.state["chapters"].setdefault(stem, {}).update(status="failed", error=msg)
+        self._save_state()
+        self.did.append(f"{stem}: FAILED ({msg})")
+        self.log(self.did[-1])
+
+    def _train_or_fail(self, spec: ModelSpec, stem: str) -> bool:
+        """Train ``spec``; on an error remember it and mark chapter ``stem`` failed (the call goes on)."""
+        known = self.known_failure(spec)
+        if known:
+            self._fail(stem, known)
+            return False
+        try:
+            self.train(spec)
+            return True
+        except Exception as exc:                                       # noqa: BLE001 (recorded)
+            msg = f"training {spec.label} failed: {type(exc).__name__}: {str(exc)[:300]}"
+            key = self.key_of(spec)[0]
+            self.state["models"].setdefault(key, {"stem": self.stem_of(spec), "name": spec.name})["failed"] = msg
+            self.failed_now.add(key)                # at most one attempt per call, also with retry_failed
+            self._fail(stem, msg)
+            return False
+
+    def _prefill(self) -> None:
+        """With time left, train models of chapters still pending that will be carried."""
+        budget = self.carry_mb * 2 ** 20 - carry_size(self.out)
+        for path in self.pending():
+            for spec in self.needs(path.stem):
+                if self.in_zoo(spec) or self.known_failure(spec):
+                    continue
+                est = self.estimate_train(spec)
+                mb = self._expected_mb(spec)
+                if not self.fits(est) or mb * 2 ** 20 > budget:
+                    return
+                if not self._train_or_fail(spec, path.stem):
+                    return
+                budget -= mb * 2 ** 20
+
+    def _expected_mb(self, spec: ModelSpec) -> float:
+        """bf16 size of a model's checkpoint, from a built copy of it."""
+        from .models import build_model
+        cfg = self.key_of(spec)[1]
+        model = build_model(cfg["arch"], cfg["widths"], stem=cfg["stem"] or None)
+        return sum(v.numel() * (2 if v.is_floating_point() and v.ndim >= 2 else v.element_size())
+                   for v in model.state_dict().values()) / 2 ** 20
+
+    def prune(self) -> None:
+        """Keep in the carry only models still needed, dearest to retrain per MB first, within carry_mb."""
+        needed: dict[str, ModelSpec] = {}
+        for path in self.pending():
+            for spec in self.needs(path.stem):
+                needed.setdefault(self.stem_of(spec), spec)
+        files = sorted((self.out / "zoo").glob("*.pt"))
+        models = {e["stem"]: e for e in self.state["models"].values() if "stem" in e}
+
+        def value(p: Path) -> float:
+            e = models.get(p.stem, {})
+            return (e.get("seconds") or 1.0) / max(p.stat().st_size / 2 ** 20, 1e-3)
+        keep_bytes = 0
+        for p in sorted(files, key=value, reverse=True):
+            size = p.stat().st_size
+            if p.stem in needed and keep_bytes + size <= self.carry_mb * 2 ** 20:
+                keep_bytes += size
+                continue
+            p.unlink()
+            why = "not needed any more" if p.stem not in needed else f"over the carry limit of {self.carry_mb:g} MB"
+            self.log(f"carry: dropped {p.stem} ({why})")
+        self.log(f"carry: {keep_bytes / 2 ** 20:.1f} MB of zoo checkpoints ({self.carry_mb:g} MB allowed)")
+
+    # ---------------------------------------------------------- report
+    def write_status(self) -> str:
+        lines = [f"# paper-run: profile {self.profile} on {device_name(self.device)}", ""]
+        lines += ["| chapter | status | wall time | call |", "|---|---|---|---|"]
+        for p in self.chapter_paths():
+            e = self.state["chapters"].get(p.stem, {})
+            lines.append(f"| {p.stem} | {e.get('status', 'pending')} | "
+                         f"{str(e.get('wall_s', '—')) + ' s' if e.get('wall_s') else '—'} | {e.get('call', '—')} |")
+        trained = [e for e in self.state["models"].values() if e.get("fingerprint")]
+        failed = [e["stem"] for e in self.state["models"].values() if e.get("failed")]
+        lines += ["", f"zoo models trained: {len(trained)}; carried: "
+                      f"{len(list((self.out / 'zoo').glob('*.pt')))} ({carry_size(self.out) / 2 ** 20:.1f} MB)"]
+        if failed:
+            lines.append(f"models whose training failed (not retried without --retry-failed): {', '.join(failed)}")
+        if self.did:
+            lines += ["", "## This call", *[f"- {d}" for d in self.did]]
+        if self.left:
+            lines += ["", "## Left for the next call", *[f"- {s}: {r}" for s, r in self.left]]
+        differs = [e["stem"] for e in self.state["models"].values() if e.get("retrain_differs")]
+        if differs:
+            lines += ["", "Retrained with different weights (non-deterministic kernels): " + ", ".join(differs)]
+        text = "\n".join(lines) + "\n"
+        atomic_write_text(self.out / "status.md", text)
+        self.log(text)
+        return text
+
+
+def device_name(device: str) -> str:
+    import torch
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------- plan view
+def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None = None) -> str:
+    """The plan as a markdown table with planned seconds and bf16 sizes (no training)."""
+    from .data import available_variant
+    from .models import build_model
+    from .zoo import model_key
+    plan = plan or default_plan(profile)
+    est = Estimator(device)
+    seen: dict[str, tuple[float, float]] = {}
+    lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models |",
+             "|---|---|---|---|---|"]
+    total = 0.0
+    for prefix, specs in plan.items():
+        new, t_train, mb = [], 0.0, 0.0
+        for spec in specs:
+            key, cfg = model_key(spec.name, profile, available_variant(), **spec.kwargs)
+            if key not in seen:
+                model = build_model(cfg["arch"], cfg["widths"], stem=cfg["stem"] or None)
+                size = sum(v.numel() * (2 if v.is_floating_point() and v.ndim >= 2 else v.element_size())
+                           for v in model.state_dict().values()) / 2 ** 20
+                seen[key] = (est.planned_train(cfg), size)
+                new.append(spec.label)
+                t_train += seen[key][0]
+            mb += seen[key][1]
+        t_ch = est.planned_chapter(prefix)
+        total += t_train + t_ch
+        lines.append(f"| {prefix} | {len(new)} | {t_train:.0f} | {t_ch:.0f} | {mb:.1f} ({len(specs)} models) |")
+    lines.append(f"| all | {len(seen)} | {sum(v[0] for v in seen.values()):.0f} | "
+                 f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} |")
+    lines.append(f"\nTotal planned: {total:.0f} s = {total / 60:.1f} min of {device} time, plus "
+                 f"~{est.planned['setup']} s of set-up per call on a fresh machine.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------- pack / unpack
+def _tar_filter(info: tarfile.TarInfo):
+    name = Path(info.name).name
+    if ".part" in name or name.endswith(".lock") or "__pycache__" in info.name:
+        return None
+    return info
+
+
+def pack(out: Path, dest: Path, extra: tuple = (), part_mb: int = PART_MB, max_files: int = MAX_FILES) -> list[Path]:
+    """Write ``out`` (and ``extra`` files, under ``extra/<path>``) as a gzipped tar
+    split into parts of at most ``part_mb`` MiB in ``dest``, plus ``status.md``:
+    what a device call brings back through ``$OUT``."""
+    out, dest = Path(out), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(out, arcname="run", filter=_tar_filter)
+        for item in extra:
+            item = Path(item)
+            if item.exists():
+                tar.add(item, arcname=f"extra/{item.as_posix().lstrip('/')}", filter=_tar_filter)
+    data = buf.getvalue()
+    size = part_mb * 2 ** 20
+    parts = [data[i:i + size] for i in range(0, len(data), size)] or [b""]
+    if len(parts) + 1 > max_files:
+        raise ValueError(f"{out} packs into {len(data) / 2 ** 20:.1f} MiB = {len(parts)} parts of {part_mb} MiB, "
+                         f"over the {max_files - 1} that fit beside status.md: lower --carry-mb or move "
+                         "executed notebooks out")
+    written = []
+    for i, chunk in enumerate(parts):
+        path = dest / f"run.tgz.{i:02d}"
+        path.write_bytes(chunk)
+        written.append(path)
+    status = out / "status.md"
+    if status.is_file():
+        shutil.copyfile(status, dest / "status.md")
+        written.append(dest / "status.md")
+    return written
+
+
+def unpack(files_at: Path, out: Path, results: Path | None = None, bench: Path | None = None,
+           log=print) -> dict:
+    """Put a packed call back: ``out`` is replaced by the call's folder; its executed
+    notebooks move to ``results`` (same relative paths), so they stop travelling;
+    ``extra/bench/results.json`` entries merge into ``bench``."""
+    files_at, out = Path(files_at), Path(out)
+    parts = sorted(files_at.glob("run.tgz.*"))
+    if not parts:
+        raise FileNotFoundError(f"no run.tgz.* parts in {files_at}")
+    data = b"".join(p.read_bytes() for p in parts)
+    stage = out.parent / f".{out.name}.unpack"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(stage, filter="data")
+    if not (stage / "run" / "state.json").is_file():
+        shutil.rmtree(stage)
+        raise ValueError(f"the parts in {files_at} hold no run/state.json: not a paper-run pack")
+    old = out.parent / f".{out.name}.old"
+    if out.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+    (stage / "run").rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+    moved = []
+    if results is not None:
+        for nb in sorted((out / "executed").rglob("*.ipynb")):
+            target = Path(results) / nb.relative_to(out / "executed")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(nb), target)
+            moved.append(str(target))
+    merged = []
+    bench_src = next((stage / "extra").rglob("results.json"), None) if (stage / "extra").is_dir() else None
+    if bench is not None and bench_src is not None:
+        new = json.loads(bench_src.read_text())
+        have = json.loads(Path(bench).read_text()) if Path(bench).is_file() else {}
+        for k, v in new.items():
+            if have.get(k) != v:
+                have[k] = v
+                merged.append(k)
+        atomic_write_json(bench, have)
+    failed_dir = stage / "extra"
+    kept_extra = []
+    if failed_dir.is_dir():
+        dest = out / "extra"
+        shutil.copytree(failed_dir, dest, dirs_exist_ok=True)
+        kept_extra = [str(p.relative_to(out)) for p in dest.rglob("*") if p.is_file()]
+    shutil.rmtree(stage)
+    status = (out / "status.md").read_text() if (out / "status.md").is_file() else ""
+    log(status)
+    log(f"unpacked {len(parts)} part(s) into {out}; notebooks moved to {results}: {len(moved)}; "
+        f"bench entries merged: {merged}")
+    return {"notebooks": moved, "bench": merged, "extra": kept_extra, "status": status}
+
+
+# ------------------------------------------------------------ staging here
+DEVICE_LIMIT_MB = 64.0      # what travels to the device per call (device notes)
+DATA_FILES = ("cifar10-jpeg.npz", "cifar10-test-head-lossless.npz", "frost")
+
+
+def _tree_bytes(path: Path) -> int:
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def travelling_repo_bytes(root: Path) -> int:
+    """Bytes of what a device call sends besides the carried paths: tracked files and
+    untracked files git does not ignore."""
+    import subprocess
+    res = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"git ls-files failed in {root}: {res.stderr.strip()}")
+    return sum((root / f).stat().st_size for f in res.stdout.split("\0") if f and (root / f).is_file())
+
+
+def stage_carry(root: Path | None = None, data_src: Path | None = None, carry: str = ".carry",
+                whl: str = ".whl", log=print) -> dict:
+    """Prepare what a device call carries: the data (``carry/data``), the run folder
+    (``carry/run``, with the source commit), and check the 64 MiB limit.
+
+    Returns the sizes in MiB and the zoo room left (also written to
+    ``carry/run/carry-mb.txt``, which ``paper-run`` reads as its default ``--carry-mb``).
+    """
+    import subprocess
+    from .data import mirror_path
+    from .wheelhouse import missing_wheels
+    root = Path(root or repo_root())
+    data_src = Path(data_src) if data_src else mirror_path().parent
+    data_dst, run_dir = root / carry / "data", root / carry / "run"
+    data_dst.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in DATA_FILES:
+        src, dst = data_src / name, data_dst / name
+        if not src.exists():
+            raise FileNotFoundError(f"{src} is missing: the GPU run needs {', '.join(DATA_FILES)} "
+                                    f"(pass --data-src FOLDER holding them)")
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif not dst.is_file() or dst.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dst)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                           capture_output=True, text=True).stdout.strip()
+    atomic_write_text(run_dir / "source-commit.txt",
+                      (head.stdout.strip() or "unknown") + ("+changes" if dirty else "") + "\n")
+    missing = missing_wheels(root / whl) if (root / whl).is_dir() else ["(no wheelhouse)"]
+    mb = lambda b: b / 2 ** 20
+    sizes = {"repo (tracked + untracked, not ignored)": mb(travelling_repo_bytes(root)),
+             f"{whl}": mb(_tree_bytes(root / whl)),
+             f"{carry}/data": mb(_tree_bytes(data_dst)),
+             f"{carry}/run without zoo": mb(_tree_bytes(run_dir) - _tree_bytes(run_dir / "zoo")),
+             f"{carry}/run/zoo": mb(_tree_bytes(run_dir / "zoo"))}
+    fixed = sum(v for k, v in sizes.items() if not k.endswith("zoo"))
+    room = round(max(0.0, DEVICE_LIMIT_MB - fixed - 3.0), 1)          # 3 MiB for notebooks a call adds
+    atomic_write_text(run_dir / "carry-mb.txt", f"{room}\n")
+    for k, v in sizes.items():
+        log(f"{k:45s} {v:7.1f} MiB")
+    log(f"{'total now':45s} {sum(sizes.values()):7.1f} MiB of {DEVICE_LIMIT_MB:g}")
+    log(f"room for carried zoo checkpoints: {room} MiB (written to {run_dir / 'carry-mb.txt'})")
+    if missing:
+        log(f"wheelhouse incomplete ({', '.join(missing)}): run `make wheelhouse` first")
+    log('device call: run(command="bash tools/gpu_call.sh 530", timeout_s=600, '
+        f'carry=["{whl}", "{carry}/data", "{carry}/run"])')
+    return {"sizes_mb": sizes, "zoo_room_mb": room, "missing_wheels": missing}
+
+
+# -------------------------------------------------------------------- CLI
+def add_arguments(p) -> None:
+    """The ``paper-run`` sub-command's options (kept here, so __main__ stays one line)."""
+    p.add_argument("--out", type=Path, default=Path(".carry/run"), help="run folder carried between calls")
+    p.add_argument("--budget-s", type=float, default=None, help="seconds this call may take (from its start)")
+    p.add_argument("--deadline", type=float, default=None, help="Unix time by which the call must have stopped")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--chapters", nargs="*", default=None, help="chapter prefixes (default: the book's)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="chapter parameter")
+    p.add_argument("--carry-mb", type=float, default=None,
+                   help=f"zoo MiB carried between calls (default: OUT/carry-mb.txt, else {CARRY_MB:g})")
+    p.add_argument("--compile", action="store_true", help="FREQLIB_COMPILE=1: torch.compile airbench on CUDA")
+    p.add_argument("--no-deterministic", action="store_true", help="allow non-deterministic kernels in training")
+    p.add_argument("--retry-failed", action="store_true", help="execute chapters that failed before again")
+    p.add_argument("--force-next", action="store_true",
+                   help="when nothing fits, start the next ready chapter even if it was tried before")
+    p.add_argument("--split-groups", action="store_true",
+                   help="train models of a chapter too big for one call anyway (useful on a warm machine)")
+    p.add_argument("--planned", type=Path, default=None, help="JSON replacing the planned timings")
+    p.add_argument("--plan", action="store_true", help="print the plan with planned seconds and sizes, then exit")
+    p.add_argument("--pack", type=Path, default=None, metavar="DEST", help="pack OUT into DEST (device side), exit")
+    p.add_argument("--extra", nargs="*", default=["bench/results.json", "_build/failed"],
+                   help="files packed beside OUT")
+    p.add_argument("--unpack", type=Path, default=None, metavar="FILES_AT",
+                   help="put a packed call back into OUT (here), exit")
+    p.add_argument("--results", type=Path, default=Path(".carry/results"),
+                   help="where --unpack moves executed notebooks")
+    p.add_argument("--bench", type=Path, default=Path("bench/results.json"), help="where --unpack merges bench results")
+    p.add_argument("--stage", action="store_true", help="stage the carry folder here (make gpu-carry), exit")
+    p.add_argument("--data-src", type=Path, default=None, help="folder with the data files (--stage)")
+
+
+def cli(args, started: float | None = None) -> int:
+    if args.stage:
+        stage_carry(data_src=args.data_src)
+        return 0
+    if args.unpack:
+        unpack(args.unpack, args.out, args.results, args.bench)
+        return 0
+    if args.plan:
+        print(plan_table(args.profile if args.profile != "auto" else "paper", "cuda" if args.device == "auto" else args.device))
+        return 0
+    if args.compile:
+        os.environ["FREQLIB_COMPILE"] = "1"
+    carry_mb = args.carry_mb
+    if carry_mb is None:
+        f = args.out / "carry-mb.txt"
+        carry_mb = float(os.environ.get("FREQLIB_CARRY_MB") or (f.read_text().strip() if f.is_file() else CARRY_MB))
+    from .runner import parse_assignments
+    planned = json.loads(args.planned.read_text()) if args.planned else None
+    if args.pack:
+        state = json.loads((args.out / "state.json").read_text()) if (args.out / "state.json").is_file() else {}
+        if state:
+            opts = state.get("options", {})
+            run = PaperRun(args.out, profile=state["profile"], device="cpu", chapters=opts.get("chapters"),
+                           carry_mb=opts.get("carry_mb", carry_mb), log=lambda *a: None)
+            run.prune()   # a call killed before its end may have trained past the carry limit
+        written = pack(args.out, args.pack, tuple(args.extra))
+        print(f"packed {args.out} into {len(written)} file(s) in {args.pack}: "
+              + ", ".join(f"{p.name} {p.stat().st_size / 2 ** 20:.1f} MiB" for p in written))
+        return 0
+    started = float(os.environ.get("FREQLIB_CALL_START", started or time.time()))
+    deadline = min(args.deadline or float("inf"), started + args.budget_s if args.budget_s else float("inf"))
+    if deadline == float("inf"):
+        print("note: no --budget-s or --deadline: running until the book is done", flush=True)
+    run = PaperRun(args.out, profile=args.profile, device=args.device, chapters=args.chapters,
+                   params=parse_assignments(args.param), carry_mb=carry_mb, deadline=deadline, planned=planned,
+                   deterministic=not args.no_deterministic, retry_failed=args.retry_failed,
+                   split_groups=args.split_groups, force_next=args.force_next)
+    return run.run()

@@ -1,0 +1,154 @@
+"""airbench as a zoo architecture, and the paper profile's settings (CPU, tiny sizes, real code paths)."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from freqlib import airbench, profiles, zoo
+from freqlib.airbench import AIRBENCH94, AirbenchNet, BatchNorm, sgd_settings
+from freqlib.data import planted_frequency_dataset
+from freqlib.evaluate import accuracy
+from freqlib.models import build_model
+from freqlib.train import TrainConfig, train_model
+
+
+def correlated_images(n=64, seed=0):
+    """Images with strongly correlated neighbouring pixels and channels (like photos)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 36, 36, generator=g)
+    x = F.avg_pool2d(x, 5, 1)                                  # spatial correlation
+    return torch.cat([x, 0.8 * x + 0.2 * torch.randn(x.shape, generator=g), -x], 1)
+
+
+def test_whitening_stem_decorrelates_patches():
+    net = AirbenchNet((8, 8, 8))
+    images = correlated_images()
+    net.init_whitening(images)
+    out = F.conv2d(images, net.stem.weight)                   # the stem without bias or GELU
+    half = out[:, : airbench.WHITEN_WIDTH // 2].permute(1, 0, 2, 3).reshape(airbench.WHITEN_WIDTH // 2, -1)
+    cov = half @ half.T / half.shape[1]
+    off = cov - torch.diag(torch.diag(cov))
+    assert off.abs().max() < 0.02, "whitened channels must be uncorrelated"
+    assert torch.all(torch.diag(cov) <= 1.0 + 1e-3) and torch.diag(cov)[0] > 0.9
+    w = net.stem.weight
+    assert torch.equal(w[12:], -w[:12])                       # each filter and its negative
+    assert not w.requires_grad and net.stem.bias.requires_grad  # frozen filters, learning bias
+    # an unwhitened stem mixes its channels: the check above can fail
+    raw = F.conv2d(images, torch.randn_like(w))[:, :12].permute(1, 0, 2, 3).reshape(12, -1)
+    rcov = raw @ raw.T / raw.shape[1]
+    assert (rcov - torch.diag(torch.diag(rcov))).abs().max() > 0.1
+
+
+def test_network_whitens_itself_from_its_first_training_batch_and_keeps_it():
+    net = build_model("airbench", (8, 8, 16))
+    assert not net.body._whitened
+    net.eval()
+    net(torch.rand(4, 3, 32, 32))
+    assert not net.body._whitened                             # never from an evaluation pass
+    net.train()
+    net(torch.rand(64, 3, 32, 32))
+    assert net.body._whitened and bool(net.body.whitened)
+    weight = net.body.stem.weight.detach().clone()
+    net(torch.rand(64, 3, 32, 32))
+    assert torch.equal(weight, net.body.stem.weight)          # once only
+    copy = build_model("airbench", (8, 8, 16))
+    copy.load_state_dict(net.state_dict())
+    assert copy.body._whitened and not copy.body.stem.weight.requires_grad
+    copy.train()
+    copy(torch.rand(8, 3, 32, 32))
+    assert torch.equal(copy.body.stem.weight, weight)         # a loaded net never re-whitens
+
+
+def test_batchnorm_bias_learns_64_times_faster():
+    bn = BatchNorm(3)
+    x = torch.randn(8, 3, 4, 4)
+    opt = torch.optim.SGD(bn.parameters(), lr=0.01)
+    (bn(x) * torch.arange(1.0, 4.0)[None, :, None, None]).sum().backward()
+    grad_wrt_bias = torch.arange(1.0, 4.0) * 8 * 4 * 4        # d loss / d (effective bias)
+    before = bn.shift.detach() * airbench.BIAS_SCALE
+    opt.step()
+    moved = bn.shift.detach() * airbench.BIAS_SCALE - before
+    assert torch.allclose(moved, -0.01 * AIRBENCH94["bias_scaler"] * grad_wrt_bias, rtol=1e-5)
+    assert bn.weight is None and torch.equal(bn.unit, torch.ones(3))   # unit scale, not learned
+    ref = torch.nn.functional.batch_norm(x, None, None, training=True, eps=airbench.BN_EPS) + bn.shift.detach()[None, :, None, None] * airbench.BIAS_SCALE
+    assert torch.allclose(bn(x), ref, atol=1e-5)
+
+
+def test_convolutions_start_at_the_identity():
+    net = AirbenchNet((8, 16, 16))
+    conv = net.groups[1].conv2
+    x = torch.randn(2, 16, 6, 6)
+    assert torch.allclose(conv(x), x, atol=1e-6)
+
+
+def test_sgd_settings_convert_the_reference_hyper_parameters():
+    s = sgd_settings(1024)
+    assert s["lr"] == pytest.approx(1.5) and s["momentum"] == 0.85
+    # decay per step at the peak: weight_decay * batch / (1024 * (1 + 1 / (1 - momentum)))
+    assert s["lr"] * s["weight_decay"] == pytest.approx(0.0153 * 1024 / (1024 * (1 + 1 / 0.15)))
+    assert sgd_settings(512)["lr"] == pytest.approx(0.75)    # same lr per example
+    paper = profiles.PROFILES["paper"]
+    assert (paper["lr"], paper["momentum"]) == (pytest.approx(s["lr"]), s["momentum"])
+    assert paper["weight_decay"] == pytest.approx(s["weight_decay"])
+    assert profiles.RECIPE_SETTINGS[("paper", "airbench")]["linf_at"]["lr"] == pytest.approx(sgd_settings(512)["lr"])
+
+
+def test_widths_are_checked_and_sizes_match_airbench94():
+    with pytest.raises(ValueError, match="three positive conv-group widths"):
+        AirbenchNet((64, 256))
+    assert airbench.count_parameters(AirbenchNet()) == pytest.approx(1.97e6, rel=0.01)
+    assert AirbenchNet().head.in_features == 256
+
+
+def test_constrained_stem_replaces_the_whitening_conv():
+    net = build_model("airbench", (8, 8, 8), stem={"kind": "banded", "high_share": 0.5})
+    assert not net.body.whitening and net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    net.body.init_whitening(torch.rand(4, 3, 32, 32))          # no-op for constrained stems
+
+
+def test_airbench_learns_a_planted_band():
+    x, y, _ = planted_frequency_dataset(1600, "low", n_classes=4, seed=0)
+    cfg = TrainConfig(arch="airbench", widths=(16, 32, 32), epochs=4, batch_size=128, n_train=1200,
+                      translate=0, flip=False, warmup=0.23, **sgd_settings(128))
+    model = build_model("airbench", cfg.widths, num_classes=4)
+    train_model(model, x, y, cfg)
+    assert accuracy(model, x[1200:], y[1200:]) > 0.8
+
+
+@pytest.fixture
+def airbench_zoo(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path / "models")
+    monkeypatch.setitem(profiles.PROFILES, "smoke", dict(
+        arch="airbench", widths=(8, 16, 16), epochs=1, n_train=512, batch_size=256, lr=0.4, momentum=0.85,
+        weight_decay=0.0153 / 11.5, warmup=0.23, whiten=False,
+        n_test=200, n_robust=32, robust_restarts=1, n_boot=100, seeds=1))
+    return tmp_path / "models"
+
+
+def test_airbench_trains_saves_and_loads_through_the_zoo(airbench_zoo, monkeypatch):
+    model = zoo.get_model("standard", "smoke", "cpu")
+    assert model.record["config"]["arch"] == "airbench" and model.body._whitened
+    files = sorted(p.name for p in airbench_zoo.iterdir() if p.suffix in (".pt", ".json"))
+    assert [f.rsplit(".", 1)[1] for f in files] == ["json", "pt"]
+    x = torch.rand(5, 3, 32, 32)
+    expected = model(x)
+    trained = []
+    monkeypatch.setattr(zoo, "_train_and_record", lambda *a, **k: trained.append(a) or None)
+    again = zoo.get_model("standard", "smoke", "cpu")          # loads, does not train
+    assert trained == [] and torch.allclose(again(x), expected, atol=1e-5)
+    assert again.body._whitened and json.loads((airbench_zoo / files[0]).read_text())["test_accuracy"] >= 0
+
+
+def test_paper_profile_adversarial_recipe_trains_through_the_zoo(tmp_path, monkeypatch):
+    """The paper profile's airbench FGSM-RS path at a size a CPU test can afford."""
+    monkeypatch.setattr(zoo, "zoo_dir", lambda: tmp_path / "models")
+    row = dict(profiles.PROFILES["paper"], widths=(8, 8, 16), n_train=256, n_test=64, n_robust=16,
+               robust_restarts=1)
+    monkeypatch.setitem(profiles.PROFILES, "paper", row)
+    monkeypatch.setitem(profiles.RECIPE_SETTINGS, ("paper", "airbench"),
+                        {"linf_at": dict(profiles.RECIPE_SETTINGS[("paper", "airbench")]["linf_at"], epochs=2)})
+    model = zoo.get_model("linf_at", "paper", "cpu")
+    cfg = model.record["config"]
+    assert (cfg["arch"], cfg["perturbation"], cfg["batch_size"], cfg["warmup"]) == ("airbench", "fgsm_linf", 512, 0.5)
+    assert model.body._whitened and len(model.record["co_guard"]) >= 1

@@ -1,0 +1,54 @@
+"""The paper profile table: airbench for the shared zoo, ResNet-18 on request, smoke/quick untouched."""
+import pytest
+
+from freqlib import profiles
+from freqlib.profiles import EVALUATION_KEYS, PROFILES, RECIPES, arch_settings, recipe_config
+from freqlib.train import TrainConfig
+
+OVERRIDES = [{}, {"seed": 2}, {"arch": "resnet18", "widths": (64,), "whiten": False},
+             {"stem": {"kind": "banded", "high_share": 0.5}, "perturbation": "none"},
+             {"n_train": 10_000, "epochs": 3, "batch_size": 128, "lr": 0.2}]
+
+
+def legacy_config(name, profile, **overrides):
+    """How recipe_config composed a config before the paper profile changed (row + recipe + overrides)."""
+    settings = {k: v for k, v in PROFILES[profile].items() if k not in EVALUATION_KEYS}
+    settings.update(RECIPES.get(name, {}))
+    settings.update(overrides)
+    return TrainConfig(**settings).to_dict()
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick"])
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_smoke_and_quick_models_keep_their_configs(profile, name):
+    """Same configs, so same zoo keys: the quick zoo already trained stays valid."""
+    for ov in OVERRIDES:
+        assert recipe_config(name, profile, **ov).to_dict() == legacy_config(name, profile, **ov)
+
+
+def test_paper_profile_is_airbench_with_three_seeds():
+    row = PROFILES["paper"]
+    assert (row["arch"], tuple(row["widths"]), row["batch_size"], row["seeds"]) == ("airbench", (64, 256, 256), 1024, 3)
+    cfg = recipe_config("standard", "paper")
+    assert cfg.arch == "airbench" and cfg.label_smoothing == 0.2 and (cfg.flip, cfg.translate) == (True, 2)
+    assert cfg.epochs >= 10                                     # at least airbench's 9.9
+
+
+def test_resnet18_on_request_gets_its_own_settings():
+    cfg = recipe_config("prop_p050", "paper", arch="resnet18", widths=(64,), whiten=False,
+                        stem={"kind": "banded", "high_share": 0.5}, perturbation="none")
+    want = profiles.ARCH_SETTINGS["paper"]["resnet18"]
+    assert cfg.arch == "resnet18" and cfg.widths == (64,)
+    for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup"):
+        assert getattr(cfg, k) == want[k], k
+    assert arch_settings("paper", "resnet18")["lr"] == want["lr"]
+    assert arch_settings("paper")["arch"] == "airbench"
+    at = recipe_config("linf_at", "paper", arch="resnet18", widths=(64,))
+    assert at.warmup == 0.5 and at.epochs == want["epochs"] and at.label_smoothing == 0.0
+
+
+def test_adversarial_airbench_runs_longer_at_batch_512():
+    at = recipe_config("linf_at", "paper")
+    assert (at.epochs, at.batch_size, at.warmup, at.label_smoothing) == (30, 512, 0.5, 0.0)
+    assert recipe_config("linf_at", "paper", epochs=5).epochs == 5     # overrides still win
+    assert recipe_config("gaussian", "paper").epochs == PROFILES["paper"]["epochs"]

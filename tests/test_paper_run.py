@@ -1,0 +1,330 @@
+"""paper-run: time-boxed, resumable calls that end with the same outputs as one uninterrupted run.
+
+A tiny book (two chapters at the smoke profile, real zoo training, real papermill
+execution) runs once without a deadline and once in calls with a deadline, each
+call on a fresh zoo folder (a machine wiped between calls) and a carry limit that
+holds one model. The clock is a fake that advances by a fixed cost per step, so
+where a call stops does not depend on this machine's speed.
+"""
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from freqlib import paper_run, runner, zoo
+from freqlib.notebooks import read_glue, run_card
+from freqlib.paper_run import ModelSpec, PaperRun, pack, unpack
+
+REPO = Path(__file__).resolve().parents[1]
+T_TRAIN, T_CHAPTER = 10.0, 30.0
+TINY = {"n_train": 512, "epochs": 1, "widths": [4, 8, 8]}   # zoo models a loaded 2-core CPU trains in seconds
+PLANNED = {"epoch": {"fastnet": 0.0, "airbench": 0.0, "resnet18": 0.0},
+           "eval": {"fastnet": T_TRAIN, "airbench": T_TRAIN, "resnet18": T_TRAIN},
+           "chapter": {"": T_CHAPTER}, "setup": 0}
+
+CHAPTER = '''
+from freqlib.chapter import setup_chapter, glue
+from freqlib.evaluate import accuracy
+ctx = setup_chapter(profile, device, seed)
+x, y = ctx.test_set(200)
+for name, kw in {models}:
+    m = ctx.model(name, **kw, **{tiny})
+    glue("acc_" + name + "_" + str(kw.get("seed", 0)), round(accuracy(m, x, y), 6))
+    glue("logits_" + name + "_" + str(kw.get("seed", 0)), round(float(m(x[:16]).detach().sum()), 4))
+'''
+
+
+def make_book(root: Path, chapters: dict[str, str]) -> None:
+    (root / "chapters").mkdir(parents=True)
+    (root / "freqlib").symlink_to(REPO / "freqlib")
+    toc = "format: jb-book\nroot: intro\nchapters:\n" + "".join(f"- file: chapters/{s}\n" for s in chapters)
+    (root / "_toc.yml").write_text(toc)
+    for stem, code in chapters.items():
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        params = nbformat.v4.new_code_cell('profile = "auto"\ndevice = "auto"\nseed = 0')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [nbformat.v4.new_markdown_cell(f"# {stem}"), params, nbformat.v4.new_code_cell(code)]
+        nbformat.write(nb, root / "chapters" / f"{stem}.ipynb")
+
+
+def use_book(root: Path, monkeypatch) -> None:
+    """Make ``root`` the repository (FREQLIB_ROOT), keeping the data where it is."""
+    from freqlib.data import head_path, mirror_path
+    monkeypatch.setenv("FREQLIB_CIFAR10_MIRROR", str(mirror_path()))
+    monkeypatch.setenv("FREQLIB_CIFAR10_LOSSLESS_HEAD", str(head_path()))
+    monkeypatch.setenv("FREQLIB_ROOT", str(root))
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    """A two-chapter book; chapter B also trains a model that is not in the plan."""
+    root = tmp_path / "book"
+    make_book(root, {
+        "10_a": CHAPTER.format(models=[("standard", {}), ("gaussian", {})], tiny=TINY),
+        "11_b": CHAPTER.format(models=[("standard", {}), ("gaussian", {}), ("standard", {"seed": 1}),
+                                       ("gaussian", {"seed": 1})], tiny=TINY),
+    })
+    use_book(root, monkeypatch)
+    monkeypatch.setenv("FREQLIB_THREADS", "2")
+    clock = FakeClock()
+    real_get, real_exec = zoo.get_model, runner.execute_chapter
+
+    def get_model(*a, **k):               # a step costs its planned time on the fake clock
+        model = real_get(*a, **k)
+        clock.now += T_TRAIN
+        return model
+
+    def execute_chapter(*a, **k):
+        out = real_exec(*a, **k)
+        clock.now += T_CHAPTER
+        return out
+    monkeypatch.setattr(zoo, "get_model", get_model)
+    monkeypatch.setattr(runner, "execute_chapter", execute_chapter)
+    plan = {"10": [ModelSpec.make("standard", **TINY), ModelSpec.make("gaussian", **TINY)],
+            "11": [ModelSpec.make("standard", **TINY), ModelSpec.make("gaussian", **TINY),
+                   ModelSpec.make("standard", seed=1, **TINY)]}
+    return root, clock, plan
+
+
+def fresh_machine(tmp_path, monkeypatch, name: str) -> Path:
+    """A new FREQLIB_DATA (empty zoo: the machine is wiped); the decoded data cache is shared."""
+    data = tmp_path / name
+    data.mkdir()
+    source = Path(os.environ.get("FREQLIB_DATA", REPO / "data")) / "cache"
+    if source.is_dir():
+        (data / "cache").symlink_to(source)
+    monkeypatch.setenv("FREQLIB_DATA", str(data))
+    return data
+
+
+def outputs(out: Path) -> dict:
+    glued = {nb.stem: {k: v for k, v in read_glue(nb).items()}
+             for nb in sorted((out / "executed").rglob("*.ipynb"))}
+    state = json.loads((out / "state.json").read_text())
+    prints = {e["stem"]: e["fingerprint"] for e in state["models"].values()}
+    return {"glued": glued, "fingerprints": prints}
+
+
+def test_interrupted_run_resumes_to_the_same_outputs(book, tmp_path, monkeypatch):
+    root, clock, plan = book
+    kw = dict(profile="smoke", device="cpu", plan=plan, planned=PLANNED, clock=clock, log=lambda *a: None)
+
+    # one uninterrupted call
+    fresh_machine(tmp_path, monkeypatch, "data-whole")
+    whole = PaperRun(tmp_path / "whole", carry_mb=100, **kw)
+    assert whole.run() == 0
+    expected = outputs(tmp_path / "whole")
+
+    # the same in calls: a deadline that fits chapter A and its two models (2 x 10 + 30 s, x 1.2 + 20 s
+    # margin); the carry keeps one of them, so call 2 restores one and retrains the other for chapter B
+    assert list((tmp_path / "whole" / "zoo").glob("*.pt")) == []       # nothing left to carry when done
+    size = max(e["mb"] for e in json.loads((tmp_path / "whole" / "state.json").read_text())["models"].values())
+    out = tmp_path / "calls"
+    codes = []
+    for call in range(4):
+        fresh_machine(tmp_path, monkeypatch, f"data-call{call}")
+        run = PaperRun(out, carry_mb=1.5 * size, deadline=clock.now + 85, **kw)
+        codes.append(run.run())
+        if codes[-1] == 0:
+            break
+        assert len(list((out / "zoo").glob("*.pt"))) <= 1       # the carry limit holds one model
+    assert codes[0] == 3 and codes[-1] == 0 and len(codes) >= 2
+    state = json.loads((out / "state.json").read_text())
+    assert state["calls"][0]["left"] and "11_b" in state["calls"][0]["left"][0]
+    assert any("trained gaussian seed 0" in d or "trained standard seed 0" in d for d in state["calls"][1]["did"])
+    assert state["chapters"]["10_a"]["call"] == 1 and state["chapters"]["11_b"]["call"] >= 2
+    # chapter B trained (gaussian, seed 1) itself: learned for later calls
+    assert any(name == "gaussian" and '"seed": 1' in o for name, o in state["learned"]["11_b"])
+    got = outputs(out)
+    assert got["glued"] == expected["glued"]
+    assert got["fingerprints"] == expected["fingerprints"]
+    card = run_card(out / "executed" / "chapters" / "11_b.ipynb")
+    assert card["device name"].startswith("CPU") and card["training seeds"] == "0"
+    text = nbformat.read(out / "executed" / "chapters" / "11_b.ipynb", as_version=4).cells[1].source
+    assert "| device name |" in text and "| training seeds | 0 |" in text
+
+
+def test_carried_checkpoints_are_bf16_and_restore_exactly(book, tmp_path, monkeypatch):
+    root, clock, plan = book
+    fresh_machine(tmp_path, monkeypatch, "d1")
+    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": plan["10"][:1]},
+                   chapters=["10"], planned=PLANNED, clock=clock, log=lambda *a: None)
+    run.train(plan["10"][0])
+    stem = run.stem_of(plan["10"][0])
+    carried = torch.load(tmp_path / "run" / "zoo" / f"{stem}.pt", weights_only=True)
+    kept = torch.load(zoo.zoo_dir() / f"{stem}.pt", weights_only=True)
+    for k, v in carried["state_dict"].items():
+        if v.is_floating_point() and v.ndim >= 2:
+            assert v.dtype == torch.bfloat16 and torch.equal(v.float(), kept["state_dict"][k])
+        else:
+            assert v.dtype != torch.bfloat16 and torch.equal(v, kept["state_dict"][k])
+    fresh_machine(tmp_path, monkeypatch, "d2")
+    assert run.restore() == 1
+    restored = torch.load(zoo.zoo_dir() / f"{stem}.pt", weights_only=True)
+    assert paper_run.canonical_fingerprint(restored["state_dict"]) == \
+        paper_run.canonical_fingerprint(kept["state_dict"])
+    assert run.in_zoo(plan["10"][0])
+
+
+def test_a_step_that_cannot_finish_is_not_started(book, tmp_path, monkeypatch):
+    root, clock, _ = book
+    fresh_machine(tmp_path, monkeypatch, "d")
+    started = []
+
+    def execute(path, params, out_dir, **k):            # a chapter that takes its planned time
+        target = out_dir / "chapters" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+        started.append(path.stem)
+        clock.now += T_CHAPTER
+        return target
+    monkeypatch.setattr(runner, "execute_chapter", execute)
+    quiet = dict(profile="smoke", device="cpu", planned=PLANNED, clock=clock, chapters=["10"], log=lambda *a: None)
+    with monkeypatch.context() as m:                   # its model is missing and cannot be carried
+        m.setattr(PaperRun, "in_zoo", lambda self, spec: False)
+        run = PaperRun(tmp_path / "run", plan={"10": [ModelSpec.make("standard", **TINY)]}, carry_mb=0,
+                       deadline=clock.now + 50, **quiet)          # (10 + 30 s) x 1.2 + 20 s margin > 50 s
+        assert run.run() == 3 and started == []
+    assert "10_a" in run.left[0][0] and "more than a whole call" in run.left[0][1]
+    assert "Left for the next call" in (tmp_path / "run" / "status.md").read_text()
+    # its models ready but the chapter alone over a whole call, and nothing else to do:
+    # it starts once (estimates are uncertain), and not a second time without --force-next
+    run = PaperRun(tmp_path / "run", plan={}, deadline=clock.now + 50, **quiet)
+    assert run.run() == 0 and started == ["10_a"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    state["chapters"]["10_a"]["status"] = "pending"
+    (tmp_path / "run" / "state.json").write_text(json.dumps(state))
+    run = PaperRun(tmp_path / "run", plan={}, deadline=clock.now + 50, **quiet)
+    assert run.run() == 3 and started == ["10_a"]
+    # with enough time, the first chapter starts and the second waits
+    run = PaperRun(tmp_path / "run2", plan={}, deadline=clock.now + 57, **dict(quiet, chapters=None))
+    assert run.run() == 3 and started == ["10_a", "10_a"]
+
+
+def test_estimates_learn_from_finished_steps():
+    est = paper_run.Estimator("cuda")
+    assert est.factor("chapter") == 1.0
+    est.record("train", planned=10, actual=30)
+    est.record("train", planned=10, actual=20)
+    assert est.factor("train") == pytest.approx(2.5) and est.factor("chapter") == pytest.approx(2.5)
+    est.record("chapter", planned=100, actual=50)
+    assert est.factor("chapter") == pytest.approx(0.5)
+    cfg = {"arch": "airbench", "perturbation": "fgsm_linf", "epochs": 30, "n_train": 50_000}
+    assert est.planned_train(cfg) == pytest.approx(0.45 * 30 * 2.3 + 3.0 * 3)
+
+
+def test_a_call_killed_inside_a_chapter_raises_its_estimate(book, tmp_path, monkeypatch):
+    root, clock, _ = book
+    fresh_machine(tmp_path, monkeypatch, "d")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "state.json").write_text(json.dumps({"profile": "smoke", "chapters": {
+        "10_a": {"status": "running", "estimate": 30.0, "started": 1.0}}}))
+    run = PaperRun(out, profile="smoke", device="cpu", plan={}, planned=PLANNED, clock=clock, chapters=["10"],
+                   deadline=clock.now + 70, log=lambda *a: None)
+    monkeypatch.setattr(runner, "execute_chapter", lambda *a, **k: pytest.fail("must not start"))
+    assert run.run() == 3                      # 45 s x 1.2 + 20 s > 70 s: not started this time
+    state = json.loads((out / "state.json").read_text())
+    assert state["chapters"]["10_a"]["killed"] == 1 and run.estimate_chapter("10_a") == pytest.approx(45.0)
+
+
+def test_a_failing_chapter_is_recorded_and_not_retried(tmp_path, monkeypatch):
+    root = tmp_path / "book"
+    make_book(root, {"10_bad": "raise RuntimeError('planted failure')", "11_ok": "x = 1"})
+    use_book(root, monkeypatch)
+    fresh_machine(tmp_path, monkeypatch, "d")
+    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={}, log=lambda *a: None)
+    assert run.run() == 1
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["chapters"]["10_bad"]["status"] == "failed" and "planted failure" in state["chapters"]["10_bad"]["error"]
+    assert state["chapters"]["11_ok"]["status"] == "done"
+    again = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={}, log=lambda *a: None)
+    assert again.pending() == [] and [p.stem for p in again.pending(failed=True)] == ["10_bad"]
+
+
+def test_a_model_that_fails_to_train_is_not_trained_again(book, tmp_path, monkeypatch):
+    root, clock, _ = book
+    fresh_machine(tmp_path, monkeypatch, "d")
+    attempts = []
+
+    def broken(name, *a, **k):
+        attempts.append(name)
+        raise RuntimeError("planted training failure")
+    monkeypatch.setattr(zoo, "get_model", broken)
+    monkeypatch.setattr(runner, "execute_chapter", lambda *a, **k: pytest.fail("must not execute"))
+    spec = ModelSpec.make("l2_at", **TINY)
+    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": [spec], "11": [spec]},
+                   planned=PLANNED, clock=clock, log=lambda *a: None)
+    assert run.run() == 1 and attempts == ["l2_at"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert {s: e["status"] for s, e in state["chapters"].items()} == {"10_a": "failed", "11_b": "failed"}
+    assert "planted training failure" in state["chapters"]["11_b"]["error"]
+    assert "not retried" in (tmp_path / "run" / "status.md").read_text()
+    again = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": [spec], "11": [spec]},
+                     planned=PLANNED, clock=clock, retry_failed=True, log=lambda *a: None)
+    assert again.run() == 1 and attempts == ["l2_at", "l2_at"]      # retried once, on request
+
+
+def test_pack_and_unpack_round_trip(tmp_path):
+    out = tmp_path / "run"
+    (out / "zoo").mkdir(parents=True)
+    (out / "executed" / "chapters").mkdir(parents=True)
+    (out / "zoo" / "m.pt").write_bytes(os.urandom(3 * 2 ** 20))
+    (out / "zoo" / ".m.pt.x.part").write_bytes(b"half-written")
+    (out / "state.json").write_text('{"profile": "paper"}')
+    (out / "status.md").write_text("# status\n")
+    (out / "executed" / "chapters" / "01_x.ipynb").write_text("{}")
+    bench = tmp_path / "bench" / "results.json"
+    bench.parent.mkdir()
+    bench.write_text(json.dumps({"paper_airbench_cuda": {"runs": [1]}}))
+    dest = tmp_path / "OUT"
+    files = pack(out, dest, extra=(bench,), part_mb=1)
+    assert len(files) == 5 and all(p.stat().st_size <= 2 ** 20 for p in files)   # 4 parts + status.md
+    with pytest.raises(ValueError, match="parts"):
+        pack(out, tmp_path / "OUT2", part_mb=1, max_files=4)
+    here = tmp_path / "here" / "run"
+    local_bench = tmp_path / "local.json"
+    local_bench.write_text(json.dumps({"other": 1}))
+    got = unpack(dest, here, results=tmp_path / "results", bench=local_bench, log=lambda *a: None)
+    assert (here / "zoo" / "m.pt").read_bytes() == (out / "zoo" / "m.pt").read_bytes()
+    assert not (here / "zoo" / ".m.pt.x.part").exists()
+    assert (tmp_path / "results" / "chapters" / "01_x.ipynb").is_file() and not (here / "executed" / "chapters" / "01_x.ipynb").exists()
+    assert json.loads(local_bench.read_text()) == {"other": 1, "paper_airbench_cuda": {"runs": [1]}}
+    assert got["bench"] == ["paper_airbench_cuda"]
+    with pytest.raises(FileNotFoundError):
+        unpack(tmp_path / "nothing", here)
+
+
+def test_plan_table_counts_models_and_sizes():
+    text = paper_run.plan_table("paper", "cuda")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| 0")}
+    assert set(rows) == {"00", "01", "02", "03", "04", "05"}
+    assert "| 01 | 11 |" in rows["01"]                  # 4 recipes x 3 seeds, standard seed 0 already planned
+    assert "3.8 (1 models)" in rows["00"]                # airbench94 in bf16
+    assert "Total planned" in text
+
+
+def test_models_a_chapter_trained_itself_are_recognised(tmp_path, monkeypatch):
+    """A zoo record turns back into the (name, overrides) that reproduce its key, also for
+    chapter 2's ResNet-18 models with constrained stems; a record of changed code does not."""
+    from freqlib.data import available_variant
+    fresh_machine(tmp_path, monkeypatch, "d")
+    run = PaperRun(tmp_path / "run", profile="paper", device="cpu", plan={}, log=lambda *a: None)
+    for spec in paper_run.default_plan("paper")["02"][::4]:
+        key, cfg = zoo.model_key(spec.name, "paper", available_variant(), **spec.kwargs)
+        found = run.spec_from_record({"name": spec.name, "key": key, "config": cfg})
+        assert found is not None and run.key_of(found)[0] == key
+    assert run.spec_from_record({"name": "standard", "key": "0" * 16,
+                                 "config": zoo.model_key("standard", "paper", "x")[1]}) is None
