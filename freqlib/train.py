@@ -181,9 +181,9 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     images, labels = images[: cfg.n_train].to(device), labels[: cfg.n_train].to(device)
+    model = prepare_model(model, device)       # first, so whitening sees model and images on one device
     if cfg.whiten and hasattr(model.body, "init_whitening"):
         model.body.init_whitening(model.normalize(images[:5000]))
-    model = prepare_model(model, device)
     loader = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, flip=cfg.flip,
                           translate=cfg.translate, drop_last=len(images) > cfg.batch_size,
                           seed=cfg.seed)
