@@ -36,8 +36,9 @@ from . import attacks, attribution
 from .attribution import UPPER_BAND, band_centroid, positive_normalise, upper_share
 from .verdicts import Claim, Criterion, Estimate
 
-__all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "numbers", "filtered_evidence", "attribution_evidence",
-           "perturbation_evidence", "pair_evidence", "ATTACKS", "collect", "ours_text"]
+__all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "ATTACKS", "numbers", "filtered_evidence", "attribution_evidence",
+           "perturbation_evidence", "pair_evidence", "null_of", "attack_all", "attack_evidence", "collect",
+           "ours_text"]
 
 PAPER = "Wang et al. 2020"
 ATTACKS = ("pgd", "simba", "square")     # the attacks whose spectra enter claim A2
