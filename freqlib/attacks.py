@@ -3,6 +3,7 @@ by batch on the model's device, and the null perturbations they are compared wit
 
 * White-box: PGD, L-inf (Madry et al. 2018) with random start (torchattacks).
 * Black-box, score-based (they only query the model's output):
+
   - SimBA (Guo et al. 2019, "Simple black-box adversarial attacks"), the
     attacker of Paper A, written here from the paper's Algorithm 1: pick a
     direction ``q`` at random (without replacement) from an orthonormal basis,
@@ -13,6 +14,7 @@ by batch on the model's device, and the null perturbations they are compared wit
     (SimBA-DCT), a low-frequency prior by construction. Images are attacked
     in parallel (the iterations are sequential by nature, the images are not).
   - Square (Andriushchenko et al. 2020), L-inf, margin loss (torchattacks).
+
 * Nulls (:func:`null_linf`, :func:`null_simba`): random perturbations with the
   same budget on the same images, clipped the same way. An attack's spectrum
   means something only relative to its null: white noise already puts 3/4 of
@@ -103,7 +105,8 @@ def pgd_linf(model, images, labels, eps: float = 8 / 255, alpha: float = 2 / 255
              batch_size: int = 500, seed: int = 0) -> AttackResult:
     """Untargeted L-inf PGD with random start (torchattacks.PGD), in fp32."""
     import torchattacks
-    return _run(lambda m: torchattacks.PGD(m, eps=eps, alpha=alpha, steps=steps, random_start=True),
+    return _run(lambda m: torchattacks.PGD(evaluate.for_attack(m), eps=eps, alpha=alpha, steps=steps,
+                                           random_start=True),
                 f"PGD-{steps} L∞ {eps * 255:.0f}/255", model, images, labels, batch_size, seed)
 
 
@@ -148,7 +151,7 @@ def simba(model, images, labels, basis: str = "pixel", eps: float = 0.2, max_ite
     """Untargeted SimBA (Guo et al. 2019, Algorithm 1) on a batch of images at once.
 
     Each image walks its own random order of directions of ``basis`` (pixels,
-    or the ``freq_dims``^2 lowest DCT frequencies of each channel) for at most
+    or the ``freq_dims x freq_dims`` lowest DCT frequencies of each channel) for at most
     ``max_iters`` iterations (and at most as many as there are directions):
     ``+eps`` is tried first, ``-eps`` only if ``+eps`` did not lower the
     true-class probability. An image stops once misclassified or when its
