@@ -1,9 +1,24 @@
-"""Adversarial perturbations for the frequency analysis of Paper A, from an
-established library (torchattacks), run batch by batch on the model's device.
+"""Adversarial perturbations for the frequency analysis of Paper A, run batch
+by batch on the model's device, and the null perturbations they are compared with.
 
-* White-box: PGD, L-inf (Madry et al. 2018) with random start.
-* Black-box: Square attack, L-inf (Andriushchenko et al. 2020), margin loss,
-  score-based (it only queries logits).
+* White-box: PGD, L-inf (Madry et al. 2018) with random start (torchattacks).
+* Black-box, score-based (they only query the model's output):
+
+  - SimBA (Guo et al. 2019, "Simple black-box adversarial attacks"), the
+    attacker of Paper A, written here from the paper's Algorithm 1: pick a
+    direction ``q`` at random (without replacement) from an orthonormal basis,
+    try ``delta + eps q``, else ``delta - eps q``, keep whichever lowers the
+    probability of the true class. ``basis="pixel"`` uses single pixels (what
+    Paper A's code ran: 1000 iterations, step 0.2); ``basis="dct"`` samples
+    only the ``freq_dims x freq_dims`` lowest DCT frequencies per channel
+    (SimBA-DCT), a low-frequency prior by construction. Images are attacked
+    in parallel (the iterations are sequential by nature, the images are not).
+  - Square (Andriushchenko et al. 2020), L-inf, margin loss (torchattacks).
+
+* Nulls (:func:`null_linf`, :func:`null_simba`): random perturbations with the
+  same budget on the same images, clipped the same way. An attack's spectrum
+  means something only relative to its null: white noise already puts 3/4 of
+  its energy in DCT bands k >= 16 because 3/4 of the coefficients lie there.
 
 Models take images in [0, 1] and normalise them internally, so the attacks
 and the perturbations ``delta = adv - x`` live in pixel space.
@@ -20,11 +35,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from . import evaluate
+from . import evaluate, spectral
 from .evaluate import autocast
 
-__all__ = ["AttackResult", "pgd_linf", "square_linf", "robust_accuracy", "attack_summary",
-           "plot_perturbation_spectra"]
+__all__ = ["AttackResult", "pgd_linf", "square_linf", "simba", "SIMBA_BASES", "null_linf", "null_simba",
+           "robust_accuracy", "attack_summary", "plot_perturbation_spectra"]
+
+SIMBA_BASES = ("pixel", "dct")
 
 
 class _AutocastLogits(nn.Module):
@@ -41,13 +58,18 @@ class _AutocastLogits(nn.Module):
 
 @dataclass
 class AttackResult:
-    """``adv`` (N, C, H, W) on the CPU, ``delta = adv - x``, and the predictions."""
+    """``adv`` (N, C, H, W) on the CPU, ``delta = adv - x``, and the predictions.
+
+    Query attacks also report ``queries`` (N,), the model evaluations each
+    image used, and ``steps`` (N,), the accepted SimBA steps."""
     name: str
     adv: torch.Tensor
     delta: torch.Tensor
     clean_pred: torch.Tensor
     adv_pred: torch.Tensor
     labels: torch.Tensor
+    queries: torch.Tensor | None = None
+    steps: torch.Tensor | None = None
 
     @property
     def perturbed(self) -> torch.Tensor:
@@ -55,11 +77,15 @@ class AttackResult:
         return self.delta.flatten(1).abs().amax(1) > 0
 
 
-def _run(attack_factory, name: str, model, images, labels, batch_size: int, seed: int) -> AttackResult:
+def _check_attack_input(images, labels):
     if images.dim() != 4 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"need (N, C, H, W) images with N labels; got {tuple(images.shape)} and {tuple(labels.shape)}")
     if images.min() < 0 or images.max() > 1:
         raise ValueError("attacks expect images in [0, 1] (zoo models normalise internally)")
+
+
+def _run(attack_factory, name: str, model, images, labels, batch_size: int, seed: int) -> AttackResult:
+    _check_attack_input(images, labels)
     device = next(model.parameters()).device
     model.eval()
     attack = attack_factory(model)
@@ -79,7 +105,8 @@ def pgd_linf(model, images, labels, eps: float = 8 / 255, alpha: float = 2 / 255
              batch_size: int = 500, seed: int = 0) -> AttackResult:
     """Untargeted L-inf PGD with random start (torchattacks.PGD), in fp32."""
     import torchattacks
-    return _run(lambda m: torchattacks.PGD(m, eps=eps, alpha=alpha, steps=steps, random_start=True),
+    return _run(lambda m: torchattacks.PGD(evaluate.for_attack(m), eps=eps, alpha=alpha, steps=steps,
+                                           random_start=True),
                 f"PGD-{steps} L∞ {eps * 255:.0f}/255", model, images, labels, batch_size, seed)
 
 
@@ -98,6 +125,128 @@ def square_linf(model, images, labels, eps: float = 8 / 255, n_queries: int = 10
                                    seed=seed, verbose=False)
     return _run(factory, f"Square L∞ {eps * 255:.0f}/255, {n_queries} queries", model, images, labels,
                 batch_size, seed)
+
+
+def _simba_space(shape, basis: str, freq_dims: int):
+    """(number of directions, function mapping (m, D) coordinates to (m, C, H, W) images)."""
+    if basis not in SIMBA_BASES:
+        raise ValueError(f"basis={basis!r} is not one of {SIMBA_BASES}")
+    c, h, w = shape
+    if basis == "pixel":
+        return c * h * w, lambda cf: cf.view(-1, c, h, w)
+    if not 1 <= freq_dims <= min(h, w):
+        raise ValueError(f"freq_dims={freq_dims} must be between 1 and {min(h, w)}")
+
+    def to_image(cf):                                  # orthonormal DCT: each coordinate is a unit-norm image
+        z = cf.new_zeros(cf.shape[0], c, h, w)
+        z[:, :, :freq_dims, :freq_dims] = cf.view(-1, c, freq_dims, freq_dims)
+        return spectral.idct2(z)
+    return c * freq_dims * freq_dims, to_image
+
+
+@torch.no_grad()
+def simba(model, images, labels, basis: str = "pixel", eps: float = 0.2, max_iters: int = 1000,
+          max_queries: int | None = None, freq_dims: int = 14, seed: int = 0, check_every: int = 16,
+          progress: str | None = None) -> AttackResult:
+    """Untargeted SimBA (Guo et al. 2019, Algorithm 1) on a batch of images at once.
+
+    Each image walks its own random order of directions of ``basis`` (pixels,
+    or the ``freq_dims x freq_dims`` lowest DCT frequencies of each channel) for at most
+    ``max_iters`` iterations (and at most as many as there are directions):
+    ``+eps`` is tried first, ``-eps`` only if ``+eps`` did not lower the
+    true-class probability. An image stops once misclassified or when its
+    next query would exceed ``max_queries`` (counting the first, clean query).
+
+    Budget: the steps are orthogonal, so ``||delta||_2 <= eps sqrt(steps)``
+    (before clipping to [0, 1], which only shrinks it); with the pixel basis
+    every pixel moves at most once, so ``||delta||_inf <= eps``.
+
+    Batched without a host sync per iteration: both candidates of every live
+    image go through the model in one batch (the second is counted as a query
+    only where the algorithm would have made it), and the set of live images
+    is recomputed every ``check_every`` iterations.
+    """
+    from tqdm import tqdm
+    _check_attack_input(images, labels)
+    if eps <= 0 or max_iters < 1:
+        raise ValueError(f"SimBA needs eps > 0 and max_iters >= 1, got eps={eps}, max_iters={max_iters}")
+    device = evaluate.model_device(model)
+    model.eval()
+    x, y = images.to(device), labels.to(device)
+    n = x.shape[0]
+    n_dirs, to_image = _simba_space(x.shape[1:], basis, freq_dims)
+    iters = min(max_iters, n_dirs)
+    budget = max_queries if max_queries is not None else 2 * iters + 1
+    if budget < 1:
+        raise ValueError(f"max_queries={max_queries} leaves no query for the clean image")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    order = torch.rand(n, n_dirs, generator=gen, device=device).argsort(1)[:, :iters]
+    coef = torch.zeros(n, n_dirs, device=device)
+
+    def true_prob(z, yy):
+        return z.softmax(-1).gather(-1, yy.expand(*z.shape[:-1]).unsqueeze(-1))[..., 0]
+
+    z0 = evaluate.logits(model, x, precise=True)       # fp32: the walk compares probabilities
+    p, pred = true_prob(z0, y), z0.argmax(1)
+    clean_pred = pred.clone()
+    queries = torch.ones(n, device=device)
+    steps = torch.zeros(n, device=device)
+    active = (pred == y) & (queries + 1 <= budget)
+    live = torch.arange(n, device=device)
+    for t in tqdm(range(iters), desc=progress, leave=False, disable=progress is None):
+        if t % check_every == 0:
+            live = active.nonzero().flatten()          # the only host sync, every check_every iterations
+            if live.numel() == 0:
+                break
+        m = live.numel()
+        cf, act, q, p_live, yl = coef[live], active[live], queries[live], p[live], y[live]
+        step = torch.zeros_like(cf).scatter_(1, order[live, t:t + 1], eps)
+        cand = torch.stack([cf + step, cf - step])                          # +eps first (Algorithm 1)
+        adv = (x[live][None] + to_image(cand.flatten(0, 1)).view(2, m, *x.shape[1:])).clamp(0, 1)
+        z = evaluate.logits(model, adv.flatten(0, 1), precise=True).view(2, m, -1)
+        py = true_prob(z, yl)
+        take_plus = act & (py[0] < p_live)
+        ask_minus = act & ~take_plus & (q + 2 <= budget)
+        take_minus = ask_minus & (py[1] < p_live)
+        queries[live] = q + act.float() + ask_minus.float()
+        coef[live] = torch.where(take_plus[:, None], cand[0], torch.where(take_minus[:, None], cand[1], cf))
+        p[live] = torch.where(take_plus, py[0], torch.where(take_minus, py[1], p_live))
+        new_pred = torch.where(take_plus, z[0].argmax(1), torch.where(take_minus, z[1].argmax(1), pred[live]))
+        pred[live] = new_pred
+        steps[live] += (take_plus | take_minus).float()
+        active[live] = act & (new_pred == yl) & (queries[live] + 1 <= budget)
+    adv = (x + to_image(coef)).clamp(0, 1)
+    adv_pred = evaluate.predict(model, adv)
+    name = (f"SimBA-{'DCT' if basis == 'dct' else 'pixel'} ε={eps:g}, ≤{iters} iterations"
+            + (f", {freq_dims}×{freq_dims} DCT" if basis == "dct" else ""))
+    return AttackResult(name, adv.cpu(), (adv - x).cpu(), clean_pred.cpu(), adv_pred.cpu(), labels.cpu(),
+                        queries=queries.cpu(), steps=steps.cpu())
+
+
+def null_linf(images: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
+    """The null of an L-inf attack: random-sign noise ``+-eps`` on every pixel and
+    channel, added to ``images`` and clipped to [0, 1] like an attack; returns delta."""
+    g = torch.Generator().manual_seed(seed)
+    signs = (torch.randint(0, 2, images.shape, generator=g) * 2 - 1).to(images.device, images.dtype)
+    return (images + eps * signs).clamp(0, 1) - images
+
+
+def null_simba(images: torch.Tensor, steps: torch.Tensor, basis: str = "pixel", eps: float = 0.2,
+               freq_dims: int = 14, seed: int = 0) -> torch.Tensor:
+    """The null of SimBA: for image i, ``steps[i]`` distinct random directions of the
+    same basis with random signs, each of size ``eps`` (SimBA's walk with its
+    accept rule replaced by a coin), added and clipped to [0, 1]; returns delta."""
+    n_dirs, to_image = _simba_space(images.shape[1:], basis, freq_dims)
+    steps = torch.as_tensor(steps).to(images.device).long().view(-1, 1)
+    if steps.shape[0] != images.shape[0] or steps.min() < 0 or steps.max() > n_dirs:
+        raise ValueError(f"steps must be {images.shape[0]} counts between 0 and {n_dirs}")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.rand(images.shape[0], n_dirs, generator=g).argsort(1).to(images.device)
+    signs = (torch.randint(0, 2, (images.shape[0], n_dirs), generator=g) * 2 - 1).to(images.device, images.dtype)
+    rank = torch.arange(n_dirs, device=images.device)[None]
+    coef = torch.zeros(images.shape[0], n_dirs, device=images.device, dtype=images.dtype)
+    coef.scatter_(1, order, eps * signs * (rank < steps))
+    return (images + to_image(coef)).clamp(0, 1) - images
 
 
 def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 255, steps: int = 50,
@@ -153,6 +302,8 @@ def attack_summary(result: AttackResult) -> dict:
         "perturbed images": int(pert.sum()),
         "max L∞ (×255)": 255 * linf.max().item(),
         "mean L2 (perturbed)": l2[pert].mean().item() if pert.any() else float("nan"),
+        "mean queries": result.queries[correct].mean().item() if result.queries is not None and correct.any()
+        else float("nan"),
     }
 
 

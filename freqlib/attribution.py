@@ -3,10 +3,16 @@ occluded-frequency (OF) attribution over DCT bands (Paper A).
 
 Conventions
 -----------
-* **Filtered inputs** (Wang et al., CVPR 2020; the disk convention of
-  :mod:`freqlib.spectral`): the low-pass of radius ``r`` keeps the centred-DFT
-  disk of distance ``< r``, the high-pass keeps the rest. Filtered images are
-  fed to the model as they are: no clipping to [0, 1], no re-normalisation.
+* **Filtered inputs** (Wang, Wu, Huang, Xing, CVPR 2020; reference code
+  HaohanWang/HFC; the disk convention of :mod:`freqlib.spectral`): the
+  low-pass of radius ``r`` keeps the centred-DFT disk of distance ``< r``, the
+  high-pass keeps the rest. No clipping to [0, 1].
+* **Rescaling** (``rescale=``): the HFC reference divides every image it
+  feeds the model (clean, low-pass and high-pass alike) by that image's own
+  maximum (``"per_image_max"``, the default). A high-pass image has zero
+  mean and small values, so this stretches it several-fold; ``None`` feeds
+  the filtered image as it is (our earlier convention). The model then
+  normalises its input with the CIFAR-10 mean and std either way.
 * **Bands**: orthonormal per-channel DCT-II, L-infinity band
   ``k = max(u, v)``, ``k = 0 .. 31`` for 32x32 images.
 * **Occluded frequency** (Wang, Yang, Shrivastava, Rawal, Ding 2020):
@@ -22,10 +28,15 @@ Conventions
 * **Positive normalisation** of a per-model mean profile: clip at 0 and scale
   to sum 1. Its summaries are the attribution-weighted mean band (centroid)
   and the share in bands ``>= 16`` (the upper half of the DCT index range).
+* **Band-shuffled null** (:func:`shuffle_bands`): each image's OF values
+  assigned to the bands in a random order. It keeps every image's amount of
+  attribution and its spread but has no band preference, so its
+  positive-normalised upper share is 16/32 in expectation.
 
 Everything works on whole (N, C, H, W) batches: the 2 x 32 band-edited
 copies of a chunk of images come from one DCT, and the model sees them in
-large batches.
+large batches. Per-image results come back so that every summary can carry
+a bootstrap interval over images (:mod:`freqlib.verdicts`).
 """
 from __future__ import annotations
 
@@ -37,13 +48,14 @@ from . import spectral
 from .evaluate import eval_batch_size, logits, model_device
 
 __all__ = [
-    "filtered_accuracy", "curve_area", "crossing_radius",
+    "filtered_accuracy", "RESCALE", "rescale_images", "chance_agreement", "curve_area", "crossing_radius",
     "BandAttribution", "band_components", "band_attribution", "positive_normalise", "band_centroid", "upper_share",
-    "band_magnitude", "band_profile", "band_energy_share", "UPPER_BAND",
+    "shuffle_bands", "band_magnitude", "band_profile", "band_energy_share", "upper_energy", "UPPER_BAND",
     "attribution_summary", "plot_filtered_curves", "plot_band_profiles",
 ]
 
 UPPER_BAND = 16      # bands >= 16 are "high" (the upper half of the DCT index range of 32x32)
+RESCALE = ("per_image_max", None)
 
 
 def _check_images(images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -54,35 +66,70 @@ def _check_images(images: torch.Tensor, labels: torch.Tensor | None = None) -> N
 
 
 # ------------------------------------------------------- filtered accuracy
+def rescale_images(x: torch.Tensor, rescale: str | None = "per_image_max") -> torch.Tensor:
+    """``x`` as the model sees it under a filtered-input convention (see the module notes).
+
+    ``"per_image_max"`` divides each image by its own maximum over channels and
+    pixels (HFC); an image whose maximum is not positive (the all-zero low-pass
+    at r = 0) is left as it is. ``None`` returns ``x``.
+    """
+    if rescale not in RESCALE:
+        raise ValueError(f"rescale={rescale!r} is not one of {RESCALE}")
+    if rescale is None:
+        return x
+    top = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
+    return torch.where(top > 0, x / top.clamp(min=1e-12), x)
+
+
 @torch.no_grad()
 def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=range(17),
-                      batch_size: int | None = None, chunk: int | None = None) -> dict:
+                      rescale: str | None = "per_image_max", batch_size: int | None = None,
+                      chunk: int | None = None) -> dict:
     """Accuracy on low-pass and high-pass versions of ``images`` for every radius.
 
-    Returns ``{"radius": (R,), "low": (R,), "high": (R,)}`` (float tensors on
-    the CPU). Each chunk of images is transformed once (one DFT) into all
-    2R filtered copies, which the model sees in batches of ``batch_size``.
+    Returns ``{"radius": (R,), "low": (R,), "high": (R,), "low_pred": (N, R),
+    "high_pred": (N, R), "labels": (N,), "rescale": rescale}`` on the CPU:
+    accuracies and every image's predicted class, so that intervals over
+    images can be drawn. Each chunk of images is transformed once (one real
+    FFT) into all 2R filtered copies, rescaled per ``rescale`` and evaluated
+    in batches of ``batch_size``.
     """
     _check_images(images, labels)
+    if rescale not in RESCALE:
+        raise ValueError(f"rescale={rescale!r} is not one of {RESCALE}")
     radii = torch.as_tensor(list(radii), dtype=torch.float32)
     device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     n_r = len(radii)
     chunk = chunk or max(1, (8 * batch_size) // (2 * n_r))
-    correct_low = torch.zeros(n_r, device=device)
-    correct_high = torch.zeros(n_r, device=device)
+    preds = []
     for s in range(0, images.shape[0], chunk):
         x = images[s:s + chunk].to(device)
-        y = labels[s:s + chunk].to(device)
         low = spectral.low_pass_stack(x, radii.tolist())                    # (R, n, C, H, W), one rFFT
         high = x[None] - low
-        both = torch.cat([low, high]).flatten(0, 1)                          # (2R n, C, H, W)
-        pred = logits(model, both, batch_size).argmax(1).view(2, n_r, -1)
-        hits = (pred == y[None, None]).float().sum(-1)
-        correct_low += hits[0]
-        correct_high += hits[1]
-    n = images.shape[0]
-    return {"radius": radii, "low": (correct_low / n).cpu(), "high": (correct_high / n).cpu()}
+        both = rescale_images(torch.cat([low, high]).flatten(0, 1), rescale)  # (2R n, C, H, W)
+        preds.append(logits(model, both, batch_size).argmax(1).view(2, n_r, -1))
+    pred = torch.cat(preds, 2).cpu()                                         # (2, R, N), one transfer
+    y = labels.cpu()
+    hits = (pred == y[None, None]).float().mean(-1)
+    return {"radius": radii, "low": hits[0], "high": hits[1], "low_pred": pred[0].T.contiguous(),
+            "high_pred": pred[1].T.contiguous(), "labels": y, "rescale": rescale}
+
+
+def chance_agreement(pred: torch.Tensor, labels: torch.Tensor, n_classes: int = 10) -> dict:
+    """Per-image arrays for a chance-corrected accuracy over a bootstrap.
+
+    Returns ``{"correct": (N,), "pred": (N, K), "label": (N, K)}`` (one-hot).
+    With means ``m``, ``m["correct"] - (m["pred"] * m["label"]).sum(-1)`` is the
+    accuracy minus the agreement expected if the same predictions were paired
+    with shuffled labels: 0 for any classifier that ignores the image (a
+    constant answer, a random guess), whatever the class balance.
+    """
+    pred, labels = torch.as_tensor(pred).long().cpu(), torch.as_tensor(labels).long().cpu()
+    if pred.shape != labels.shape:
+        raise ValueError(f"{tuple(pred.shape)} predictions but {tuple(labels.shape)} labels")
+    eye = torch.eye(n_classes)
+    return {"correct": (pred == labels).float(), "pred": eye[pred], "label": eye[labels]}
 
 
 def curve_area(radius: torch.Tensor, acc: torch.Tensor) -> float:
@@ -120,15 +167,15 @@ class BandAttribution:
     """Per-image, per-band results of :func:`band_attribution` (CPU tensors).
 
     occlusion  (N, K)  z_c(x) - z_c(x without band k)
-    keep_only  (N, K)  z_c(only band k) - z_c(black image)
+    keep_only  (N, K)  z_c(only band k) - z_c(black image)   (None if not computed)
     flip       (N, K)  prediction changes when band k is removed
-    keep_match (N, K)  band k alone gives the clean prediction
+    keep_match (N, K)  band k alone gives the clean prediction  (None if not computed)
     pred       (N,)    clean prediction c
     """
     occlusion: torch.Tensor
-    keep_only: torch.Tensor
+    keep_only: torch.Tensor | None
     flip: torch.Tensor
-    keep_match: torch.Tensor
+    keep_match: torch.Tensor | None
     pred: torch.Tensor
 
     @property
@@ -136,9 +183,11 @@ class BandAttribution:
         return self.occlusion.shape[1]
 
     def mean(self) -> dict[str, torch.Tensor]:
-        """Means over images: OF, keep-only, flip rate, keep-only match rate, each (K,)."""
-        return {"occlusion": self.occlusion.mean(0), "keep_only": self.keep_only.mean(0),
-                "flip_rate": self.flip.float().mean(0), "keep_match_rate": self.keep_match.float().mean(0)}
+        """Means over images: OF, flip rate and, if computed, keep-only and its match rate, each (K,)."""
+        out = {"occlusion": self.occlusion.mean(0), "flip_rate": self.flip.float().mean(0)}
+        if self.keep_only is not None:
+            out.update(keep_only=self.keep_only.mean(0), keep_match_rate=self.keep_match.float().mean(0))
+        return out
 
 
 def _band_onehots(h: int, w: int, device) -> torch.Tensor:
@@ -159,14 +208,18 @@ def band_components(x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def band_attribution(model, images: torch.Tensor, batch_size: int | None = None,
-                     chunk: int | None = None) -> BandAttribution:
-    """Occluded-frequency and keep-only attribution of every DCT band, batched."""
+                     chunk: int | None = None, keep_only: bool = True) -> BandAttribution:
+    """Occluded-frequency and (if ``keep_only``) keep-only attribution of every DCT band, batched.
+
+    Without ``keep_only`` the model sees 33 instead of 65 copies of each image.
+    """
     _check_images(images)
     device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     h, w = images.shape[-2:]
     n_bands = max(h, w)
-    chunk = chunk or max(1, (8 * batch_size) // (2 * n_bands + 1))
+    copies = 1 + n_bands * (2 if keep_only else 1)
+    chunk = chunk or max(1, (8 * batch_size) // copies)
     black = logits(model, torch.zeros(1, *images.shape[1:]), batch_size, precise=True)[0]
     parts = {k: [] for k in ("occlusion", "keep_only", "flip", "keep_match", "pred")}
     for s in range(0, images.shape[0], chunk):
@@ -174,20 +227,22 @@ def band_attribution(model, images: torch.Tensor, batch_size: int | None = None,
         n = x.shape[0]
         kept = band_components(x)                                           # (n, K, C, H, W)
         occluded = x[:, None] - kept
-        batch = torch.cat([x, occluded.flatten(0, 1), kept.flatten(0, 1)])
+        batch = torch.cat([x, occluded.flatten(0, 1)] + ([kept.flatten(0, 1)] if keep_only else []))
         z = logits(model, batch, batch_size, precise=True)            # differences of logits: fp32
         clean = z[:n]
         z_occ = z[n:n + n * n_bands].view(n, n_bands, -1)
-        z_keep = z[n + n * n_bands:].view(n, n_bands, -1)
         c = clean.argmax(1)
         idx = c[:, None, None].expand(n, n_bands, 1)
         zc = clean.gather(1, c[:, None])                                    # (n, 1)
-        parts["occlusion"].append((zc - z_occ.gather(2, idx)[..., 0]).cpu())
-        parts["keep_only"].append((z_keep.gather(2, idx)[..., 0] - black[c][:, None]).cpu())
-        parts["flip"].append((z_occ.argmax(2) != c[:, None]).cpu())
-        parts["keep_match"].append((z_keep.argmax(2) == c[:, None]).cpu())
-        parts["pred"].append(c.cpu())
-    return BandAttribution(**{k: torch.cat(v) for k, v in parts.items()})
+        parts["occlusion"].append(zc - z_occ.gather(2, idx)[..., 0])
+        parts["flip"].append(z_occ.argmax(2) != c[:, None])
+        parts["pred"].append(c)
+        if keep_only:
+            z_keep = z[n + n * n_bands:].view(n, n_bands, -1)
+            parts["keep_only"].append(z_keep.gather(2, idx)[..., 0] - black[c][:, None])
+            parts["keep_match"].append(z_keep.argmax(2) == c[:, None])
+    # one transfer to the CPU at the end, not one per chunk
+    return BandAttribution(**{k: torch.cat(v).cpu() if v else None for k, v in parts.items()})
 
 
 def positive_normalise(profile: torch.Tensor) -> torch.Tensor:
@@ -208,6 +263,14 @@ def upper_share(weights: torch.Tensor, start: int = UPPER_BAND) -> torch.Tensor:
     """Share of a (..., K) non-negative profile in bands ``>= start``."""
     w = torch.as_tensor(weights, dtype=torch.float64)
     return w[..., start:].sum(-1) / w.sum(-1)
+
+
+def shuffle_bands(profiles: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The band-shuffled null of per-image profiles (N, K): each row permuted at random."""
+    p = torch.as_tensor(profiles)
+    g = torch.Generator().manual_seed(seed)
+    order = torch.rand(p.shape, generator=g).argsort(-1)
+    return p.gather(-1, order.to(p.device))
 
 
 # ------------------------------------------------------ band spectra of images
@@ -249,6 +312,20 @@ def band_energy_share(x: torch.Tensor, start: int = UPPER_BAND, remove_dc: bool 
     return float(energy[start:].sum()) / total
 
 
+def upper_energy(x: torch.Tensor, start: int = UPPER_BAND, remove_dc: bool = True) -> dict:
+    """Per-image DCT energy in bands ``>= start`` and in all bands: ``{"upper": (N,), "total": (N,)}``.
+
+    The ratio of their means over a set of images is that set's energy share
+    in the upper bands (:func:`band_energy_share`); kept apart, the two
+    arrays let a bootstrap over images put an interval on the share.
+    """
+    _check_images(x)
+    if remove_dc:
+        x = x - x.mean((-2, -1), keepdim=True)
+    energy = spectral.dct_band_energy(x.double())
+    return {"upper": energy[:, start:].sum(1).float().cpu(), "total": energy.sum(1).float().cpu()}
+
+
 # ------------------------------------------------------------ tables, plots
 def attribution_summary(results: dict, start: int = UPPER_BAND):
     """One row per model: centroid and upper share of the positive-normalised
@@ -257,11 +334,13 @@ def attribution_summary(results: dict, start: int = UPPER_BAND):
     rows = {}
     for name, res in results.items():
         mean = res.mean()
-        p_of, p_ko = positive_normalise(mean["occlusion"]), positive_normalise(mean["keep_only"])
-        rows[name] = {"OF centroid": float(band_centroid(p_of)), f"OF share k≥{start}": float(upper_share(p_of, start)),
-                      "keep-only centroid": float(band_centroid(p_ko)),
-                      f"keep-only share k≥{start}": float(upper_share(p_ko, start)),
-                      "mean flip rate": float(mean["flip_rate"].mean()),
+        p_of = positive_normalise(mean["occlusion"])
+        row = {"OF centroid": float(band_centroid(p_of)), f"OF share k≥{start}": float(upper_share(p_of, start))}
+        if "keep_only" in mean:
+            p_ko = positive_normalise(mean["keep_only"])
+            row.update({"keep-only centroid": float(band_centroid(p_ko)),
+                        f"keep-only share k≥{start}": float(upper_share(p_ko, start))})
+        rows[name] = {**row, "mean flip rate": float(mean["flip_rate"].mean()),
                       f"flip rate k≥{start}": float(mean["flip_rate"][start:].mean()),
                       "images": res.occlusion.shape[0]}
     return pd.DataFrame(rows).T

@@ -1,17 +1,21 @@
 """Fourier heat maps (Yin, Gontijo Lopes, Shlens, Cubuk, Gilmer 2019).
 
 The heat map holds, for every centred frequency (i, j), the test error under
-``x + r * eps * U_ij`` clipped to [0, 1]:
+``x + r * eps * U_ij``:
 
-* ``U_ij`` is the real, unit-L2-norm Fourier basis image of
-  :func:`freqlib.spectral.fourier_basis` (one 32x32 image, the same in every
-  channel);
-* ``r`` is a random sign drawn independently per image and channel (as in
-  the reference implementation, google-research/frequency_analysis);
-* ``eps`` is the L2 norm of the perturbation **per channel**, with images in
-  [0, 1]. Yin et al. use eps = 4 for CIFAR-10 (15.7 for ImageNet); a
-  perturbation of norm 4 spread over 1024 pixels has a root-mean-square of
-  4/32 = 0.125 per pixel, comparable to Gaussian noise of std 0.125.
+* ``U_ij`` is the real, unit-L2-norm, phase-shifted Fourier basis image of
+  :func:`freqlib.spectral.fourier_basis`, ``sqrt(2 / HW) cos(theta + pi/4)``,
+  exactly the basis of the reference code (google-research
+  ``frequency_analysis``), one 32x32 image added to every channel;
+* ``r`` is a random sign drawn independently per image and channel (the
+  reference's ``rand_flip``);
+* ``eps`` is the L2 norm of the perturbation **per channel** on images with
+  pixel values in **[0, 1]** (the scale our models take). Yin et al. use
+  eps = 4 for CIFAR-10 (15.7 for ImageNet); a perturbation of norm 4 spread
+  over 1024 pixels has a root-mean-square of 4/32 = 0.125 per pixel, i.e.
+  32 grey levels of 255, comparable to Gaussian noise of std 0.125;
+* no clipping by default, as in the reference (``clip_min = clip_max = None``);
+  ``clip=True`` clips the perturbed image to [0, 1].
 
 ``U_ij`` and its mirror ``U_-i-j`` are the same image, so only the 514
 distinct bases of a 32x32 grid are evaluated and the map is filled
@@ -46,8 +50,9 @@ def distinct_frequencies(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: float = 4.0,
-                    seed: int = 0, batch_size: int | None = None, clip: bool = True) -> dict:
-    """Error rate of ``model`` under every Fourier-basis perturbation of L2 norm ``eps`` per channel.
+                    seed: int = 0, batch_size: int | None = None, clip: bool = False) -> dict:
+    """Error rate of ``model`` under every Fourier-basis perturbation of L2 norm ``eps`` per channel
+    (images in [0, 1]; unclipped unless ``clip``, as in the reference).
 
     Returns ``{"error": (H, W) centred map, "clean_error": float, "eps": eps,
     "n_images": N}`` (CPU tensors).
@@ -83,7 +88,7 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
     error = torch.empty(h, w)
     error[reps[:, 0], reps[:, 1]] = err_rep
     error[mirror[reps[:, 0], reps[:, 1], 0], mirror[reps[:, 0], reps[:, 1], 1]] = err_rep
-    return {"error": error, "clean_error": clean_error, "eps": eps, "n_images": n}
+    return {"error": error, "clean_error": clean_error, "eps": eps, "n_images": n, "clip": clip}
 
 
 def plot_heatmaps(maps: dict, title: str, labels: dict | None = None, vmax: float = 1.0):

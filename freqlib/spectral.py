@@ -222,16 +222,36 @@ def _binned_mean(values: torch.Tensor, idx: torch.Tensor, n_bins: int) -> torch.
 
 # ------------------------------------------------------ Fourier basis images
 def fourier_basis(h: int, w: int, device=None) -> torch.Tensor:
-    """Unit-L2-norm real Fourier basis images U_ij (Yin et al. 2019).
+    """Unit-L2-norm real Fourier basis images U_ij of Yin et al. (2019), as in
+    their reference code (google-research ``frequency_analysis``).
 
     Returns (H, W, H, W): entry [i, j] is the image whose centred spectrum is
-    non-zero only at (i, j) and its mirror (-i, -j), normalised to norm 1.
+    non-zero only at (i, j) and its mirror (-i, -j). The reference puts
+    ``(1 + 1j) / 2`` at the first of the pair (in row-major order) and the
+    conjugate at its mirror, which gives the phase-shifted wave
+
+        U_ij[y, x] = sqrt(2 / (H W)) * cos(theta + pi / 4),
+        theta = 2 pi (f_y y / H + f_x x / W),  (f_y, f_x) = (i - H//2, j - W//2),
+
+    with (f_y, f_x) taken at the first of the pair, so U_ij and its mirror are
+    one image. At the self-mirrored frequencies (the DC term and the Nyquist
+    points) theta is a multiple of pi and the formula reduces to the real
+    wave ``cos(theta) / sqrt(H W)``, as in the reference. The shift matters
+    pixel-wise: a wave of period 4 pixels under a plain cosine is zero at every
+    other pixel and sqrt(2) times larger at the rest; shifted, every pixel has
+    the same magnitude.
     """
-    eye = torch.zeros(h * w, h, w, dtype=torch.complex64, device=device)
-    eye.view(h * w, h * w)[torch.arange(h * w), torch.arange(h * w)] = 1.0
-    imgs = inverse_centred_dft(eye)
-    imgs = imgs / imgs.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]
-    return imgs.reshape(h, w, h, w)
+    i = torch.arange(h, dtype=torch.float64)[:, None].expand(h, w)
+    j = torch.arange(w, dtype=torch.float64)[None, :].expand(h, w)
+    mi, mj = (2 * (h // 2) - i) % h, (2 * (w // 2) - j) % w
+    first = (i * w + j) <= (mi * w + mj)                     # the pair's first member in row-major order
+    fy = torch.where(first, i - h // 2, mi - h // 2)
+    fx = torch.where(first, j - w // 2, mj - w // 2)
+    y = torch.arange(h, dtype=torch.float64)
+    x = torch.arange(w, dtype=torch.float64)
+    theta = 2 * math.pi * (fy[:, :, None, None] * y[:, None] / h + fx[:, :, None, None] * x[None, :] / w)
+    basis = math.sqrt(2.0 / (h * w)) * torch.cos(theta + math.pi / 4)
+    return basis.to(device=device, dtype=torch.float32)
 
 
 def perturb_amplitude(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None,

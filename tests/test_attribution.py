@@ -77,18 +77,83 @@ def test_occlusion_attribution_finds_the_only_band_a_model_sees():
     assert abs(float(A.band_centroid(p)) - 21) < 0.05
 
 
-def test_filtered_accuracy_matches_direct_filtering():
+@pytest.mark.parametrize("rescale", [None, "per_image_max"])
+def test_filtered_accuracy_matches_direct_filtering(rescale):
     torch.manual_seed(1)
     model = build_model("fastnet", (8, 16, 32)).eval()
     x, y = torch.rand(30, 3, 32, 32), torch.randint(0, 10, (30,))
     radii = [0, 3, 8, 16]
-    got = A.filtered_accuracy(model, x, y, radii, batch_size=32, chunk=7)
+    got = A.filtered_accuracy(model, x, y, radii, rescale=rescale, batch_size=32, chunk=7)
+    assert got["low_pred"].shape == (30, 4) and got["rescale"] == rescale
     for i, r in enumerate(radii):
         with torch.no_grad():
-            low = (model(spectral.low_pass(x, r)).argmax(1) == y).float().mean()
-            high = (model(spectral.high_pass(x, r)).argmax(1) == y).float().mean()
-        assert abs(float(got["low"][i]) - float(low)) < 1e-6
-        assert abs(float(got["high"][i]) - float(high)) < 1e-6
+            low, high = spectral.low_pass(x, r), spectral.high_pass(x, r)
+            if rescale == "per_image_max":      # HFC: every image divided by its own maximum
+                low = low / low.amax((1, 2, 3), keepdim=True).clamp(min=1e-12)
+                high = high / high.amax((1, 2, 3), keepdim=True)
+            p_low, p_high = model(low).argmax(1), model(high).argmax(1)
+        assert torch.equal(got["low_pred"][:, i], p_low) and torch.equal(got["high_pred"][:, i], p_high)
+        assert abs(float(got["low"][i]) - float((p_low == y).float().mean())) < 1e-6
+        assert abs(float(got["high"][i]) - float((p_high == y).float().mean())) < 1e-6
+
+
+class InputProbe(nn.Module):
+    """Records the largest value of every image it is fed; predicts class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(1), requires_grad=False)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().amax((1, 2, 3)))
+        return torch.zeros(x.shape[0], 10).index_fill_(1, torch.tensor([0]), 1.0)
+
+
+def test_per_image_max_rescaling():
+    x = torch.rand(6, 3, 32, 32) * torch.linspace(0.2, 1.0, 6)[:, None, None, None]
+    r = A.rescale_images(x)
+    assert torch.allclose(r.amax((1, 2, 3)), torch.ones(6))
+    assert torch.allclose(r * x.amax((1, 2, 3), keepdim=True), x)
+    zeros = torch.zeros(2, 3, 32, 32)                    # the low-pass at r = 0: left as it is
+    assert torch.equal(A.rescale_images(zeros), zeros)
+    assert A.rescale_images(x, None) is x
+    with pytest.raises(ValueError, match="rescale"):
+        A.rescale_images(x, "per_channel")
+    # the model sees every filtered image with maximum 1 (except the all-zero low-pass at r = 0) ...
+    probe = InputProbe()
+    A.filtered_accuracy(probe, x, torch.zeros(6, dtype=torch.long), [0, 2, 5], batch_size=64)
+    seen = torch.cat(probe.seen)
+    assert ((seen - 1).abs() < 1e-5).sum() == len(seen) - 6 and (seen == 0).sum() == 6
+    # ... so the HFC convention is blind to the images' scale, and the raw convention is not
+    model = build_model("fastnet", (8, 16, 32)).eval()
+    y = torch.randint(0, 10, (6,))
+    a = A.filtered_accuracy(model, x, y, [0, 4], rescale="per_image_max")
+    b = A.filtered_accuracy(model, 0.5 * x, y, [0, 4], rescale="per_image_max")
+    assert torch.equal(a["high_pred"], b["high_pred"]) and torch.equal(a["low_pred"][:, 1], b["low_pred"][:, 1])
+
+
+def test_chance_agreement_is_zero_for_a_constant_answer():
+    from freqlib.verdicts import bootstrap
+    y = torch.tensor([0, 1, 1, 2, 2, 2, 3, 3, 3, 3] * 20)
+    stat = lambda m: m["correct"] - (m["pred"] * m["label"]).sum(-1)      # noqa: E731
+    const = A.chance_agreement(torch.full_like(y, 3), y)
+    assert float(const["correct"].mean()) == pytest.approx(0.4)          # a constant "3" is right 40% of the time
+    e = bootstrap(stat, const, n_boot=300)
+    assert e.value == pytest.approx(0.0, abs=1e-6) and e.low <= 0 <= e.high + 1e-6
+    perfect = bootstrap(stat, A.chance_agreement(y, y), n_boot=300)
+    assert perfect.value == pytest.approx(1 - (0.1 ** 2 + 0.2 ** 2 + 0.3 ** 2 + 0.4 ** 2)) and perfect.low > 0.5
+    with pytest.raises(ValueError, match="labels"):
+        A.chance_agreement(y[:5], y)
+
+
+def test_band_shuffled_null_has_no_band_preference():
+    of = torch.zeros(400, 32)
+    of[:, 20] = 1.0                                      # all attribution in one upper band
+    shuffled = A.shuffle_bands(of, seed=3)
+    assert torch.equal(shuffled.sort(1).values, of.sort(1).values)        # a permutation of each row
+    assert float(A.upper_share(A.positive_normalise(of.mean(0)))) == 1.0
+    assert float(A.upper_share(A.positive_normalise(shuffled.mean(0)))) == pytest.approx(0.5, abs=0.06)
 
 
 def test_summaries():
@@ -108,6 +173,8 @@ def test_summaries():
 def test_band_energy_share_of_noise_and_smooth_images():
     noise = torch.randn(64, 3, 32, 32)
     assert A.band_energy_share(noise) == pytest.approx(768 / 1023, abs=0.02)
+    e = A.upper_energy(noise)
+    assert float(e["upper"].sum() / e["total"].sum()) == pytest.approx(A.band_energy_share(noise), rel=1e-4)
     smooth = spectral.low_pass(torch.rand(16, 3, 32, 32), 4)
     assert A.band_energy_share(smooth) < 0.01
     mag = A.band_magnitude(noise)
@@ -143,6 +210,47 @@ def test_heatmap_flags_exactly_the_frequency_a_model_sees():
     assert err[hot].min() > 0.25            # a random-sign push of norm >= 1 flips about half
     assert err[hot][0] == err[hot][1]       # U_ij and its mirror are one image
     assert err[~hot].max() == 0             # orthogonal frequencies never matter
+
+
+def test_heatmap_does_not_clip_by_default():
+    probe = InputProbe()
+    x = torch.full((4, 3, 32, 32), 0.99)
+    fourier_heatmap(probe, x, torch.zeros(4, dtype=torch.long), eps=4.0, batch_size=600)
+    assert max(float(s.max()) for s in probe.seen) > 1.05          # x + 4 U_ij leaves [0, 1]: no clipping
+    probe.seen.clear()
+    res = fourier_heatmap(probe, x, torch.zeros(4, dtype=torch.long), eps=4.0, batch_size=600, clip=True)
+    assert max(float(s.max()) for s in probe.seen) <= 1.0 and res["clip"]
+
+
+def test_fourier_basis_is_the_reference_phase_shifted_basis():
+    h, w = 32, 32
+    basis = spectral.fourier_basis(h, w)
+    assert basis.dtype == torch.float32 and basis.shape == (h, w, h, w)
+    assert torch.allclose(basis.flatten(2).norm(dim=-1), torch.ones(h, w), atol=1e-5)   # unit norm
+    reps, mirror = distinct_frequencies(h, w)
+    i, j = reps[:, 0], reps[:, 1]
+    assert torch.equal(basis[i, j], basis[mirror[i, j, 0], mirror[i, j, 1]])   # a pair is one image
+    # the reference's recipe, built independently: (1+1j)/2 at the pair's first member, its
+    # conjugate at the mirror, inverse centred DFT, times sqrt(HW), real part
+    for (a, b) in [(16, 20), (3, 29), (0, 5), (16, 16), (0, 0), (0, 16), (20, 0)]:
+        spec = torch.zeros(h, w, dtype=torch.complex128)
+        ma, mb = (32 - a) % 32, (32 - b) % 32
+        fa, fb = ((a, b), (ma, mb)) if a * w + b <= ma * w + mb else ((ma, mb), (a, b))
+        if fa == fb:
+            spec[fa] = 1.0
+        else:
+            spec[fa], spec[fb] = 0.5 + 0.5j, 0.5 - 0.5j
+        img = torch.fft.ifft2(torch.fft.ifftshift(spec))
+        assert img.imag.abs().max() < 1e-12                                 # a real image
+        assert torch.allclose(basis[a, b].double(), (h * w) ** 0.5 * img.real, atol=1e-6), (a, b)
+    # the phase shift: sqrt(2/HW) cos(theta + pi/4), not cos(theta), for a wave of period 4 along x;
+    # (16, 8) (frequency (0, -8)) comes first in row-major order, so its theta is used for both
+    x = torch.arange(w, dtype=torch.float64)
+    shifted = (2 / (h * w)) ** 0.5 * torch.cos(2 * math.pi * -8 * x / w + math.pi / 4)
+    for row in (0, 5, 31):
+        assert torch.allclose(basis[16, 8, row].double(), shifted, atol=1e-6)
+        assert torch.allclose(basis[16, 24, row].double(), shifted, atol=1e-6)
+    assert basis[16, 24].abs().min() > 0.99 * basis[16, 24].abs().max()    # every pixel moves, none is zero
 
 
 def test_distinct_frequencies_cover_the_grid_once():

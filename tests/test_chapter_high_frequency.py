@@ -1,37 +1,63 @@
-"""Chapter 01 (Paper A) executes at profile=smoke and glues computed verdicts."""
+"""Chapter 01 (Paper A) executes at profile=smoke, and its verdicts follow from the glued
+numbers and their intervals under the criteria of freqlib.paper_a."""
 import json
 import math
+import re
 
 import nbformat
 
-from freqlib.verdicts import VERDICTS, verdict
+from freqlib import paper_a
+from freqlib.verdicts import VERDICTS, Estimate, verdict
 
 
-def test_chapter_glues_computed_verdicts(executed_chapter):
+def _estimate(d: dict) -> Estimate:
+    return Estimate(d["value"], d["low"], d["high"], d["over"], d["n"])
+
+
+def test_verdicts_follow_from_the_glued_numbers(executed_chapter):
     path, glued = executed_chapter("01")
-    for key in ("profile", "variant", "numbers", "claims", "A1_verdict", "A2_verdict", "A3_verdict"):
+    for key in ("profile", "variant", "numbers", "claims", "deviations", "A1_verdict", "A2_verdict", "A3_verdict"):
         assert key in glued, f"{key} not glued"
     assert glued["profile"] == "smoke"
-    d = json.loads(glued["numbers"])   # JSON, so an undefined share (NaN) survives
-    for key in ("st_high_small", "st_low_small", "at_low_small", "st_of_upper", "at_of_upper",
-                "st_of_centroid", "at_of_centroid", "image_upper", "pgd_st_upper"):
-        assert isinstance(d[key], float) and math.isfinite(d[key]), (key, d.get(key))
-    assert 0 <= d["st_high_small"] <= 1 and 0 <= d["image_upper"] <= 1
-    assert 0 <= d["st_of_centroid"] <= 31
-    # the verdicts follow from the glued numbers (same rules as the chapter's criteria)
-    expected = {
-        "A1": verdict([d["st_high_small"] >= 0.2, d["st_of_upper"] > d["at_of_upper"]]),
-        "A2": verdict([d["pgd_st_upper"] > d["image_upper"], d["square_st_upper"] > d["image_upper"],
-                       d["pgd_st_upper"] > 0.5]),
-        "A3": verdict([d["at_of_centroid"] < d["st_of_centroid"], d["at_low_small"] > d["st_low_small"]]),
-    }
-    for cid, want in expected.items():
-        assert glued[f"{cid}_verdict"] in VERDICTS
-        assert glued[f"{cid}_verdict"] == want, cid
-        assert glued[f"{cid}_ours"], f"{cid} has no summary of our numbers"
-    ledger = json.loads(glued["claims"])
-    assert [row["claim"] for row in ledger] == ["A1", "A2", "A3"]
-    assert all(row["variant"] == glued["variant"] for row in ledger)
+    numbers = {k: _estimate(v) for k, v in json.loads(glued["numbers"]).items()}
+    claims = paper_a.claims(int(glued["r_small"]))
+    ledger = {row["claim"]: row for row in json.loads(glued["claims"])}
+    assert list(ledger) == ["A1", "A2", "A3"]
+    for claim in claims:
+        row = ledger[claim.id]
+        assert row["variant"] == glued["analysis_variant"]
+        # every criterion was judged on its own number, with an interval around the value
+        assert len(row["states"]) == len(claim.criteria)
+        for crit, state in zip(claim.criteria, row["states"]):
+            e = numbers[crit.key]
+            assert crit.key in row["numbers"]
+            if math.isfinite(e.value):
+                assert e.low <= e.value <= e.high and e.over != "exact", crit.key
+            assert crit.judge(numbers) == state, (claim.id, crit.key, e)
+        assert glued[f"{claim.id}_verdict"] in VERDICTS
+        assert glued[f"{claim.id}_verdict"] == verdict(row["states"]) == row["verdict"]
+        # one training seed at smoke, judged on its own as well
+        assert row["seed_verdicts"] == [row["verdict"]]
+        # ours shows intervals
+        assert glued[f"{claim.id}_ours"] and "[" in glued[f"{claim.id}_ours"], claim.id
+        # the JPEG pixels of the same images were judged by the same criteria
+        jpeg = row["variants"]["JPEG-q75 pixels"]
+        assert len(jpeg["states"]) == len(claim.criteria) and jpeg["verdict"] in VERDICTS
+        assert jpeg["verdict"] == verdict(jpeg["states"])
+
+
+def test_deviations_are_listed_with_dated_criterion_changes(executed_chapter):
+    _, glued = executed_chapter("01")
+    dev = json.loads(glued["deviations"])
+    assert dev["chapter"] == "01"
+    rows = dev["rows"]
+    criteria = [r for r in rows if r["aspect"] == "criterion"]
+    assert len(criteria) == 3 and all(r["date"] == "2026-11-24" for r in criteria)
+    text = " ".join(r["paper"] + " " + r["ours"] for r in rows)
+    for topic in ("JPEG", "SimBA", "Square", "band 31", "maximum", "cos(θ + π/4)", "un-normalised"):
+        assert topic in text, topic
+    measured = [r for r in rows if r["effect"] != "not measured"]
+    assert len(measured) >= 4                # JPEG, rescaling, band 31, the reference's spectrum metric
 
 
 def test_chapter_figures_and_no_errors(executed_chapter):
@@ -42,7 +68,20 @@ def test_chapter_figures_and_no_errors(executed_chapter):
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(figures) >= 10, f"only {len(figures)} figures"
     # every glue reference in the prose names a glued value
-    import re
     refs = {m for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
     missing = {r for r in refs if r.split(":")[0] not in glued}
     assert not missing, f"prose refers to unglued names: {sorted(missing)}"
+    cites = {m for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"\{cite:[tp]\}`([^`]+)`", c.source)}
+    assert {"wang2020towards", "wang2020high", "guo2019simple", "yin2019fourier"} <= cites
+
+
+def test_source_notebook_is_clean():
+    from pathlib import Path
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "01_high_frequency_reliance.ipynb", 4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("profile", "device", "seed", "seeds"):
+        assert re.search(rf"^{name} = ", params[0].source, re.M), name

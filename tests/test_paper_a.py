@@ -1,0 +1,281 @@
+"""Paper A's criteria (freqlib.paper_a): every criterion fails for some input and holds
+for another, shown on constructed numbers, on nulls and on models trained on
+planted-frequency data, whose answer is known; SimBA keeps its budgets, matches a
+one-image-at-a-time run of Guo et al.'s algorithm, and fools a planted model more
+often than its null does."""
+import functools
+
+import pytest
+import torch
+
+from freqlib import attacks, attribution as A, paper_a, spectral
+from freqlib.data import planted_frequency_dataset
+from freqlib.models import build_model
+from freqlib.train import TrainConfig, train_model
+from freqlib.verdicts import Estimate, bootstrap
+
+boot = functools.partial(bootstrap, n_boot=400, seed=0)
+R_SMALL = 4
+CLAIMS = {c.id: c for c in paper_a.claims(R_SMALL)}
+CRITERIA = {k.key: k for c in CLAIMS.values() for k in c.criteria}
+
+
+def judge(key, evidence):
+    """State of criterion ``key`` on the estimate of ``evidence``."""
+    return CRITERIA[key].judge(paper_a.numbers({key: evidence}, boot, descriptive=False))
+
+
+# ------------------------------------------------------------ constructed numbers
+def test_claims_have_distinct_criteria_each_with_a_statistic():
+    keys = [k.key for c in CLAIMS.values() for k in c.criteria]
+    assert len(keys) == len(set(keys)) == 8                  # no two criteria (or claims) share a number
+    assert set(keys) == set(paper_a.STATISTICS)
+    a1 = {k.key for k in CLAIMS["A1"].criteria}
+    assert not any("at" in k.split("_") for k in a1)          # A1 is about ST alone, A3 compares AT and ST
+
+
+@pytest.mark.parametrize("key", sorted(CRITERIA))
+def test_every_criterion_holds_fails_or_stays_undecided_on_constructed_numbers(key):
+    c = CRITERIA[key]
+    t = c.above if c.above is not None else c.below
+    up, down = Estimate(t + 0.1, t + 0.05, t + 0.15), Estimate(t - 0.1, t - 0.15, t - 0.05)
+    good, bad = (up, down) if c.above is not None else (down, up)
+    assert c.judge({key: good}) == "holds"
+    assert c.judge({key: bad}) == "fails"
+    assert c.judge({key: Estimate(t, t - 0.05, t + 0.05)}) == "undecided"
+    assert c.judge({key: paper_a.numbers({key: None}, boot)[key]}) == "undecided"   # no evidence: no pass
+
+
+def test_chance_corrected_accuracy_fails_for_a_constant_model_and_holds_for_a_good_one():
+    y = torch.randint(0, 10, (300,), generator=torch.Generator().manual_seed(0))
+    const = A.chance_agreement(torch.full_like(y, 7), y)
+    assert judge("st_high_small_over_chance", const) == "fails"        # exactly 0: a constant answer
+    noisy = torch.where(torch.rand(300, generator=torch.Generator().manual_seed(1)) < 0.5, y, (y + 3) % 10)
+    assert judge("st_high_small_over_chance", A.chance_agreement(noisy, y)) == "holds"
+
+
+def _band_profiles(band: int, n: int = 200, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    of = 0.05 * torch.randn(n, 32, generator=g)
+    of[:, band] += 1.0 + 0.2 * torch.rand(n, generator=g)
+    return of
+
+
+def test_attribution_criteria_on_constructed_profiles():
+    high, low = _band_profiles(22), _band_profiles(3, seed=1)
+    for of, want in ((high, "holds"), (low, "fails")):
+        ev = {"of": of, "shuffled": A.shuffle_bands(of, seed=2)}
+        assert judge("st_of_upper_over_shuffled", ev) == want
+    assert judge("at_minus_st_of_centroid", {"st": high, "at": low}) == "holds"
+    assert judge("at_minus_st_of_centroid", {"st": low, "at": high}) == "fails"
+
+
+def test_spectrum_criteria_on_constructed_perturbations():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(64, 3, 32, 32, generator=g)
+    null = attacks.null_linf(torch.full((64, 3, 32, 32), 0.5), 8 / 255, seed=1)
+    high = noise - spectral.low_pass(noise, 10)
+    low = spectral.low_pass(noise, 6)
+    assert judge("pgd_st_upper_over_null", paper_a.perturbation_evidence(high, null)) == "holds"
+    assert judge("pgd_st_upper_over_null", paper_a.perturbation_evidence(low, null)) == "fails"
+    # a null against another draw of the same null: no tilt either way
+    other = attacks.null_linf(torch.full((64, 3, 32, 32), 0.5), 8 / 255, seed=2)
+    e = paper_a.numbers({"pgd_st_upper_over_null": paper_a.perturbation_evidence(other, null)}, boot)
+    assert abs(e["pgd_st_upper_over_null"].value) < 0.01
+    assert e["pgd_null_upper"].value == pytest.approx(768 / 1023, abs=0.01)      # white noise: 3/4 in k >= 16
+    assert judge("pgd_st_minus_at_upper", paper_a.pair_evidence(high, low)) == "holds"
+    assert judge("pgd_st_minus_at_upper", paper_a.pair_evidence(low, high)) == "fails"
+    with pytest.raises(ValueError, match="same non-empty shape"):
+        paper_a.perturbation_evidence(high, null[:3])
+
+
+def test_evidence_must_be_paired():
+    y = torch.arange(20) % 10
+    cur = {"radius": torch.tensor([0.0, 4.0]), "labels": y, "low_pred": torch.zeros(20, 2).long(),
+           "high_pred": torch.zeros(20, 2).long()}
+    with pytest.raises(ValueError, match="r_small"):
+        paper_a.filtered_evidence(cur, cur, 6)
+    with pytest.raises(ValueError, match="same images"):
+        paper_a.filtered_evidence(cur, dict(cur, labels=y.flip(0)), 4)
+
+
+# --------------------------------------------------- planted-frequency ground truth
+@functools.lru_cache(maxsize=None)
+def planted():
+    """Fast nets trained on planted-high and planted-low data, and held-out images carrying
+    both bands' class signals: the same seed gives both sets the same labels and background,
+    so every model can be scored, and compared, on the same images."""
+    n_train, n = 1536, 1536 + 192
+    sets = {b: planted_frequency_dataset(n, b, n_classes=4, signal=0.15, seed=0) for b in ("high", "low")}
+    y = sets["high"][1]
+    assert torch.equal(y, sets["low"][1])
+    background = planted_frequency_dataset(n, "high", n_classes=4, signal=0.0, seed=0)[0]
+    models = {}
+    for band, (x, _, _) in sets.items():
+        cfg = TrainConfig(arch="fastnet", widths=(8, 16, 32), epochs=3, batch_size=128, lr=0.2, n_train=n_train,
+                          flip=False, translate=0, label_smoothing=0.0, seed=0)
+        torch.manual_seed(0)
+        model = build_model("fastnet", (8, 16, 32), num_classes=4)
+        train_model(model, x[:n_train], y[:n_train], cfg)
+        models[band] = model.eval()
+    both = (sets["high"][0] + sets["low"][0] - background).clamp(0, 1)[n_train:]
+    return models, both, y[n_train:]
+
+
+def test_planted_models_read_their_band():
+    models, x, y = planted()
+    for band, m in models.items():
+        acc = float((m(x).argmax(1) == y).float().mean())
+        assert acc > 0.9, (band, acc)
+
+
+def test_a1_and_a3_on_planted_models():
+    models, x, y = planted()
+    curves = {b: A.filtered_accuracy(m, x, y, [0, R_SMALL]) for b, m in models.items()}
+    attr = {b: A.band_attribution(m, x[:96], keep_only=False) for b, m in models.items()}
+    for st, at, want in (("high", "low", "holds"), ("low", "high", "fails")):
+        ev = {**paper_a.filtered_evidence(curves[st], curves[at], R_SMALL),
+              **paper_a.attribution_evidence(attr[st], attr[at])}
+        states = {k: CRITERIA[k].judge(paper_a.numbers(ev, boot)) for k in ev}
+        # A1: a model of the high band predicts from high-passed images and attributes to high bands;
+        # one of the low band does neither (its high-pass accuracy is at chance: undecided or failed)
+        assert states["st_of_upper_over_shuffled"] == want, (st, states)
+        assert states["st_high_small_over_chance"] == "holds" if st == "high" else \
+            states["st_high_small_over_chance"] in ("fails", "undecided")
+        # A3: the low-band model as "AT" has the lower centroid and the better low-pass accuracy
+        assert states["at_minus_st_of_centroid"] == want and states["at_minus_st_low_small"] == want, (st, states)
+
+
+def test_a2_on_planted_models():
+    models, x, y = planted()
+    xs, ys = x[:64], y[:64]
+    pgd = {b: attacks.pgd_linf(m, xs, ys, steps=5) for b, m in models.items()}
+    for st, at, want in (("high", "low", "holds"), ("low", "high", "fails")):
+        ev = paper_a.perturbation_evidence(pgd[st].delta, attacks.null_linf(xs, 8 / 255, seed=1))
+        assert judge("pgd_st_upper_over_null", ev) == want, st
+        assert judge("pgd_st_minus_at_upper", paper_a.pair_evidence(pgd[st].delta, pgd[at].delta)) == want, st
+
+
+# ------------------------------------------------------------------------- SimBA
+def _simba_by_hand(model, x, y, order, eps, iters, budget, to_image):
+    """Algorithm 1 of Guo et al. for one image at a time, as a check on the batched version."""
+    deltas = []
+    for i in range(len(x)):
+        coef = torch.zeros(order.shape[1])
+        z = model(x[i:i + 1])
+        p, queries = z.softmax(1)[0, y[i]], 1
+        fooled = bool(z.argmax(1) != y[i])
+        for t in range(iters):
+            if fooled or queries + 1 > budget:
+                break
+            for sign in (1.0, -1.0):
+                if sign < 0 and queries + 1 > budget:
+                    break
+                cand = coef.clone()
+                cand[order[i, t]] += sign * eps
+                z = model((x[i:i + 1] + to_image(cand[None])).clamp(0, 1))
+                queries += 1
+                if z.softmax(1)[0, y[i]] < p:
+                    coef, p, fooled = cand, z.softmax(1)[0, y[i]], bool(z.argmax(1) != y[i])
+                    break
+        deltas.append(((x[i:i + 1] + to_image(coef[None])).clamp(0, 1) - x[i:i + 1])[0])
+    return torch.stack(deltas)
+
+
+@pytest.mark.parametrize("basis", ["pixel", "dct"])
+def test_simba_matches_the_algorithm_run_image_by_image(basis):
+    torch.manual_seed(0)
+    model = build_model("fastnet", (8, 16, 32)).eval()
+    x = 0.2 + 0.6 * torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    iters, budget, eps = 12, 20, 0.2
+    res = attacks.simba(model, x, y, basis=basis, eps=eps, max_iters=iters, max_queries=budget, freq_dims=6,
+                        seed=3, check_every=5)
+    n_dirs, to_image = attacks._simba_space(x.shape[1:], basis, 6)
+    order = torch.rand(4, n_dirs, generator=torch.Generator().manual_seed(3)).argsort(1)
+    with torch.no_grad():
+        want = _simba_by_hand(model, x, y, order, eps, iters, budget, to_image)
+    assert torch.allclose(res.delta, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("basis", ["pixel", "dct"])
+def test_simba_respects_its_budgets(basis):
+    torch.manual_seed(0)
+    model = build_model("fastnet", (8, 16, 32)).eval()
+    x = 0.3 + 0.4 * torch.rand(12, 3, 32, 32)                 # mid-range pixels: no clipping
+    with torch.no_grad():
+        y = model(x).argmax(1)                                 # attack the model's own answers
+        p0 = model(x).softmax(1).gather(1, y[:, None])[:, 0]
+    res = attacks.simba(model, x, y, basis=basis, eps=0.2, max_iters=40, max_queries=50, freq_dims=8)
+    assert (res.queries <= 50).all() and (res.queries >= 1).all() and (res.steps <= 40).all()
+    assert res.queries.max() > 40                              # some image needed second tries
+    l2 = res.delta.flatten(1).norm(dim=1)
+    assert torch.allclose(l2, 0.2 * res.steps.sqrt(), atol=1e-4)   # orthogonal steps of norm eps
+    with torch.no_grad():
+        p1 = model(res.adv).softmax(1).gather(1, y[:, None])[:, 0]
+    assert (p1 <= p0 + 1e-6).all() and (p1 < p0).any()         # every accepted step lowers p(y)
+    if basis == "pixel":
+        assert res.delta.abs().max() <= 0.2 + 1e-6
+        assert ((res.delta.abs().flatten(1) > 0).sum(1) == res.steps).all()
+    else:                                                      # SimBA-DCT: only the 8x8 lowest frequencies move
+        coeffs = spectral.dct2(res.delta)
+        assert coeffs[..., 8:, :].abs().max() < 1e-5 and coeffs[..., :, 8:].abs().max() < 1e-5
+        e = A.upper_energy(res.delta[res.perturbed])
+        assert float(e["upper"].sum() / e["total"].sum()) < 1e-8
+    wrong = attacks.simba(model, x, (y + 1) % 10, basis=basis, max_iters=5)
+    assert not wrong.perturbed.any() and (wrong.queries == 1).all()   # misclassified: one query, untouched
+    with pytest.raises(ValueError, match="basis"):
+        attacks.simba(model, x, y, basis="wavelet")
+
+
+def test_nulls_keep_the_budget_of_their_attack():
+    x = torch.full((8, 3, 32, 32), 0.5)
+    d = attacks.null_linf(x, 8 / 255, seed=0)
+    assert torch.allclose(d.abs(), torch.full_like(d, 8 / 255))
+    e = A.upper_energy(d)
+    assert float(e["upper"].sum() / e["total"].sum()) == pytest.approx(0.75, abs=0.02)
+    steps = torch.tensor([0, 1, 5, 10, 50, 100, 200, 300])
+    d = attacks.null_simba(x, steps, "pixel", eps=0.2, seed=0)
+    assert torch.equal((d.abs().flatten(1) > 0).sum(1), steps) and d.abs().max() <= 0.2 + 1e-6
+    steps = steps.clamp(max=192)                               # 3 x 8 x 8 low DCT directions
+    d = attacks.null_simba(x, steps, "dct", eps=0.2, freq_dims=8, seed=0)
+    assert torch.allclose(d.flatten(1).norm(dim=1), 0.2 * steps.float().sqrt(), atol=1e-4)
+    assert spectral.dct2(d)[..., 8:, :].abs().max() < 1e-5
+    with pytest.raises(ValueError, match="steps"):
+        attacks.null_simba(x, steps[:3], "pixel")
+
+
+class PlantedReader(torch.nn.Module):
+    """Two-class linear model that reads only the planted high band (12 <= r < 16): logits
+    (-s, s) with s the projection of x - 0.5 on a random template confined to that band."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        band = spectral.high_pass(spectral.low_pass(noise, 16), 12)
+        self.template = torch.nn.Parameter(band / band.norm(), requires_grad=False)
+
+    def forward(self, x):
+        s = ((x - 0.5) * self.template).flatten(1).sum(1) * 20
+        return torch.stack([-s, s], 1)
+
+
+def test_simba_fools_a_planted_band_model_more_than_its_null():
+    model = PlantedReader()
+    x, _, _ = planted_frequency_dataset(96, "high", n_classes=4, signal=0.15, seed=5)
+    with torch.no_grad():
+        y = model(x).argmax(1)                                     # its own answers: all correct
+    res = attacks.simba(model, x, y, basis="pixel", eps=0.2, max_iters=150, seed=0)
+    null = attacks.null_simba(x, res.steps, "pixel", eps=0.2, seed=1)
+    with torch.no_grad():
+        fooled_null = (model(x + null).argmax(1) != y).float()
+    fooled = (res.adv_pred != y).float()
+    diff = boot(lambda m: m["a"] - m["b"], {"a": fooled, "b": fooled_null})
+    assert diff.low > 0, (fooled.mean(), fooled_null.mean())
+    # its accepted steps lean toward the band the model reads: more energy there than the null's
+    band = spectral.radial_mask(32, 32, 16) - spectral.radial_mask(32, 32, 12)
+    in_band = lambda d: (spectral.power_spectrum(d) * band).flatten(1).sum(1) / spectral.power_spectrum(d).flatten(1).sum(1)  # noqa: E731
+    keep = res.perturbed
+    lean = boot(lambda m: m["a"] - m["b"], {"a": in_band(res.delta[keep]), "b": in_band(null[keep])})
+    assert lean.low > 0, lean
