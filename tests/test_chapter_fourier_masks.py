@@ -27,7 +27,7 @@ def test_every_claim_has_a_computed_verdict(chapter, rows):
     assert sorted(rows) == ["C1", "C2", "C3", "C4"]
     for cid, row in rows.items():
         assert glued[f"{cid}_verdict"] == row["verdict"] in VERDICTS
-        marks = [part.strip()[0] for part in row["criteria"].split("; ")]
+        marks = re.findall(r"(?:^|; )([✔✘?]) ", row["criteria"])
         assert marks and set(marks) <= set(SYMBOLS.values())            # ✔ ✘ or ? (undecided)
         assert marks == [SYMBOLS[s] for s in row["states"]]
         assert row["verdict"] == verdict(row["states"])                  # derived, not typed
