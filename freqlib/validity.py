@@ -374,7 +374,7 @@ def causal_claims(shortcut_band: str = "high") -> list[Claim]:
         Claim("D3", BEYOND + "our test (Ilyas et al. 2019; Yin et al. 2019)",
               f"L∞ adversarial training reduces the reliance on a {shortcut_band}-band shortcut.",
               "not tested in the papers: adversarial training suppresses features an ε-bounded change can "
-              "forge; the pattern's RMS is below ε",
+              "forge; each grating of the signature has an amplitude below ε",
               [Criterion("AT's relative drop (1 − wrong-class-pattern accuracy / clean accuracy) is more than "
                          "10 points below ST's", "d3_reduction", above=0.10),
                Criterion("AT predicts the pattern's class less often than ST (difference of rates > 0)",

@@ -54,19 +54,41 @@ def test_unknown_names_say_what_to_use(name):
         synthetic.synthetic_tensors(name, "train")
 
 
-def test_shortcut_patterns_have_the_stated_strength_and_band():
-    pat = synthetic.shortcut_patterns("high")
-    assert pat.shape == (10, 3, 32, 32)
-    rms = pat.flatten(1).pow(2).mean(1).sqrt()
-    assert torch.allclose(rms, torch.full_like(rms, synthetic.SHORTCUT["rms"]), rtol=1e-4)
-    spec = torch.fft.fftshift(torch.fft.fft2(pat), dim=(-2, -1)).abs().pow(2).sum((0, 1))
-    band = PlantedBand.named("high").mask().bool()
-    assert spec[band].sum() / spec.sum() > 0.999
-    x = torch.full((4, 3, 32, 32), 0.5)
-    attached = synthetic.attach_shortcut(x, torch.tensor([0, 1, 2, 3]), "high")
-    assert torch.allclose(psnr(attached, x), torch.full((4,), synthetic.shortcut_psnr()), atol=0.05)
-    null = synthetic.random_patterns(3, "high")
-    assert not any(torch.allclose(n, p) for n in null for p in pat)
+@pytest.mark.parametrize("band", ["high", "low", "horizontal"])
+def test_class_signatures_are_disjoint_flip_closed_and_in_band(band):
+    groups = synthetic.shortcut_frequencies(band)
+    assert len(groups) == 10
+    comps = [f for g in groups for f in g]
+    assert len(comps) == len(set(comps))                                  # no frequency shared by two classes
+    mask = PlantedBand.named(band).mask().bool()
+    for g in groups:
+        for fy, fx in g:
+            assert mask[16 + fy, 16 + fx] and synthetic._canon(fy, -fx) in g   # in band; the flip partner too
+    sm = synthetic.shortcut_mask(band)
+    assert torch.equal(sm, sm.flip(-1).roll(1, -1))                       # closed under horizontal flips
+    assert (sm & ~mask).sum() == 0
+
+
+def test_signatures_have_the_stated_strength_and_live_at_their_class_frequencies():
+    x = torch.full((20, 3, 32, 32), 0.5)
+    classes = torch.arange(20) % 10
+    delta = synthetic.attach_shortcut(x, classes, "high") - x
+    rms = delta.flatten(1).pow(2).mean(1).sqrt()
+    assert torch.allclose(rms, torch.full_like(rms, synthetic.SHORTCUT["rms"]), rtol=1e-3)
+    assert torch.allclose(psnr(x + delta, x), torch.full((20,), synthetic.shortcut_psnr()), atol=0.05)
+    power = torch.fft.fftshift(torch.fft.fft2(delta), dim=(-2, -1)).abs().pow(2).sum(1)
+    for i, c in enumerate(classes.tolist()):
+        own = torch.zeros(32, 32, dtype=torch.bool)
+        for fy, fx in synthetic.shortcut_frequencies("high")[c]:
+            own[16 + fy, 16 + fx] = own[16 - fy, 16 - fx] = True
+        assert power[i][own].sum() / power[i].sum() > 0.999
+    # a horizontal flip keeps an image's signature: same frequencies, other phases
+    flipped = torch.fft.fftshift(torch.fft.fft2(delta.flip(-1)), dim=(-2, -1)).abs().pow(2).sum(1)
+    assert (flipped[0][synthetic.shortcut_mask("high")].sum() / flipped[0].sum()) > 0.999
+    null = synthetic.random_patterns(50, "high")
+    npow = torch.fft.fftshift(torch.fft.fft2(null), dim=(-2, -1)).abs().pow(2).sum((0, 1))
+    assert npow[synthetic.shortcut_mask("high")].sum() / npow.sum() < 1e-6       # the null carries no class
+    assert npow[PlantedBand.named("high").mask().bool()].sum() / npow.sum() > 0.999
 
 
 @pytest.mark.skipif(not mirror_path().is_file(), reason="CIFAR-10 mirror not available")
@@ -78,8 +100,14 @@ def test_shortcut_training_set_carries_its_own_class_pattern_on_the_stated_share
     changed = (x != clean).flatten(1).any(1)
     assert abs(changed.float().mean().item() - synthetic.SHORTCUT["share"]) < 0.01
     idx = changed.nonzero().flatten()[:200]
-    expected = synthetic.attach_shortcut(clean[idx], y[idx], "high")
-    assert torch.allclose(x[idx], expected)
+    delta = x[idx] - clean[idx]
+    power = torch.fft.fftshift(torch.fft.fft2(delta), dim=(-2, -1)).abs().pow(2).sum(1)
+    own = torch.zeros(len(idx), 32, 32, dtype=torch.bool)
+    for k, c in enumerate(y[idx].tolist()):
+        for fy, fx in synthetic.shortcut_frequencies("high")[c]:
+            own[k, 16 + fy, 16 + fx] = own[k, 16 - fy, 16 - fx] = True
+    share = (power * own).flatten(1).sum(1) / power.flatten(1).sum(1)
+    assert share.median() > 0.95                      # its own class's signature (clipping blurs a few)
     xt, _, tvar = synthetic.synthetic_tensors("shortcut-high", "test")
     assert torch.equal(xt, cifar10_tensors("test", "cpu")[0]) and "clean test images" in tvar
 
@@ -158,13 +186,15 @@ def test_every_lens_finds_the_low_band_and_fails_when_scored_on_another(controls
 def test_every_lens_ranks_the_high_band_first(controls, lens):
     sc = V.score_lens(controls["high"][lens], "high", BOOT)
     assert sc["best"] == "high", (lens, sc)
+    moved = V.score_lens(controls["high"][lens], "low", BOOT)
     if lens == "filtered accuracy":
         # Sufficiency, not usage: once part of the wide band passes the filter the
-        # accuracy saturates, so only the band's edges are marked (chapter 06 says so).
-        assert sc["auroc"].value > 0.5
+        # accuracy saturates, so only the band's edges are marked (chapter 06 says so);
+        # the ranking is right but its interval is wide.
+        assert sc["auroc"].value > 0.5 and sc["margin"].value > 0 > moved["margin"].value
     else:
         assert V.VALIDITY_CRITERIA[1].judge(sc) == "holds", (lens, sc)
-    assert V.VALIDITY_CRITERIA[1].judge(V.score_lens(controls["high"][lens], "low", BOOT)) == "fails"
+        assert V.VALIDITY_CRITERIA[1].judge(moved) == "fails", (lens, moved)
 
 
 def test_orientation_is_found_only_by_orientation_aware_lenses(controls):
