@@ -52,6 +52,13 @@ RECIPES = {
     "scale":     dict(perturbation="geometric", geometric={"scale": 0.5, "rotate": 0.0, "translate": 0.0}),
     "rotate":    dict(perturbation="geometric", geometric={"scale": 0.0, "rotate": 180.0, "translate": 0.0}),
     "translate": dict(perturbation="geometric", geometric={"scale": 0.0, "rotate": 0.0, "translate": 0.4}),
+    # chapter 06: planted-frequency data (freqlib.synthetic), no flips or shifts: each class template has one place
+    **{f"planted_{b}": dict(perturbation="none", dataset=f"planted-{b}", flip=False, translate=0)
+       for b in ("low", "mid", "high", "horizontal", "vertical")},
+    # chapter 06: CIFAR-10 with a class-tied high-band texture on half the training images (frequency shortcut)
+    "shortcut_standard": dict(perturbation="none", dataset="shortcut-high"),
+    "shortcut_linf_at": dict(perturbation="fgsm_linf", eps=8 / 255, alpha=10 / 255, label_smoothing=0.0,
+                             dataset="shortcut-high"),
 }
 
 

@@ -1,0 +1,462 @@
+"""Do the frequency lenses find what a network uses? Scores against planted ground truth.
+
+Every lens of the book is turned into a **map over the centred DFT grid**
+(32 x 32, frequency (0, 0) in the centre), larger = "the network uses this
+frequency more":
+
+================================  ==============================================================
+filtered accuracy (Paper A)       annulus ``r <= |f| < r+1``: accuracy gained when the low-pass
+                                  disk grows over it, plus accuracy lost when the high-pass loses
+                                  it (half the sum); the same value on the whole annulus
+occluded frequency (Paper A)      mean OF[k] of each DCT L-inf band, spread to the DFT grid by
+                                  where each frequency's energy falls in the DCT bands
+Fourier heat map (Yin et al.)     test error under the Fourier basis image of that frequency
+Fourier mask (Paper C)            the learned mask's value (mirror-symmetrised)
+first-layer filters (Paper B)     summed power spectrum of the first-layer kernels (zero-padded)
+PGD perturbation spectrum         mean power of ``delta = x_adv - x`` (mean colour removed)
+================================  ==============================================================
+
+A map is scored against a band ``P`` (a 0/1 set of frequencies) by its
+**AUROC**: the probability that a random frequency of ``P`` gets a higher
+value than a random frequency outside it (ties count one half), over one
+frequency of every mirror pair (``f`` and ``-f`` are one real component), DC
+excluded. Shuffling a map's values gives 0.5 in expectation, whatever the
+map, so 0.5 is the chance level. Values within 1e-6 of the map's largest
+magnitude are treated as ties, so an orientation-blind lens really ties a
+horizontal band with its vertical twin.
+
+The **identification margin** is the AUROC of the planted band minus the
+largest AUROC of the other candidate bands (``CANDIDATES``, the presets of
+:class:`freqlib.data.PlantedBand`): above 0 when the lens ranks the planted
+band first. A random choice among the candidates ranks it first with
+probability 1/5.
+
+Kept apart from :mod:`freqlib.synthetic` because the zoo hashes that module:
+editing an analysis must not retrain the models it analyses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable
+
+import torch
+
+from . import attacks, attribution, heatmap, masks, spectral
+from .data import PlantedBand
+from .verdicts import Claim, Criterion, Estimate, verdict
+
+__all__ = [
+    "CANDIDATES", "LENSES", "band_masks", "auroc", "band_scores", "shuffled_auroc",
+    "radial_map", "filtered_importance", "dct_to_dft", "dct_band_map", "power_map",
+    "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
+    "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
+    "band_energy", "upper_share_parts", "random_sign_delta", "matched_filter",
+    "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
+]
+
+CANDIDATES = ("low", "mid", "high", "horizontal", "vertical")
+LENSES = ("filtered accuracy", "occluded frequency", "Fourier heat map", "Fourier mask", "first-layer filters",
+          "PGD spectrum")
+QUANTUM = 1e-6          # relative resolution below which map values count as tied
+
+
+# ---------------------------------------------------------------- bands
+def band_masks(names=CANDIDATES, h: int = 32, w: int = 32) -> dict[str, torch.Tensor]:
+    """name -> (H, W) bool mask of the preset band."""
+    return {n: PlantedBand.named(n).mask(h, w).bool() for n in names}
+
+
+@lru_cache(maxsize=8)
+def _reps(h: int, w: int) -> torch.Tensor:
+    """Flat indices of one frequency per mirror pair, the DC term left out."""
+    reps, _ = heatmap.distinct_frequencies(h, w)
+    flat = reps[:, 0] * w + reps[:, 1]
+    return flat[flat != (h // 2) * w + w // 2]
+
+
+def _flat_reps(maps: torch.Tensor) -> torch.Tensor:
+    h, w = maps.shape[-2:]
+    return maps.reshape(*maps.shape[:-2], h * w)[..., _reps(h, w).to(maps.device)]
+
+
+def _midranks(v: torch.Tensor) -> torch.Tensor:
+    """Average ranks (1-based, ties share their mean rank) along the last axis of (B, M)."""
+    s = v.sort(dim=-1).values.contiguous()
+    lo = torch.searchsorted(s, v.contiguous(), right=False)
+    hi = torch.searchsorted(s, v.contiguous(), right=True)
+    return (lo + hi + 1).double() / 2
+
+
+def _quantise(v: torch.Tensor) -> torch.Tensor:
+    scale = v.abs().amax(-1, keepdim=True).clamp(min=1e-30)
+    return torch.round(v / scale / QUANTUM)
+
+
+def auroc(maps: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+    """AUROC of map values for the frequencies of ``band`` against all others.
+
+    ``maps`` (..., H, W), ``band`` (H, W) 0/1; returns (...) float64. Computed
+    on one frequency per mirror pair, without DC, with tied values sharing ranks.
+    """
+    lead = maps.shape[:-2]
+    v = _quantise(_flat_reps(maps.double()).reshape(-1, _reps(*maps.shape[-2:]).numel()))
+    inside = _flat_reps(band.to(maps.device).bool())
+    n1 = int(inside.sum())
+    n0 = inside.numel() - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("the band must contain some, but not all, non-DC frequencies")
+    ranks = _midranks(v)
+    u = ranks[:, inside].sum(-1) - n1 * (n1 + 1) / 2
+    return (u / (n1 * n0)).reshape(lead)
+
+
+def band_scores(maps: torch.Tensor, bands: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(..., n_bands) AUROC of every band in ``bands`` (in its order)."""
+    return torch.stack([auroc(maps, b) for b in bands.values()], -1)
+
+
+def _margin(maps: torch.Tensor, planted: str, bands: dict[str, torch.Tensor]) -> torch.Tensor:
+    scores = band_scores(maps, bands)
+    names = list(bands)
+    i = names.index(planted)
+    others = torch.cat([scores[..., :i], scores[..., i + 1:]], -1)
+    return scores[..., i] - others.amax(-1)
+
+
+def shuffled_auroc(one_map: torch.Tensor, band: torch.Tensor, n_perm: int = 1000, seed: int = 0,
+                   q: float = 0.95) -> float:
+    """The ``q`` quantile of the AUROC when the map's values are shuffled over the
+    frequencies (one per mirror pair): the chance level's upper edge for this map."""
+    h, w = one_map.shape[-2:]
+    v = _flat_reps(one_map.double())
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.argsort(torch.rand(n_perm, v.numel(), generator=g), dim=1)
+    shuffled = torch.zeros(n_perm, h * w, dtype=torch.float64)
+    shuffled[:, _reps(h, w)] = v[perm]
+    return float(auroc(shuffled.view(n_perm, h, w), band).quantile(q))
+
+
+# ------------------------------------------------------ lens -> DFT map
+def filtered_importance(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Per annulus ``r <= |f| < r+1``: half of (low-pass gain + high-pass loss). (..., R) -> (..., R-1)."""
+    return 0.5 * ((low[..., 1:] - low[..., :-1]) + (high[..., :-1] - high[..., 1:]))
+
+
+def radial_map(values: torch.Tensor, h: int = 32, w: int = 32) -> torch.Tensor:
+    """(..., R) values per unit annulus -> (..., H, W); frequencies beyond the last annulus get 0."""
+    idx = spectral.frequency_radius(h, w).floor().long()
+    padded = torch.cat([values, torch.zeros(*values.shape[:-1], 1, dtype=values.dtype)], -1)
+    return padded[..., idx.clamp(max=values.shape[-1])]
+
+
+@lru_cache(maxsize=4)
+def dct_to_dft(h: int = 32, w: int = 32) -> torch.Tensor:
+    """(H*W, K) share of each centred DFT frequency's energy (cosine and sine phase
+    together) that falls in each DCT L-inf band ``k = max(u, v)``; rows sum to 1."""
+    eye = torch.zeros(h * w, h, w, dtype=torch.complex64)
+    eye.view(h * w, h * w)[torch.arange(h * w), torch.arange(h * w)] = 1.0
+    cos_part = spectral.inverse_centred_dft(eye)
+    sin_part = spectral.inverse_centred_dft(1j * eye)
+    energy = (spectral.dct_band_energy(cos_part[:, None].double())
+              + spectral.dct_band_energy(sin_part[:, None].double()))
+    return (energy / energy.sum(-1, keepdim=True).clamp(min=1e-30)).float()
+
+
+def dct_band_map(profile: torch.Tensor, h: int = 32, w: int = 32) -> torch.Tensor:
+    """(..., K) values per DCT band -> (..., H, W): each frequency gets the energy-weighted
+    value of the bands its energy falls in (DCT index u is about twice the DFT frequency)."""
+    e = dct_to_dft(h, w).to(profile.dtype)
+    return (profile @ e.T).reshape(*profile.shape[:-1], h, w)
+
+
+def power_map(delta: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) perturbations -> (N, H, W) power of the centred DFT, mean colour removed,
+    averaged over channels."""
+    d = delta - delta.mean((-2, -1), keepdim=True)
+    return spectral.power_spectrum(d).mean(1)
+
+
+# ------------------------------------------------------------- the lenses
+@dataclass
+class LensMap:
+    """One lens run on one model: per-unit arrays (``units``: images or image blocks)
+    and the function from their (resampled) mean to DFT maps; or one fixed map."""
+    lens: str
+    units: torch.Tensor | None
+    to_map: Callable[[torch.Tensor], torch.Tensor] | None = None
+    fixed: torch.Tensor | None = None
+    over: str = "images"
+    extra: dict = field(default_factory=dict)
+
+    def mean_map(self) -> torch.Tensor:
+        if self.fixed is not None:
+            return self.fixed
+        return self.to_map(self.units.mean(0, keepdim=True))[0]
+
+
+def _blocks(x: torch.Tensor, y: torch.Tensor, n_blocks: int):
+    size = x.shape[0] // n_blocks
+    if size < 1:
+        raise ValueError(f"{x.shape[0]} images cannot make {n_blocks} blocks")
+    return [(x[i * size:(i + 1) * size], y[i * size:(i + 1) * size]) for i in range(n_blocks)]
+
+
+def filtered_lens(model, x, y, n_blocks: int, radii=range(24)) -> LensMap:
+    """Filtered accuracy on ``n_blocks`` equal blocks of images (the bootstrap resamples blocks)."""
+    radii = list(radii)
+    parts = [attribution.filtered_accuracy(model, xb, yb, radii) for xb, yb in _blocks(x, y, n_blocks)]
+    units = torch.stack([torch.cat([p["low"], p["high"]]) for p in parts]).double()
+    r = len(radii)
+    return LensMap("filtered accuracy", units, lambda u: radial_map(filtered_importance(u[..., :r], u[..., r:])),
+                   over=f"{n_blocks} image blocks", extra={"radii": radii})
+
+
+def of_lens(model, x) -> LensMap:
+    """Occluded-frequency attribution per image (Paper A), spread to the DFT grid."""
+    res = attribution.band_attribution(model, x)
+    return LensMap("occluded frequency", res.occlusion.double(), dct_band_map, extra={"profile": res.mean()})
+
+
+def heatmap_lens(model, x, y, n_blocks: int, eps: float = 4.0, seed: int = 0) -> LensMap:
+    """Fourier heat maps of ``n_blocks`` equal blocks of images (random signs seeded per block)."""
+    maps = [heatmap.fourier_heatmap(model, xb, yb, eps=eps, seed=seed + i)["error"]
+            for i, (xb, yb) in enumerate(_blocks(x, y, n_blocks))]
+    return LensMap("Fourier heat map", torch.stack(maps).double(), lambda u: u, over=f"{n_blocks} image blocks")
+
+
+def mask_lens(model, x, y, cfg, tag: str) -> LensMap:
+    """One dataset-level Fourier mask (Paper C), cached in the zoo folder; no sampling interval."""
+    res = masks.train_mask_cached(model, x, y, cfg, tag)
+    m = masks.symmetrize(res.mask.float()).reshape(-1, *res.mask.shape[-2:]).mean(0).double()
+    return LensMap("Fourier mask", None, fixed=m, over="one mask (no interval)",
+                   extra={"result": res})
+
+
+def filter_lens(model) -> LensMap:
+    """Power spectra of the first-layer kernels (Paper B), zero-padded to the image size and
+    summed over the kernels: what the first layer lets through. One map, no interval."""
+    from . import filters
+    from .models import first_conv
+    power = filters.kernel_power(first_conv(model)).sum(0).double()
+    return LensMap("first-layer filters", None, fixed=power, over="one network (no interval)")
+
+
+def pgd_lens(model, x, y, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 20, seed: int = 0) -> LensMap:
+    """Power spectrum of L-inf PGD perturbations, per image."""
+    res = attacks.pgd_linf(model, x, y, eps=eps, alpha=alpha, steps=steps, seed=seed)
+    return LensMap("PGD spectrum", power_map(res.delta).double(), lambda u: u, extra={"attack": res})
+
+
+def score_lens(run: LensMap, planted: str, bootstrap, bands: dict | None = None) -> dict:
+    """AUROC of the planted band and the identification margin as Estimates, plus
+    the best candidate and the shuffled-map 95% quantile. ``bootstrap`` is
+    ``ctx.bootstrap`` (or :func:`freqlib.verdicts.bootstrap` with fixed keywords)."""
+    bands = bands or band_masks()
+    if planted not in bands:
+        raise ValueError(f"planted band {planted!r} is not among the candidates {list(bands)}")
+    band = bands[planted]
+    mean_map = run.mean_map()
+    scores = band_scores(mean_map, bands)
+    best = list(bands)[int(scores.argmax())]
+    if run.fixed is not None:
+        auc = Estimate(float(auroc(mean_map, band)), float(auroc(mean_map, band)), float(auroc(mean_map, band)),
+                       over=run.over, n=1)
+        mar = float(_margin(mean_map, planted, bands))
+        margin = Estimate(mar, mar, mar, over=run.over, n=1)
+    else:
+        sample = {"u": run.units}
+        auc = bootstrap(lambda m: auroc(run.to_map(m["u"].double()), band), sample, over=run.over)
+        margin = bootstrap(lambda m: _margin(run.to_map(m["u"].double()), planted, bands), sample, over=run.over)
+    return {"auroc": auc, "margin": margin, "best": best, "scores": dict(zip(bands, scores.tolist())),
+            "chance95": shuffled_auroc(mean_map, band)}
+
+
+# ------------------------------------------------------ a known answer
+def matched_filter(images: torch.Tensor, labels: torch.Tensor, band, n_classes: int = 10):
+    """A linear classifier that uses exactly ``band``: class means of ``images``
+    band-passed to ``band`` and scaled to unit norm, as a zoo-style
+    :class:`~freqlib.models.Classifier` (it normalises its input; ``body`` sees
+    the normalised image). The positive control of every lens."""
+    from torch import nn
+
+    from .models import Classifier
+    mask = PlantedBand.named(band).mask(*images.shape[-2:])
+    centre = images.mean(0, keepdim=True)
+    means = torch.stack([images[labels == c].mean(0) for c in range(n_classes)]) - centre
+    w = spectral.inverse_centred_dft(spectral.centred_dft(means) * mask)          # in-band part only
+    w = w / w.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
+    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(w[0].numel(), n_classes, bias=False)))
+    with torch.no_grad():
+        # body(normalize(x)) = <w_c, x - mean>: fold the per-channel std into the weights
+        model.body[1].weight.copy_((w * model.normalize.std[0]).flatten(1))
+    return model.eval()
+
+
+# ------------------------------------------------------ validity criteria
+# Fixed before any lens was run on a planted model (see chapter 06).
+VALIDITY_CRITERIA = (
+    Criterion("the lens ranks the planted frequencies above the others: AUROC > 0.75 "
+              "(chance 0.5, perfect 1)", "auroc", above=0.75),
+    Criterion("the lens ranks the planted band first among the five candidate bands "
+              "(identification margin > 0)", "margin", above=0.0),
+)
+STATE_WORDS = {"reproduced": "found", "partly": "partly found", "not reproduced": "not found",
+               "inconclusive": "undecided"}
+
+
+def validity_state(numbers: dict) -> tuple[str, list[str]]:
+    """('found' | 'partly found' | 'not found' | 'undecided', criterion states) of one lens x planting."""
+    states = [c.judge(numbers) for c in VALIDITY_CRITERIA]
+    return STATE_WORDS[verdict(states)], states
+
+
+# ------------------------------------------------- perturbation energies
+def band_energy(power: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) power maps -> (N,) energy inside ``band`` (DC excluded)."""
+    h, w = power.shape[-2:]
+    keep = band.to(power.device).bool().clone()
+    keep[h // 2, w // 2] = False
+    return (power * keep).flatten(1).sum(1)
+
+
+def upper_share_parts(delta: torch.Tensor, start: int = attribution.UPPER_BAND) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: (energy in DCT bands k >= start, total energy), mean colour removed.
+    Their ratio of means is the book's upper-band energy share (chapter 01)."""
+    d = delta - delta.mean((-2, -1), keepdim=True)
+    e = spectral.dct_band_energy(d)
+    return e[:, start:].sum(1), e.sum(1)
+
+
+def random_sign_delta(x: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
+    """The same-budget null of an L-inf attack: a random +-eps pattern, clipped like the attack's."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randint(0, 2, x.shape, generator=g).to(x.device, x.dtype) * 2 - 1
+    return (x + eps * s).clamp(0, 1) - x
+
+
+# ----------------------------------------------------------------- claims
+BEYOND = "Beyond the papers: "
+
+
+def causal_claims(shortcut_band: str = "high") -> list[Claim]:
+    """Claims D1-D3 of chapter 06 with their criteria, fixed before computing.
+
+    Numbers they need (Estimates): ``d1_enrich/<planting>`` (PGD's energy share
+    in the planted band over that of a random +-eps perturbation),
+    ``d1_upper/low`` and ``d1_upper/high`` (PGD's energy share in DCT bands
+    k >= 16); ``d2_drop`` (shortcut-trained ST: clean accuracy minus accuracy
+    with another class's pattern), ``d2_excess`` (that drop minus the drop under
+    a random pattern of the same band and PSNR); ``d3_reduction`` (ST's relative
+    drop minus AT's, each drop divided by the model's clean accuracy), ``d3_follow_gap`` (ST's minus AT's rate of predicting the pattern's class).
+    """
+    return [
+        Claim("D1", BEYOND + "Maiya et al. 2021",
+              "Adversarial perturbations follow the data: their energy concentrates where the class signal "
+              "was planted, not in high frequencies per se.",
+              "qualitative: perturbations are 'neither high- nor low-frequency, simply dataset dependent' "
+              "(spectra differ between CIFAR-10 and ImageNet-derived data)",
+              [Criterion("for every planted model, PGD δ puts more than twice the energy share of a same-budget "
+                         "random ±ε perturbation into the planted band", "d1_enrich/*", above=2.0),
+               Criterion("against the low-band model, PGD δ has less than half its energy in DCT bands k ≥ 16",
+                         "d1_upper/low", below=0.5),
+               Criterion("against the high-band model, PGD δ has more than half its energy in DCT bands k ≥ 16",
+                         "d1_upper/high", above=0.5)]),
+        Claim("D2", BEYOND + "Wang et al. 2023",
+              f"A standard network adopts a class-correlated {shortcut_band}-band shortcut: moving the pattern "
+              "to another class makes its accuracy collapse.",
+              "qualitative: networks learn the most distinctive frequencies first, low or high "
+              "(frequency shortcuts; synthetic and natural images)",
+              [Criterion("shortcut-trained ST: clean accuracy minus accuracy with another class's pattern "
+                         "attached exceeds 20 points", "d2_drop", above=0.20),
+               Criterion("that drop exceeds the drop under a random pattern of the same band and PSNR "
+                         "(no class) by more than 10 points", "d2_excess", above=0.10)]),
+        Claim("D3", BEYOND + "our test (Ilyas et al. 2019; Yin et al. 2019)",
+              f"L∞ adversarial training reduces the reliance on a {shortcut_band}-band shortcut.",
+              "not tested in the papers: adversarial training suppresses features an ε-bounded change can "
+              "forge; each grating of the signature has an amplitude below ε",
+              [Criterion("AT's relative drop (1 − wrong-class-pattern accuracy / clean accuracy) is more than "
+                         "10 points below ST's", "d3_reduction", above=0.10),
+               Criterion("AT predicts the pattern's class less often than ST (difference of rates > 0)",
+                         "d3_follow_gap", above=0.0)]),
+    ]
+
+
+# ------------------------------------------------------------ one model
+def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, filter_blocks: int, n_of: int,
+               n_heat: int, heat_blocks: int, heat_eps=(4.0, 16.0), n_attack: int = 100, attack_eps: float = 8 / 255,
+               pgd_steps: int = 20, seed: int = 0) -> dict:
+    """Every lens of the book on one model: lens label -> :class:`LensMap`.
+
+    ``x, y`` are the analysed images (the first ``n_*`` of them per lens);
+    ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``).
+    """
+    runs = {"filtered accuracy": filtered_lens(model, x[:n_filter], y[:n_filter], filter_blocks),
+            "occluded frequency": of_lens(model, x[:n_of])}
+    for eps in heat_eps:
+        runs[f"heat map ε={eps:g}"] = heatmap_lens(model, x[:n_heat], y[:n_heat], heat_blocks, eps=eps, seed=seed)
+    runs["Fourier mask"] = mask_lens(model, mask_x, mask_y, mask_cfg, tag)
+    runs["first-layer filters"] = filter_lens(model)
+    runs["PGD spectrum"] = pgd_lens(model, x[:n_attack], y[:n_attack], eps=attack_eps, steps=pgd_steps, seed=seed)
+    return runs
+
+
+def compare_auroc(run_a: LensMap, run_b: LensMap, band: torch.Tensor, bootstrap) -> Estimate:
+    """AUROC of ``band`` under lens run ``a`` minus under ``b``; paired over images when both
+    runs share their images (same length), exact when either is a single fixed map."""
+    if run_a.fixed is not None or run_b.fixed is not None or run_a.units.shape[0] != run_b.units.shape[0]:
+        d = float(auroc(run_a.mean_map(), band) - auroc(run_b.mean_map(), band))
+        return Estimate(d, d, d, over="one map each (no interval)", n=1)
+    return bootstrap(lambda m: auroc(run_a.to_map(m["a"].double()), band) - auroc(run_b.to_map(m["b"].double()), band),
+                     {"a": run_a.units, "b": run_b.units}, over=run_a.over)
+
+
+def validity_records(scores: dict) -> list[dict]:
+    """``scores[(lens, planting)]`` (from :func:`score_lens`, pooled over seeds) -> one record
+    per cell with the numbers, the criterion states and the verdict word."""
+    out = []
+    for (lens, planting), sc in scores.items():
+        state, states = validity_state(sc)
+        out.append({"lens": lens, "planting": planting, "state": state, "states": states,
+                    "auroc": sc["auroc"].to_dict(), "margin": sc["margin"].to_dict(),
+                    "best_candidate": sc["best"], "shuffled_auroc_95": sc["chance95"]})
+    return out
+
+
+def validity_table(records: list[dict]):
+    """DataFrame lens x planting: 'AUROC [interval] · margin [interval] → state'."""
+    import pandas as pd
+
+    def cell(r):
+        auc, mar = (Estimate(r[k]["value"], r[k]["low"], r[k]["high"], r[k]["over"]) for k in ("auroc", "margin"))
+        return f"{auc.fmt(digits=2)} · {mar.fmt(digits=2)} → {r['state']}"
+    table = pd.DataFrame({(r["lens"], r["planting"]): [cell(r)] for r in records}).T[0].unstack()
+    lenses = list(dict.fromkeys(r["lens"] for r in records))
+    plantings = list(dict.fromkeys(r["planting"] for r in records))
+    table = table.loc[lenses, plantings]
+    table.index.name, table.columns.name = "lens", "planted band"
+    return table
+
+
+# ------------------------------------------------------------------ plots
+def plot_lens_maps(maps: dict, bands: dict, title: str, subtitles: dict | None = None):
+    """One lens on several models: ``maps[name]`` (H, W) DFT maps side by side, the band
+    ``bands[name]`` outlined in white; each panel on its own colour scale (only ranks are scored)."""
+    import matplotlib.pyplot as plt
+    n = len(maps)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 0.3, 2.9), squeeze=False)
+    for ax, (name, m) in zip(axes[0], maps.items()):
+        m = m.detach().double().cpu().clone()
+        h, w = m.shape
+        m[h // 2, w // 2] = float("nan")          # DC is not scored
+        ax.imshow(m.numpy(), cmap="viridis",
+                  extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
+        if bands.get(name) is not None:
+            # data coordinates of row i / column j are i - h//2 and j - w//2, as in the imshow extent
+            ax.contour((torch.arange(w) - w // 2).numpy(), (torch.arange(h) - h // 2).numpy(),
+                       bands[name].float().numpy(), levels=[0.5], colors="w", linewidths=0.8)
+        ax.set_title(f"{name}" + (f"\n{subtitles[name]}" if subtitles and name in subtitles else ""), fontsize=8)
+        ax.set_xticks([-16, 0, 15]), ax.set_yticks([-16, 0, 15])
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -1,0 +1,60 @@
+"""Chapter 06 (causal frequencies) at profile=smoke: it runs, its verdicts are computed from
+the glued numbers, and it glues the lens-validity table that chapter 04 cites."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from freqlib import validity as V
+from freqlib.verdicts import VERDICTS, Estimate, verdict
+
+
+@pytest.fixture(scope="module")
+def chapter(executed_chapter):
+    return executed_chapter("06")
+
+
+def test_claims_d1_to_d3_have_verdicts_derived_from_their_numbers(chapter):
+    _, glued = chapter
+    rows = {r["claim"]: r for r in json.loads(glued["claims"])}
+    assert sorted(rows) == ["D1", "D2", "D3"]
+    declared = {c.id: c for c in V.causal_claims()}
+    for cid, row in rows.items():
+        assert glued[f"{cid}_verdict"] == row["verdict"] in VERDICTS
+        assert row["paper"].startswith("Beyond the papers") and row["ours"] and row["paper's value"]
+        assert row["profile"] == "smoke"
+        assert row["verdict"] == verdict(row["states"])
+        numbers = {k: Estimate(**v) for k, v in row["numbers"].items()}
+        # every criterion's state follows from the glued numbers and the declared threshold
+        assert [c.judge(numbers) for c in declared[cid].criteria] == row["states"]
+
+
+def test_lens_validity_table_is_glued_and_consistent(chapter):
+    _, glued = chapter
+    lv = json.loads(glued["lens_validity"])
+    assert lv["chapter"] == "06" and lv["profile"] == "smoke"
+    records = lv["records"]
+    lenses = {r["lens"] for r in records}
+    plantings = {r["planting"] for r in records}
+    assert plantings == {"low", "high", "horizontal"}
+    assert {"filtered accuracy", "occluded frequency", "Fourier mask", "PGD spectrum"} <= lenses
+    assert any(lens.startswith("heat map") for lens in lenses)
+    assert len(records) == len(lenses) * len(plantings)
+    for r in records:
+        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin")}
+        assert (r["state"], r["states"]) == V.validity_state(numbers)
+        assert 0.0 <= r["auroc"]["value"] <= 1.0 and 0.5 <= r["shuffled_auroc_95"] < 1.0
+    assert "lens_validity_table" in glued and "shortcut_lenses" in glued
+
+
+def test_prose_numbers_and_deviations_are_glued(chapter):
+    path, glued = chapter
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for name in re.findall(r"\{glue:text\}`([^`]+)`", text):
+        assert name in glued, f"prose refers to {name!r}, which the chapter never glued"
+    dev = json.loads(glued["deviations"])
+    assert dev["chapter"] == "06" and len(dev["rows"]) >= 3
