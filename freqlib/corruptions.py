@@ -65,7 +65,7 @@ from .masks import psnr  # one PSNR for the book (per image, data range 1)
 
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "PIXELS", "VARIANT_REGENERATED",
-    "VARIANT_RELEASED", "FROST_FILES", "corrupt", "frost_dir", "frost_layers", "frost_textures",
+    "VARIANT_RELEASED", "FROST_FILES", "FrostLayers", "corrupt", "frost_dir", "frost_layers", "frost_textures",
     "cv2_linear_resize", "glass_positions", "glass_offsets", "glass_shuffle", "jpeg", "psnr", "released_dir",
     "variant_label", "default_clean", "CorruptionSet", "cifar10c", "corruption_correct", "Robustness",
     "robustness", "corruption_accuracy", "summarise", "example_grid",

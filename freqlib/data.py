@@ -138,10 +138,38 @@ def _load_mirror(split: str):
     return x, y
 
 
-def _load_download(root: Path, split: str):
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"        # torchvision's checksum of that archive
+
+
+def _download(root: Path, split: str) -> None:
+    """torchvision's CIFAR-10 download into ``root``. Where torchvision does not import
+    (the pinned CPU torch cannot load PyPI torchvision's compiled ops), the same archive
+    with urllib, md5-checked as torchvision does, and unpacked only once complete."""
     try:
         import torchvision
+    except Exception:
+        torchvision = None
+    if torchvision is not None:
         torchvision.datasets.CIFAR10(str(root), train=(split == "train"), download=True)
+        return
+    import tarfile
+    import tempfile
+    import urllib.request
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        archive = Path(tmp) / "cifar-10-python.tar.gz"
+        urllib.request.urlretrieve(CIFAR10_URL, archive)
+        if hashlib.md5(archive.read_bytes()).hexdigest() != CIFAR10_MD5:
+            raise DataUnavailableError(f"{CIFAR10_URL} gave a file with the wrong checksum")
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        (Path(tmp) / "cifar-10-batches-py").replace(root / "cifar-10-batches-py")
+
+
+def _load_download(root: Path, split: str):
+    try:
+        _download(root, split)
     except Exception:
         return None
     return _load_torchvision_copy(root, split)

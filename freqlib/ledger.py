@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .io import repo_root
 from .notebooks import read_glue, run_card
+from .papers import cite_paper
 
 __all__ = ["collect_claims", "collect_deviations", "ledger_markdown", "timings_markdown",
            "deviations_markdown", "write_ledger", "MARKER", "TIMINGS_MARKER", "DEVIATIONS_MARKER"]
@@ -25,7 +26,7 @@ MARKER = "<!-- claims-ledger -->"
 TIMINGS_MARKER = "<!-- timings -->"
 DEVIATIONS_MARKER = "<!-- deviations -->"
 COLUMNS = ("claim", "verdict", "seeds", "criteria", "paper", "paper's value", "ours", "JPEG check",
-           "sweep (pooled)", "profile", "variant", "run date")
+           "sweep (pooled)", "profile", "device", "variant", "run date")
 SYMBOLS = {"holds": "✔", "fails": "✘", "undecided": "?"}
 
 
@@ -72,6 +73,7 @@ def collect_claims(runs: dict[str, Path], chapters: list[Path]) -> list[dict]:
         pooled = pooled_for_run(done)
         for row in json.loads(glued["claims"]):
             row["run date"] = card.get("executed", "unknown")[:10] + _lock_note(card, current)
+            row["device"] = card.get("device", "—")
             row["chapter"] = rel.stem
             row.setdefault("seeds", "1 seed")
             row["criteria"] = " ".join(SYMBOLS.get(s, "?") for s in row.get("states", [])) or "—"
@@ -99,6 +101,7 @@ def ledger_markdown(rows: list[dict], profiles: set[str] | None = None) -> str:
         row = dict(r)
         if r.get("chapter"):
             row["claim"] = f"[{r['claim']}](chapters/{r['chapter']}.ipynb)"
+        row["paper"] = cite_paper(r.get("claim", ""), r.get("paper", "—"))
         lines.append("| " + " | ".join(_cell(row.get(c, "—")) for c in COLUMNS) + " |")
     lines += ["", f"Criteria: ✔ holds, ✘ fails, ? undecided (95% intervals), in the chapter's order. "
               f"*ours* gives each number with its interval. ⚠ lock: executed under another "

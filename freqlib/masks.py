@@ -99,7 +99,7 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_logits(model, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits of a :class:`~freqlib.models.Classifier` for pixel images ``x`` seen through
+    """Logits of a ``freqlib.models.Classifier`` for pixel images ``x`` seen through
     ``mask`` applied to the *normalised* image (``None``: no mask). With gradients: the
     training forward pass; evaluation goes through :func:`mask_correct`."""
     z = model.normalize(x)
@@ -598,7 +598,7 @@ def _wedge_members(h: int, w: int, n_bins: int, r_min: float, r_max: float):
 
 def bootstrap_anisotropy(mask: torch.Tensor, n_boot: int = 1000, n_bins: int = 8, r_min: float = 1.0,
                          r_max: float = 16.0, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Anisotropy of a mask's angular energy profile as an :class:`Estimate` over mask frequencies.
+    """Anisotropy of a mask's angular energy profile as an :class:`~freqlib.verdicts.Estimate` over mask frequencies.
 
     The frequencies of each wedge (one per +/- pair) are resampled with
     replacement ``n_boot`` times; the interval is the percentile interval of
@@ -623,7 +623,7 @@ def bootstrap_anisotropy(mask: torch.Tensor, n_boot: int = 1000, n_bins: int = 8
 
 
 def bootstrap_centroid(mask: torch.Tensor, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """:func:`radial_centroid` of the symmetrised mask as an :class:`Estimate` over mask frequencies.
+    """:func:`radial_centroid` of the symmetrised mask as an :class:`~freqlib.verdicts.Estimate` over mask frequencies.
 
     The {f, -f} pairs of each unit annulus are resampled with replacement (the
     radial analogue of :func:`bootstrap_anisotropy`): the interval says how much
@@ -823,7 +823,7 @@ def cross_accuracy(models: dict, masks: dict, images: torch.Tensor, labels: torc
     ``known`` (optional) maps ``(mask owner, evaluator)`` (``None`` as owner:
     unmasked) to per-image 0/1 already computed, so nothing is evaluated twice.
     Returns (DataFrame: row = whose mask, column = which network, entry = masked /
-    clean accuracy; :class:`Estimate` of the mean entry off the diagonal, paired
+    clean accuracy; :class:`~freqlib.verdicts.Estimate` of the mean entry off the diagonal, paired
     over the images, the ratio of means per pair).
     """
     import pandas as pd

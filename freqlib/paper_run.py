@@ -120,6 +120,11 @@ def default_plan(profile: str) -> dict[str, list[ModelSpec]]:
         "03": each(MAIN) + each(GEOMETRIC),
         "04": each(MAIN),
         "05": each(("standard", "linf_at"), [0]),
+        # chapter 6: planted-frequency networks (the chapter's planted_train) and shortcut networks
+        "06": each(tuple(f"planted_{b}" for b in ("low", "high", "horizontal")),
+                   **({"epochs": 10} if profile == "paper" else {}))
+              + each(("shortcut_standard",), dataset="shortcut-high")
+              + each(("shortcut_linf_at",), dataset="shortcut-high"),
     }
 
 
@@ -140,11 +145,11 @@ def plan_for(stem: str, plan: dict[str, list[ModelSpec]]) -> list[ModelSpec]:
 PLANNED = {
     "cuda": {"epoch": {"airbench": 0.45, "resnet18": 3.0, "fastnet": 0.35},
              "eval": {"airbench": 3.0, "resnet18": 12.0, "fastnet": 3.0},
-             "chapter": {"00": 30, "01": 300, "02": 240, "03": 420, "04": 200, "05": 120},
+             "chapter": {"00": 30, "01": 300, "02": 240, "03": 420, "04": 200, "05": 120, "06": 360},
              "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},
-            "chapter": {"00": 20, "01": 60, "02": 60, "03": 120, "04": 60, "05": 40},
+            "chapter": {"00": 20, "01": 60, "02": 60, "03": 120, "04": 60, "05": 40, "06": 120},
             "setup": 15},
 }
 PASSES = {"none": 1.0, "gaussian": 1.3, "amplitude": 1.6, "geometric": 1.2,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PAPERS", "paper_of", "cite_paper"]
+__all__ = ["PAPERS", "SOURCES", "paper_of", "cite_paper"]
 
 PAPERS = {
     "A": {"key": "wang2020towards", "short": "Wang et al. 2020", "arxiv": "2005.03141",
@@ -18,6 +18,10 @@ PAPERS = {
     "C": {"key": "karantzas2022understanding", "short": "Karantzas et al. 2022", "arxiv": "2203.08822",
           "code": "https://github.com/nkarantzas/FourierMasks", "chapter": "03_fourier_masks"},
 }
+
+
+# Claims beyond the three papers (chapter 6): each is ours, after the work it tests.
+SOURCES = {"D1": ("maiya2021frequency",), "D2": ("wang2023what",), "D3": ("ilyas2019adversarial", "yin2019fourier")}
 
 
 def paper_of(claim: str) -> dict | None:
@@ -31,4 +35,9 @@ def cite_paper(claim: str, fallback: str = "—") -> str:
     book renders as "Wang et al. [2020]" linked to its bibliography entry;
     ``fallback`` (the row's own text) for a claim of no known paper."""
     paper = paper_of(claim)
-    return f"{{cite:t}}`{paper['key']}`" if paper else fallback
+    if paper:
+        return f"{{cite:t}}`{paper['key']}`"
+    sources = SOURCES.get(str(claim).strip())
+    if not sources:
+        return fallback
+    return "beyond the papers: ours, after " + "; ".join(f"{{cite:t}}`{k}`" for k in sources)

@@ -310,6 +310,42 @@ def _fold_injected_parameters(notebook: Path) -> None:
     nbformat.write(nb, notebook)
 
 
+def _placeholder(source: Path, target: Path, executed: Path) -> None:
+    """Stand-in page for a chapter with no executed copy: its title and how to run it
+    (its source would fail the -W build on glue references that were never computed)."""
+    import nbformat
+    nb = nbformat.read(source, as_version=4)
+    title = next((line for c in nb.cells if c.cell_type == "markdown"
+                  for line in c.source.splitlines() if line.startswith("# ")), f"# {source.stem}")
+    note = (f"{title}\n\n:::{{note}}\nThis chapter has no executed copy in `{executed.name}`, so this "
+            f"build shows no results for it. Execute it with `python -m freqlib run {source.stem}` "
+            f"(or `make book`) and rebuild.\n:::\n")
+    stub = nbformat.v4.new_notebook(metadata=nb.metadata, cells=[nbformat.v4.new_markdown_cell(note)])
+    nbformat.write(stub, target)
+
+
+def _unlink_glue(stage: Path, stems: list[str]) -> None:
+    """Replace glue pasted from chapters that were not executed (``{glue:text}`06_x.ipynb::key```,
+    or a ``{glue}`` directive with ``:doc: 06_x.ipynb``) by a note, so the -W build still passes."""
+    import re
+
+    import nbformat
+    names = "|".join(re.escape(s) for s in stems)
+    role = re.compile(r"\{glue(?::\w*)?\}`[^`]*?(?:" + names + r")\.ipynb::[^`]*`")
+    block = re.compile(r"```\{glue(?::\w*)?\}[^\n]*\n:doc: [^\n]*(?:" + names + r")\.ipynb\n```")
+    for path in stage.rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                new = block.sub("*(not shown: that chapter was not executed for this build)*",
+                                role.sub("*(not executed)*", cell.source))
+                changed |= new != cell.source
+                cell.source = new
+        if changed:
+            nbformat.write(nb, path)
+
+
 def build_site(executed: Path | None = None, output_root: Path | None = None, log=print,
                profile: str | None = None, allow_mixed: bool = False) -> Path:
     """Build ``<output_root>/_build/html`` from executed notebooks (never re-executing).
@@ -317,8 +353,8 @@ def build_site(executed: Path | None = None, output_root: Path | None = None, lo
     ``executed`` is a folder of executed chapters (``results/paper``, a test's
     folder); without it, ``_build/executed/<profile>`` (``auto``: the machine's
     profile). The book's sources are staged in ``_build/site-src`` with each
-    chapter replaced by its executed copy; a chapter with no executed copy is
-    built from its source and the ledger marks it "not run". Chapters executed
+    chapter replaced by its executed copy; a chapter with no executed copy becomes
+    a short page saying how to run it, and the ledger marks it "not run". Chapters executed
     at different profiles are refused, or labelled on the landing page with
     ``allow_mixed``.
     """
@@ -352,7 +388,7 @@ def build_site(executed: Path | None = None, output_root: Path | None = None, lo
             shutil.copytree(item, stage / item.name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         elif item.suffix in {".yml", ".md", ".bib", ".png", ".svg"}:
             shutil.copy2(item, stage / item.name)
-    runs = {}
+    runs, missing = {}, []
     for src in chapters_in_toc(root):
         rel = src.relative_to(root)
         done = executed / rel
@@ -360,6 +396,11 @@ def build_site(executed: Path | None = None, output_root: Path | None = None, lo
             shutil.copyfile(done, stage / rel)
             _fold_injected_parameters(stage / rel)
             runs[rel.stem] = done
+        else:
+            _placeholder(src, stage / rel, executed)
+            missing.append(rel.stem)
+    if missing:
+        _unlink_glue(stage, missing)
     write_ledger(stage, runs, [c.relative_to(root) for c in chapters_in_toc(root)])
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(stage), "--path-output", str(output_root),
            "-W", "-n", "--keep-going"]

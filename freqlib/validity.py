@@ -273,11 +273,19 @@ def score_lens(run: LensMap, planted: str, bootstrap, bands: dict | None = None)
 
 
 # ------------------------------------------------------ a known answer
+TIE_BREAK = 1e-4     # far above float rounding (~1e-7), far below in-band logit gaps (~1)
+
+
 def matched_filter(images: torch.Tensor, labels: torch.Tensor, band, n_classes: int = 10):
     """A linear classifier that uses exactly ``band``: class means of ``images``
     band-passed to ``band`` and scaled to unit norm, as a zoo-style
-    :class:`~freqlib.models.Classifier` (it normalises its input; ``body`` sees
-    the normalised image). The positive control of every lens."""
+    ``freqlib.models.Classifier`` (it normalises its input; ``body`` sees
+    the normalised image). The positive control of every lens.
+
+    A tiny fixed bias (``TIE_BREAK`` * c / n for class c) decides images with no
+    in-band content: otherwise the float rounding left by a filter (``x - low_pass(x)``
+    keeps ~1e-7 of the template) would still be read perfectly by this noise-free
+    linear model, and filtered accuracy would credit frequencies it never saw."""
     from torch import nn
 
     from .models import Classifier
@@ -286,10 +294,11 @@ def matched_filter(images: torch.Tensor, labels: torch.Tensor, band, n_classes: 
     means = torch.stack([images[labels == c].mean(0) for c in range(n_classes)]) - centre
     w = spectral.inverse_centred_dft(spectral.centred_dft(means) * mask)          # in-band part only
     w = w / w.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
-    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(w[0].numel(), n_classes, bias=False)))
+    model = Classifier(nn.Sequential(nn.Flatten(), nn.Linear(w[0].numel(), n_classes)))
     with torch.no_grad():
         # body(normalize(x)) = <w_c, x - mean>: fold the per-channel std into the weights
         model.body[1].weight.copy_((w * model.normalize.std[0]).flatten(1))
+        model.body[1].bias.copy_(TIE_BREAK * torch.arange(n_classes) / n_classes)
     return model.eval()
 
 
@@ -384,7 +393,7 @@ def causal_claims(shortcut_band: str = "high") -> list[Claim]:
 
 # ------------------------------------------------------------ one model
 def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, filter_blocks: int, n_of: int,
-               n_heat: int, heat_blocks: int, heat_eps=(4.0, 16.0), n_attack: int = 100, attack_eps: float = 8 / 255,
+               n_heat: int, heat_blocks: int, heat_eps=(4.0, 32.0), n_attack: int = 100, attack_eps: float = 8 / 255,
                pgd_steps: int = 20, seed: int = 0) -> dict:
     """Every lens of the book on one model: lens label -> :class:`LensMap`.
 

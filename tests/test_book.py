@@ -11,7 +11,7 @@ from freqlib.verdicts import VERDICTS
 
 CHAPTERS = [c.stem for c in chapters_in_toc()]
 API_MODULES = ["spectral", "attribution", "heatmap", "masks", "corruptions", "attacks", "evaluate", "data", "zoo",
-               "report", "verdicts"]
+               "report", "verdicts", "synthetic", "validity"]
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +108,28 @@ def test_api_pages_document_their_module(smoke_site, module):
     documented = [n for n in names if callable(getattr(importlib.import_module(f"freqlib.{module}"), n))]
     missing = [n for n in documented if f'id="freqlib.{module}.{n}"' not in page]
     assert documented and not missing, f"api/{module}.html lacks {missing}"
+
+
+def test_unexecuted_chapter_gets_a_placeholder_page(tmp_path):
+    """A chapter with no executed copy is a title and a how-to-run note, never its source
+    (whose glue references would fail the -W build)."""
+    import nbformat
+    from freqlib.runner import _placeholder
+    from freqlib.io import repo_root
+    source = repo_root() / "chapters" / "03_fourier_masks.ipynb"
+    _placeholder(source, tmp_path / "03.ipynb", tmp_path / "paper")
+    nb = nbformat.read(tmp_path / "03.ipynb", as_version=4)
+    text = "".join(c.source for c in nb.cells)
+    assert len(nb.cells) == 1 and text.startswith("# ") and "{glue" not in text
+    assert "python -m freqlib run 03_fourier_masks" in text and "`paper`" in text
+
+
+def test_glue_from_an_unexecuted_chapter_is_replaced(tmp_path):
+    import nbformat
+    from freqlib.runner import _unlink_glue
+    text = ("Found: {glue:text}`06_causal_frequencies.ipynb::found_summary`; ours {glue:text}`n_found`.\n\n"
+            "```{glue} lens_validity_table\n:doc: 06_causal_frequencies.ipynb\n```\n")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)]), tmp_path / "04.ipynb")
+    _unlink_glue(tmp_path, ["06_causal_frequencies"])
+    out = nbformat.read(tmp_path / "04.ipynb", as_version=4).cells[0].source
+    assert "06_causal" not in out and "{glue:text}`n_found`" in out and out.count("not executed") == 2

@@ -9,7 +9,7 @@ import yaml
 
 import freqlib
 from freqlib.book import repository_settings
-from freqlib.papers import PAPERS, cite_paper, paper_of
+from freqlib.papers import PAPERS, SOURCES, cite_paper, paper_of
 from freqlib.site import CITE_ROLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,8 @@ def test_papers_map_claims_to_bibliography_entries():
     assert cite_paper("B1") == "{cite:t}`jia2019exploring`"
     for other in ("all of 01_high_frequency_reliance", "Z9", "", "A"):
         assert paper_of(other) is None and cite_paper(other, "—") == "—"
+    for claim, keys in SOURCES.items():                      # chapter 6: ours, after the work it tests
+        assert set(keys) <= BIB_KEYS and all(f"`{k}`" in cite_paper(claim) for k in keys)
 
 
 def _sources():

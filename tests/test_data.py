@@ -10,11 +10,9 @@ from freqlib import data as fdata
 
 @pytest.fixture
 def no_download(monkeypatch):
-    import torchvision
-
     def refuse(*a, **k):
         raise RuntimeError("no internet in tests")
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", refuse)
+    monkeypatch.setattr(fdata, "_download", refuse)
 
 
 def test_mirror_loads_in_canonical_order():
@@ -108,3 +106,27 @@ def test_cli_missing_data_is_one_clear_line(tmp_path, monkeypatch, no_download, 
     err = capsys.readouterr().err
     assert err.startswith("error: CIFAR-10 is not available") and "FREQLIB_CIFAR10_MIRROR" in err
     cifar10_tensors.cache_clear()
+
+
+def test_download_without_torchvision_checks_and_unpacks(tmp_path, monkeypatch):
+    """The urllib path (torchvision absent or broken): md5-checked, unpacked whole, else refused."""
+    import builtins
+    import hashlib
+    import tarfile
+    src = tmp_path / "src" / "cifar-10-batches-py"
+    src.mkdir(parents=True)
+    (src / "test_batch").write_bytes(b"x")
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "torchvision" else real_import(name, *a, **k))
+    monkeypatch.setattr(fdata, "CIFAR10_URL", archive.as_uri())
+    monkeypatch.setattr(fdata, "CIFAR10_MD5", "0" * 32)
+    with pytest.raises(fdata.DataUnavailableError, match="checksum"):
+        fdata._download(tmp_path / "root", "test")
+    assert not (tmp_path / "root" / "cifar-10-batches-py").exists()
+    monkeypatch.setattr(fdata, "CIFAR10_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
+    fdata._download(tmp_path / "root", "test")
+    assert (tmp_path / "root" / "cifar-10-batches-py" / "test_batch").read_bytes() == b"x"

@@ -151,7 +151,7 @@ def _control(band: str):
     cfg = MaskConfig(batch_size=50, lr=scaled_lr(50), max_epochs=4, tol=2e-3, patience=1)
     runs = {"filtered accuracy": V.filtered_lens(model, xt[:160], yt[:160], 4),
             "occluded frequency": V.of_lens(model, xt[:32]),
-            "heat map ε=16": V.heatmap_lens(model, xt[:16], yt[:16], 2, eps=16.0),
+            "heat map ε=32": V.heatmap_lens(model, xt[:16], yt[:16], 2, eps=32.0),
             "Fourier mask": V.mask_lens(model, xt[160:300], yt[160:300], cfg, tag=f"test-control-{band}"),
             "PGD spectrum": V.pgd_lens(model, xt[:32], yt[:32], steps=5)}
     return runs
@@ -170,7 +170,7 @@ def controls(tmp_path_factory):
             os.environ["FREQLIB_DATA"] = old
 
 
-@pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=16", "Fourier mask",
+@pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=32", "Fourier mask",
                                   "PGD spectrum"])
 def test_every_lens_finds_the_low_band_and_fails_when_scored_on_another(controls, lens):
     run = controls["low"][lens]
@@ -181,7 +181,7 @@ def test_every_lens_finds_the_low_band_and_fails_when_scored_on_another(controls
     assert state == "not found" and states == ["fails", "fails"], (lens, moved)
 
 
-@pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=16", "Fourier mask",
+@pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=32", "Fourier mask",
                                   "PGD spectrum"])
 def test_every_lens_ranks_the_high_band_first(controls, lens):
     sc = V.score_lens(controls["high"][lens], "high", BOOT)
@@ -199,7 +199,7 @@ def test_every_lens_ranks_the_high_band_first(controls, lens):
 
 def test_orientation_is_found_only_by_orientation_aware_lenses(controls):
     runs = controls["horizontal"]
-    for lens in ("Fourier mask", "PGD spectrum", "heat map ε=16"):
+    for lens in ("Fourier mask", "PGD spectrum", "heat map ε=32"):
         assert V.validity_state(V.score_lens(runs[lens], "horizontal", BOOT))[0] == "found", lens
         assert V.validity_state(V.score_lens(runs[lens], "vertical", BOOT))[0] == "not found", lens
     for lens in ("filtered accuracy", "occluded frequency"):
