@@ -146,6 +146,11 @@ def test_source_chapters_are_output_free_and_parameterised():
         src = "".join(params[0]["source"])
         for name in ("profile", "device", "seed"):
             assert re.search(rf"^{name}\s*=", src, re.M), f"{path.name}: parameter {name} missing"
+        # papermill must parse every assignment (an '=' in a comment makes it skip the line)
+        from papermill.translators import PythonTranslator
+        parsed = {p.name for p in PythonTranslator.inspect({"source": src})}
+        assigned = set(re.findall(r"^(\w+)\s*=", src, re.M))
+        assert assigned == parsed, f"{path.name}: papermill cannot parse {sorted(assigned - parsed)}"
 
 
 def test_data_and_checkpoints_are_ignored():
