@@ -13,6 +13,7 @@ chapter's deviations from its paper in one table.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .io import repo_root
@@ -25,8 +26,8 @@ __all__ = ["collect_claims", "collect_deviations", "ledger_markdown", "timings_m
 MARKER = "<!-- claims-ledger -->"
 TIMINGS_MARKER = "<!-- timings -->"
 DEVIATIONS_MARKER = "<!-- deviations -->"
-COLUMNS = ("claim", "verdict", "seeds", "criteria", "paper", "paper's value", "ours", "JPEG check",
-           "sweep (pooled)", "profile", "device", "variant", "run date")
+LEDGER_COLUMNS = ("claim", "verdict", "criteria", "paper", "paper's value", "ours", "JPEG pixels")
+RUN_COLUMNS = ("profile", "device", "variant", "run date")
 SYMBOLS = {"holds": "✔", "fails": "✘", "undecided": "?"}
 
 
@@ -88,7 +89,31 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _verdict_cell(row: dict) -> str:
+    """The verdict, with the seed count when several training seeds were judged."""
+    seeds = str(row.get("seeds", ""))
+    total = re.search(r" of (\d+) seeds", seeds)
+    several = total is not None and int(total.group(1)) > 1
+    return f"{row.get('verdict', '—')} ({seeds})" if several else str(row.get("verdict", "—"))
+
+
+def _jpeg_cell(row: dict) -> str:
+    """Short form of the JPEG check: "same" or the verdict there and how many criteria change."""
+    variants = row.get("variants") or {}
+    if not variants:
+        return "—"
+    parts = []
+    for v in variants.values():
+        changed = v.get("changed") or []
+        same = v.get("verdict") == row.get("verdict") and not changed
+        parts.append("same" if same else f"{v.get('verdict', '?')}" + (
+            f" ({len(changed)} criterion changes)" if len(changed) == 1 else
+            f" ({len(changed)} criteria change)" if changed else ""))
+    return "; ".join(parts)
+
+
 def ledger_markdown(rows: list[dict], profiles: set[str] | None = None) -> str:
+    """The claims table (one row per claim) and, below it, how each chapter was run."""
     if not rows:
         return "*No chapter with claims has been executed yet.*"
     from .environment import lock_digest
@@ -96,19 +121,33 @@ def ledger_markdown(rows: list[dict], profiles: set[str] | None = None) -> str:
     if profiles and len(profiles) > 1:
         lines += [f"**Mixed profiles**: these chapters were executed at different profiles "
                   f"({', '.join(sorted(profiles))}); compare rows only within a profile.", ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    pooled = any(r.get("sweep (pooled)", "—") != "—" for r in rows)
+    cols = LEDGER_COLUMNS + (("sweep (pooled)",) if pooled else ())
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        row = dict(r)
+        row = dict(r, verdict=_verdict_cell(r))
+        row["JPEG pixels"] = _jpeg_cell(r) if r.get("verdict") != "not run" else "—"
         if r.get("chapter"):
             row["claim"] = f"[{r['claim']}](chapters/{r['chapter']}.ipynb)"
         row["paper"] = cite_paper(r.get("claim", ""), r.get("paper", "—"))
-        lines.append("| " + " | ".join(_cell(row.get(c, "—")) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(c, "—")) for c in cols) + " |")
+    runs = {}
+    for r in rows:
+        if r.get("chapter"):
+            runs.setdefault(r["chapter"], r)
+    if runs:
+        lines += ["", "| chapter | " + " | ".join(RUN_COLUMNS) + " |", "|" + "---|" * (len(RUN_COLUMNS) + 1)]
+        for stem, r in runs.items():
+            lines.append(f"| [{stem}](chapters/{stem}.ipynb) | " + " | ".join(_cell(r.get(c, "—")) for c in RUN_COLUMNS)
+                         + " |")
     lines += ["", f"Criteria: ✔ holds, ✘ fails, ? undecided (95% intervals), in the chapter's order. "
-              f"*ours* gives each number with its interval. ⚠ lock: executed under another "
-              f"`requirements.lock` than the current one ({lock_digest()}); ⚠ not the locked "
-              f"libraries: executed where torch, torchvision or numpy differ from the lock (see the run "
-              f"card); either way numbers may differ from a run in the locked environment. "
-              f"*sweep (pooled)*: the collected sweep over training seeds (`python -m freqlib sweep`)."]
+              f"*ours* gives each number with its interval. *JPEG pixels*: the verdict recomputed on the "
+              f"JPEG-q75 versions of the same test images (the chapter lists the criteria that change). "
+              f"⚠ lock: executed under another `requirements.lock` than the current one ({lock_digest()}); "
+              f"⚠ not the locked libraries: executed where torch, torchvision or numpy differ from the lock "
+              f"(see the run card); either way numbers may differ from a run in the locked environment."
+              + (" *sweep (pooled)*: the collected sweep over training seeds (`python -m freqlib sweep`)."
+                 if pooled else "")]
     return "\n".join(lines)
 
 

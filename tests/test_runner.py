@@ -143,7 +143,11 @@ def test_site_refuses_a_mix_of_profiles_and_ledger_marks_it(tmp_path, executed_c
     assert rows[0]["JPEG check"].startswith("JPEG q75: not reproduced (mean above 0: holds → fails)")
     assert "[" in rows[0]["ours"] and "]" in rows[0]["ours"]        # the interval
     md = ledger_markdown(rows, {"smoke", "quick"})
-    assert md.startswith("**Mixed profiles**") and "| JPEG check |" in md and "⚠ lock" in md
+    assert md.startswith("**Mixed profiles**") and "| JPEG pixels |" in md and "⚠ lock" in md
+    assert "| not reproduced (1 criterion changes) |" in md          # the short JPEG cell
+    assert "sweep (pooled)" not in md                                # no sweep collected: no column
+    several = ledger_markdown([dict(rows[0], seeds="partly in 2 of 3 seeds", verdict="partly")])
+    assert "| partly (partly in 2 of 3 seeds) |" in several
     devs = collect_deviations(runs)
     assert [d["chapter"] for d in devs] == ["a_claims", "b_claims"] and devs[0]["ours"] == "synthetic numbers"
     assert "| [a_claims](chapters/a_claims.ipynb) | evaluation | no paper | synthetic numbers |" in deviations_markdown(devs)
