@@ -16,7 +16,7 @@ ROOT = HERE.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 SCRIPTS = [("bench_filtering.py", ["--n", "500"]), ("bench_heatmap.py", []),
            ("bench_corruptions.py", []), ("bench_training.py", []), ("bench_book.py", []),
-           ("bench_bootstrap.py", []), ("bench_sweep.py", []),
+           ("bench_bootstrap.py", ["--profile", "quick", "--chapters", "01", "02", "03", "06"]), ("bench_sweep.py", []),
            ("bench_paper.py", ["--compile"])]   # full size on CUDA only (see main)
 
 
