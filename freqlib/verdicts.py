@@ -369,7 +369,9 @@ def publish(claims: list[Claim], ctx) -> "object":
         glue(f"{c.id}_verdict", c.verdict)
         glue(f"{c.id}_ours", c.ours)
         glue(f"{c.id}_seeds", c.seeds_text)
-        numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate)}
+        # the numbers this claim's criteria read (a chapter may pass a shared dict of all its numbers)
+        used = {key for k in c.criteria for key in k.used}
+        numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate) and k in used}
         # rules: the criteria as data, so a sweep can judge numbers pooled over jobs (freqlib.sweep)
         rules = [{"describe": k.describe, "keys": list(k.used), "above": k.above, "below": k.below}
                  for k in c.criteria]

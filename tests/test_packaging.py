@@ -139,6 +139,8 @@ def test_source_chapters_are_output_free_and_parameterised():
     assert chapters
     for path in chapters:
         nb = json.loads(path.read_text())
+        import nbformat
+        nbformat.validate(nb)                  # e.g. cell ids only from nbformat 4.5 on
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), f"{path.name} has outputs"
         params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
