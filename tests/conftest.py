@@ -32,3 +32,19 @@ def executed_chapter(smoke_dir):
             cache[key] = (path, read_glue(path))
         return cache[key]
     return run
+
+
+@pytest.fixture(scope="session")
+def unglued():
+    """``unglued(path, glued)`` -> names the chapter's prose pastes with ``{glue:text}`` but
+    never glued (a format spec is ignored; ``other.ipynb::key`` references another chapter)."""
+    import re
+
+    import nbformat
+
+    def missing(path: Path, glued: dict) -> list[str]:
+        nb = nbformat.read(path, as_version=4)
+        refs = {m for c in nb.cells if c.cell_type == "markdown"
+                for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
+        return sorted(r for r in refs if "::" not in r and r.split(":")[0] not in glued)
+    return missing
