@@ -59,7 +59,7 @@ from pathlib import Path
 from .io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text, repo_root
 
 __all__ = ["ModelSpec", "PLANNED", "default_plan", "Estimator", "PaperRun", "plan_table", "pack", "unpack",
-           "carry_size", "canonical_fingerprint", "CARRY_MB"]
+           "carry_size", "canonical_fingerprint", "CARRY_MB", "min_call_seconds"]
 
 CARRY_MB = 24.0          # zoo carried between calls (64 MiB in all: repo, data and wheels take ~30)
 SAFETY = 1.2             # a step starts only if SAFETY x its estimate fits before the deadline
@@ -682,19 +682,34 @@ def device_name(device: str) -> str:
 
 
 # ---------------------------------------------------------------- plan view
-def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None = None) -> str:
-    """The plan as a markdown table with planned seconds and bf16 sizes (no training)."""
+def min_call_seconds(models: list[tuple[float, float]], chapter_s: float, carry_mb: float = CARRY_MB) -> float:
+    """Least time one call needs to execute a chapter whose models are ``(train s, bf16 MB)``:
+    the chapter itself plus the training of every model that cannot have been carried in
+    (the carry is filled with the models dearest to retrain per MB first)."""
+    carried, trained = 0.0, 0.0
+    for t, mb in sorted(models, key=lambda m: -m[0] / max(m[1], 1e-9)):
+        if carried + mb <= carry_mb:
+            carried += mb
+        else:
+            trained += t
+    return chapter_s + trained
+
+
+def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None = None,
+               call_s: float = 540.0) -> str:
+    """The plan as a markdown table with planned seconds and bf16 sizes (no training), and
+    the least time one call needs for each chapter (⚠ where that exceeds ``call_s``)."""
     from .data import available_variant
     from .models import build_model
     from .zoo import model_key
     plan = plan or default_plan(profile)
     est = Estimator(device)
     seen: dict[str, tuple[float, float]] = {}
-    lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models |",
-             "|---|---|---|---|---|"]
-    total = 0.0
+    lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models "
+             "| one call needs (s) |", "|---|---|---|---|---|---|"]
+    total, too_big = 0.0, []
     for prefix, specs in plan.items():
-        new, t_train, mb = [], 0.0, 0.0
+        new, t_train, mb, its = [], 0.0, 0.0, {}
         for spec in specs:
             key, cfg = model_key(spec.name, profile, available_variant(), **spec.kwargs)
             if key not in seen:
@@ -705,13 +720,24 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
                 new.append(spec.label)
                 t_train += seen[key][0]
             mb += seen[key][1]
+            its[key] = seen[key]
         t_ch = est.planned_chapter(prefix)
         total += t_train + t_ch
-        lines.append(f"| {prefix} | {len(new)} | {t_train:.0f} | {t_ch:.0f} | {mb:.1f} ({len(specs)} models) |")
+        need = min_call_seconds(list(its.values()), t_ch)
+        if need > call_s - MARGIN_S:
+            too_big.append(prefix)
+        flag = " ⚠" if prefix in too_big else ""
+        lines.append(f"| {prefix} | {len(new)} | {t_train:.0f} | {t_ch:.0f} | {mb:.1f} ({len(specs)} models) "
+                     f"| {need:.0f}{flag} |")
     lines.append(f"| all | {len(seen)} | {sum(v[0] for v in seen.values()):.0f} | "
-                 f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} |")
+                 f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} | |")
     lines.append(f"\nTotal planned: {total:.0f} s = {total / 60:.1f} min of {device} time, plus "
                  f"~{est.planned['setup']} s of set-up per call on a fresh machine.")
+    if too_big:
+        lines.append(f"⚠ Chapters {', '.join(too_big)} cannot finish within one {call_s:.0f}-s call as planned: "
+                     f"their models do not fit the {CARRY_MB:g} MB carry, so those left out are trained in the "
+                     f"chapter's own call. Shrink them (fewer seeds or models) or measure first: the plan's "
+                     f"figures are estimates until bench/bench_paper.py has run on the device.")
     return "\n".join(lines)
 
 

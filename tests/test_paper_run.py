@@ -314,8 +314,17 @@ def test_plan_table_counts_models_and_sizes():
     assert set(rows) == {p.stem[:2] for p in chapters_in_toc()}   # every chapter of the book is planned
     assert "| 01 | 11 |" in rows["01"]                  # 4 recipes x 3 seeds, standard seed 0 already planned
     assert "| 06 | 15 |" in rows["06"]                  # 3 planted + 2 shortcut networks x 3 seeds
+    assert rows["02"].rstrip(" |").endswith("⚠") and "cannot finish within one 540-s call" in text
+    assert not rows["00"].rstrip(" |").endswith("⚠")
     assert "3.8 (1 models)" in rows["00"]                # airbench94 in bf16
     assert "Total planned" in text
+
+
+def test_min_call_seconds_trains_in_the_call_what_the_carry_cannot_hold():
+    assert paper_run.min_call_seconds([(60, 10), (60, 10)], 100, carry_mb=24) == 100      # both carried
+    # 3 x 10 MB, 24 MB carry: the model cheapest to retrain per MB is trained in the call
+    assert paper_run.min_call_seconds([(60, 10), (20, 10), (90, 10)], 100, carry_mb=24) == 120
+    assert paper_run.min_call_seconds([(64, 22)] * 9, 240, carry_mb=24) == 240 + 8 * 64   # chapter 2, one seed
 
 
 def test_models_a_chapter_trained_itself_are_recognised(tmp_path, monkeypatch):
