@@ -46,7 +46,7 @@ COMMON = {
 # Modules that build the site or run chapters but never change a chapter's output:
 # editing them must not re-execute the book.
 BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "notebooks.py", "__main__.py", "sweep.py",
-                "pooled.py", "environment.py"}
+                "pooled.py", "environment.py", "paper_run.py", "wheelhouse.py"}
 
 
 class ParameterError(ValueError):
