@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from . import attribution, filters, masks, spectral
+from . import attribution, filters, masks
 from .models import first_conv
 from .verdicts import Estimate
 
@@ -53,11 +53,12 @@ def attribution_score(result: attribution.BandAttribution, boot) -> Estimate:
 
 
 def filter_score(model) -> Estimate:
-    """Minus the share of first-layer kernel power at radius >= ``filters.R_CUT`` (exact:
+    """Minus the share of first-layer kernel power at radius >= ``filters.R_CUT``: each
+    kernel's :func:`~freqlib.filters.high_frequency_ratio` weighted by its energy (exact:
     one set of kernels, no sampling)."""
-    power = filters.kernel_power(first_conv(model))
-    high = (spectral.frequency_radius(*power.shape[-2:], device=power.device) >= filters.R_CUT).to(power.dtype)
-    return Estimate.exact(-float((power * high).sum() / power.sum()))
+    weight = first_conv(model)
+    energy = filters.kernel_power(weight).sum((-2, -1))
+    return Estimate.exact(-float((filters.high_frequency_ratio(weight) * energy).sum() / energy.sum()))
 
 
 def mask_score(mask: torch.Tensor, n_boot: int, seed: int = 0) -> Estimate:

@@ -58,3 +58,10 @@ def test_filtered_score_is_low_minus_high_area():
     e = synthesis.filtered_score(curves, lambda f, s: bootstrap(f, s, n_boot=200))
     want = curve_area(radius, (low_pred == 0).float().mean(0)) - curve_area(radius, (high_pred == 0).float().mean(0))
     assert e.value == pytest.approx(want) and e.low <= want <= e.high
+
+
+def test_chapter_refuses_fewer_than_two_models_before_any_work(tmp_path):
+    from freqlib.runner import ChapterFailed, execute_chapter, resolve_chapter
+    with pytest.raises(ChapterFailed, match=r"models='standard': name at least two zoo models"):
+        execute_chapter(resolve_chapter("04"), {"profile": "smoke", "device": "cpu", "models": "standard"},
+                        tmp_path, log=lambda *a: None, failed_dir=tmp_path / "failed")
