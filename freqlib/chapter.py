@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .notebooks import glue
-from .profiles import profile_settings, resolve_device, resolve_profile
+from .profiles import default_seeds, profile_settings, resolve_device, resolve_profile
 from .verdicts import bootstrap
 
 __all__ = ["ChapterContext", "setup_chapter", "glue"]
@@ -42,7 +42,7 @@ class ChapterContext:
     scale: dict          # the profile's row of PROFILES
     seeds: list = field(default_factory=list)
     test_sources: set = field(default_factory=set)
-
+    arch: str = ""       # the network this chapter trains at this profile
     @property
     def variant(self) -> str:
         """The data label every figure and verdict carries."""
@@ -92,6 +92,12 @@ class ChapterContext:
         from .zoo import get_model
         return get_model(name, self.profile, self.device, **overrides)
 
+    def ref(self, name: str, **overrides):
+        """Zoo model ``name`` by reference (:class:`freqlib.results.ModelRef`): loaded, or
+        trained, only when a result that is not cached yet needs it."""
+        from .results import ModelRef
+        return ModelRef(name, self.profile, self.device, overrides)
+
     def bootstrap(self, statistic, *samples, **kw):
         """:func:`freqlib.verdicts.bootstrap` with the profile's number of resamples, on the device."""
         kw.setdefault("n_boot", self.scale["n_boot"])
@@ -99,11 +105,15 @@ class ChapterContext:
         return bootstrap(statistic, *samples, **kw)
 
 
-def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int = 0) -> ChapterContext:
+def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int = 0,
+                  arch: dict | None = None) -> ChapterContext:
     """Resolve ``auto``, seed, load the data variant; print and glue the facts.
 
     ``seeds`` is how many training seeds (``seed, seed + 1, ...``) the chapter's
-    models use; 0 means the profile's default.
+    models use; 0 means the default of the profile and network
+    (:func:`freqlib.profiles.default_seeds`). ``arch`` maps a profile to the
+    network the chapter trains there when it is not the profile's own
+    (``ctx.arch``).
     """
     device = resolve_device(device)
     profile = resolve_profile(profile, device)
@@ -117,8 +127,9 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, se
     from .zoo import cifar10_tensors
     _, _, variant = cifar10_tensors("train", "cpu")
     scale = profile_settings(profile)
+    net = (arch or {}).get(profile, scale["arch"])
     ctx = ChapterContext(profile, device, seed, variant, scale,
-                         seeds=list(range(seed, seed + (seeds or scale["seeds"]))))
+                         seeds=list(range(seed, seed + (seeds or default_seeds(profile, net)))), arch=net)
     import matplotlib
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})
     print(f"profile={profile}  device={device}  seed={seed}  training seeds={ctx.seeds}  data={variant}")

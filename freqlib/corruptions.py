@@ -775,9 +775,15 @@ class CorruptionSet:
     pixels: str = "original"
     frost: str = ""
     seconds: dict = field(default_factory=dict)      # generation time per (name, severity); 0 if cached
+    fingerprint: str = ""                             # what the images are (cells, parameters, clean pixels, code)
     _arrays: dict = field(default_factory=dict, repr=False)
+    _make: object = field(default=None, repr=False)   # (name, severity) -> array, for sets made on demand
 
     def images(self, name: str, severity: int, device="cpu") -> torch.Tensor:
+        if (name, severity) not in self._arrays:
+            if self._make is None or (name, severity) not in self.cells:
+                raise KeyError(f"({name!r}, {severity}) is not a cell of this set: {self.cells}")
+            self._arrays[(name, severity)] = self._make(name, severity)
         arr = self._arrays[(name, severity)]
         arr = np.array(arr) if not arr.flags.writeable else np.ascontiguousarray(arr)  # memmaps: copy
         return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(255)
@@ -832,7 +838,8 @@ def default_clean(n: int):
 
 def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: int = 0,
              device: str = "cpu", clean=None, pixels: str | None = None, use_released: bool = True,
-             cache: bool = True, progress: bool = True, cache_dir: os.PathLike | None = None) -> CorruptionSet:
+             cache: bool = True, progress: bool = True, cache_dir: os.PathLike | None = None,
+             lazy: bool = False) -> CorruptionSet:
     """CIFAR-10-C for the first ``n`` test images.
 
     ``clean`` is ``(images, labels)`` of those images (float NCHW in [0, 1], on
@@ -842,7 +849,9 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
     pixels are original; otherwise the set is regenerated and cached under
     ``cache_dir`` (default ``data/cache/cifar10c``), keyed by the corruption,
     its parameters, the seed, a hash of the clean pixels, the frost layers and
-    this file.
+    this file. ``lazy=True`` makes each cell's images only when they are first
+    asked for (a chapter whose scores are all cached never generates them); the
+    set's ``fingerprint`` says what the images are either way.
     """
     from tqdm import tqdm
 
@@ -867,38 +876,45 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
         if got is not None:
             arrays, labels = got
             return CorruptionSet(names, severities, n, seed, VARIANT_RELEASED, labels, "original",
-                                 "released" if "frost" in names else "", {k: 0.0 for k in arrays}, arrays)
+                                 "released" if "frost" in names else "", {k: 0.0 for k in arrays},
+                                 _fingerprint({"released": [names, severities, n]}), arrays)
     u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
     pixel_hash = hashlib.sha256(u8.numpy().tobytes()).hexdigest()[:16]
     frost = frost_layers(seed) if "frost" in names else None
-    arrays, seconds = {}, {}
-    todo = [(c, s) for c in names for s in severities]
-    for c, s in tqdm(todo, desc="CIFAR-10-C (regenerated)", leave=False, disable=not progress):
-        key = hashlib.sha256(json.dumps({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed,
-                                         "n": n, "pixels": pixels, "clean": pixel_hash,
-                                         "frost": frost.digest if c == "frost" else "",
-                                         "code": _code_digest()}, sort_keys=True).encode()).hexdigest()[:16]
-        path = Path(cache_dir or data_dir() / "cache" / "cifar10c") / f"{c}-s{s}-n{n}-{pixels}-seed{seed}-{key}.npz"
-        arr = None
+    keys = {(c, s): hashlib.sha256(json.dumps({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed,
+                                               "n": n, "pixels": pixels, "clean": pixel_hash,
+                                               "frost": frost.digest if c == "frost" else "",
+                                               "code": _code_digest()}, sort_keys=True).encode()).hexdigest()[:16]
+            for c in names for s in severities}
+    seconds = {}
+
+    def make(c: str, s: int) -> np.ndarray:
+        path = Path(cache_dir or data_dir() / "cache" / "cifar10c") / f"{c}-s{s}-n{n}-{pixels}-seed{seed}-{keys[c, s]}.npz"
         if cache and path.is_file():
             try:
                 with np.load(path) as z:
                     arr = z["images"]
                 seconds[(c, s)] = 0.0
+                return arr
             except Exception:
                 path.unlink(missing_ok=True)
-                arr = None
-        if arr is None:
-            start = time.perf_counter()
-            out = corrupt(x.to(device), c, s, seed)
-            arr = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            seconds[(c, s)] = time.perf_counter() - start
-            if cache:
-                atomic_save_npz(path, images=arr)
-        arrays[(c, s)] = arr
+        start = time.perf_counter()
+        out = corrupt(x.to(device), c, s, seed)
+        arr = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        seconds[(c, s)] = time.perf_counter() - start
+        if cache:
+            atomic_save_npz(path, images=arr)
+        return arr
+
+    arrays = {} if lazy else {cell: make(*cell) for cell in tqdm(list(keys), desc="CIFAR-10-C (regenerated)",
+                                                                  leave=False, disable=not progress)}
     frost_kind = frost.kind if frost is not None else ""
     return CorruptionSet(names, severities, n, seed, variant_label(pixels, n, frost_kind), y.clone(), pixels,
-                         frost_kind, seconds, arrays)
+                         frost_kind, seconds, _fingerprint(sorted(keys.items())), arrays, make if lazy else None)
+
+
+def _fingerprint(parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- evaluation

@@ -63,6 +63,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import evaluate
+from .deadline import check_deadline
+from .results import cached, digest, net_digest
 from .spectral import (angular_profile, centred_dft, frequency_angle, frequency_radius,
                        inverse_centred_dft, radial_profile)
 from .verdicts import Claim, Criterion, Estimate, bootstrap
@@ -791,6 +793,7 @@ def train_through_mask(mask: torch.Tensor | None, profile: str, device="cpu", ta
                 return evaluate.prepare_model(model, device).eval()
         except Exception:
             pass  # unreadable: retrain below and overwrite atomically
+    check_deadline(f"training through {tag}")
     torch.manual_seed(cfg.seed)
     transform = None if mask is None else pixel_transform(mask.to(device), model.normalize.to(device))
     info = train_model(model, train_x, train_y, cfg, device=device, desc=f"training through {tag}",
@@ -866,55 +869,27 @@ def plot_masks(masks: dict, title: str, cmap: str = "viridis"):
     return fig
 
 
-def _net_digest(model) -> str:
-    rec = getattr(model, "record", {}) or {}
-    return rec.get("key") or hashlib.sha256(b"".join(
-        v.detach().cpu().numpy().tobytes() for v in model.state_dict().values())).hexdigest()[:16]
-
-
-def _data_digest(*tensors: torch.Tensor) -> str:
-    return hashlib.sha256(b"".join(t.detach().cpu().contiguous().numpy().tobytes() for t in tensors)).hexdigest()[:16]
-
-
-def _cached(stem: str, key_parts: dict, compute):
-    """``compute()`` (a dict) cached under ``data/models/<stem>-<hash>.pt``; recomputed and
-    overwritten atomically when the file is missing, unreadable or keyed differently."""
-    from .io import atomic_torch_save
-    from .zoo import zoo_dir
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
-    path = zoo_dir() / f"{stem}-{key}.pt"
-    if path.is_file():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-            if saved.get("key") == key:
-                return saved["result"]
-        except Exception:
-            pass  # unreadable: compute again and overwrite atomically
-    result = compute()
-    atomic_torch_save({"key": key, "result": result}, path)
-    return result
-
-
 def train_mask_cached(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig, tag: str,
                       device=None, progress: str | None = None) -> MaskResult:
-    """:func:`train_mask`, cached under ``data/models/fmask-<tag>-<hash>.pt``.
+    """:func:`train_mask`, cached under ``data/models/results/fmask-<tag>-<hash>.pt``
+    (:func:`freqlib.results.cached`: resumable, carried by paper-run).
 
     The key covers the network's zoo key (or its weights when it has none), the
     mask config, a digest of the training images and labels, and the code of
     the mask method, so a change to any of them trains again.
     """
-    key = {"net": _net_digest(model), "cfg": asdict(cfg), "data": _data_digest(images, labels),
+    key = {"net": net_digest(model), "cfg": asdict(cfg), "data": digest(images, labels),
            "code": _method_digest()}
-    result = _cached(f"fmask-{tag}", key, lambda: asdict(train_mask(model, images, labels, cfg, device, progress)))
+    result = cached(f"fmask-{tag}", key, lambda: asdict(train_mask(model, images, labels, cfg, device, progress)))
     return MaskResult(**result)
 
 
 def train_image_masks_cached(model, images: torch.Tensor, targets: torch.Tensor, tag: str, **kw) -> dict:
-    """:func:`train_image_masks`, cached under ``data/models/fimask-<tag>-<hash>.pt`` (key: the
+    """:func:`train_image_masks`, cached under ``data/models/results/fimask-<tag>-<hash>.pt`` (key: the
     network, the images and targets, the keyword arguments and the method's code)."""
-    key = {"net": _net_digest(model), "data": _data_digest(images, targets),
+    key = {"net": net_digest(model), "data": digest(images, targets),
            "kw": {k: v for k, v in kw.items() if k not in ("device", "progress")}, "code": _image_method_digest()}
-    return _cached(f"fimask-{tag}", key, lambda: train_image_masks(model, images, targets, **kw))
+    return cached(f"fimask-{tag}", key, lambda: train_image_masks(model, images, targets, **kw))
 
 
 def permutation_anisotropy(mask: torch.Tensor, n_perm: int = 1000, n_bins: int = 8, r_min: float = 1.0,

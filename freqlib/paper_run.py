@@ -18,7 +18,13 @@ One call:
    timings first, else the planned ones of :data:`PLANNED` scaled by how long
    finished steps took against their plan) and **does not start what cannot
    finish** before the deadline; a chapter is started only with all its missing
-   models trained in the same call;
+   models trained in the same call. A *resumable* chapter (:data:`RESUMABLE`: its
+   heavy work is one :mod:`freqlib.results` entry per model and step) starts when
+   one step fits: the chapter's kernel gets ``FREQLIB_DEADLINE``, stops between
+   stored results when it passes (status ``partial``), and the next call goes on
+   from the results, which travel in ``OUT/results``. Models a chapter reads by
+   reference (:class:`ModelSpec` ``by_ref``) are trained inside it, only while a
+   result needs them, and never carried;
 3. after a chapter, amends its run card (device name, training seeds, call)
    and learns which zoo models it trained itself (not in the plan): they are
    trained up front next time;
@@ -75,13 +81,19 @@ PROP_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A zoo model: recipe name and TrainConfig overrides (what a chapter passes to ``ctx.model``)."""
+    """A zoo model: recipe name and TrainConfig overrides (what a chapter passes to ``ctx.model``).
+
+    ``by_ref``: the chapter reaches the model through :meth:`ChapterContext.ref`
+    and reads only cached results of it (:mod:`freqlib.results`), so it is not
+    trained up front: the chapter trains it when a result needs it, and a model
+    whose results are stored is never trained again (nor carried)."""
     name: str
     overrides: str = "{}"        # canonical JSON, so specs hash and compare
+    by_ref: bool = False
 
     @classmethod
-    def make(cls, name: str, **overrides) -> "ModelSpec":
-        return cls(name, json.dumps(overrides, sort_keys=True, default=list))
+    def make(cls, name: str, by_ref: bool = False, **overrides) -> "ModelSpec":
+        return cls(name, json.dumps(overrides, sort_keys=True, default=list), by_ref)
 
     @property
     def kwargs(self) -> dict:
@@ -102,22 +114,27 @@ def default_plan(profile: str) -> dict[str, list[ModelSpec]]:
     A chapter that trains a model not listed here still works (it trains it
     while executing); paper-run notices and trains it up front next time.
     """
-    from .profiles import profile_settings
+    from .profiles import default_seeds, profile_settings
     seeds = list(range(profile_settings(profile)["seeds"]))
     each = lambda names, ss=seeds, **kw: [ModelSpec.make(n, **kw, **({"seed": s} if s else {}))
                                           for n in names for s in ss]
-    # chapter 2 keeps ResNet-18 at the paper profile; at smoke/quick it uses the profile's net
+    # chapter 2 keeps ResNet-18 at the paper profile (one seed: profiles.ARCH_SEEDS); at
+    # smoke/quick it uses the profile's net. It reads its models by reference.
     b = dict(arch="resnet18", widths=[64], whiten=False) if profile == "paper" else dict(whiten=False)
-    props = [ModelSpec.make(f"prop_p{round(100 * p):03d}", stem={"kind": "banded", "high_share": p},
+    b_seeds = list(range(default_seeds(profile, b.get("arch"))))
+    props = [ModelSpec.make(f"prop_p{round(100 * p):03d}", by_ref=True, stem={"kind": "banded", "high_share": p},
                             perturbation="none", **b, **({"seed": s} if s else {}))
-             for p in PROP_SHARES for s in seeds]
-    b2 = (each(("standard", "gaussian", "amplitude"), **b)
-          + each(("modulated_amplitude",), stem={"kind": "modulated"}, perturbation="amplitude", **b))
+             for p in PROP_SHARES for s in b_seeds]
+    b2 = (each(("standard", "gaussian", "amplitude"), b_seeds, by_ref=True, **b)
+          + each(("modulated_amplitude",), b_seeds, by_ref=True, stem={"kind": "modulated"},
+                 perturbation="amplitude", **b))
+    # chapter 3 masks Paper C's own robust recipe (PGD-10) at the paper profile
+    masked = MAIN + (("linf_pgd_c",) if profile == "paper" else ())
     return {
         "00": each(("standard",), [0]),
         "01": each(MAIN),
         "02": each(("standard", "linf_at", "gaussian"), [0]) + props + b2,
-        "03": each(MAIN) + each(GEOMETRIC),
+        "03": each(masked) + each(GEOMETRIC),
         "04": each(MAIN),
         "05": each(("standard", "linf_at"), [0]),
         # chapter 6: planted-frequency networks (the chapter's planted_train) and shortcut networks
@@ -146,15 +163,20 @@ PLANNED = {
     "cuda": {"epoch": {"airbench": 0.45, "resnet18": 3.0, "fastnet": 0.35},
              "eval": {"airbench": 3.0, "resnet18": 12.0, "fastnet": 3.0},
              "chapter": {"00": 30, "01": 300, "02": 240, "03": 420, "04": 200, "05": 120, "06": 360},
-             "setup": 45},
+             "item": 90, "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},
             "chapter": {"00": 20, "01": 60, "02": 60, "03": 120, "04": 60, "05": 40, "06": 120},
-            "setup": 15},
+            "item": 60, "setup": 15},
 }
 PASSES = {"none": 1.0, "gaussian": 1.3, "amplitude": 1.6, "geometric": 1.2,
           "fgsm_linf": 2.3, "fgsm_l2": 2.3}
 ROBUST_EVAL = 3.0   # evaluation of an adversarially trained model, relative to a standard one
+# Chapters whose heavy work goes through freqlib.results (one cached result per model
+# and step): a call may start them with less time than they need; when its time is up
+# they stop between results (OutOfTime) and the next call continues from the results.
+# "item" in PLANNED is the planned cost of one such result, without training.
+RESUMABLE = ("02", "03")
 
 
 class Estimator:
@@ -209,8 +231,40 @@ def canonical_fingerprint(state: dict) -> str:
 
 
 def carry_size(out: Path) -> int:
-    """Bytes of the carried zoo checkpoints."""
-    return sum(p.stat().st_size for p in (Path(out) / "zoo").glob("*.pt"))
+    """Bytes of the carried zoo checkpoints and results."""
+    return sum(p.stat().st_size for d in ("zoo", "results") for p in (Path(out) / d).glob("*.pt"))
+
+
+def _copy_missing(src: Path, dst: Path) -> int:
+    """Copy the ``*.pt`` files of ``src`` that ``dst`` lacks (atomically); returns how many."""
+    n = 0
+    for f in sorted(Path(src).glob("*.pt")) if Path(src).is_dir() else []:
+        target = Path(dst) / f.name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target, suffix=".pt") as tmp:
+                shutil.copyfile(f, tmp)
+            n += 1
+    return n
+
+
+class _deadline_env:
+    """``FREQLIB_DEADLINE`` set to ``value`` (None: unset) inside the block, restored after;
+    the chapter's kernel inherits it (freqlib.results stops between results there)."""
+
+    def __init__(self, value: float | None):
+        from .deadline import DEADLINE_ENV
+        self.name, self.value = DEADLINE_ENV, value
+
+    def __enter__(self):
+        self.old = os.environ.pop(self.name, None)
+        if self.value is not None:
+            os.environ[self.name] = f"{self.value:.1f}"
+
+    def __exit__(self, *exc):
+        os.environ.pop(self.name, None)
+        if self.old is not None:
+            os.environ[self.name] = self.old
 
 
 # ------------------------------------------------------------------- run
@@ -307,19 +361,42 @@ class PaperRun:
         return self.estimator.planned_train(cfg) * self.estimator.factor("train")
 
     def estimate_chapter(self, stem: str) -> float:
+        """The chapter's seconds, with the training of the models it reaches by reference;
+        for a chapter stopped between results, what is left of that."""
         entry = self.state["chapters"].get(stem, {})
         planned = self.estimator.planned_chapter(stem) * self.estimator.factor("chapter")
+        planned += sum(self.estimate_train(s) for s in self.by_ref(stem) if not self.in_zoo(s))
         if entry.get("wall_s"):
             return entry["wall_s"] * 1.1
         if entry.get("killed"):   # an earlier call died inside it: it takes longer than thought
-            return max(planned, entry.get("estimate", planned)) * 1.5 ** entry["killed"]
+            planned = max(planned, entry.get("estimate", planned)) * 1.5 ** entry["killed"]
+        if entry.get("spent_s"):  # stopped between results before: the rest
+            planned = max(planned - entry["spent_s"], self.largest_step(stem))
         return planned
 
+    def by_ref(self, stem: str) -> list[ModelSpec]:
+        return [s for s in self.needs(stem) if s.by_ref]
+
+    def resumable(self, stem: str) -> bool:
+        return any(stem.startswith(p) for p in RESUMABLE)
+
+    def largest_step(self, stem: str) -> float:
+        """The longest stretch of a resumable chapter between two stored results: training
+        one of its by-reference models and computing one result; 1.5 times more after each
+        call in which it made no progress or was killed (its part after the last result,
+        which nothing stops, is then longer than a step)."""
+        train = max([self.estimate_train(s) for s in self.by_ref(stem) if not self.in_zoo(s)], default=0.0)
+        item = self.estimator.planned.get("item", 60) * self.estimator.factor("chapter")
+        entry = self.state["chapters"].get(stem, {})
+        return (train + item) * 1.5 ** (entry.get("stalled", 0) + entry.get("killed", 0))
+
     def restore(self) -> int:
-        """Write carried bf16 checkpoints missing from the zoo folder back as fp32."""
+        """Write carried bf16 checkpoints missing from the zoo folder back as fp32, and
+        carried results (:mod:`freqlib.results`) back into the results folder."""
         import torch
+        from .results import results_dir
         from .zoo import zoo_dir
-        n = 0
+        n = _copy_missing(self.out / "results", results_dir())
         for carried in sorted((self.out / "zoo").glob("*.pt")):
             target = zoo_dir() / carried.name
             record = self.out / "records" / carried.with_suffix(".json").name
@@ -377,6 +454,11 @@ class PaperRun:
         self.log(self.did[-1])
         self._save_state()
 
+    def carry_results(self) -> int:
+        """Copy results computed in this call into the carry (they are small; kept all run long)."""
+        from .results import results_dir
+        return _copy_missing(results_dir(), self.out / "results")
+
     # -------------------------------------------------------- chapters
     def chapter_paths(self) -> list[Path]:
         from .runner import chapters_in_toc, resolve_chapter
@@ -397,24 +479,59 @@ class PaperRun:
         before = {p.name for p in zoo_dir().glob("*.json")} if zoo_dir().is_dir() else set()
         start = self.clock()
         params = {"profile": self.profile, "device": self.device, **self.params}
+        results_before = self._n_results()
         try:
-            target = execute_chapter(path, params, self.out / "executed", force=True, log=self.log)
+            with _deadline_env(self._soft_deadline(stem)):
+                target = execute_chapter(path, params, self.out / "executed", force=True, log=self.log)
         except Exception as exc:                                       # noqa: BLE001 (recorded, run goes on)
-            entry.update(status="failed", error=str(exc)[:500])
+            self.carry_results()
             entry.pop("started", None)
+            if getattr(exc, "ename", "") == "OutOfTime":
+                self._stopped_between_results(stem, entry, self.clock() - start, self._n_results() - results_before)
+                return
+            entry.update(status="failed", error=str(exc)[:500])
             self._save_state()
             self.did.append(f"{stem}: FAILED ({str(exc)[:200]})")
             self.log(self.did[-1])
             return
+        self.carry_results()
         wall = self.clock() - start
         self.estimator.record("chapter", planned, wall)
         self._learn_unplanned(stem, before)
         self._amend_run_card(target)
-        entry.update(status="done", wall_s=round(wall, 1), file=str(target.relative_to(self.out)))
+        total = wall + entry.get("spent_s", 0.0)
+        entry.update(status="done", wall_s=round(wall, 1), total_s=round(total, 1),
+                     file=str(target.relative_to(self.out)))
         entry.pop("started", None)
         entry.pop("killed", None)
         self._save_state()
-        self.did.append(f"executed {stem}: {wall:.0f} s")
+        self.did.append(f"executed {stem}: {wall:.0f} s" + (f" ({total:.0f} s over {entry.get('attempts', 0) + 1} "
+                                                            "calls)" if entry.get("spent_s") else ""))
+        self.log(self.did[-1])
+
+    def _soft_deadline(self, stem: str) -> float | None:
+        """When the chapter must stop starting new results: the call's deadline less the
+        margin and one (safe) step. None without a deadline, and for a chapter that is not
+        resumable (stopping it would keep nothing: it starts only when it fits)."""
+        if self.deadline == float("inf") or not self.resumable(stem):
+            return None
+        # in the kernel's clock (time.time), whatever clock this run keeps (tests use a fake one)
+        return time.time() + (self.deadline - MARGIN_S - SAFETY * self.largest_step(stem) - self.clock())
+
+    def _n_results(self) -> int:
+        from .results import results_dir
+        return len(list(results_dir().glob("*.pt"))) if results_dir().is_dir() else 0
+
+    def _stopped_between_results(self, stem: str, entry: dict, wall: float, new: int) -> None:
+        """The chapter stopped cleanly (OutOfTime) with ``new`` results stored: it is left
+        ``partial`` and continues next call; an attempt without progress doubles as a stall."""
+        entry.update(status="partial", attempts=entry.get("attempts", 0) + 1,
+                     spent_s=round(entry.get("spent_s", 0.0) + wall, 1), results=entry.get("results", 0) + new)
+        if new == 0:
+            entry["stalled"] = entry.get("stalled", 0) + 1
+        self._save_state()
+        self.did.append(f"{stem}: stopped between results after {wall:.0f} s ({new} new result(s) stored); "
+                        "the next call continues")
         self.log(self.did[-1])
 
     def spec_from_record(self, rec: dict) -> ModelSpec | None:
@@ -443,6 +560,8 @@ class PaperRun:
             spec = self.spec_from_record(rec)
             if spec is None:
                 continue
+            if any((r.name, r.overrides) == (spec.name, spec.overrides) for r in self.by_ref(stem)):
+                continue                    # read by reference: its results are carried, not the model
             self.canonicalise(rec_path.stem, rec.get("train_seconds"))
             learned = self.state["learned"].setdefault(stem, [])
             if [spec.name, spec.overrides] not in learned and spec not in plan_for(stem, self.plan):
@@ -506,14 +625,16 @@ class PaperRun:
         call_budget = self.deadline - self.clock() - MARGIN_S
         for path in self.pending():
             stem = path.stem
-            missing = [s for s in self.needs(stem) if not self.in_zoo(s)]
+            missing = [s for s in self.needs(stem) if not s.by_ref and not self.in_zoo(s)]
             broken = next((self.known_failure(s) for s in missing if self.known_failure(s)), None)
             if broken:
                 self._fail(stem, broken)
                 continue
             t_models = sum(self.estimate_train(s) for s in missing)
             t_chapter = self.estimate_chapter(stem)
-            if not self.fits(t_models + t_chapter):
+            # a resumable chapter needs only room for one step after its models: it stops between results
+            t_after = self.largest_step(stem) if self.resumable(stem) else t_chapter
+            if not self.fits(t_models + t_after):
                 never = SAFETY * (t_models + t_chapter) > call_budget
                 why = (f"needs ~{t_models + t_chapter:.0f} s ({len(missing)} model(s) ~{t_models:.0f} s + "
                        f"chapter ~{t_chapter:.0f} s), {max(0.0, self.remaining()):.0f} s left")
@@ -531,7 +652,7 @@ class PaperRun:
             for spec in missing:
                 if self.in_zoo(spec):               # the same model was listed twice
                     continue
-                if not self.fits(self.estimate_train(spec) + self.estimate_chapter(stem)):
+                if not self.fits(self.estimate_train(spec) + t_after):
                     stopped = True
                     break
                 if not self._train_or_fail(spec, stem):
@@ -539,9 +660,12 @@ class PaperRun:
                     break
             if self.state["chapters"].get(stem, {}).get("status") == "failed":
                 continue
-            if stopped or not self.fits(self.estimate_chapter(stem)):
+            if stopped or not self.fits(t_after):
                 self.left.append((stem, "its models took longer than planned; chapter left for the next call"))
                 continue
+            if t_after < t_chapter and not self.fits(t_chapter):
+                self.log(f"{stem}: ~{t_chapter:.0f} s left to do, {max(0.0, self.remaining()):.0f} s in this call: "
+                         "starting it to stop between stored results")
             self.execute(path)
         self._attempt_oversized()
         self._prefill()
@@ -562,7 +686,7 @@ class PaperRun:
             return
         for path in self.pending():
             entry = self.state["chapters"].get(path.stem, {})
-            ready = all(self.in_zoo(s) for s in self.needs(path.stem))
+            ready = all(self.in_zoo(s) for s in self.needs(path.stem) if not s.by_ref)
             if ready and (self.force_next or not (entry.get("killed") or entry.get("oversized_attempt"))):
                 self.state["chapters"].setdefault(path.stem, entry)["oversized_attempt"] = True
                 self.left = [(s, r) for s, r in self.left if s != path.stem]
@@ -606,7 +730,7 @@ class PaperRun:
         budget = self.carry_mb * 2 ** 20 - carry_size(self.out)
         for path in self.pending():
             for spec in self.needs(path.stem):
-                if self.in_zoo(spec) or self.known_failure(spec):
+                if spec.by_ref or self.in_zoo(spec) or self.known_failure(spec):
                     continue
                 est = self.estimate_train(spec)
                 mb = self._expected_mb(spec)
@@ -629,8 +753,10 @@ class PaperRun:
         needed: dict[str, ModelSpec] = {}
         for path in self.pending():
             for spec in self.needs(path.stem):
-                needed.setdefault(self.stem_of(spec), spec)
+                if not spec.by_ref:
+                    needed.setdefault(self.stem_of(spec), spec)
         files = sorted((self.out / "zoo").glob("*.pt"))
+        results = sum(p.stat().st_size for p in (self.out / "results").glob("*.pt"))
         models = {e["stem"]: e for e in self.state["models"].values() if "stem" in e}
 
         def value(p: Path) -> float:
@@ -639,26 +765,30 @@ class PaperRun:
         keep_bytes = 0
         for p in sorted(files, key=value, reverse=True):
             size = p.stat().st_size
-            if p.stem in needed and keep_bytes + size <= self.carry_mb * 2 ** 20:
+            if p.stem in needed and results + keep_bytes + size <= self.carry_mb * 2 ** 20:
                 keep_bytes += size
                 continue
             p.unlink()
             why = "not needed any more" if p.stem not in needed else f"over the carry limit of {self.carry_mb:g} MB"
             self.log(f"carry: dropped {p.stem} ({why})")
-        self.log(f"carry: {keep_bytes / 2 ** 20:.1f} MB of zoo checkpoints ({self.carry_mb:g} MB allowed)")
+        self.log(f"carry: {keep_bytes / 2 ** 20:.1f} MB of zoo checkpoints and {results / 2 ** 20:.1f} MB of results "
+                 f"({self.carry_mb:g} MB allowed)")
 
     # ---------------------------------------------------------- report
     def write_status(self) -> str:
         lines = [f"# paper-run: profile {self.profile} on {device_name(self.device)}", ""]
-        lines += ["| chapter | status | wall time | call |", "|---|---|---|---|"]
+        lines += ["| chapter | status | wall time | over calls | call |", "|---|---|---|---|---|"]
         for p in self.chapter_paths():
             e = self.state["chapters"].get(p.stem, {})
+            over = (f"{e.get('total_s', e.get('spent_s'))} s in {e.get('attempts', 0) + (e.get('status') == 'done')} "
+                    f"calls, {e.get('results', 0)} results stored" if e.get("spent_s") else "—")
             lines.append(f"| {p.stem} | {e.get('status', 'pending')} | "
-                         f"{str(e.get('wall_s', '—')) + ' s' if e.get('wall_s') else '—'} | {e.get('call', '—')} |")
+                         f"{str(e.get('wall_s', '—')) + ' s' if e.get('wall_s') else '—'} | {over} | {e.get('call', '—')} |")
         trained = [e for e in self.state["models"].values() if e.get("fingerprint")]
         failed = [e["stem"] for e in self.state["models"].values() if e.get("failed")]
         lines += ["", f"zoo models trained: {len(trained)}; carried: "
-                      f"{len(list((self.out / 'zoo').glob('*.pt')))} ({carry_size(self.out) / 2 ** 20:.1f} MB)"]
+                      f"{len(list((self.out / 'zoo').glob('*.pt')))} checkpoints and "
+                      f"{len(list((self.out / 'results').glob('*.pt')))} results ({carry_size(self.out) / 2 ** 20:.1f} MB)"]
         if failed:
             lines.append(f"models whose training failed (not retried without --retry-failed): {', '.join(failed)}")
         if self.did:
@@ -697,8 +827,14 @@ def min_call_seconds(models: list[tuple[float, float]], chapter_s: float, carry_
 
 def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None = None,
                call_s: float = 540.0) -> str:
-    """The plan as a markdown table with planned seconds and bf16 sizes (no training), and
-    the least time one call needs for each chapter (⚠ where that exceeds ``call_s``)."""
+    """The plan as a markdown table with planned seconds and bf16 sizes (no training).
+
+    *Longest step* is the longest piece of work that must fit in one call on a
+    machine kept warm between calls (the runbook's protocol: what was trained
+    stays): a non-resumable chapter is one step; a resumable one (:data:`RESUMABLE`)
+    stops between stored results, so its step is one by-reference model's training
+    plus one result. ⚠ marks a step over one call. *Fresh machine* is the least
+    time one call needs when nothing but the carry survived from earlier calls."""
     from .data import available_variant
     from .models import build_model
     from .zoo import model_key
@@ -706,10 +842,10 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
     est = Estimator(device)
     seen: dict[str, tuple[float, float]] = {}
     lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models "
-             "| one call needs (s) |", "|---|---|---|---|---|---|"]
+             "| longest step (s) | fresh machine: one call needs (s) |", "|---|---|---|---|---|---|---|"]
     total, too_big = 0.0, []
     for prefix, specs in plan.items():
-        new, t_train, mb, its = [], 0.0, 0.0, {}
+        new, t_train, mb, its, ref_train = [], 0.0, 0.0, {}, []
         for spec in specs:
             key, cfg = model_key(spec.name, profile, available_variant(), **spec.kwargs)
             if key not in seen:
@@ -720,24 +856,30 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
                 new.append(spec.label)
                 t_train += seen[key][0]
             mb += seen[key][1]
-            its[key] = seen[key]
+            if spec.by_ref:
+                ref_train.append(seen[key][0])
+            else:
+                its[key] = seen[key]
         t_ch = est.planned_chapter(prefix)
         total += t_train + t_ch
-        need = min_call_seconds(list(its.values()), t_ch)
-        if need > call_s - MARGIN_S:
+        resumable = any(prefix.startswith(r) for r in RESUMABLE)
+        step_in_chapter = (max(ref_train, default=0.0) + est.planned.get("item", 60)) if resumable \
+            else t_ch + sum(ref_train)
+        step = max([step_in_chapter] + [t for t, _ in its.values()])
+        fresh = min_call_seconds(list(its.values()), step_in_chapter)
+        if step > call_s - MARGIN_S:
             too_big.append(prefix)
         flag = " ⚠" if prefix in too_big else ""
-        lines.append(f"| {prefix} | {len(new)} | {t_train:.0f} | {t_ch:.0f} | {mb:.1f} ({len(specs)} models) "
-                     f"| {need:.0f}{flag} |")
+        lines.append(f"| {prefix} | {len(new)}{f' ({len(ref_train)} by reference)' if ref_train else ''} "
+                     f"| {t_train:.0f} | {t_ch:.0f}{' (resumable)' if resumable else ''} "
+                     f"| {mb:.1f} ({len(specs)} models) | {step:.0f}{flag} | {fresh:.0f} |")
     lines.append(f"| all | {len(seen)} | {sum(v[0] for v in seen.values()):.0f} | "
-                 f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} | |")
+                 f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} | | |")
     lines.append(f"\nTotal planned: {total:.0f} s = {total / 60:.1f} min of {device} time, plus "
                  f"~{est.planned['setup']} s of set-up per call on a fresh machine.")
     if too_big:
-        lines.append(f"⚠ Chapters {', '.join(too_big)} cannot finish within one {call_s:.0f}-s call as planned: "
-                     f"their models do not fit the {CARRY_MB:g} MB carry, so those left out are trained in the "
-                     f"chapter's own call. Shrink them (fewer seeds or models) or measure first: the plan's "
-                     f"figures are estimates until bench/bench_paper.py has run on the device.")
+        lines.append(f"⚠ Chapters {', '.join(too_big)} have a step longer than one {call_s:.0f}-s call: shrink "
+                     "them, or measure first (bench/bench_paper.py); the figures are estimates until then.")
     return "\n".join(lines)
 
 

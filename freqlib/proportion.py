@@ -39,7 +39,7 @@ from .verdicts import Claim, Criterion, Estimate, bootstrap, pool
 
 __all__ = ["PAPER_GAIN", "THRESHOLDS", "claims", "criteria_table", "spread", "paired_gain", "null_spread",
            "b1_numbers", "b2_numbers", "pooled", "Scores", "score", "summary_table", "variant_table",
-           "pixel_kind"]
+           "pixel_kind", "first_layer"]
 
 PAPER_GAIN = 10.97                   # points of mean CIFAR-10-C accuracy, ResNet-18 (the paper)
 THRESHOLDS = {
@@ -140,12 +140,44 @@ class Scores:
 
 
 def score(models: dict, cset, clean_x, clean_y, progress: bool = True) -> Scores:
-    """Score ``models`` on every cell of ``cset`` and on the clean images."""
-    from .corruptions import robustness
+    """Score ``models`` (networks or :class:`~freqlib.results.ModelRef`) on every cell of
+    ``cset`` and on the clean images. Each model's scores are cached
+    (:func:`freqlib.results.measured`, keyed by the set's fingerprint and the clean
+    images), so a model scored before is neither loaded nor run again."""
+    from .corruptions import Robustness, corruption_correct
     from .evaluate import correct
-    rob = robustness(models, cset, progress=progress)
-    clean = {name: correct(m, clean_x, clean_y) for name, m in models.items()}
-    return Scores(rob, clean, {name: rob.mean_c(name) for name in models})
+    from .results import digest, measured
+    if not cset.fingerprint:
+        raise ValueError("the corruption set has no fingerprint: make it with freqlib.corruptions.cifar10c")
+    config = {"set": cset.fingerprint, "cells": [list(c) for c in cset.cells], "clean": digest(clean_x, clean_y)}
+    per = {}
+    for name, model in models.items():
+        shown = f"{name} on {cset.variant}" if progress else None
+        per[name] = measured(model, "cifar10c-scores", config,
+                             lambda m: {"corrupt": corruption_correct(m, cset, progress=shown).bool(),
+                                        "clean": correct(m, clean_x, clean_y).bool()},
+                             code=("corruptions.py",))
+    rob = Robustness(cset.variant, cset.cells, {name: r["corrupt"].float() for name, r in per.items()})
+    return Scores(rob, {name: r["clean"].float() for name, r in per.items()},
+                  {name: rob.mean_c(name) for name in models})
+
+
+def first_layer(model) -> dict:
+    """What the chapter reads of a network's first layer, cached like its scores:
+    ``weight`` (the effective kernels), ``ratio`` (high-frequency energy ratio per
+    kernel), ``high`` (the rule's verdict per kernel), and ``band`` / ``mix`` for
+    banded / modulated stems (empty tensors otherwise)."""
+    from .results import measured
+
+    def read(m):
+        from . import filters as ff
+        stem = m.body.stem
+        empty = torch.zeros(0)
+        return {"weight": ff.stem_weight(stem).detach().float().cpu(),
+                "ratio": ff.high_frequency_ratio(stem).detach().cpu(), "high": ff.classify(stem).detach().cpu(),
+                "band": stem.band.bool().cpu() if hasattr(stem, "band") else empty.bool(),
+                "mix": stem.mix.detach().float().cpu() if hasattr(stem, "mix") else empty}
+    return measured(model, "first-layer", {}, read, code=("filters.py",))
 
 
 def summary_table(scores: Scores, boot=bootstrap, **kw):

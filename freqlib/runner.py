@@ -54,7 +54,12 @@ class ParameterError(ValueError):
 
 
 class ChapterFailed(RuntimeError):
-    """A cell raised while a chapter was executed."""
+    """A cell raised while a chapter was executed; ``ename`` is the exception's name
+    (``OutOfTime``: a time-boxed call stopped it between cached results)."""
+
+    def __init__(self, message: str, ename: str = ""):
+        super().__init__(message)
+        self.ename = ename
 
 
 # ---------------------------------------------------------------- chapters
@@ -253,7 +258,7 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
             shown = failed.relative_to(repo_root()) if failed.is_relative_to(repo_root()) else failed
             evalue = (str(exc.evalue).strip().splitlines() or [""])[0]
             raise ChapterFailed(f"{path.stem}: cell {exc.exec_count} raised {exc.ename}: {evalue} "
-                                f"(partial notebook: {shown})") from None
+                                f"(partial notebook: {shown})", exc.ename) from None
         wall = time.time() - start
         nb = nbformat.read(tmp, as_version=4)
         _strip_progress_bars(nb)

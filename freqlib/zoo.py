@@ -29,6 +29,7 @@ from .evaluate import prepare_model
 from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
+from .deadline import check_deadline
 
 __all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "list_models"]
 
@@ -120,6 +121,7 @@ def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = Fals
         if model is not None and record_path.is_file():
             model.record = json.loads(record_path.read_text())
             return model
+        check_deadline(f"training {name} ({profile})")
         return _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device,
                                  ckpt_path, record_path)
 
