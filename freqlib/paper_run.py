@@ -396,7 +396,10 @@ class PaperRun:
         import torch
         from .results import results_dir
         from .zoo import zoo_dir
-        n = _copy_missing(self.out / "results", results_dir())
+        results = _copy_missing(self.out / "results", results_dir())
+        if results:
+            self.log(f"restored {results} carried result(s) into {results_dir()}")
+        n = 0
         for carried in sorted((self.out / "zoo").glob("*.pt")):
             target = zoo_dir() / carried.name
             record = self.out / "records" / carried.with_suffix(".json").name
@@ -635,9 +638,11 @@ class PaperRun:
             # a resumable chapter needs only room for one step after its models: it stops between results
             t_after = self.largest_step(stem) if self.resumable(stem) else t_chapter
             if not self.fits(t_models + t_after):
-                never = SAFETY * (t_models + t_chapter) > call_budget
-                why = (f"needs ~{t_models + t_chapter:.0f} s ({len(missing)} model(s) ~{t_models:.0f} s + "
-                       f"chapter ~{t_chapter:.0f} s), {max(0.0, self.remaining()):.0f} s left")
+                never = SAFETY * (t_models + t_after) > call_budget
+                what = (f"one step ~{t_after:.0f} s (resumable)" if t_after < t_chapter
+                        else f"chapter ~{t_chapter:.0f} s")
+                why = (f"needs ~{t_models + t_after:.0f} s ({len(missing)} model(s) ~{t_models:.0f} s + "
+                       f"{what}), {max(0.0, self.remaining()):.0f} s left")
                 if never:
                     why += ("; more than a whole call: shrink its plan (paper-run --plan), or train its models "
                             "ahead with --split-groups on a machine that stays warm between calls")
