@@ -43,6 +43,7 @@ class ChapterContext:
     seeds: list = field(default_factory=list)
     test_sources: set = field(default_factory=set)
     arch: str = ""       # the network this chapter trains at this profile
+
     @property
     def variant(self) -> str:
         """The data label every figure and verdict carries."""

@@ -76,9 +76,8 @@ ARCH_SETTINGS = {
 
 # Training seeds per model where an architecture differs from the profile's
 # ``seeds``. ResNet-18 at the paper profile: one seed, because chapter 2 trains
-# nine of them (about a minute each on an H200) and three seeds would take most
-# of a 30-minute GPU session on their own; a chapter's ``seeds`` parameter
-# still asks for more.
+# nine of them per seed, the dearest part of the paper plan (`paper-run --plan`);
+# a chapter's ``seeds`` parameter still asks for more.
 ARCH_SEEDS = {("paper", "resnet18"): 1}
 
 # Recipe settings that hold only at one (profile, architecture): adversarial

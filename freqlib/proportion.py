@@ -164,17 +164,16 @@ def score(models: dict, cset, clean_x, clean_y, progress: bool = True) -> Scores
 
 def first_layer(model) -> dict:
     """What the chapter reads of a network's first layer, cached like its scores:
-    ``weight`` (the effective kernels), ``ratio`` (high-frequency energy ratio per
-    kernel), ``high`` (the rule's verdict per kernel), and ``band`` / ``mix`` for
-    banded / modulated stems (empty tensors otherwise)."""
+    ``ratio`` (high-frequency energy ratio per kernel), ``high`` (the rule's verdict
+    per kernel), and ``band`` / ``mix`` for banded / modulated stems (empty tensors
+    otherwise)."""
     from .results import measured
 
     def read(m):
         from . import filters as ff
         stem = m.body.stem
         empty = torch.zeros(0)
-        return {"weight": ff.stem_weight(stem).detach().float().cpu(),
-                "ratio": ff.high_frequency_ratio(stem).detach().cpu(), "high": ff.classify(stem).detach().cpu(),
+        return {"ratio": ff.high_frequency_ratio(stem).detach().cpu(), "high": ff.classify(stem).detach().cpu(),
                 "band": stem.band.bool().cpu() if hasattr(stem, "band") else empty.bool(),
                 "mix": stem.mix.detach().float().cpu() if hasattr(stem, "mix") else empty}
     return measured(model, "first-layer", {}, read, code=("filters.py",))

@@ -26,6 +26,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -124,7 +125,7 @@ class ModelRef:
     overrides: dict = field(default_factory=dict)
     _model: object = field(default=None, repr=False, compare=False)
 
-    @property
+    @cached_property
     def key(self) -> str:
         from .profiles import recipe_config
         from .zoo import dataset_tensors, model_key
