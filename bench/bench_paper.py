@@ -11,6 +11,9 @@ Sections (``--only`` picks some; each writes ``paper_<section>_<device>`` into t
 ``resnet18``     ResNet-18 at chapter 2's paper settings: seconds per epoch (two timed
                  epochs), extrapolated to the profile's epochs; optionally compiled
 ``heatmap``      Fourier heat map, 10,000 images x 514 bases, per model (images/s)
+``masks``        chapter 3's dataset masks (batch 16): the masks of one seed trained one after
+                 the other, and together in one loop (vmapped on CUDA, freqlib.masks.train_masks):
+                 steps per second, the ratio, and the planned mask time at the paper settings
 ``cifar10c``     CIFAR-10-C, 15 corruptions x 5 severities x 10,000 images: generation on the
                  device, then evaluation per model (images/s)
 
@@ -39,13 +42,14 @@ from freqlib.profiles import recipe_config, resolve_device  # noqa: E402
 from freqlib.train import train_model  # noqa: E402
 from freqlib.zoo import cifar10_tensors  # noqa: E402
 
-SECTIONS = ("airbench", "adversarial", "resnet18", "heatmap", "cifar10c")
+SECTIONS = ("airbench", "adversarial", "resnet18", "heatmap", "masks", "cifar10c")
 # Sizes per device type: full on CUDA, tiny on the CPU (same code paths).
 SIZES = {
     "cuda": dict(n_train=50_000, n_test=10_000, n_robust=1000, restarts=10, heat_images=10_000,
-                 heat_resnet_images=1000, c_images=10_000, corruptions=None, severities=(1, 2, 3, 4, 5),
+                 heat_resnet_images=1000, mask_images=5000, mask_nets=8, c_images=10_000, corruptions=None, severities=(1, 2, 3, 4, 5),
                  airbench_widths=None, resnet_width=64, resnet_epochs=2, epoch_override=None),
     "cpu": dict(n_train=512, n_test=128, n_robust=16, restarts=1, heat_images=2, heat_resnet_images=1,
+                mask_images=64, mask_nets=3,
                 c_images=16, corruptions=("gaussian_noise", "fog"), severities=(3,),
                 airbench_widths=(8, 16, 16), resnet_width=8, resnet_epochs=1, epoch_override=1),
 }
@@ -204,6 +208,42 @@ def bench_heatmap(device, size, test) -> dict:
     return out
 
 
+def bench_masks(device, size, test) -> dict:
+    """Two epochs of chapter 3's paper mask settings for ``mask_nets`` airbench networks (as many
+    as one seed masks at paper), one after the other and together; the same masks either way."""
+    from freqlib import masks as fm
+    nets = []
+    for k in range(size["mask_nets"]):
+        torch.manual_seed(k)
+        nets.append(evaluate.prepare_model(build_model("airbench", size["airbench_widths"]), device).eval())
+    x, y = test[0][:size["mask_images"]], test[1][:size["mask_images"]]
+    cfg = fm.MaskConfig(batch_size=16, lr=fm.scaled_lr(16), max_epochs=2, patience=10 ** 6)
+    fm.train_masks(nets[:2], x[:64], y[:64], [cfg] * 2)           # warm-up (cuDNN plans, vmap)
+    timed = {}
+    for mode in ("one after the other", "together"):
+        sync(device)
+        start = time.perf_counter()
+        if mode == "together":
+            fm.train_masks(nets, x, y, [cfg] * len(nets))
+        else:
+            for net in nets:
+                fm.train_mask(net, x, y, cfg)
+        sync(device)
+        timed[mode] = time.perf_counter() - start
+    steps = len(nets) * 2 * -(-len(x) // cfg.batch_size)
+    rate = {k: steps / v for k, v in timed.items()}
+    paper_steps = 3 * 8 * 100 * -(-5000 // 16)        # 3 seeds x 8 networks x 100 epochs of 5,000 images
+    out = {"networks": len(nets), "images": len(x), "batch_size": cfg.batch_size, "mask_steps": steps,
+           "seconds": {k: round(v, 2) for k, v in timed.items()},
+           "mask_steps_per_s": {k: round(v, 1) for k, v in rate.items()},
+           "together_over_one_by_one": round(rate["together"] / rate["one after the other"], 2),
+           "chapter3_paper_masks_s_at_100_epochs": {k: round(paper_steps / v) for k, v in rate.items()}}
+    print(f"masks ({len(nets)} networks, batch 16): {rate['one after the other']:.0f} steps/s one by one, "
+          f"{rate['together']:.0f} together ({out['together_over_one_by_one']:.1f}x); chapter 3 at paper "
+          f"(100 epochs): {paper_steps / rate['together']:.0f} s together", flush=True)
+    return out
+
+
 def bench_cifar10c(device, size, test) -> dict:
     from freqlib import corruptions as cc
     names = size["corruptions"] or cc.CORRUPTIONS
@@ -260,6 +300,8 @@ def main() -> None:
             result = bench_resnet18(device, size, train, args.compile)
         elif section == "heatmap":
             result = bench_heatmap(device, size, test)
+        elif section == "masks":
+            result = bench_masks(device, size, test)
         else:
             result = bench_cifar10c(device, size, test)
         result.update(common, size="full" if kind == "cuda" else "tiny (CPU check of the code path)",

@@ -182,6 +182,7 @@ class AirbenchNet(nn.Module):
         self._whitened = not self.whitening
         self.register_load_state_dict_post_hook(AirbenchNet._after_load)
         self._compiled = None
+        self.compilable = True        # False for a copy run under torch.func.vmap (freqlib.masks)
 
     @staticmethod
     def _after_load(module, incompatible_keys) -> None:
@@ -202,7 +203,7 @@ class AirbenchNet(nn.Module):
             # on CUDA it calls init_whitening before moving the model to the device,
             # which fails, so the paper profile sets whiten=False and lands here.
             self.init_whitening(x.detach())
-        if x.is_cuda and compile_enabled():
+        if self.compilable and x.is_cuda and compile_enabled():
             if self._compiled is None:
                 self._compiled = torch.compile(self._forward)
             return self._compiled(x)

@@ -28,7 +28,7 @@ from .notebooks import glue
 from .profiles import default_seeds, profile_settings, resolve_device, resolve_profile
 from .verdicts import bootstrap
 
-__all__ = ["ChapterContext", "setup_chapter", "glue"]
+__all__ = ["ChapterContext", "setup_chapter", "network_name", "glue"]
 
 PIXELS = ("auto", "jpeg")
 
@@ -53,6 +53,11 @@ class ChapterContext:
         analysed = {"head": VARIANT_HEAD, "mirror": "JPEG-mirror test images"}
         used = " and ".join(analysed[s] for s in sorted(self.test_sources) if s in analysed)
         return f"models trained on {VARIANT_MIRROR}; analysed on {used}"
+
+    @property
+    def network(self) -> str:
+        """The architecture this chapter's zoo models have at this profile, for its settings table."""
+        return network_name(self.profile, self.arch or None)
 
     def title(self, text: str) -> str:
         """A figure title that carries the data variant."""
@@ -106,6 +111,15 @@ class ChapterContext:
         return bootstrap(statistic, *samples, **kw)
 
 
+def network_name(profile: str, arch: str | None = None) -> str:
+    """``arch`` (default: the profile's network) as a reader knows it, with its widths at ``profile``."""
+    from .profiles import arch_settings
+    settings = arch_settings(profile, arch)
+    name = {"airbench": "airbench94", "resnet18": "ResNet-18", "fastnet": "FastNet"}.get(settings["arch"],
+                                                                                    settings["arch"])
+    return f"{name}, widths {tuple(settings['widths'])}"
+
+
 def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int = 0,
                   arch: dict | None = None) -> ChapterContext:
     """Resolve ``auto``, seed, load the data variant; print and glue the facts.
@@ -133,8 +147,9 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, se
                          seeds=list(range(seed, seed + (seeds or default_seeds(profile, net)))), arch=net)
     import matplotlib
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})
-    print(f"profile={profile}  device={device}  seed={seed}  training seeds={ctx.seeds}  data={variant}")
-    for k in ("profile", "device"):
+    print(f"profile={profile}  device={device}  seed={seed}  training seeds={ctx.seeds}  data={variant}  "
+          f"network={ctx.network}")
+    for k in ("profile", "device", "network"):
         glue(k, getattr(ctx, k))
     glue("variant", variant)
     glue("seed", seed)

@@ -48,6 +48,11 @@ Conventions of this module
 * Every evaluation goes through :mod:`freqlib.evaluate` with a batched
   :func:`pixel_transform`; mask training keeps everything on the device and
   synchronises with the host once per epoch.
+* Masks of several networks that share a schedule train in one loop
+  (:func:`train_masks`; on CUDA one vmapped forward pass for all of them): each
+  is the mask it would be alone. A step on 16 images is launch-bound on a GPU,
+  so eight masks together should cost little more than one
+  (``bench/bench_paper.py --only masks`` measures the ratio).
 """
 from __future__ import annotations
 
@@ -64,7 +69,7 @@ from tqdm import tqdm
 
 from . import evaluate
 from .deadline import check_deadline
-from .results import cached, digest, net_digest
+from .results import cached, cached_many, digest, net_digest
 from .spectral import (angular_profile, centred_dft, frequency_angle, frequency_radius,
                        inverse_centred_dft, radial_profile)
 from .verdicts import Claim, Criterion, Estimate, bootstrap
@@ -78,7 +83,8 @@ __all__ = [
     "l2_normalise", "radial_energy", "radial_centroid", "bootstrap_centroid", "angular_energy", "anisotropy",
     "bootstrap_anisotropy", "permutation_anisotropy", "isotropic_version", "band_mass_ratio",
     "ssim", "psnr", "linear_probe", "probe_correct", "train_through_mask", "scaled_lr",
-    "train_mask_cached", "train_image_masks_cached", "cross_accuracy", "masked_pixels", "plot_masks",
+    "train_masks", "train_mask_cached", "train_masks_cached", "train_image_masks_cached",
+    "cross_accuracy", "masked_pixels", "plot_masks",
     "IMAGE_MASK_DEFAULTS", "paper_claims",
 ]
 
@@ -234,6 +240,7 @@ class MaskResult:
     config: dict = field(default_factory=dict)
     correct_unmasked: torch.Tensor | None = None  # (n,) 0/1 per mask-training image, unmasked
     correct_masked: torch.Tensor | None = None    # (n,) 0/1 per mask-training image, through the mask
+    joint: int = 1                     # masks trained in one loop (train_masks); seconds: until this one stopped
 
     @property
     def sparsity(self) -> float:
@@ -313,9 +320,68 @@ def image_stop_update(count: torch.Tensor, done: torch.Tensor, same: torch.Tenso
     return count, ~done & (count >= patience)
 
 
-def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig | None = None,
-               device=None, progress: str | None = None) -> MaskResult:
-    """Learn one Fourier mask for a frozen ``model`` on ``images`` (pixel space, [0, 1]).
+# Fields a joint run shares: they fix the batches per epoch and the learning-rate schedule.
+_SCHEDULE = ("batch_size", "max_epochs", "lr", "pct_start", "per_channel")
+
+
+def _architecture(model) -> tuple:
+    return (type(model.body),) + tuple((k, tuple(v.shape), v.dtype) for k, v in model.body.state_dict().items())
+
+
+class _Bodies:
+    """The frozen bodies of K networks as one forward pass over a (K, B, C, H, W) stack.
+
+    ``vmapped``: one call over their stacked weights (``torch.func.vmap``), for
+    networks of one architecture. A mask step on a few images is launch-bound on
+    a GPU, so K networks in one set of kernels cost about what one does; on a
+    CPU the loop is faster than the grouped convolutions vmap turns into
+    (bench/bench_paper.py, section masks).
+    """
+
+    def __init__(self, models: list, vmapped: bool):
+        self.models = models
+        self.mean = torch.stack([m.normalize.mean for m in models])     # (K, 1, C, 1, 1)
+        self.std = torch.stack([m.normalize.std for m in models])
+        self.vmapped = vmapped and len(models) > 1 and len({_architecture(m) for m in models}) == 1
+        if self.vmapped:
+            from torch.func import stack_module_state
+            params, buffers = stack_module_state([m.body for m in models])
+            self.params = {k: v.detach() for k, v in params.items()}
+            self.buffers = buffers
+            self.base = copy.deepcopy(models[0].body).to("meta")
+            self.base.compilable = False      # FREQLIB_COMPILE's torch.compile is not for vmapped calls
+        self.select(torch.arange(len(models), device=self.mean.device))
+
+    def select(self, active: torch.Tensor) -> None:
+        """Run only the networks ``active`` (indices) from now on."""
+        self.active, self.active_list = active, active.tolist()   # the list: no device sync per step
+        self.mean_a, self.std_a = self.mean[active], self.std[active]
+        if self.vmapped:
+            self.params_a = {k: v[active] for k, v in self.params.items()}
+            self.buffers_a = {k: v[active] for k, v in self.buffers.items()}
+
+    def logits(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """(K', B, classes) for pixel images ``x`` (K', B, C, H, W), network k seeing ``x[k]``
+        through ``masks[k]`` (the training forward pass of :func:`masked_logits`)."""
+        z = apply_mask((x - self.mean_a) / self.std_a, masks)
+        if self.vmapped:
+            from torch.func import functional_call, vmap
+            return vmap(lambda p, b, zk: functional_call(self.base, (p, b), (zk,)))(self.params_a, self.buffers_a, z)
+        return torch.stack([self.models[k].body(zk) for k, zk in zip(self.active_list, z)])
+
+
+def train_masks(models: list, images: torch.Tensor, labels: torch.Tensor, cfgs: list[MaskConfig],
+                device=None, progress: str | None = None, vmapped: bool | None = None) -> list[MaskResult]:
+    """Learn one Fourier mask per (frozen network, config) on the same ``images``,
+    all in one loop; mask ``k`` follows exactly the run it would have alone.
+
+    The losses are summed, so each mask gets its own gradient; Adam's state is
+    per entry, so stacking the masks into one (K, 1, C, H, W) parameter changes
+    nothing; each mask draws its batches from its own ``cfg.seed``. The configs
+    must share ``batch_size``, ``max_epochs``, ``lr``, ``pct_start`` and
+    ``per_channel`` (the steps per epoch and the learning rate of every step); ``lam``, ``keep_ratio``, ``tol``, ``patience`` and ``seed`` may
+    differ. ``vmapped`` (default: on CUDA) runs networks of one architecture as
+    one ``torch.func.vmap`` call over their stacked weights; elsewhere a loop runs them.
 
     Stopping rule (the reference code's; ``tol`` / ``patience`` from ``cfg``):
     after every epoch the masked accuracy on ``images`` is measured. From epoch
@@ -323,71 +389,106 @@ def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfi
     accuracy is *kept* (it replaces the previously kept one); then the count
     grows by one if the epoch-mean sparsity moved by at most ``tol`` since the
     previous epoch and is reset to 0 otherwise. An epoch that is not kept
-    leaves the count as it is. Training stops when the count reaches
-    ``patience``, or after ``max_epochs``. If no epoch is kept, the mask of the
-    epoch with the highest masked accuracy is returned with ``kept=False``
-    (the reference would have saved no mask at all). Everything stays on
-    ``device``; one host synchronisation per epoch.
+    leaves the count as it is. A mask stops when its count reaches
+    ``patience`` (the others go on without it), or after ``max_epochs``. If no
+    epoch is kept, the mask of the epoch with the highest masked accuracy is
+    returned with ``kept=False`` (the reference would have saved no mask at
+    all). Everything stays on ``device``; one host synchronisation per epoch.
     """
-    cfg = cfg or MaskConfig()
-    device = device or evaluate.model_device(model)
-    model = _frozen(model.to(device))
+    models, cfgs = list(models), list(cfgs)
+    if len(models) != len(cfgs) or not models:
+        raise ValueError(f"train_masks needs one MaskConfig per network: got {len(models)} networks "
+                         f"and {len(cfgs)} configs")
+    for f in _SCHEDULE:
+        if len({getattr(c, f) for c in cfgs}) > 1:
+            raise ValueError(f"masks trained together must share {f} (they share one schedule); got "
+                             f"{sorted({getattr(c, f) for c in cfgs})}: train them in separate calls")
+    cfg0 = cfgs[0]
+    device = device or evaluate.model_device(models[0])
+    vmapped = torch.device(device).type == "cuda" if vmapped is None else vmapped
+    models = [_frozen(m.to(device)) for m in models]
     x_all, y_all = images.to(device), labels.to(device)
     n, c, h, w = x_all.shape
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    ce_ref = _reference_ce(model, x_all, y_all)
-    correct0 = mask_correct(model, x_all, y_all, None)
-    acc0 = float(correct0.mean())
-    mask = torch.ones(1, c if cfg.per_channel else 1, h, w, device=device, requires_grad=True)
-    opt = torch.optim.Adam([mask], lr=cfg.lr)
-    per_epoch = math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.max_epochs * per_epoch,
-                                                pct_start=cfg.pct_start)
-    kept = None                       # (epoch, mask, per-image correct) of the last kept epoch
-    best = None                       # the same for the most accurate epoch (used if none is kept)
-    history, count, steps, stopped = [], 0, 0, "max_epochs"
+    K = len(models)
+    torch.manual_seed(cfg0.seed)
+    gens = {s: torch.Generator(device="cpu").manual_seed(s) for s in {cfg.seed for cfg in cfgs}}
+    ce_ref = torch.stack([_reference_ce(m, x_all, y_all) for m in models])          # (K, n)
+    correct0 = [mask_correct(m, x_all, y_all, None) for m in models]
+    acc0 = [float(v.mean()) for v in correct0]
+    lam = torch.tensor([cfg.lam for cfg in cfgs], device=device)
+    mask = torch.ones(K, 1, c if cfg0.per_channel else 1, h, w, device=device, requires_grad=True)
+    opt = torch.optim.Adam([mask], lr=cfg0.lr)
+    per_epoch = math.ceil(n / cfg0.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg0.lr, total_steps=cfg0.max_epochs * per_epoch,
+                                                pct_start=cfg0.pct_start)
+    bodies = _Bodies(models, vmapped)
+    kept = [None] * K                 # (epoch, mask, per-image correct) of the last kept epoch
+    best = [None] * K                 # the same for the most accurate epoch (used if none is kept)
+    history, count, prev = [[] for _ in range(K)], [0] * K, [None] * K
+    stopped, seconds = ["max_epochs"] * K, [0.0] * K
+    active = list(range(K))
     start = time.time()
-    prev = None
-    for epoch in tqdm(range(1, cfg.max_epochs + 1), desc=progress, leave=False, disable=progress is None):
-        order = torch.randperm(n, generator=gen).to(device)
-        inv_sum = torch.zeros((), device=device)   # summed on the device: no host sync per batch
-        l1_sum = torch.zeros((), device=device)
-        for s in range(0, n, cfg.batch_size):
-            idx = order[s:s + cfg.batch_size]
-            inv, diff2 = _invariance(model, x_all[idx], y_all[idx], ce_ref[idx], mask)
-            l1 = l1_penalty(mask).sum()           # before the step, as the reference logs it
-            _descend(opt, sched, inv.mean() + cfg.lam * l1, mask)
-            inv_sum += diff2.detach().sum()
-            l1_sum += l1.detach()
-            steps += 1
-        sparsity = float(l1_sum) / per_epoch      # epoch mean of ||M||_1 / ||1||_1 (reference's log)
-        m = mask.detach().clone()
-        correct = mask_correct(model, x_all, y_all, m)
-        acc = float(correct.mean())
-        ok, count = keep_and_count(epoch, acc, acc0, sparsity, prev, count, cfg)
-        if ok:
-            kept = (epoch, m, correct)
-        if best is None or acc > best[0]:
-            best = (acc, epoch, m, correct)
-        prev = sparsity
-        history.append({"epoch": epoch, "sparsity": sparsity, "mean(M)": float(m.mean()),
-                        "invariance": float(inv_sum) / n, "masked_accuracy": acc, "kept": ok,
-                        "count": count, "support": float((m > 0).float().mean())})
-        if count >= cfg.patience:
-            stopped = "sparsity_converged"
+    for epoch in tqdm(range(1, cfg0.max_epochs + 1), desc=progress, leave=False, disable=progress is None):
+        by_seed = {s: torch.randperm(n, generator=g) for s, g in gens.items()}
+        order = torch.stack([by_seed[cfgs[k].seed] for k in active]).to(device)     # (K', n)
+        act = bodies.active
+        inv_sum = torch.zeros(K, device=device)   # summed on the device: no host sync per batch
+        l1_sum = torch.zeros(K, device=device)
+        for s in range(0, n, cfg0.batch_size):
+            idx = order[:, s:s + cfg0.batch_size]                                     # (K', B)
+            m_act = mask if len(active) == K else mask[act]
+            logits = bodies.logits(x_all[idx], m_act)
+            ce = F.cross_entropy(logits.flatten(0, 1).float(), y_all[idx].flatten(), reduction="none")
+            diff2 = (ce.view(idx.shape) - ce_ref[act[:, None], idx]) ** 2
+            l1 = l1_penalty(m_act)                # before the step, as the reference logs it
+            _descend(opt, sched, (torch.exp(diff2).mean(1) + lam[act] * l1).sum(), mask)
+            inv_sum.index_add_(0, act, diff2.detach().sum(1))
+            l1_sum.index_add_(0, act, l1.detach())
+        sparsities = (l1_sum / per_epoch).tolist()   # epoch mean of ||M||_1 / ||1||_1 (reference's log)
+        inv_means = (inv_sum / n).tolist()
+        for k in list(active):
+            m = mask[k].detach().clone()
+            correct = mask_correct(models[k], x_all, y_all, m)
+            acc = float(correct.mean())
+            ok, count[k] = keep_and_count(epoch, acc, acc0[k], sparsities[k], prev[k], count[k], cfgs[k])
+            if ok:
+                kept[k] = (epoch, m, correct)
+            if best[k] is None or acc > best[k][0]:
+                best[k] = (acc, epoch, m, correct)
+            prev[k] = sparsities[k]
+            history[k].append({"epoch": epoch, "sparsity": sparsities[k], "mean(M)": float(m.mean()),
+                               "invariance": inv_means[k], "masked_accuracy": acc, "kept": ok,
+                               "count": count[k], "support": float((m > 0).float().mean())})
+            seconds[k] = time.time() - start
+            if count[k] >= cfgs[k].patience:
+                stopped[k] = "sparsity_converged"
+                active.remove(k)
+        if not active:
             break
-    if kept is None:
-        # No epoch met the criterion: report the learned mask closest to it (flagged
-        # kept=False) rather than the all-ones start, which would say nothing.
-        _, epoch_r, mask_r, correct_r = best
-        stopped += "; criterion never met, best epoch's mask"
-    else:
-        epoch_r, mask_r, correct_r = kept
-    return MaskResult(mask=mask_r.cpu(), kept=kept is not None, kept_epoch=epoch_r,
-                      acc_unmasked=acc0, acc_masked=float(correct_r.mean()), epochs=len(history), steps=steps,
-                      seconds=time.time() - start, stopped=stopped, history=history, config=asdict(cfg),
-                      correct_unmasked=correct0.to(torch.uint8), correct_masked=correct_r.to(torch.uint8))
+        if len(active) < len(bodies.active):
+            bodies.select(torch.tensor(active, device=device))
+    results = []
+    for k in range(K):
+        if kept[k] is None:
+            # No epoch met the criterion: report the learned mask closest to it (flagged
+            # kept=False) rather than the all-ones start, which would say nothing.
+            _, epoch_r, mask_r, correct_r = best[k]
+            stopped[k] += "; criterion never met, best epoch's mask"
+        else:
+            epoch_r, mask_r, correct_r = kept[k]
+        results.append(MaskResult(
+            mask=mask_r.cpu(), kept=kept[k] is not None, kept_epoch=epoch_r, acc_unmasked=acc0[k],
+            acc_masked=float(correct_r.mean()), epochs=len(history[k]), steps=len(history[k]) * per_epoch,
+            seconds=seconds[k], stopped=stopped[k], history=history[k], config=asdict(cfgs[k]),
+            correct_unmasked=correct0[k].to(torch.uint8), correct_masked=correct_r.to(torch.uint8), joint=K))
+    return results
+
+
+def train_mask(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig | None = None,
+               device=None, progress: str | None = None) -> MaskResult:
+    """Learn one Fourier mask for a frozen ``model`` on ``images`` (pixel space, [0, 1]):
+    :func:`train_masks` with one network (its docstring gives the stopping rule)."""
+    return train_masks([model], images, labels, [cfg or MaskConfig()], device, progress)[0]
 
 
 def train_image_masks(model, images: torch.Tensor, targets: torch.Tensor, steps: int = 20_000,
@@ -740,7 +841,7 @@ def _method_digest() -> str:
     module, so editing an analysis helper does not invalidate cached masks)."""
     import inspect
     parts = [apply_mask, masked_logits, pixel_transform, l1_penalty, _invariance, _reference_ce, _descend,
-             mask_correct, keep_and_count, train_mask, MaskConfig, MaskResult]
+             mask_correct, keep_and_count, _architecture, _Bodies, train_masks, train_mask, MaskConfig, MaskResult]
     return hashlib.sha256("".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:16]
 
 
@@ -869,6 +970,11 @@ def plot_masks(masks: dict, title: str, cmap: str = "viridis"):
     return fig
 
 
+def _mask_entry(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig, tag: str) -> tuple[str, dict]:
+    return f"fmask-{tag}", {"net": net_digest(model), "cfg": asdict(cfg), "data": digest(images, labels),
+                            "code": _method_digest()}
+
+
 def train_mask_cached(model, images: torch.Tensor, labels: torch.Tensor, cfg: MaskConfig, tag: str,
                       device=None, progress: str | None = None) -> MaskResult:
     """:func:`train_mask`, cached under ``data/models/results/fmask-<tag>-<hash>.pt``
@@ -878,10 +984,19 @@ def train_mask_cached(model, images: torch.Tensor, labels: torch.Tensor, cfg: Ma
     mask config, a digest of the training images and labels, and the code of
     the mask method, so a change to any of them trains again.
     """
-    key = {"net": net_digest(model), "cfg": asdict(cfg), "data": digest(images, labels),
-           "code": _method_digest()}
-    result = cached(f"fmask-{tag}", key, lambda: asdict(train_mask(model, images, labels, cfg, device, progress)))
-    return MaskResult(**result)
+    return train_masks_cached([model], images, labels, [cfg], [tag], device, progress)[0]
+
+
+def train_masks_cached(models: list, images: torch.Tensor, labels: torch.Tensor, cfgs: list[MaskConfig],
+                       tags: list[str], device=None, progress: str | None = None) -> list[MaskResult]:
+    """:func:`train_masks`, each mask cached as :func:`train_mask_cached` caches it: the
+    masks not stored yet are trained together, in one loop."""
+    entries = [_mask_entry(m, images, labels, cfg, tag) for m, cfg, tag in zip(models, cfgs, tags, strict=True)]
+
+    def compute(todo):
+        fresh = train_masks([models[i] for i in todo], images, labels, [cfgs[i] for i in todo], device, progress)
+        return [asdict(r) for r in fresh]
+    return [MaskResult(**r) for r in cached_many(entries, compute)]
 
 
 def train_image_masks_cached(model, images: torch.Tensor, targets: torch.Tensor, tag: str, **kw) -> dict:

@@ -33,7 +33,7 @@ import torch
 
 from .deadline import check_deadline
 
-__all__ = ["results_dir", "cached", "measured", "ModelRef",
+__all__ = ["results_dir", "cached", "cached_many", "measured", "ModelRef",
            "digest", "net_digest", "code_digest"]
 
 _session: list[str] = []              # results computed (not read back) in this process, for the message
@@ -67,14 +67,16 @@ def code_digest(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
-def cached(stem: str, key_parts: dict, compute):
-    """``compute()`` (a dict, or anything ``torch.save`` keeps) stored under
-    ``data/models/results/<stem>-<hash>.pt``; read back when the file exists and
-    holds the same key, else computed (unless the deadline has passed) and written
-    atomically."""
-    from .io import atomic_torch_save
+def _entry(stem: str, key_parts: dict) -> tuple[Path, str]:
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = results_dir() / f"{stem}-{key}.pt"
+    return results_dir() / f"{stem}-{key}.pt", key
+
+
+_MISSING = object()
+
+
+def _load(path: Path, key: str):
+    """The stored result, or ``_MISSING`` when the file is absent, unreadable or holds another key."""
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=False)
@@ -82,13 +84,44 @@ def cached(stem: str, key_parts: dict, compute):
                 return _unpacked(saved["result"])
         except Exception:
             pass  # unreadable: compute again and overwrite atomically
-    check_deadline(stem, len(_session))
-    start = time.perf_counter()
-    result = compute()
+    return _MISSING
+
+
+def _store(path: Path, key: str, result, seconds: float) -> None:
+    from .io import atomic_torch_save
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_torch_save({"key": key, "result": _packed(result), "seconds": time.perf_counter() - start}, path)
+    atomic_torch_save({"key": key, "result": _packed(result), "seconds": seconds}, path)
     _session.append(path.name)
-    return result
+
+
+def cached(stem: str, key_parts: dict, compute):
+    """``compute()`` (a dict, or anything ``torch.save`` keeps) stored under
+    ``data/models/results/<stem>-<hash>.pt``; read back when the file exists and
+    holds the same key, else computed (unless the deadline has passed) and written
+    atomically."""
+    return cached_many([(stem, key_parts)], lambda todo: [compute()])[0]
+
+
+def cached_many(entries: list[tuple[str, dict]], compute) -> list:
+    """Several results that are cheaper computed together (masks trained in one loop):
+    ``entries`` are ``(stem, key_parts)`` pairs as for :func:`cached`;
+    ``compute(todo)`` gets the indices of the entries not stored yet and returns
+    their results in that order. Each is stored under its own key, so a later
+    call with other company reads it back."""
+    places = [_entry(stem, parts) for stem, parts in entries]
+    out = [_load(path, key) for path, key in places]
+    todo = [i for i, r in enumerate(out) if r is _MISSING]
+    if todo:
+        check_deadline(entries[todo[0]][0], len(_session))
+        start = time.perf_counter()
+        results = list(compute(todo))
+        if len(results) != len(todo):
+            raise RuntimeError(f"cached_many: compute returned {len(results)} results for {len(todo)} entries")
+        seconds = (time.perf_counter() - start) / len(todo)
+        for i, result in zip(todo, results):
+            _store(*places[i], result, seconds)
+            out[i] = result
+    return out
 
 
 _BITS = "__bits__"

@@ -14,17 +14,18 @@ def test_bench_paper_runs_on_cpu_and_tags_the_device(tmp_path):
     out = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_paper.py"), "--device", "cpu",
-                          "--only", "airbench", "heatmap", "cifar10c", "--out", str(out)],
+                          "--only", "airbench", "heatmap", "masks", "cifar10c", "--out", str(out)],
                          capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0, res.stderr[-2000:]
     got = json.loads(out.read_text())
-    assert set(got) == {"paper_airbench_cpu", "paper_heatmap_cpu", "paper_cifar10c_cpu"}
+    assert set(got) == {"paper_airbench_cpu", "paper_heatmap_cpu", "paper_masks_cpu", "paper_cifar10c_cpu"}
     for entry in got.values():
         assert entry["device"].startswith("CPU") and entry["size"].startswith("tiny")
         assert entry["machine"]["gpu"] is None
     run = got["paper_airbench_cpu"]["runs"][0]
     assert 0 <= run["test_accuracy"] <= 1 and run["train_seconds"] > 0
     assert got["paper_heatmap_cpu"]["airbench"]["bases"] == 514
+    assert set(got["paper_masks_cpu"]["mask_steps_per_s"]) == {"one after the other", "together"}
 
 
 def test_readme_table_shows_gpu_figures_only():

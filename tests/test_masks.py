@@ -3,6 +3,8 @@ the reference code's training conventions, and every criterion of chapter 3
 failing and passing."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import os
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from freqlib import masks as fm
+from freqlib import results
 from freqlib.data import PlantedBand, planted_frequency_dataset
 from freqlib.evaluate import accuracy, correct
 from freqlib.models import build_model
@@ -189,6 +192,47 @@ def test_image_masks_are_batched_and_independent():
     # each mask depends on its own image only: the first mask is the same when trained alone
     alone = fm.train_image_masks(model, x[:1], y[:1], steps=5)
     assert torch.allclose(alone["masks"][0], out["masks"][0], atol=1e-4)
+
+
+def test_masks_trained_together_follow_their_own_runs(planted):
+    """train_masks: each mask is the one it would be alone, including when it stops
+    early (another seed, another stopping rule) and, vmapped, on another network."""
+    model, x, y, *_ = planted
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.body.parameters():
+            p.mul_(1.05)                     # a second network of the same architecture
+    x, y = x[:256], y[:256]
+    base = dict(batch_size=64, lr=fm.scaled_lr(64), max_epochs=4)
+    cfgs = [fm.MaskConfig(**base, tol=2e-3, patience=2, seed=0), fm.MaskConfig(**base, tol=1.0, patience=1, seed=1),
+            fm.MaskConfig(**base, tol=2e-3, patience=2, seed=2, lam=0.3)]
+    nets = [model, other, model]
+    alone = [fm.train_mask(n, x, y, c) for n, c in zip(nets, cfgs)]
+    assert alone[1].epochs == 2 and alone[0].epochs == 4      # one stops early, the others run on
+    for vmapped in (False, True):
+        together = fm.train_masks(nets, x, y, cfgs, vmapped=vmapped)
+        for a, t in zip(alone, together):
+            assert (t.epochs, t.kept_epoch, t.stopped, t.joint) == (a.epochs, a.kept_epoch, a.stopped, 3)
+            assert torch.allclose(t.mask, a.mask, atol=1e-3)
+            assert torch.equal(t.correct_masked, a.correct_masked)
+    with pytest.raises(ValueError, match="must share batch_size"):
+        fm.train_masks([model, model], x, y, [cfgs[0], fm.MaskConfig(batch_size=32)])
+
+
+def test_masks_cached_together_are_read_back_alone(planted, tmp_path, monkeypatch):
+    """train_masks_cached stores each mask under its own key: a later call reads back the
+    stored ones and trains only what is missing (here: nothing, then one)."""
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
+    model, x, y, *_ = planted
+    x, y = x[:128], y[:128]
+    cfg = fm.MaskConfig(batch_size=64, lr=fm.scaled_lr(64), max_epochs=2)
+    pair = fm.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=1)], ["a", "b"])
+    stored = results._session                # names of the results computed in this process
+    n = len(stored)
+    again = fm.train_mask_cached(model, x, y, dataclasses.replace(cfg, seed=1), "b")
+    assert len(stored) == n and torch.equal(again.mask, pair[1].mask)
+    fm.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=2)], ["a", "c"])
+    assert len(stored) == n + 1 and stored[-1].startswith("fmask-c-")
 
 
 # ----------------------------------------------------------- the operation

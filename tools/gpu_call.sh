@@ -6,7 +6,7 @@
 #
 # 1. installs the wheelhouse into /tmp/site (offline, no dependency resolution);
 # 2. points freqlib at the carried data; prints the GPU;
-# 3. with --bench, first runs bench/bench_paper.py's airbench, adversarial and heat-map sections
+# 3. with --bench, first runs bench/bench_paper.py's airbench, adversarial, heat-map and mask sections
 #    (about 3 minutes at full size; --bench-all adds ResNet-18 and CIFAR-10-C);
 # 4. runs `python -m freqlib paper-run` until START + BUDGET_S (default 530 s);
 # 5. packs .carry/run, bench/results.json and failed notebooks into $OUT (<= 8 files of 15 MiB),
@@ -16,7 +16,7 @@ START=$(date +%s)
 BUDGET=530
 if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then BUDGET=$1; shift; fi
 BENCH=""
-if [[ $# -gt 0 && $1 == --bench ]]; then BENCH="--only airbench adversarial heatmap --compile"; shift; fi
+if [[ $# -gt 0 && $1 == --bench ]]; then BENCH="--only airbench adversarial heatmap masks --compile"; shift; fi
 if [[ $# -gt 0 && $1 == --bench-all ]]; then BENCH="--compile"; shift; fi
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" .carry/run
