@@ -325,7 +325,9 @@ _SCHEDULE = ("batch_size", "max_epochs", "lr", "pct_start", "per_channel")
 
 
 def _architecture(model) -> tuple:
-    return (type(model.body),) + tuple((k, tuple(v.shape), v.dtype) for k, v in model.body.state_dict().items())
+    """What must agree for networks to share one vmapped forward pass: class, modules, tensors."""
+    return (type(model.body), repr(model.body)) + tuple((k, tuple(v.shape), v.dtype)
+                                                       for k, v in model.body.state_dict().items())
 
 
 class _Bodies:
@@ -333,7 +335,7 @@ class _Bodies:
 
     ``vmapped``: one call over their stacked weights (``torch.func.vmap``), for
     networks of one architecture. A mask step on a few images is launch-bound on
-    a GPU, so K networks in one set of kernels cost about what one does; on a
+    a GPU, so K networks in one set of kernels should cost little more than one; on a
     CPU the loop is faster than the grouped convolutions vmap turns into
     (bench/bench_paper.py, section masks).
     """
