@@ -50,6 +50,12 @@ def table(results: dict) -> str:
                 if isinstance(v, dict) and "images_per_s" in v:
                     add(f"Fourier heat map ({arch}), 10,000 images x {v['bases']} bases",
                         f"{v['images_per_s']:,} images/s; {v['seconds_for_10k_images']:.0f} s per model", key)
+        elif key.startswith("paper_masks"):
+            rate = r["mask_steps_per_s"]
+            add(f"chapter 3 masks, {r['networks']} networks, batch {r['batch_size']} (one by one vs together, vmapped)",
+                f"{rate['one after the other']:,.0f} vs {rate['together']:,.0f} mask steps/s, "
+                f"**{r['together_over_one_by_one']}×**; chapter 3's masks at 100 epochs ≈ "
+                f"{r['chapter3_paper_masks_s_at_100_epochs']['together']:,} s", key)
         elif key.startswith("paper_cifar10c"):
             ev = ", ".join(f"{k} {v['images_per_s']:,} images/s ({v['full_set_s']:.0f} s)" for k, v in r["evaluation"].items())
             add("CIFAR-10-C 750,000 images: generation on the device, evaluation per model",

@@ -36,3 +36,13 @@ def test_readme_table_shows_gpu_figures_only():
     text = table({"paper_airbench_cuda": entry, "paper_airbench_cpu": dict(entry, machine={"gpu": None})})
     rows = [r for r in text.splitlines() if "airbench" in r]
     assert len(rows) == 1 and "93.91%" in rows[0] and "NVIDIA H200" in rows[0]
+
+
+def test_readme_table_shows_the_mask_ratio():
+    from run_all import table
+    entry = {"networks": 8, "batch_size": 16, "together_over_one_by_one": 5.2,
+             "mask_steps_per_s": {"one after the other": 400.0, "together": 2080.0},
+             "chapter3_paper_masks_s_at_100_epochs": {"one after the other": 1878, "together": 361},
+             "machine": {"gpu": "NVIDIA H200", "cpu": "x86_64", "threads": 16}}
+    rows = [r for r in table({"paper_masks_cuda": entry}).splitlines() if "masks" in r]
+    assert len(rows) == 1 and "**5.2×**" in rows[0] and "361 s" in rows[0] and "NVIDIA H200" in rows[0]
