@@ -47,7 +47,6 @@ instead and says so.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -62,6 +61,7 @@ import torch.nn.functional as F
 
 from .io import atomic_save_npz
 from .masks import psnr  # one PSNR for the book (per image, data range 1)
+from .results import parts_digest
 
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "PIXELS", "VARIANT_REGENERATED",
@@ -877,14 +877,13 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
             arrays, labels = got
             return CorruptionSet(names, severities, n, seed, VARIANT_RELEASED, labels, "original",
                                  "released" if "frost" in names else "", {k: 0.0 for k in arrays},
-                                 _fingerprint({"released": [names, severities, n]}), arrays)
+                                 parts_digest({"released": [names, severities, n]}), arrays)
     u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
     pixel_hash = hashlib.sha256(u8.numpy().tobytes()).hexdigest()[:16]
     frost = frost_layers(seed) if "frost" in names else None
-    keys = {(c, s): hashlib.sha256(json.dumps({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed,
-                                               "n": n, "pixels": pixels, "clean": pixel_hash,
-                                               "frost": frost.digest if c == "frost" else "",
-                                               "code": _code_digest()}, sort_keys=True).encode()).hexdigest()[:16]
+    keys = {(c, s): parts_digest({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed, "n": n,
+                                  "pixels": pixels, "clean": pixel_hash, "frost": frost.digest if c == "frost" else "",
+                                  "code": _code_digest()})
             for c in names for s in severities}
     seconds = {}
 
@@ -910,11 +909,8 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
                                                                   leave=False, disable=not progress)}
     frost_kind = frost.kind if frost is not None else ""
     return CorruptionSet(names, severities, n, seed, variant_label(pixels, n, frost_kind), y.clone(), pixels,
-                         frost_kind, seconds, _fingerprint(sorted(keys.items())), arrays, make if lazy else None)
+                         frost_kind, seconds, parts_digest(sorted(keys.items())), arrays, make if lazy else None)
 
-
-def _fingerprint(parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- evaluation

@@ -269,13 +269,6 @@ def _frozen(model):
     return model
 
 
-def _invariance(model, x, y, ce_ref, mask):
-    """Per-image exp((CE(masked) - CE(unmasked))^2) and the squared difference."""
-    ce = F.cross_entropy(masked_logits(model, x, mask).float(), y, reduction="none")
-    diff2 = (ce - ce_ref) ** 2
-    return torch.exp(diff2), diff2
-
-
 def _reference_ce(model, x, y) -> torch.Tensor:
     """Per-image CE of the unmasked network in fp32 (the invariance compares with it)."""
     return F.cross_entropy(evaluate.logits(model, x, precise=True), y, reduction="none")
@@ -381,8 +374,8 @@ def train_masks(models: list, images: torch.Tensor, labels: torch.Tensor, cfgs: 
     per entry, so stacking the masks into one (K, 1, C, H, W) parameter changes
     nothing; each mask draws its batches from its own ``cfg.seed``. The configs
     must share ``batch_size``, ``max_epochs``, ``lr``, ``pct_start`` and
-    ``per_channel`` (the steps per epoch and the learning rate of every step); ``lam``, ``keep_ratio``, ``tol``, ``patience`` and ``seed`` may
-    differ. ``vmapped`` (default: on CUDA) runs networks of one architecture as
+    ``per_channel`` (the steps per epoch and the learning rate of every step);
+    ``lam``, ``keep_ratio``, ``tol``, ``patience`` and ``seed`` may differ. ``vmapped`` (default: on CUDA) runs networks of one architecture as
     one ``torch.func.vmap`` call over their stacked weights; elsewhere a loop runs them.
 
     Stopping rule (the reference code's; ``tol`` / ``patience`` from ``cfg``):
@@ -842,7 +835,7 @@ def _method_digest() -> str:
     """Hash of the source of the functions that define a dataset-mask run (not the whole
     module, so editing an analysis helper does not invalidate cached masks)."""
     import inspect
-    parts = [apply_mask, masked_logits, pixel_transform, l1_penalty, _invariance, _reference_ce, _descend,
+    parts = [apply_mask, masked_logits, pixel_transform, l1_penalty, _reference_ce, _descend,
              mask_correct, keep_and_count, _architecture, _Bodies, train_masks, train_mask, MaskConfig, MaskResult]
     return hashlib.sha256("".join(inspect.getsource(p) for p in parts).encode()).hexdigest()[:16]
 
@@ -993,7 +986,10 @@ def train_masks_cached(models: list, images: torch.Tensor, labels: torch.Tensor,
                        tags: list[str], device=None, progress: str | None = None) -> list[MaskResult]:
     """:func:`train_masks`, each mask cached as :func:`train_mask_cached` caches it: the
     masks not stored yet are trained together, in one loop."""
-    entries = [_mask_entry(m, images, labels, cfg, tag) for m, cfg, tag in zip(models, cfgs, tags, strict=True)]
+    if not len(models) == len(cfgs) == len(tags):
+        raise ValueError(f"train_masks_cached needs one config and one tag per network: got {len(models)} "
+                         f"networks, {len(cfgs)} configs, {len(tags)} tags")
+    entries = [_mask_entry(m, images, labels, cfg, tag) for m, cfg, tag in zip(models, cfgs, tags)]
 
     def compute(todo):
         fresh = train_masks([models[i] for i in todo], images, labels, [cfgs[i] for i in todo], device, progress)

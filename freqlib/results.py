@@ -34,7 +34,7 @@ import torch
 from .deadline import check_deadline
 
 __all__ = ["results_dir", "cached", "cached_many", "measured", "ModelRef",
-           "digest", "net_digest", "code_digest"]
+           "digest", "parts_digest", "net_digest", "code_digest"]
 
 _session: list[str] = []              # results computed (not read back) in this process, for the message
 
@@ -67,8 +67,13 @@ def code_digest(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
+def parts_digest(parts) -> str:
+    """sha256 (16 hex) of JSON-able key parts (keys sorted; anything else by its ``str``)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _entry(stem: str, key_parts: dict) -> tuple[Path, str]:
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = parts_digest(key_parts)
     return results_dir() / f"{stem}-{key}.pt", key
 
 
