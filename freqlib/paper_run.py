@@ -107,21 +107,28 @@ class ModelSpec:
         return f"{self.name} seed {seed}" + (f" ({extra})" if extra else "")
 
 
-def default_plan(profile: str) -> dict[str, list[ModelSpec]]:
+def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[ModelSpec]]:
     """The zoo models each chapter loads, by chapter prefix (what the chapters
-    ask ``ctx.model`` for at ``profile``). Seeds are the profile's training seeds.
+    ask ``ctx.model`` for at ``profile``). ``seed`` and ``seeds`` are the chapters'
+    parameters of those names: training seeds ``seed, seed + 1, ...``, as many as
+    ``seeds`` or, for 0, the profile's default (so ``paper-run -p seeds=1`` trains
+    one seed up front, not the three its chapters would no longer read).
 
     A chapter that trains a model not listed here still works (it trains it
     while executing); paper-run notices and trains it up front next time.
     """
-    from .profiles import default_seeds, profile_settings
-    seeds = list(range(profile_settings(profile)["seeds"]))
-    each = lambda names, ss=seeds, **kw: [ModelSpec.make(n, **kw, **({"seed": s} if s else {}))
-                                          for n in names for s in ss]
+    from .profiles import default_seeds
+    for name, value in (("seed", seed), ("seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a whole number >= 0 (as the chapters' parameter of that name)")
+    training = lambda arch=None: list(range(seed, seed + (seeds or default_seeds(profile, arch))))
+    seeds_ = training()
+    each = lambda names, ss=seeds_, **kw: [ModelSpec.make(n, **kw, **({"seed": s} if s else {}))
+                                           for n in names for s in ss]
     # chapter 2 keeps ResNet-18 at the paper profile (one seed: profiles.ARCH_SEEDS); at
     # smoke/quick it uses the profile's net. It reads its models by reference.
     b = dict(arch="resnet18", widths=[64], whiten=False) if profile == "paper" else dict(whiten=False)
-    b_seeds = list(range(default_seeds(profile, b.get("arch"))))
+    b_seeds = training(b.get("arch"))
     props = [ModelSpec.make(f"prop_p{round(100 * p):03d}", by_ref=True, stem={"kind": "banded", "high_share": p},
                             perturbation="none", **b, **({"seed": s} if s else {}))
              for p in PROP_SHARES for s in b_seeds]
@@ -135,19 +142,43 @@ def default_plan(profile: str) -> dict[str, list[ModelSpec]]:
         "01": each(MAIN),
         "02": each(("standard", "linf_at", "gaussian"), [0]) + props + b2,
         "03": each(masked) + each(GEOMETRIC),
-        "04": each(MAIN),
+        "04": each(MAIN, [0]),
         "05": each(("standard", "linf_at"), [0]),
-        # chapter 6: planted-frequency networks (the chapter's planted_train) and shortcut networks
+        # chapter 6: planted-frequency networks (the chapter's planted_train), shortcut networks,
+        # and the plain zoo's seed-0 pair its read-out compares them with
         "06": each(tuple(f"planted_{b}" for b in ("low", "high", "horizontal")),
                    **({"epochs": 10} if profile == "paper" else {}))
               + each(("shortcut_standard",), dataset="shortcut-high")
-              + each(("shortcut_linf_at",), dataset="shortcut-high"),
+              + each(("shortcut_linf_at",), dataset="shortcut-high")
+              + each(("standard", "linf_at"), [0]),
     }
 
 
 def plan_for(stem: str, plan: dict[str, list[ModelSpec]]) -> list[ModelSpec]:
     """The plan's models of chapter ``stem`` (keys are chapter prefixes such as ``01``)."""
     return next((specs for prefix, specs in plan.items() if stem.startswith(prefix)), [])
+
+
+def params_for(params: dict, path: Path) -> dict:
+    """The ``-p`` parameters chapter ``path`` declares: ``seeds`` reaches the chapters
+    that train several seeds, and chapters without it run as they are."""
+    from .runner import chapter_parameters
+    declared = chapter_parameters(path)
+    return {k: v for k, v in params.items() if k in declared}
+
+
+def check_params(params: dict, paths: list[Path]) -> None:
+    """Every ``-p`` parameter must be one that some chapter of the run declares (a
+    typo would otherwise cost a GPU call), with the type of its default there."""
+    from .runner import ParameterError, chapter_parameters, validate_parameters
+    declared = [chapter_parameters(p) for p in paths]
+    unknown = [k for k in params if not any(k in d for d in declared)]
+    if unknown:
+        allowed = sorted(set().union(*declared)) if declared else []
+        raise ParameterError(f"parameter(s) {', '.join(map(repr, unknown))} are declared by no chapter of this "
+                             f"run; allowed: {', '.join(allowed)}")
+    for p in paths:
+        validate_parameters(p, params_for(params, p))
 
 
 # -------------------------------------------------------------- estimates
@@ -302,7 +333,8 @@ class PaperRun:
         self.device = resolve_device(self.device)
         self.profile = resolve_profile(self.profile, self.device)
         self.root = Path(self.root) if self.root else repo_root()
-        self.plan = self.plan if self.plan is not None else default_plan(self.profile)
+        if self.plan is None:
+            self.plan = default_plan(self.profile, **{k: self.params[k] for k in ("seed", "seeds") if k in self.params})
         self.state = self._load_state()
         self.estimator = Estimator(self.device, self.planned, self.state["timings"])
         self.did: list[str] = []
@@ -469,6 +501,12 @@ class PaperRun:
             return [resolve_chapter(c, self.root) for c in self.chapters]
         return chapters_in_toc(self.root)
 
+    def check_params(self) -> None:
+        check_params(self.params, self.chapter_paths())
+
+    def params_for(self, path: Path) -> dict:
+        return params_for(self.params, path)
+
     def execute(self, path: Path) -> None:
         from .runner import execute_chapter
         from .zoo import zoo_dir
@@ -481,7 +519,7 @@ class PaperRun:
         self._save_state()
         before = {p.name for p in zoo_dir().glob("*.json")} if zoo_dir().is_dir() else set()
         start = self.clock()
-        params = {"profile": self.profile, "device": self.device, **self.params}
+        params = {"profile": self.profile, "device": self.device, **self.params_for(path)}
         results_before = self._n_results()
         try:
             with _deadline_env(self._soft_deadline(stem)):
@@ -492,7 +530,7 @@ class PaperRun:
             if getattr(exc, "ename", "") == "OutOfTime":
                 self._stopped_between_results(stem, entry, self.clock() - start, self._n_results() - results_before)
                 return
-            entry.update(status="failed", error=str(exc)[:500])
+            entry.update(status="failed", error=str(exc)[:500], params=self.params_for(path))
             self._save_state()
             self.did.append(f"{stem}: FAILED ({str(exc)[:200]})")
             self.log(self.did[-1])
@@ -504,7 +542,7 @@ class PaperRun:
         self._amend_run_card(target)
         total = wall + entry.get("spent_s", 0.0)
         entry.update(status="done", wall_s=round(wall, 1), total_s=round(total, 1),
-                     file=str(target.relative_to(self.out)))
+                     file=str(target.relative_to(self.out)), params=self.params_for(path))
         entry.pop("started", None)
         entry.pop("killed", None)
         self._save_state()
@@ -608,6 +646,7 @@ class PaperRun:
     def run(self) -> int:
         """One call: returns 0 when the book is done, 3 when chapters are left, 1 on a failure."""
         import torch
+        self.check_params()
         if self.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
@@ -617,6 +656,16 @@ class PaperRun:
         for stem, entry in self.state["chapters"].items():      # an earlier call died inside it
             if entry.get("status") == "running":
                 entry.update(status="killed", killed=entry.get("killed", 0) + 1)
+        for path in self.chapter_paths():
+            entry, asked = self.state["chapters"].get(path.stem, {}), self.params_for(path)
+            if entry.get("status") in ("done", "failed") and entry.get("params", {}) != asked:
+                # e.g. a short session ran -p seeds=1, this one the full seeds: the chapter's
+                # output would not match what this call asks; its stored results are reused
+                self.log(f"{path.stem}: executed with parameters {entry.get('params', {})}, this call asks "
+                         f"{asked}: it runs again")
+                entry.update(status="stale")
+                for k in ("wall_s", "total_s", "spent_s", "error"):   # timings of other settings mislead
+                    entry.pop(k, None)
         self.state["options"] = {"chapters": self.chapters, "carry_mb": self.carry_mb, "params": self.params}
         call = {"started": round(self.clock(), 1), "device": device_name(self.device),
                 "deadline": None if self.deadline == float("inf") else round(self.deadline, 1)}
@@ -831,7 +880,7 @@ def min_call_seconds(models: list[tuple[float, float]], chapter_s: float, carry_
 
 
 def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None = None,
-               call_s: float = 540.0) -> str:
+               call_s: float = 540.0, params: dict | None = None) -> str:
     """The plan as a markdown table with planned seconds and bf16 sizes (no training).
 
     *Longest step* is the longest piece of work that must fit in one call on a
@@ -843,7 +892,8 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
     from .data import available_variant
     from .models import build_model
     from .zoo import model_key
-    plan = plan or default_plan(profile)
+    params = params or {}
+    plan = plan or default_plan(profile, **{k: params[k] for k in ("seed", "seeds") if k in params})
     est = Estimator(device)
     seen: dict[str, tuple[float, float]] = {}
     lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models "
@@ -882,6 +932,9 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
                  f"{sum(est.planned_chapter(p) for p in plan):.0f} | {sum(v[1] for v in seen.values()):.1f} | | |")
     lines.append(f"\nTotal planned: {total:.0f} s = {total / 60:.1f} min of {device} time, plus "
                  f"~{est.planned['setup']} s of set-up per call on a fresh machine.")
+    if params.get("seeds"):
+        lines.append(f"Chapter seconds are planned for the profile's seeds; with seeds={params['seeds']} the "
+                     "chapters that train several seeds take less (the first call's timings correct it).")
     if too_big:
         lines.append(f"⚠ Chapters {', '.join(too_big)} have a step longer than one {call_s:.0f}-s call: shrink "
                      "them, or measure first (bench/bench_paper.py); the figures are estimates until then.")
@@ -1094,6 +1147,7 @@ def add_arguments(p) -> None:
 
 
 def cli(args, started: float | None = None) -> int:
+    from .runner import parse_assignments
     if args.stage:
         stage_carry(data_src=args.data_src)
         return 0
@@ -1101,7 +1155,11 @@ def cli(args, started: float | None = None) -> int:
         unpack(args.unpack, args.out, args.results, args.bench)
         return 0
     if args.plan:
-        print(plan_table(args.profile if args.profile != "auto" else "paper", "cuda" if args.device == "auto" else args.device))
+        from .runner import chapters_in_toc, resolve_chapter
+        check_params(parse_assignments(args.param),
+                     [resolve_chapter(c, repo_root()) for c in args.chapters] if args.chapters else chapters_in_toc())
+        print(plan_table(args.profile if args.profile != "auto" else "paper",
+                         "cuda" if args.device == "auto" else args.device, params=parse_assignments(args.param)))
         return 0
     if args.compile:
         os.environ["FREQLIB_COMPILE"] = "1"
@@ -1109,7 +1167,6 @@ def cli(args, started: float | None = None) -> int:
     if carry_mb is None:
         f = args.out / "carry-mb.txt"
         carry_mb = float(os.environ.get("FREQLIB_CARRY_MB") or (f.read_text().strip() if f.is_file() else CARRY_MB))
-    from .runner import parse_assignments
     planned = json.loads(args.planned.read_text()) if args.planned else None
     if args.pack:
         state = json.loads((args.out / "state.json").read_text()) if (args.out / "state.json").is_file() else {}

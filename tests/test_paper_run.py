@@ -254,6 +254,49 @@ def test_a_failing_chapter_is_recorded_and_not_retried(tmp_path, monkeypatch):
     assert again.pending() == [] and [p.stem for p in again.pending(failed=True)] == ["10_bad"]
 
 
+def test_a_chapter_done_with_other_parameters_runs_again(tmp_path, monkeypatch):
+    """A short session's ``-p seed=1`` run must not stand in for a later run with other parameters."""
+    root = tmp_path / "book"
+    make_book(root, {"10_a": "glue_seed = seed", "11_b": "x = 1"})
+    use_book(root, monkeypatch)
+    fresh_machine(tmp_path, monkeypatch, "d")
+    messages = []
+    kw = dict(profile="smoke", device="cpu", plan={}, log=messages.append)
+    injected = lambda: "".join(c.source for c in nbformat.read(tmp_path / "run" / "executed" / "chapters" / "10_a.ipynb",
+                                                               as_version=4).cells
+                               if "injected-parameters" in c.metadata.get("tags", []))
+    assert PaperRun(tmp_path / "run", params={"seed": 1}, **kw).run() == 0 and "seed = 1" in injected()
+    assert PaperRun(tmp_path / "run", params={"seed": 1}, **kw).run() == 0 and not any("again" in m for m in messages)
+    assert PaperRun(tmp_path / "run", **kw).run() == 0                 # default parameters: both run again
+    assert sum("runs again" in m for m in messages) == 2 and "seed = 1" not in injected()
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert {e["status"] for e in state["chapters"].values()} == {"done"}
+    assert all(e["params"] == {} for e in state["chapters"].values())
+
+
+def test_parameters_reach_the_chapters_that_declare_them(tmp_path, monkeypatch):
+    """``-p seeds=1`` goes to the chapters with a ``seeds`` parameter only; one that no chapter
+    declares, or of the wrong type, stops the call before anything runs."""
+    from freqlib.runner import ParameterError
+    root = tmp_path / "book"
+    make_book(root, {"10_a": "x = 1", "11_b": "x = 2"})
+    nb = nbformat.read(root / "chapters" / "11_b.ipynb", as_version=4)
+    nb.cells[1].source += "\nseeds = 0"
+    nbformat.write(nb, root / "chapters" / "11_b.ipynb")
+    use_book(root, monkeypatch)
+    fresh_machine(tmp_path, monkeypatch, "d")
+    kw = dict(profile="smoke", device="cpu", plan={}, log=lambda *a: None)
+    run = PaperRun(tmp_path / "run", params={"seeds": 1}, **kw)
+    assert [run.params_for(p) for p in run.chapter_paths()] == [{}, {"seeds": 1}]
+    assert run.run() == 0
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["chapters"]["10_a"]["params"] == {} and state["chapters"]["11_b"]["params"] == {"seeds": 1}
+    for bad, match in (({"sedes": 1}, "declared by no chapter"), ({"seeds": "one"}, "must be int")):
+        with pytest.raises(ParameterError, match=match):
+            PaperRun(tmp_path / "bad", params=bad, **kw).run()
+        assert not (tmp_path / "bad" / "state.json").exists()
+
+
 def test_a_model_that_fails_to_train_is_not_trained_again(book, tmp_path, monkeypatch):
     root, clock, _ = book
     fresh_machine(tmp_path, monkeypatch, "d")
@@ -323,6 +366,25 @@ def test_plan_table_counts_models_and_sizes():
     assert "02" in flagged and "00" not in flagged and "longer than one 150-s call" in short
     assert "3.8 (1 models)" in rows["00"]                # airbench94 in bf16
     assert "Total planned" in text
+
+
+def test_the_plan_trains_the_seeds_the_chapters_will_read(tmp_path):
+    """``-p seeds=1`` (or ``seed=1``) reaches the plan: no model is trained up front for a seed no
+    chapter reads, and chapters that load seed 0 only keep it."""
+    seeds_of = lambda specs: sorted({s.kwargs.get("seed", 0) for s in specs})
+    full, one, shifted = (paper_run.default_plan("paper", **kw) for kw in ({}, {"seeds": 1}, {"seed": 1, "seeds": 1}))
+    assert seeds_of(full["01"]) == [0, 1, 2] and seeds_of(one["01"]) == [0] and seeds_of(shifted["01"]) == [1]
+    assert seeds_of(shifted["03"]) == [1] and seeds_of(shifted["06"]) == [0, 1]       # 06's read-out pair: seed 0
+    for stem in ("00", "04", "05"):
+        assert seeds_of(shifted[stem]) == [0]
+    assert seeds_of(paper_run.default_plan("paper", seeds=2)["02"]) == [0, 1]      # ResNet-18: more when asked
+    assert len(one["01"]) == 4 and len(full["01"]) == 12
+    assert "| 01 | 3 |" in paper_run.plan_table("paper", "cuda", params={"seeds": 1})
+    assert PaperRun(tmp_path / "run", profile="paper", device="cpu", params={"seeds": 1},
+                    log=lambda *a: None).plan == one
+    for bad in ({"seeds": -1}, {"seed": 0.5}, {"seeds": True}):
+        with pytest.raises(ValueError, match="whole number"):
+            paper_run.default_plan("paper", **bad)
 
 
 def test_min_call_seconds_trains_in_the_call_what_the_carry_cannot_hold():
