@@ -255,7 +255,7 @@ def positive_normalise(profile: torch.Tensor) -> torch.Tensor:
 def band_centroid(weights: torch.Tensor) -> torch.Tensor:
     """Weighted mean band ``sum_k k w_k / sum_k w_k`` of a (..., K) non-negative profile."""
     w = torch.as_tensor(weights, dtype=torch.float64)
-    k = torch.arange(w.shape[-1], dtype=torch.float64)
+    k = torch.arange(w.shape[-1], dtype=torch.float64, device=w.device)
     return (w * k).sum(-1) / w.sum(-1)
 
 

@@ -41,8 +41,11 @@ uninterrupted one does, every zoo model is *canonicalised* right after training:
 its weights are rounded to bf16 in the zoo folder as well, so chapters always
 analyse the bf16-rounded network (on CUDA, autocast rounds these weights to bf16
 in every forward pass anyway). A model dropped from the carry is retrained
-when needed; training runs with deterministic algorithms, and the state keeps
-each model's weight fingerprint so a retrain that differs is reported.
+when needed; paper-run's own (up-front) training runs with deterministic
+algorithms, and the state keeps each model's weight fingerprint so a retrain
+that differs is reported. Models a chapter trains inside its kernel (chapter
+2's by-reference ResNet-18, chapter 3's networks trained through masks) use the
+default kernels; their results are stored and carried, so they are not retrained.
 
 Device side, after a call: ``--pack $OUT`` writes ``OUT`` as at most 8 tar
 parts of at most 15 MiB; here, ``--unpack FILES_AT`` puts them back, moves the

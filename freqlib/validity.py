@@ -146,7 +146,7 @@ def filtered_importance(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
 def radial_map(values: torch.Tensor, h: int = 32, w: int = 32) -> torch.Tensor:
     """(..., R) values per unit annulus -> (..., H, W); frequencies beyond the last annulus get 0."""
     idx = spectral.frequency_radius(h, w).floor().long()
-    padded = torch.cat([values, torch.zeros(*values.shape[:-1], 1, dtype=values.dtype)], -1)
+    padded = torch.cat([values, values.new_zeros(*values.shape[:-1], 1)], -1)
     return padded[..., idx.clamp(max=values.shape[-1])]
 
 
@@ -166,7 +166,7 @@ def dct_to_dft(h: int = 32, w: int = 32) -> torch.Tensor:
 def dct_band_map(profile: torch.Tensor, h: int = 32, w: int = 32) -> torch.Tensor:
     """(..., K) values per DCT band -> (..., H, W): each frequency gets the energy-weighted
     value of the bands its energy falls in (DCT index u is about twice the DFT frequency)."""
-    e = dct_to_dft(h, w).to(profile.dtype)
+    e = dct_to_dft(h, w).to(profile.device, profile.dtype)
     return (profile @ e.T).reshape(*profile.shape[:-1], h, w)
 
 

@@ -1,0 +1,81 @@
+"""Statistics that run on the chapter's device keep to their input's device.
+
+``ctx.bootstrap`` moves its samples to the chapter's device (CUDA at the paper
+profile) and calls the statistic there, so a constant built on the CPU inside a
+statistic (``torch.arange(K)``, a cached basis) breaks the GPU run only. This
+machine has no GPU: the inputs live on the ``meta`` device instead, and a
+:class:`~torch.overrides.TorchFunctionMode` refuses any operation that mixes a
+meta tensor with a CPU one (a plain meta computation would let a matrix
+product through). Each guarded function was once a GPU-only failure.
+"""
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
+
+from freqlib import attribution, paper_a, validity
+
+B, K = 5, 32
+# Operations that accept another device on purpose (moves, and indexing with a CPU index).
+MOVES = {torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.copy_, torch.Tensor.__getitem__,
+         torch.Tensor.__setitem__, torch.Tensor.device.__get__}
+
+
+class NoMixedDevices(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in MOVES:
+            devices = {t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and t.dim()}
+            if len(devices) > 1:
+                raise AssertionError(f"{getattr(func, '__name__', func)} mixes devices {sorted(devices)}")
+        return func(*args, **kwargs)
+
+
+def on_meta(fn, *args):
+    with NoMixedDevices():
+        out = fn(*args)
+    assert out.device.type == "meta"
+    return out
+
+
+def test_the_guard_fails_on_a_cpu_constant():
+    """The check can fail: the pre-fix band centroid (CPU arange) and a CPU matrix are caught."""
+    x = torch.ones(B, K, device="meta")
+    with pytest.raises(AssertionError, match="mixes devices"):
+        on_meta(lambda w: (w * torch.arange(K, dtype=w.dtype)).sum(-1), x)
+    with pytest.raises(AssertionError, match="mixes devices"):
+        on_meta(lambda w: w @ torch.ones(K, 3), x)
+    on_meta(lambda w: w[:, torch.arange(3)], x)          # a CPU index is fine on any device
+
+
+def test_band_statistics_stay_on_the_device():
+    w = torch.rand(B, K, device="meta", dtype=torch.float64)
+    assert on_meta(attribution.band_centroid, w).shape == (B,)
+    assert on_meta(attribution.upper_share, w).shape == (B,)
+    assert on_meta(attribution.positive_normalise, w).shape == (B, K)
+
+
+def test_paper_a_statistics_stay_on_the_device():
+    """Chapter 1's numbers are functions of resampled means (name -> (B, ...)) on the device."""
+    def means(number: str) -> dict:        # shapes as in paper_a's table of numbers
+        if number == "st_high_small_over_chance":
+            shapes = {"correct": (B,), "pred": (B, 10), "label": (B, 10)}
+        else:
+            keys = ("of", "shuffled", "st", "at") if "_of_" in number else \
+                ("st", "at") if "low_small" in number else \
+                ("upper", "total", "null_upper", "null_total", "st_upper", "st_total", "at_upper", "at_total")
+            shapes = {k: (B, K) if "_of_" in number else (B,) for k in keys}
+        return {k: torch.rand(*shape, device="meta") for k, shape in shapes.items()}
+    for name, stat in paper_a.STATISTICS.items():
+        assert on_meta(stat, means(name)).shape == (B,), name
+    for name, (number, part) in paper_a.DESCRIPTIVE.items():
+        assert on_meta(part, means(number)).shape == (B,), name
+
+
+def test_lens_maps_stay_on_the_device():
+    """Chapter 6's lens maps (what score_lens bootstraps) for filtered accuracy and OF attribution."""
+    r = 24
+    u = torch.rand(B, 2 * r, device="meta", dtype=torch.float64)
+    maps = on_meta(lambda v: validity.radial_map(validity.filtered_importance(v[..., :r], v[..., r:])), u)
+    assert maps.shape == (B, 32, 32)
+    assert on_meta(validity.dct_band_map, torch.rand(B, K, device="meta", dtype=torch.float64)).shape == (B, 32, 32)
