@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .notebooks import glue
-from .profiles import default_seeds, profile_settings, resolve_device, resolve_profile
+from .profiles import default_seeds, dry_sized, paper_dry, profile_settings, resolve_device, resolve_profile
 from .verdicts import bootstrap
 
 __all__ = ["ChapterContext", "setup_chapter", "network_name", "glue"]
@@ -61,7 +61,19 @@ class ChapterContext:
 
     def title(self, text: str) -> str:
         """A figure title that carries the data variant."""
-        return f"{text}\n[{self.variant}, {self.profile} profile]"
+        return f"{text}\n[{self.variant}, {self.profile} profile{' (dry run)' if self.dry else ''}]"
+
+    @property
+    def dry(self) -> bool:
+        """A dry run of the paper profile (FREQLIB_PAPER_DRY): its code paths at smoke sizes."""
+        return self.profile == "paper" and paper_dry()
+
+    def settings(self, table: dict) -> dict:
+        """This profile's row of a chapter's settings table; in a dry run of ``paper``,
+        paper's row with smoke's numbers (:func:`freqlib.profiles.dry_sized`)."""
+        if self.profile not in table:
+            raise ValueError(f"the settings table has no row for profile {self.profile!r} (rows: {sorted(table)})")
+        return dry_sized(table["paper"], table["smoke"]) if self.dry else table[self.profile]
 
     def test_set(self, n: int | None = None, pixels: str = "auto"):
         """(images, labels) of the first ``n`` (default: the profile's n_test) test
@@ -113,10 +125,12 @@ class ChapterContext:
 
 def network_name(profile: str, arch: str | None = None) -> str:
     """``arch`` (default: the profile's network) as a reader knows it, with its widths at ``profile``."""
-    from .profiles import arch_settings
+    from .profiles import DRY, arch_settings
     settings = arch_settings(profile, arch)
     name = {"airbench": "airbench94", "resnet18": "ResNet-18", "fastnet": "FastNet"}.get(settings["arch"],
                                                                                     settings["arch"])
+    if profile == "paper" and paper_dry():
+        return f"{name}, widths {tuple(DRY['widths'][settings['arch']])} (dry run)"
     return f"{name}, widths {tuple(settings['widths'])}"
 
 
@@ -147,8 +161,8 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, se
                          seeds=list(range(seed, seed + (seeds or default_seeds(profile, net)))), arch=net)
     import matplotlib
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})
-    print(f"profile={profile}  device={device}  seed={seed}  training seeds={ctx.seeds}  data={variant}  "
-          f"network={ctx.network}")
+    print(f"profile={profile}{' (DRY RUN: smoke sizes, not results)' if ctx.dry else ''}  device={device}  "
+          f"seed={seed}  training seeds={ctx.seeds}  data={variant}  network={ctx.network}")
     for k in ("profile", "device", "network"):
         glue(k, getattr(ctx, k))
     glue("variant", variant)

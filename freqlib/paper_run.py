@@ -595,6 +595,10 @@ class PaperRun:
     def _learn_unplanned(self, stem: str, before: set) -> None:
         """Models the chapter trained itself: canonicalise and carry them, and plan them next time."""
         from .zoo import zoo_dir
+        # compared by zoo key: a spec rebuilt from a record spells its overrides its own way
+        # (chapter 2's ResNet-18 gets lr, momentum, ... from ARCH_SETTINGS), the key is the model
+        by_ref = {self.key_of(r)[0] for r in self.by_ref(stem)}
+        planned = {self.key_of(r)[0] for r in plan_for(stem, self.plan)}
         for rec_path in sorted(zoo_dir().glob("*.json")):
             if rec_path.name in before:
                 continue
@@ -604,11 +608,11 @@ class PaperRun:
             spec = self.spec_from_record(rec)
             if spec is None:
                 continue
-            if any((r.name, r.overrides) == (spec.name, spec.overrides) for r in self.by_ref(stem)):
+            if rec["key"] in by_ref:
                 continue                    # read by reference: its results are carried, not the model
             self.canonicalise(rec_path.stem, rec.get("train_seconds"))
             learned = self.state["learned"].setdefault(stem, [])
-            if [spec.name, spec.overrides] not in learned and spec not in plan_for(stem, self.plan):
+            if [spec.name, spec.overrides] not in learned and rec["key"] not in planned:
                 learned.append([spec.name, spec.overrides])
                 self.log(f"{stem} trained {spec.label} itself (not in the plan): planned up front from now on")
 

@@ -6,11 +6,13 @@ machine and ``quick`` otherwise.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 __all__ = ["PROFILES", "RECIPES", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
            "resolve_profile", "resolve_device", "profile_settings", "arch_settings", "recipe_config",
-           "default_seeds", "PROFILE_CHOICES"]
+           "default_seeds", "PROFILE_CHOICES", "DRY_ENV", "DRY", "paper_dry", "dry_sized"]
 
 PROFILE_CHOICES = ("auto", "smoke", "quick", "paper")
 
@@ -35,6 +37,32 @@ PROFILES = {
 }
 # Entries of PROFILES that describe the evaluation, not the training run.
 EVALUATION_KEYS = ("n_test", "n_robust", "robust_restarts", "n_boot", "seeds")
+
+# Dry run of the paper profile (FREQLIB_PAPER_DRY=1, tools/dry_run.sh --paper): every code
+# path of `paper` (its networks, recipes, model lists, branches, three seeds) at smoke
+# sizes, so that a CPU can execute what otherwise runs first on a borrowed GPU. Each
+# number of a paper table becomes the smoke table's number of the same name; zoo
+# trainings are capped as below. Nothing it computes is a result.
+DRY_ENV = "FREQLIB_PAPER_DRY"
+DRY = dict(n_train=512, epochs=1, widths={"airbench": (16, 32, 32), "resnet18": (8,), "fastnet": (8, 16, 32)})
+
+
+def paper_dry() -> bool:
+    return os.environ.get(DRY_ENV, "") not in ("", "0")
+
+
+def dry_sized(paper: dict, smoke: dict, keep: tuple = ()) -> dict:
+    """``paper`` with every number (not a bool) that ``smoke`` has under the same name
+    replaced by smoke's, in nested dicts too; lists, names, flags and ``keep`` stay paper's."""
+    out = dict(paper)
+    for k, v in paper.items():
+        if k in keep or k not in smoke:
+            continue
+        if isinstance(v, dict) and isinstance(smoke[k], dict):
+            out[k] = dry_sized(v, smoke[k], keep)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(smoke[k], (int, float)):
+            out[k] = smoke[k]
+    return out
 
 # Training recipes shared by every chapter. Values override the profile's.
 # Adversarial recipes use plain cross-entropy, as their reference code does.
@@ -111,6 +139,8 @@ def resolve_profile(profile: str = "auto", device: str = "auto") -> str:
 def profile_settings(profile: str) -> dict:
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not one of {tuple(PROFILES)} (resolve 'auto' first)")
+    if profile == "paper" and paper_dry():
+        return dry_sized(PROFILES["paper"], PROFILES["smoke"], keep=("seeds",))
     return dict(PROFILES[profile])
 
 
@@ -146,4 +176,8 @@ def recipe_config(name: str, profile: str, **overrides):
     settings.update(RECIPES.get(name, {}))
     settings.update(RECIPE_SETTINGS.get((profile, settings["arch"]), {}).get(name, {}))
     settings.update(overrides)
+    if profile == "paper" and paper_dry():
+        settings.update(n_train=min(settings["n_train"], DRY["n_train"]), epochs=min(settings["epochs"], DRY["epochs"]),
+                        batch_size=min(settings["batch_size"], DRY["n_train"] // 2),
+                        widths=DRY["widths"][settings["arch"]])
     return TrainConfig(**settings)

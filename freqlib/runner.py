@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .io import atomic_path, repo_root
 from .notebooks import read_glue
+from .profiles import paper_dry
 
 __all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parameters",
            "validate_parameters", "parse_assignments", "execute_chapter", "run_chapters",
@@ -264,8 +265,9 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
         _strip_progress_bars(nb)
         glued = read_glue(tmp)
         env = provenance()
+        profile = glued.get("profile", params.get("profile"))
         card = {
-            "profile": glued.get("profile", params.get("profile")),
+            "profile": f"{profile} (DRY RUN: smoke sizes, not results)" if profile == "paper" and paper_dry() else profile,
             "device": glued.get("device", params.get("device")),
             "data variant": glued.get("analysis_variant", glued.get("variant", "not recorded")),
             "wall time": f"{wall:.0f} s",

@@ -101,13 +101,13 @@ def auroc(maps: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
     """
     lead = maps.shape[:-2]
     v = _quantise(_flat_reps(maps.double()).reshape(-1, _reps(*maps.shape[-2:]).numel()))
-    inside = _flat_reps(band.to(maps.device).bool())
+    inside = _flat_reps(torch.as_tensor(band).cpu().bool())     # counted on the CPU: no device sync
     n1 = int(inside.sum())
     n0 = inside.numel() - n1
     if n1 == 0 or n0 == 0:
         raise ValueError("the band must contain some, but not all, non-DC frequencies")
     ranks = _midranks(v)
-    u = ranks[:, inside].sum(-1) - n1 * (n1 + 1) / 2
+    u = ranks @ inside.to(ranks.device, ranks.dtype) - n1 * (n1 + 1) / 2     # rank sum inside the band
     return (u / (n1 * n0)).reshape(lead)
 
 

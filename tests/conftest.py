@@ -18,7 +18,19 @@ def smoke_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def executed_chapter(smoke_dir):
+def device_report(tmp_path_factory) -> Path:
+    """Where the smoke kernels report their device-discipline checks (tools/device_shadow):
+    each bootstrap statistic is re-run on meta tensors, refusing meta/CPU mixes."""
+    report = tmp_path_factory.mktemp("devices") / "report.jsonl"
+    report.touch()
+    shadow = str(ROOT / "tools" / "device_shadow")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (shadow, os.environ.get("PYTHONPATH")) if p)
+    os.environ["FREQLIB_DEVICE_REPORT"] = str(report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def executed_chapter(smoke_dir, device_report):
     """``executed_chapter("01")`` -> (path, glued values) of that chapter run at profile=smoke."""
     from freqlib.notebooks import read_glue
     from freqlib.runner import execute_chapter, resolve_chapter

@@ -46,6 +46,20 @@ def test_chapter_smoke_has_computed_verdicts(executed_chapter, chapter):
         assert row["ours"] and row["paper's value"]
 
 
+def test_bootstrap_statistics_keep_to_their_device(executed_chapter, device_report):
+    """No statistic of any chapter builds a CPU tensor beside its device samples (what would
+    crash the CUDA run only): each was re-run on meta tensors in the smoke kernels."""
+    for chapter in CHAPTERS:
+        executed_chapter(chapter)
+    rows = [json.loads(line) for line in device_report.read_text().splitlines()]
+    if not rows and os.environ.get("FREQLIB_SMOKE_DIR"):
+        pytest.skip("chapters reused from FREQLIB_SMOKE_DIR: no kernel ran the check")
+    mixed = [f"{r['statistic']}: {r['error']} at {r['where'][-1:]}" for r in rows if r["kind"] == "MIXED"]
+    assert not mixed, "statistics mixing devices:\n" + "\n".join(mixed)
+    checked = sum(r["kind"] == "ok" for r in rows)
+    assert checked >= 0.9 * len(rows) and checked > 100, f"only {checked} of {len(rows)} statistics checkable"
+
+
 def test_site_builds_with_run_cards_and_ledger(smoke_site):
     intro = (smoke_site / "intro.html").read_text()
     assert "Claims ledger" in intro

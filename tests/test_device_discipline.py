@@ -6,29 +6,22 @@ statistic (``torch.arange(K)``, a cached basis) breaks the GPU run only. This
 machine has no GPU: the inputs live on the ``meta`` device instead, and a
 :class:`~torch.overrides.TorchFunctionMode` refuses any operation that mixes a
 meta tensor with a CPU one (a plain meta computation would let a matrix
-product through). Each guarded function was once a GPU-only failure.
+product through). Each guarded function was once a GPU-only failure. The same
+check runs on every bootstrap statistic of every smoke chapter in
+tests/test_book.py (tools/device_shadow; by hand: tools/check_devices.sh).
 """
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves
 
 from freqlib import attribution, paper_a, validity
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "device_shadow"))
+from device_guard import NoMixedDevices  # noqa: E402  (tools/, not a package)
+
 B, K = 5, 32
-# Operations that accept another device on purpose (moves, and indexing with a CPU index).
-MOVES = {torch.Tensor.to, torch.Tensor.cpu, torch.Tensor.copy_, torch.Tensor.__getitem__,
-         torch.Tensor.__setitem__, torch.Tensor.device.__get__}
-
-
-class NoMixedDevices(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in MOVES:
-            devices = {t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and t.dim()}
-            if len(devices) > 1:
-                raise AssertionError(f"{getattr(func, '__name__', func)} mixes devices {sorted(devices)}")
-        return func(*args, **kwargs)
 
 
 def on_meta(fn, *args):

@@ -52,3 +52,26 @@ def test_adversarial_airbench_runs_longer_at_batch_512():
     assert (at.epochs, at.batch_size, at.warmup, at.label_smoothing) == (30, 512, 0.5, 0.0)
     assert recipe_config("linf_at", "paper", epochs=5).epochs == 5     # overrides still win
     assert recipe_config("gaussian", "paper").epochs == PROFILES["paper"]["epochs"]
+
+
+def test_dry_run_keeps_the_paper_code_paths_at_smoke_sizes(monkeypatch):
+    """FREQLIB_PAPER_DRY: paper's networks, recipes, lists and seeds; smoke's numbers; capped trainings."""
+    from freqlib.profiles import DRY, DRY_ENV, dry_sized, profile_settings
+    table = {"smoke": dict(models=("a",), n=10, gen=dict(n_train=5, epochs=1, widths=(1,)), on=True),
+             "paper": dict(models=("a", "b"), n=1000, gen=dict(n_train=50_000, epochs=30), on=False, only_paper=7)}
+    assert dry_sized(table["paper"], table["smoke"]) == dict(models=("a", "b"), n=10, gen=dict(n_train=5, epochs=1),
+                                                            on=False, only_paper=7)
+    real = recipe_config("linf_pgd_c", "paper")
+    monkeypatch.setenv(DRY_ENV, "1")
+    dry = recipe_config("linf_pgd_c", "paper")
+    assert (dry.arch, dry.perturbation, dry.attack_steps) == (real.arch, real.perturbation, real.attack_steps)
+    assert (dry.n_train, dry.epochs, tuple(dry.widths)) == (DRY["n_train"], 1, DRY["widths"]["airbench"])
+    assert dry.batch_size < dry.n_train                              # more than one step per epoch
+    resnet = recipe_config("standard", "paper", arch="resnet18", widths=(64,), whiten=False)
+    assert tuple(resnet.widths) == DRY["widths"]["resnet18"] and resnet.epochs == 1
+    row = profile_settings("paper")
+    assert row["seeds"] == PROFILES["paper"]["seeds"] and row["n_test"] == PROFILES["smoke"]["n_test"]
+    for other in ("smoke", "quick"):                                   # other profiles untouched
+        assert recipe_config("standard", other).to_dict() == legacy_config("standard", other)
+    monkeypatch.delenv(DRY_ENV)
+    assert recipe_config("linf_pgd_c", "paper") == real

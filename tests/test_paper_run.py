@@ -408,6 +408,27 @@ def test_models_a_chapter_trained_itself_are_recognised(tmp_path, monkeypatch):
                                  "config": zoo.model_key("standard", "paper", "x")[1]}) is None
 
 
+def test_a_by_reference_model_the_chapter_trained_is_not_planned_up_front(tmp_path, monkeypatch):
+    """Chapter 2 trains its ResNet-18 itself, by design: its records must not be learned as
+    unplanned models (which later calls would train up front, 9 ResNet-18 on every fresh
+    machine), although a spec rebuilt from a record spells its overrides differently."""
+    from freqlib.data import available_variant
+    fresh_machine(tmp_path, monkeypatch, "d")
+    run = PaperRun(tmp_path / "run", profile="paper", device="cpu", log=lambda *a: None)
+    zoo_folder = zoo.zoo_dir()
+    zoo_folder.mkdir(parents=True, exist_ok=True)
+    for spec in [s for s in paper_run.default_plan("paper")["02"] if s.by_ref][::3]:
+        key, cfg = zoo.model_key(spec.name, "paper", available_variant(), **spec.kwargs)
+        stem = f"{spec.name}-paper-{key}"
+        (zoo_folder / f"{stem}.json").write_text(json.dumps({"name": spec.name, "key": key, "config": cfg,
+                                                             "profile": "paper"}))
+        (zoo_folder / f"{stem}.pt").write_bytes(b"")
+        assert cfg["arch"] == "resnet18" and run.spec_from_record(
+            {"name": spec.name, "key": key, "config": cfg}).overrides != spec.overrides   # what fooled the old check
+    run._learn_unplanned("02_filter_proportion", before=set())
+    assert run.state["learned"].get("02_filter_proportion", []) == []
+
+
 RESUMABLE_CHAPTER = '''
 import time, torch
 from freqlib import results
