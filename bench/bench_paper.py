@@ -38,15 +38,39 @@ from common import write  # noqa: E402
 
 from freqlib import evaluate  # noqa: E402
 from freqlib.models import build_model  # noqa: E402
-from freqlib.profiles import recipe_config, resolve_device  # noqa: E402
+from freqlib.profiles import PROFILES, recipe_config, resolve_device  # noqa: E402
 from freqlib.train import train_model  # noqa: E402
 from freqlib.zoo import cifar10_tensors  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chapter3_paper() -> dict:
+    """Chapter 3's paper settings row, read from the notebook (its literal entries: the
+    masked networks, n_mask, batch, max_epochs, ...), so the bench times what the chapter runs."""
+    import ast
+
+    import nbformat
+    nb = nbformat.read(ROOT / "chapters" / "03_fourier_masks.ipynb", as_version=4)
+    src = next(c.source for c in nb.cells if c.cell_type == "code" and "ctx.settings(" in c.source)
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if isinstance(key, ast.Constant) and key.value == "paper" and isinstance(value, ast.Call):
+                    row = {}
+                    for kw in value.keywords:
+                        with contextlib.suppress(ValueError):
+                            row[kw.arg] = ast.literal_eval(kw.value)
+                    return row
+    raise LookupError("chapter 3 has no literal 'paper' row in its ctx.settings table")
+
 
 SECTIONS = ("airbench", "adversarial", "resnet18", "heatmap", "masks", "cifar10c")
 # Sizes per device type: full on CUDA, tiny on the CPU (same code paths).
 SIZES = {
     "cuda": dict(n_train=50_000, n_test=10_000, n_robust=1000, restarts=10, heat_images=10_000,
-                 heat_resnet_images=1000, mask_images=5000, mask_nets=8, c_images=10_000, corruptions=None, severities=(1, 2, 3, 4, 5),
+                 heat_resnet_images=1000, mask_images="chapter 3", mask_nets="chapter 3", c_images=10_000,
+                 corruptions=None, severities=(1, 2, 3, 4, 5),
                  airbench_widths=None, resnet_width=64, resnet_epochs=2, epoch_override=None),
     "cpu": dict(n_train=512, n_test=128, n_robust=16, restarts=1, heat_images=2, heat_resnet_images=1,
                 mask_images=64, mask_nets=3,
@@ -209,15 +233,19 @@ def bench_heatmap(device, size, test) -> dict:
 
 
 def bench_masks(device, size, test) -> dict:
-    """Two epochs of chapter 3's paper mask settings for ``mask_nets`` airbench networks (as many
-    as one seed masks at paper), one after the other and together; the same masks either way."""
+    """Two epochs of chapter 3's paper mask settings (read from the chapter) for as many airbench
+    networks as one seed masks there (fewer on CPU), one after the other and together; the same
+    masks either way."""
     from freqlib import masks as fm
+    row = chapter3_paper()
+    n_nets = len(row["models"]) if size["mask_nets"] == "chapter 3" else size["mask_nets"]
+    n_images = row["n_mask"] if size["mask_images"] == "chapter 3" else size["mask_images"]
     nets = []
-    for k in range(size["mask_nets"]):
+    for k in range(n_nets):
         torch.manual_seed(k)
         nets.append(evaluate.prepare_model(build_model("airbench", size["airbench_widths"]), device).eval())
-    x, y = test[0][:size["mask_images"]], test[1][:size["mask_images"]]
-    cfg = fm.MaskConfig(batch_size=16, lr=fm.scaled_lr(16), max_epochs=2, patience=10 ** 6)
+    x, y = test[0][:n_images], test[1][:n_images]
+    cfg = fm.MaskConfig(batch_size=row["batch"], lr=fm.scaled_lr(row["batch"]), max_epochs=2, patience=10 ** 6)
     fm.train_masks(nets[:2], x[:64], y[:64], [cfg] * 2)           # warm-up (cuDNN plans, vmap)
     timed = {}
     for mode in ("one after the other", "together"):
@@ -232,15 +260,17 @@ def bench_masks(device, size, test) -> dict:
         timed[mode] = time.perf_counter() - start
     steps = len(nets) * 2 * -(-len(x) // cfg.batch_size)
     rate = {k: steps / v for k, v in timed.items()}
-    paper_steps = 3 * 8 * 100 * -(-5000 // 16)        # 3 seeds x 8 networks x 100 epochs of 5,000 images
+    # the chapter at paper: seeds x networks x max_epochs (no early stop) of n_mask images
+    paper_steps = (PROFILES["paper"]["seeds"] * len(row["models"]) * row["max_epochs"]
+                   * -(-row["n_mask"] // row["batch"]))
     out = {"networks": len(nets), "images": len(x), "batch_size": cfg.batch_size, "mask_steps": steps,
            "seconds": {k: round(v, 2) for k, v in timed.items()},
            "mask_steps_per_s": {k: round(v, 1) for k, v in rate.items()},
            "together_over_one_by_one": round(rate["together"] / rate["one after the other"], 2),
            "chapter3_paper_masks_s_at_100_epochs": {k: round(paper_steps / v) for k, v in rate.items()}}
-    print(f"masks ({len(nets)} networks, batch 16): {rate['one after the other']:.0f} steps/s one by one, "
+    print(f"masks ({len(nets)} networks, batch {cfg.batch_size}): {rate['one after the other']:.0f} steps/s one by one, "
           f"{rate['together']:.0f} together ({out['together_over_one_by_one']:.1f}x); chapter 3 at paper "
-          f"(100 epochs): {paper_steps / rate['together']:.0f} s together", flush=True)
+          f"({row['max_epochs']} epochs): {paper_steps / rate['together']:.0f} s together", flush=True)
     return out
 
 

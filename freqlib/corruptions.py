@@ -61,6 +61,7 @@ import torch.nn.functional as F
 
 from .io import atomic_save_npz
 from .masks import psnr  # one PSNR for the book (per image, data range 1)
+from .results import digest as tensor_digest
 from .results import parts_digest
 
 __all__ = [
@@ -879,7 +880,7 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
                                  "released" if "frost" in names else "", {k: 0.0 for k in arrays},
                                  parts_digest({"released": [names, severities, n]}), arrays)
     u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
-    pixel_hash = hashlib.sha256(u8.numpy().tobytes()).hexdigest()[:16]
+    pixel_hash = tensor_digest(u8)
     frost = frost_layers(seed) if "frost" in names else None
     keys = {(c, s): parts_digest({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed, "n": n,
                                   "pixels": pixels, "clean": pixel_hash, "frost": frost.digest if c == "frost" else "",
@@ -910,7 +911,6 @@ def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: in
     frost_kind = frost.kind if frost is not None else ""
     return CorruptionSet(names, severities, n, seed, variant_label(pixels, n, frost_kind), y.clone(), pixels,
                          frost_kind, seconds, parts_digest(sorted(keys.items())), arrays, make if lazy else None)
-
 
 
 # ---------------------------------------------------------------- evaluation

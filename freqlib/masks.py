@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -69,7 +68,7 @@ from tqdm import tqdm
 
 from . import evaluate
 from .deadline import check_deadline
-from .results import cached, cached_many, digest, net_digest
+from .results import cached, cached_many, digest, net_digest, parts_digest
 from .spectral import (angular_profile, centred_dft, frequency_angle, frequency_radius,
                        inverse_centred_dft, radial_profile)
 from .verdicts import Claim, Criterion, Estimate, bootstrap
@@ -848,9 +847,7 @@ def _image_method_digest() -> str:
 
 
 def _mask_digest(mask: torch.Tensor | None) -> str:
-    if mask is None:
-        return "none"
-    return hashlib.sha256(mask.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+    return "none" if mask is None else digest(mask.float())
 
 
 def train_through_mask(mask: torch.Tensor | None, profile: str, device="cpu", tag: str = "masked",
@@ -875,9 +872,8 @@ def train_through_mask(mask: torch.Tensor | None, profile: str, device="cpu", ta
     code = hashlib.sha256(_method_digest().encode())
     for name in ("models.py", "train.py", "data.py", "spectral.py", "evaluate.py"):
         code.update((repo_root() / "freqlib" / name).read_bytes())
-    key = hashlib.sha256(json.dumps({"config": cfg.to_dict(), "mask": _mask_digest(mask),
-                                     "variant": variant, "code": code.hexdigest()},
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = parts_digest({"config": cfg.to_dict(), "mask": _mask_digest(mask), "variant": variant,
+                        "code": code.hexdigest()})
     path = zoo_dir() / f"{tag}-{profile}-{key}.pt"
     model = build_model(cfg.arch, cfg.widths)
     if cache and path.is_file():

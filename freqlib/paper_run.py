@@ -157,6 +157,11 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
     }
 
 
+def plan_of_params(profile: str, params: dict) -> dict[str, list[ModelSpec]]:
+    """:func:`default_plan` for the chapters' ``-p`` parameters (their ``seed`` and ``seeds``)."""
+    return default_plan(profile, **{k: params[k] for k in ("seed", "seeds") if k in params})
+
+
 def plan_for(stem: str, plan: dict[str, list[ModelSpec]]) -> list[ModelSpec]:
     """The plan's models of chapter ``stem`` (keys are chapter prefixes such as ``01``)."""
     return next((specs for prefix, specs in plan.items() if stem.startswith(prefix)), [])
@@ -337,7 +342,7 @@ class PaperRun:
         self.profile = resolve_profile(self.profile, self.device)
         self.root = Path(self.root) if self.root else repo_root()
         if self.plan is None:
-            self.plan = default_plan(self.profile, **{k: self.params[k] for k in ("seed", "seeds") if k in self.params})
+            self.plan = plan_of_params(self.profile, self.params)
         self.state = self._load_state()
         self.estimator = Estimator(self.device, self.planned, self.state["timings"])
         self.did: list[str] = []
@@ -900,7 +905,7 @@ def plan_table(profile: str = "paper", device: str = "cuda", plan: dict | None =
     from .models import build_model
     from .zoo import model_key
     params = params or {}
-    plan = plan or default_plan(profile, **{k: params[k] for k in ("seed", "seeds") if k in params})
+    plan = plan or plan_of_params(profile, params)
     est = Estimator(device)
     seen: dict[str, tuple[float, float]] = {}
     lines = ["| chapter | new models | training (planned s) | chapter (planned s) | bf16 MB of its models "
@@ -1163,10 +1168,11 @@ def cli(args, started: float | None = None) -> int:
         return 0
     if args.plan:
         from .runner import chapters_in_toc, resolve_chapter
-        check_params(parse_assignments(args.param),
-                     [resolve_chapter(c, repo_root()) for c in args.chapters] if args.chapters else chapters_in_toc())
+        params = parse_assignments(args.param)
+        check_params(params, [resolve_chapter(c, repo_root()) for c in args.chapters] if args.chapters
+                     else chapters_in_toc())
         print(plan_table(args.profile if args.profile != "auto" else "paper",
-                         "cuda" if args.device == "auto" else args.device, params=parse_assignments(args.param)))
+                         "cuda" if args.device == "auto" else args.device, params=params))
         return 0
     if args.compile:
         os.environ["FREQLIB_COMPILE"] = "1"

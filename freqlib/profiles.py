@@ -38,7 +38,7 @@ PROFILES = {
 # Entries of PROFILES that describe the evaluation, not the training run.
 EVALUATION_KEYS = ("n_test", "n_robust", "robust_restarts", "n_boot", "seeds")
 
-# Dry run of the paper profile (FREQLIB_PAPER_DRY=1, tools/dry_run.sh --paper): every code
+# Dry run of the paper profile (FREQLIB_PAPER_DRY=1; PAPER=1 tools/dry_run.sh): every code
 # path of `paper` (its networks, recipes, model lists, branches, three seeds) at smoke
 # sizes, so that a CPU can execute what otherwise runs first on a borrowed GPU. Each
 # number of a paper table becomes the smoke table's number of the same name; zoo
@@ -104,7 +104,7 @@ ARCH_SETTINGS = {
 
 # Training seeds per model where an architecture differs from the profile's
 # ``seeds``. ResNet-18 at the paper profile: one seed, because chapter 2 trains
-# nine of them per seed, the dearest part of the paper plan (`paper-run --plan`);
+# a ResNet-18 per stem and recipe for every seed, the dearest part of the paper plan (`paper-run --plan`);
 # a chapter's ``seeds`` parameter still asks for more.
 ARCH_SEEDS = {("paper", "resnet18"): 1}
 

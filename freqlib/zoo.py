@@ -24,12 +24,12 @@ import torch
 from filelock import FileLock
 
 from . import data as fdata
+from .deadline import check_deadline
 from .environment import provenance
 from .evaluate import prepare_model
 from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
-from .deadline import check_deadline
 
 __all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "list_models"]
 

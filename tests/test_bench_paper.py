@@ -46,3 +46,11 @@ def test_readme_table_shows_the_mask_ratio():
              "machine": {"gpu": "NVIDIA H200", "cpu": "x86_64", "threads": 16}}
     rows = [r for r in table({"paper_masks_cuda": entry}).splitlines() if "masks" in r]
     assert len(rows) == 1 and "**5.2×**" in rows[0] and "361 s" in rows[0] and "NVIDIA H200" in rows[0]
+
+
+def test_mask_bench_reads_chapter_3s_paper_row():
+    """The bench plans chapter 3's masks from the chapter's own settings, not from copied numbers."""
+    from bench_paper import chapter3_paper
+    row = chapter3_paper()
+    assert "linf_pgd_c" in row["models"] and "standard" in row["models"]
+    assert all(isinstance(row[k], int) and row[k] > 0 for k in ("n_mask", "batch", "max_epochs"))

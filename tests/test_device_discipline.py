@@ -8,7 +8,7 @@ machine has no GPU: the inputs live on the ``meta`` device instead, and a
 meta tensor with a CPU one (a plain meta computation would let a matrix
 product through). Each guarded function was once a GPU-only failure. The same
 check runs on every bootstrap statistic of every smoke chapter in
-tests/test_book.py (tools/device_shadow; by hand: tools/check_devices.sh).
+tests/test_book.py (tools/device_shadow).
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Device discipline without a GPU (tools/check_devices.sh; the smoke chapters of the tests).
+"""Device discipline without a GPU (tests/test_book.py::test_bootstrap_statistics_keep_to_their_device).
 
 With this folder on PYTHONPATH and $FREQLIB_DEVICE_REPORT set, every Python process
 (papermill kernels included) patches freqlib.verdicts.bootstrap when freqlib imports it:
