@@ -30,6 +30,7 @@ the chapter therefore use only images with a non-zero perturbation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ from . import evaluate, spectral
 from .evaluate import autocast
 
 __all__ = ["AttackResult", "pgd_linf", "square_linf", "simba", "SIMBA_BASES", "null_linf", "null_simba",
+           "null_square", "square_schedule",
            "robust_accuracy", "attack_summary", "plot_perturbation_spectra"]
 
 SIMBA_BASES = ("pixel", "dct")
@@ -249,6 +251,47 @@ def null_simba(images: torch.Tensor, steps: torch.Tensor, basis: str = "pixel", 
     return (images + to_image(coef)).clamp(0, 1) - images
 
 
+def square_schedule(n_queries: int, p_init: float = 0.8, size: int = 32) -> list[int]:
+    """Side of the square Square's L-inf attack proposes at each iteration (torchattacks'
+    ``p_selection`` with ``resc_schedule=True``: p_init halves at fixed fractions of
+    the budget; side = max(round(sqrt(p * H * W)), 1))."""
+    def p_at(i):
+        it = int(i / n_queries * 10000)
+        cuts = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+        return p_init / 2 ** sum(it > c for c in cuts)
+    return [max(int(round(math.sqrt(p_at(i) * size * size))), 1) for i in range(n_queries)]
+
+
+def null_square(images: torch.Tensor, eps: float, n_queries: int, p_init: float = 0.8, accept: float = 0.5,
+                seed: int = 0) -> torch.Tensor:
+    """The null of Square (L-inf): its own random prior with no model. Start from
+    Square's initialisation, vertical stripes (each column of each channel ``+-eps``);
+    then, for each of the ``n_queries`` iterations of its schedule
+    (:func:`square_schedule`), write a square of that side at a random place with a
+    random ``+-eps`` per channel, kept with probability ``accept`` (Square's accept
+    rule, "the model's loss improved", replaced by a coin). Added and clipped to
+    [0, 1] like the attack; returns delta.
+
+    The attack itself stops at its first success, so its images went through at most
+    as many iterations as this null; the null is the prior of the whole budget."""
+    if not 0 <= accept <= 1 or n_queries < 0:
+        raise ValueError(f"need 0 <= accept <= 1 and n_queries >= 0, got {accept}, {n_queries}")
+    n, c, h, w = images.shape
+    g = torch.Generator().manual_seed(seed)
+    sign = lambda *shape: (torch.randint(0, 2, shape, generator=g) * 2 - 1).to(images.dtype)  # noqa: E731
+    delta = eps * sign(n, c, 1, w).expand(n, c, h, w).clone()
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    for s in square_schedule(n_queries, p_init, min(h, w)):
+        vh = torch.randint(0, max(h - s, 1), (n, 1, 1), generator=g)   # torchattacks: [0, h - s)
+        vw = torch.randint(0, max(w - s, 1), (n, 1, 1), generator=g)
+        keep = torch.rand(n, 1, 1, generator=g) < accept
+        inside = ((rows >= vh) & (rows < vh + s) & (cols >= vw) & (cols < vw + s) & keep).unsqueeze(1)
+        delta = torch.where(inside, eps * sign(n, c, 1, 1), delta)
+    x = images.cpu()
+    return ((x + delta).clamp(0, 1) - x).to(images.device)
+
+
 def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 255, steps: int = 50,
                     restarts: int = 10, alpha: float | None = None, batch_size: int = 500, seed: int = 0,
                     among: torch.Tensor | None = None, progress: str | None = "PGD evaluation") -> torch.Tensor:
@@ -308,19 +351,25 @@ def attack_summary(result: AttackResult) -> dict:
 
 
 def plot_perturbation_spectra(profiles: dict, title: str, reference: dict | None = None):
-    """Band profiles (:func:`freqlib.attribution.band_profile`) of perturbations (lines) beside
-    reference profiles (dashed), bands 1..K-1 on a log scale."""
+    """Band profiles (:func:`freqlib.attribution.band_profile`) of perturbations (coloured lines)
+    beside reference profiles (grey, each its own dash and marker), bands 1..K-1 on a log
+    scale; the legend sits outside the axes."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(10, 3.8))
     for name, prof in profiles.items():
         prof = torch.as_tensor(prof)
         ax.plot(range(1, len(prof)), prof[1:].numpy(), "o-", ms=3, label=name)
-    for name, prof in (reference or {}).items():
+    # references in grey/black, each with its own dash pattern and marker
+    styles = [("k", "--", None), ("0.45", ":", "s"), ("0.25", "-.", "^"), ("0.6", (0, (5, 1, 1, 1, 1, 1)), "v"),
+              ("0.1", (0, (1, 3)), "x")]
+    for (name, prof), (color, dash, marker) in zip((reference or {}).items(), styles * 4):
         prof = torch.as_tensor(prof)
-        ax.plot(range(1, len(prof)), prof[1:].numpy(), "k--", lw=1.2, label=name)
+        ax.plot(range(1, len(prof)), prof[1:].numpy(), color=color, ls=dash, marker=marker, ms=3, markevery=3,
+                lw=1.3, label=name)
     ax.axvspan(15.5, 31.5, color="0.93", zorder=0)
     ax.set(yscale="log", xlabel="DCT band k (band 0, the mean colour, left out)",
            ylabel="mean |DCT| per coefficient\n(bands 1-31 sum to 1)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
     ax.set_title(title)
     return fig

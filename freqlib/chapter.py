@@ -43,14 +43,16 @@ class ChapterContext:
     seeds: list = field(default_factory=list)
     test_sources: set = field(default_factory=set)
     arch: str = ""       # the network this chapter trains at this profile
+    head_n: int = 0      # how many of the original test images (0, 1, ...) were drawn so far
 
     @property
     def variant(self) -> str:
         """The data label every figure and verdict carries."""
-        from .data import VARIANT_HEAD, VARIANT_MIRROR
+        from .data import VARIANT_MIRROR
         if self.train_variant != VARIANT_MIRROR or not self.test_sources or self.test_sources == {"mirror"}:
             return self.train_variant
-        analysed = {"head": VARIANT_HEAD, "mirror": "JPEG-mirror test images"}
+        # the images actually drawn, not the whole file ("test images 0–499", not "0–931")
+        analysed = {"head": f"original CIFAR-10 test images 0–{self.head_n - 1}", "mirror": "JPEG-mirror test images"}
         used = " and ".join(analysed[s] for s in sorted(self.test_sources) if s in analysed)
         return f"models trained on {VARIANT_MIRROR}; analysed on {used}"
 
@@ -92,6 +94,7 @@ class ChapterContext:
             if pixels == "auto" and head is not None:
                 x = to_tensor(head[0][:n])
                 self.test_sources.add("head")
+                self.head_n = max(self.head_n, n)
             elif pixels == "auto":
                 self.test_sources.add("mirror")
                 if n <= HEAD_SIZE:
@@ -160,7 +163,9 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, se
     ctx = ChapterContext(profile, device, seed, variant, scale,
                          seeds=list(range(seed, seed + (seeds or default_seeds(profile, net)))), arch=net)
     import matplotlib
+    import pandas as pd
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})
+    pd.set_option("display.max_colwidth", None)   # criteria and deviations are sentences: never cut them
     print(f"profile={profile}{' (DRY RUN: smoke sizes, not results)' if ctx.dry else ''}  device={device}  "
           f"seed={seed}  training seeds={ctx.seeds}  data={variant}  network={ctx.network}")
     for k in ("profile", "device", "network"):

@@ -15,7 +15,7 @@ from .filters import (PAD, R_CUT, THRESHOLD, band_eigen, high_frequency_ratio, k
                       stem_weight)
 from .models import first_conv
 
-__all__ = ["filter_table", "plot_band_basis", "plot_ratio_histograms", "plot_gallery", "plot_tradeoff",
+__all__ = ["filter_table", "whitening_start", "plot_band_basis", "plot_ratio_histograms", "plot_gallery", "plot_tradeoff",
            "plot_gains"]
 
 
@@ -28,6 +28,37 @@ def filter_table(models: dict):
         for i, r in enumerate(ratio.tolist()):
             rows.append({"model": name, "filter": i, "ratio": r, "high": r > THRESHOLD})
     return pd.DataFrame(rows)
+
+
+def whitening_start(models: dict, train_images: torch.Tensor | None = None, n: int = 5000):
+    """How much of a whitening-initialised first layer is training, per model.
+
+    The zoo's training starts the stem as a whitening filter bank of the first
+    ``n`` training images (``init_whitening``). This rebuilds that start on a copy
+    and returns, per model: the share of high-frequency filters at the start and
+    after training, and the mean cosine similarity of each trained filter with its
+    starting one (1: training left the layer where whitening put it). Models
+    without a whitening stem (ResNet-18, constrained stems) are left out.
+    ``train_images``: the zoo's CIFAR-10 training set by default.
+    """
+    import copy
+
+    import pandas as pd
+
+    from .zoo import dataset_tensors
+    if train_images is None:
+        train_images = dataset_tensors("cifar10", "train")[0]
+    rows = {}
+    for name, model in models.items():
+        if not hasattr(model.body, "init_whitening") or not isinstance(first_conv(model), torch.nn.Conv2d):
+            continue
+        start = copy.deepcopy(model).cpu()
+        start.body.init_whitening(start.normalize(train_images[:n].cpu()))
+        w0, w1 = stem_weight(first_conv(start)), stem_weight(first_conv(model))
+        rows[name] = {"high at the start": (high_frequency_ratio(w0) > THRESHOLD).float().mean().item(),
+                      "high after training": (high_frequency_ratio(w1) > THRESHOLD).float().mean().item(),
+                      "similarity to the start": torch.cosine_similarity(w0.flatten(1), w1.flatten(1)).mean().item()}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _kernel_rgb(w: torch.Tensor):

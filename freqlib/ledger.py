@@ -159,11 +159,15 @@ def timings_markdown(runs: dict[str, Path]) -> str:
         card = run_card(path)
         lines.append(f"| {stem} | {card.get('profile', '?')} | {card.get('device', '?')} | "
                      f"{card.get('wall time', '?')} | {card.get('libraries', '?')} | {card.get('lock', '?')} |")
-    models = list_models()
+    # the models today's code would load, at the profiles of these runs (not stale or other-profile keys)
+    profiles = {run_card(p).get("profile") for p in runs.values()}
+    models = sorted((m for m in list_models(current=True) if m.get("profile") in profiles),
+                    key=lambda m: (m["profile"], m["name"], m.get("seed", 0), m["key"]))
     if models:
-        lines += ["", "| zoo model | profile | training time | test accuracy | device |", "|---|---|---|---|---|"]
+        lines += ["", "| zoo model | seed | profile | training time | test accuracy | device |",
+                  "|---|---|---|---|---|---|"]
         for m in models:
-            lines.append(f"| {m['name']} | {m['profile']} | {m['train_seconds']:.0f} s | "
+            lines.append(f"| {m['name']} | {m.get('seed', 0)} | {m['profile']} | {m['train_seconds']:.0f} s | "
                          f"{100 * m['test_accuracy']:.1f}% | {m['device']} |")
     return "\n".join(lines)
 

@@ -75,15 +75,16 @@ from .verdicts import Claim, Criterion, Estimate, bootstrap
 
 __all__ = [
     "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "complement", "support",
-    "matched_random_masks", "l1_penalty",
+    "matched_random_masks", "annulus_shuffled_masks", "equal_support", "l1_penalty",
     "MaskConfig", "MaskResult", "keep_and_count", "image_stop_update", "train_mask", "train_image_masks",
     "mask_correct", "mask_accuracy",
     "reliability", "reliability_estimates", "generalisation_estimates",
-    "l2_normalise", "radial_energy", "radial_centroid", "bootstrap_centroid", "angular_energy", "anisotropy",
+    "l2_normalise", "radial_energy", "radial_centroid", "bootstrap_centroid",
+    "centroid_ratio_equal_support", "angular_energy", "anisotropy",
     "bootstrap_anisotropy", "permutation_anisotropy", "isotropic_version", "band_mass_ratio",
     "ssim", "psnr", "linear_probe", "probe_correct", "train_through_mask", "scaled_lr",
     "train_masks", "train_mask_cached", "train_masks_cached", "train_image_masks_cached",
-    "cross_accuracy", "masked_pixels", "plot_masks",
+    "cross_accuracy", "masked_pixels", "plot_masks", "generalisation_masks", "generalisation_sample",
     "IMAGE_MASK_DEFAULTS", "paper_claims",
 ]
 
@@ -158,7 +159,7 @@ def _orbits(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.minimum(idx, mirror).flatten(), (mirror == idx).flatten()
 
 
-def matched_random_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+def matched_random_masks(mask: torch.Tensor, k: int, seed: int = 0, by_annulus: bool = False) -> torch.Tensor:
     """``k`` random masks matched to ``mask``: its (symmetrised) values, put at random frequencies.
 
     The values of the ``{f, -f}`` pairs are permuted among the pairs (and the
@@ -168,6 +169,11 @@ def matched_random_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.Ten
     only *where* the values sit is random. This is the same-budget null of a
     learned mask (and ``complement`` of a draw, of its complement). Returns
     ``(k, C, H, W)`` on the mask's device.
+
+    ``by_annulus=True`` permutes only within each unit annulus (``k <= |f| < k+1``),
+    the shuffle of C2's anisotropy null applied to the mask itself: each draw
+    also keeps the mask's values per annulus, hence its radial profile, and
+    only the direction is random (:func:`annulus_shuffled_masks`).
     """
     if k < 1:
         raise ValueError(f"k={k}: ask for at least one random mask")
@@ -177,10 +183,52 @@ def matched_random_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.Ten
     reps = rep.unique()
     g = torch.Generator().manual_seed(seed)
     values = torch.empty(k, m.shape[0], h * w)
-    for group in (reps[single[reps]], reps[~single[reps]]):
+    groups = (reps[single[reps]], reps[~single[reps]])
+    if by_annulus:
+        ring = frequency_radius(h, w).flatten().floor().long()
+        groups = tuple(gr[ring[gr] == r] for gr in groups for r in ring[gr].unique())
+    for group in groups:
         perm = torch.argsort(torch.rand(k, m.shape[0], len(group), generator=g), dim=-1)
         values[..., group] = m[:, group].expand(k, -1, -1).gather(-1, perm)
     return values[..., rep].view(k, m.shape[0], h, w).to(mask.device)
+
+
+def annulus_shuffled_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """``k`` masks with ``mask``'s values shuffled within each unit annulus: the same
+    budget *and* the same radial profile, only the direction random. The null of
+    "this network's essential frequencies" against "any mask of this radial shape"
+    (a low-pass mask beats values scattered over all radii just because image
+    energy falls off with frequency)."""
+    return matched_random_masks(mask, k, seed, by_annulus=True)
+
+
+def equal_support(mask: torch.Tensor, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``mask`` (symmetrised) cut to as many frequencies as ``like`` keeps (``like > 0``):
+    its largest values stay, the rest become 0.
+
+    Whole ``{f, -f}`` pairs are kept or dropped (largest values first, ties in a
+    seeded random order), until the next pair would exceed ``like``'s support
+    size, per channel. Used to compare radial centroids of masks of different
+    sparsity at the same support: a sparser mask that keeps the lowest
+    frequencies has a lower centroid whatever the network.
+    """
+    h, w = mask.shape[-2:]
+    m = symmetrize(mask.detach().float()).reshape(-1, h * w).cpu()
+    n = (symmetrize(like.detach().float()).reshape(-1, h * w).cpu() > 0).sum(1)
+    if len(n) != m.shape[0]:
+        n = n.max().expand(m.shape[0])
+    rep, single = _orbits(h, w)
+    reps = rep.unique()
+    size = torch.where(single[reps], 1, 2)
+    g = torch.Generator().manual_seed(seed)
+    keep = torch.zeros_like(m)
+    for c in range(m.shape[0]):
+        shuffle = torch.randperm(len(reps), generator=g)              # random order among ties
+        order = shuffle[torch.argsort(m[c, reps[shuffle]], descending=True, stable=True)]
+        chosen = reps[order][size[order].cumsum(0) <= n[c]]
+        keep[c, chosen] = 1.0
+        keep[c] = keep[c, rep]                                         # both members of a kept pair
+    return (m * keep).view(*mask.shape[:-2], h, w).to(mask.device) if mask.dim() > 2 else (m * keep).view(h, w)
 
 
 def l1_penalty(mask: torch.Tensor) -> torch.Tensor:
@@ -555,18 +603,21 @@ def train_image_masks(model, images: torch.Tensor, targets: torch.Tensor, steps:
 def reliability(model, mask: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
                 n_random: int = 8, seed: int = 0) -> dict:
     """Per-image 0/1 of ``model`` unmasked, through ``mask``, through its complement, and
-    through ``n_random`` :func:`matched_random_masks` and their complements.
+    through ``n_random`` :func:`matched_random_masks` and their complements, and through
+    ``n_random`` :func:`annulus_shuffled_masks` (same radial profile) and their complements.
 
-    Returns ``{"unmasked", "masked", "complement": (n,), "random", "random_complement": (n, k)}``
-    (CPU), the paired samples of :func:`reliability_estimates`.
+    Returns ``{"unmasked", "masked", "complement": (n,), "random", "random_complement",
+    "radial", "radial_complement": (n, k)}`` (CPU), the paired samples of
+    :func:`reliability_estimates`.
     """
-    rand = matched_random_masks(mask, n_random, seed)
     out = {"unmasked": mask_correct(model, images, labels, None),
            "masked": mask_correct(model, images, labels, mask),
            "complement": mask_correct(model, images, labels, complement(symmetrize(mask)))}
-    out["random"] = torch.stack([mask_correct(model, images, labels, r[None]) for r in rand], 1)
-    out["random_complement"] = torch.stack([mask_correct(model, images, labels, complement(r[None]))
-                                            for r in rand], 1)
+    for key, by_annulus in (("random", False), ("radial", True)):
+        rand = matched_random_masks(mask, n_random, seed, by_annulus=by_annulus)
+        out[key] = torch.stack([mask_correct(model, images, labels, r[None]) for r in rand], 1)
+        out[f"{key}_complement"] = torch.stack([mask_correct(model, images, labels, complement(r[None]))
+                                                for r in rand], 1)
     return out
 
 
@@ -582,6 +633,22 @@ def _pick_columns(k: int, n_boot: int, seed: int):
     return mean_of
 
 
+def _pick_one(k: int, n_boot: int, seed: int):
+    """A statistic helper for a *single* null draw: each bootstrap replicate takes one of the
+    ``k`` columns at random (the mean over them for the point value). A difference to it
+    has an interval that covers how much the null draws differ from each other, so a mask
+    that is itself a draw from the null holds only when it beats (nearly) every one of the
+    ``k`` draws, with probability about 1 / (k + 1); a difference to the *mean* of the
+    draws would let it hold far more often (its interval ignores the spread between draws)."""
+    idx = torch.randint(0, k, (n_boot, 1), generator=torch.Generator().manual_seed(seed + 2))
+
+    def one_of(values: torch.Tensor) -> torch.Tensor:
+        if values.shape[0] != n_boot:
+            return values.mean(1)
+        return values.gather(1, idx.to(values.device))[:, 0]
+    return one_of
+
+
 def reliability_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, device=None) -> dict:
     """Estimates from one :func:`reliability` sample, all paired over the same images:
 
@@ -589,15 +656,31 @@ def reliability_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, devic
     ``random`` / ``random_complement`` accuracies (mean over the random masks);
     ``vs_random`` = masked - random (> 0: the learned mask beats same-budget random masks);
     ``complement_vs_random`` = random complement - complement (> 0: the learned mask's
-    complement hurts more than a random one's). Intervals involving random masks resample
-    the images *and* the random masks (two-way bootstrap).
+    complement hurts more than a random one's). Where ``sample`` has ``radial`` /
+    ``radial_complement`` (annulus-shuffled masks), the same four for them: ``radial``,
+    ``radial_complement`` (means over the draws), ``vs_radial`` and ``complement_vs_radial``:
+    differences to *one* draw picked at random per replicate (``_pick_one``), so their
+    intervals cover the spread between draws and a mask that is itself a draw of the null
+    does not pass. Intervals involving random masks resample the images *and* the random
+    masks (two-way bootstrap).
     """
     k = sample["random"].shape[1]
     cols = _pick_columns(k, n_boot, seed)
     kw = dict(n_boot=n_boot, seed=seed, device=device)
     two = dict(kw, over="images × random masks")
-    s = {key: sample[key] for key in ("unmasked", "masked", "complement", "random", "random_complement")}
-    return {
+    keys = ("unmasked", "masked", "complement", "random", "random_complement", "radial", "radial_complement")
+    s = {key: sample[key] for key in keys if key in sample}
+    radial = {}
+    if "radial" in s:
+        one = _pick_one(s["radial"].shape[1], n_boot, seed)
+        single = dict(kw, over="images × random masks")
+        radial = {
+            "radial": bootstrap(lambda m: cols(m["radial"]), s, **two),
+            "radial_complement": bootstrap(lambda m: cols(m["radial_complement"]), s, **two),
+            "vs_radial": bootstrap(lambda m: m["masked"] - one(m["radial"]), s, **single),
+            "complement_vs_radial": bootstrap(lambda m: one(m["radial_complement"]) - m["complement"], s, **single),
+        }
+    return {**radial,
         "unmasked": bootstrap(lambda m: m["unmasked"], s, **kw),
         "masked": bootstrap(lambda m: m["masked"], s, **kw),
         "complement": bootstrap(lambda m: m["complement"], s, **kw),
@@ -616,14 +699,52 @@ def generalisation_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, de
     ``random_complement`` (n,) arrays. Returns their accuracies and ``ratio`` =
     masked / normal, ``vs_random`` = masked - random, ``complement_vs_random`` =
     random complement - complement, paired over the images (the random mask is
-    one draw: a training run each).
+    one draw: a training run each). With ``radial`` / ``radial_complement``, (n,) or (n, k)
+    for ``k`` :func:`annulus_shuffled_masks` draws (a training run each), also their means and
+    ``vs_radial`` and ``complement_vs_radial``, differences to one draw picked per replicate
+    (``_pick_one``; with k = 1 the interval covers the images only).
     """
     kw = dict(n_boot=n_boot, seed=seed, device=device)
-    s = {k: sample[k] for k in ("normal", "masked", "complement", "random", "random_complement")}
-    out = {k: bootstrap(lambda m, k=k: m[k], s, **kw) for k in s}
+    keys = ("normal", "masked", "complement", "random", "random_complement", "radial", "radial_complement")
+    s = {k: sample[k] for k in keys if k in sample}
+    out = {k: bootstrap(lambda m, k=k: m[k] if m[k].dim() == 1 else m[k].mean(1), s, **kw) for k in s}
     out["ratio"] = bootstrap(lambda m: m["masked"] / m["normal"].clamp(min=1e-9), s, **kw)
     out["vs_random"] = bootstrap(lambda m: m["masked"] - m["random"], s, **kw)
     out["complement_vs_random"] = bootstrap(lambda m: m["random_complement"] - m["complement"], s, **kw)
+    if "radial" in s:
+        r = torch.as_tensor(s["radial"])
+        s["radial"], s["radial_complement"] = r.reshape(len(r), -1), torch.as_tensor(
+            s["radial_complement"]).reshape(len(r), -1)
+        one = _pick_one(s["radial"].shape[1], n_boot, seed)
+        two = dict(kw, over="images × random masks")
+        out["radial"] = bootstrap(lambda m: m["radial"].mean(1), s, **two)
+        out["radial_complement"] = bootstrap(lambda m: m["radial_complement"].mean(1), s, **two)
+        out["vs_radial"] = bootstrap(lambda m: m["masked"] - one(m["radial"]), s, **two)
+        out["complement_vs_radial"] = bootstrap(lambda m: one(m["radial_complement"]) - m["complement"], s, **two)
+    return out
+
+
+def generalisation_masks(mask: torch.Tensor, n_radial: int = 1, seed: int = 0) -> dict:
+    """The training conditions of the generalisation test (one network trained through each):
+    ``normal`` (``None``: no mask), ``masked``, ``complement``, one scattered ``random``
+    :func:`matched_random_masks` draw and ``random_complement``, and ``n_radial``
+    :func:`annulus_shuffled_masks` draws ``radial 1``, ... with their ``radial 1 complement``, ..."""
+    rnd = matched_random_masks(mask, 1, seed=seed)
+    out = {"normal": None, "masked": mask, "complement": complement(mask), "random": rnd,
+           "random_complement": complement(rnd)}
+    for j, r in enumerate(annulus_shuffled_masks(mask, n_radial, seed=seed)):
+        out[f"radial {j + 1}"], out[f"radial {j + 1} complement"] = r[None], complement(r[None])
+    return out
+
+
+def generalisation_sample(correct: dict) -> dict:
+    """Per-image 0/1 of the :func:`generalisation_masks` runs as :func:`generalisation_estimates`
+    reads them: the ``radial j`` draws stacked into ``radial`` / ``radial_complement`` (n, k)."""
+    draws = [k for k in correct if k.startswith("radial ") and not k.endswith(" complement")]
+    out = {k: v for k, v in correct.items() if not k.startswith("radial ")}
+    if draws:
+        out["radial"] = torch.stack([correct[k] for k in draws], 1)
+        out["radial_complement"] = torch.stack([correct[f"{k} complement"] for k in draws], 1)
     return out
 
 
@@ -746,6 +867,20 @@ def bootstrap_centroid(mask: torch.Tensor, n_boot: int = 1000, seed: int = 0, le
         den += (wts * e[members].double())[draw].sum(1)
     return Estimate.from_boot(float(radial_centroid(sym)), num / den.clamp(min=1e-12), over="mask frequencies",
                               n=len(reps), level=level)
+
+
+def centroid_ratio_equal_support(mask: torch.Tensor, reference: torch.Tensor, n_boot: int = 1000,
+                                 seed: int = 0) -> Estimate:
+    """Radial centroid of ``mask`` over that of ``reference`` cut to ``mask``'s support
+    (:func:`equal_support`), paired over mask frequencies (:func:`bootstrap_centroid`, same seed).
+
+    Below 1: at the same number of kept frequencies, ``mask`` sits at lower
+    frequencies than ``reference``'s largest values. A mask that is only
+    sparser than ``reference`` (its largest values, nothing else) gives 1.
+    """
+    a = bootstrap_centroid(mask, n_boot, seed)
+    b = bootstrap_centroid(equal_support(reference, mask), n_boot, seed)
+    return Estimate.from_boot(a.value / b.value, a.boot / b.boot, over="mask frequencies")
 
 
 def band_mass_ratio(mask: torch.Tensor, band: torch.Tensor) -> float:
@@ -1042,12 +1177,13 @@ def paper_claims() -> list[Claim]:
               "(adversarial); adversarial masks concentrate on low frequencies",
               [Criterion("through its mask every network keeps > 0.98 of its held-out accuracy",
                          "ratio/*", above=0.98),
-               Criterion("every network's mask beats matched random masks (its values at random frequency "
-                         "pairs) on held-out accuracy", "vs_random/*", above=0.0),
-               Criterion("every mask's complement costs more held-out accuracy than the matched random "
-                         "masks' complements", "complement_vs_random/*", above=0.0),
-               Criterion("every robust network's mask has a radial centroid < 0.95 × the standard mask's",
-                         "centroid_ratio/*", below=0.95)]),
+               Criterion("every network's mask beats annulus-shuffled masks (its values shuffled within "
+                         "each annulus: same budget, same radial profile) on held-out accuracy",
+                         "vs_radial/*", above=0.0),
+               Criterion("every mask's complement costs more held-out accuracy than the annulus-shuffled "
+                         "masks' complements", "complement_vs_radial/*", above=0.0),
+               Criterion("every robust network's mask has a radial centroid < 0.95 × that of the standard mask "
+                         "cut to the same support (its largest values)", "centroid_ratio_eq/*", below=0.95)]),
         Claim("C2", paper,
               "The low-frequency bias of robust networks depends on the direction in frequency space.",
               "qualitative: robust masks extend further along some orientations than others (mask figures)",
@@ -1062,10 +1198,10 @@ def paper_claims() -> list[Claim]:
               "per-image masks are class-specific",
               [Criterion("a network trained through the standard mask reaches > 0.9 × the clean held-out "
                          "accuracy of the same-budget network trained on normal images", "gen_ratio", above=0.9),
-               Criterion("trained through the mask it beats a network trained through a matched random mask",
-                         "gen_vs_random", above=0.0),
+               Criterion("trained through the mask it beats a network trained through an annulus-shuffled "
+                         "mask (same budget, same radial profile)", "gen_vs_radial", above=0.0),
                Criterion("trained through the mask's complement it falls below a network trained through the "
-                         "random mask's complement", "gen_complement_vs_random", above=0.0),
+                         "annulus-shuffled mask's complement", "gen_complement_vs_radial", above=0.0),
                Criterion("a linear probe reads the class off per-image masks at > 2× chance (20%)",
                          "probe", above=0.2),
                Criterion("with scrambled labels the same probe stays < 1.5× chance (15%)",

@@ -330,6 +330,7 @@ class PaperRun:
     retry_failed: bool = False               # execute chapters that failed in an earlier call again
     split_groups: bool = False               # train models of a chapter too big for one call anyway
     force_next: bool = False                 # start a ready chapter over its estimate even if tried before
+    rerun: list | None = None                # chapter stems or prefixes to execute again although done
     root: Path | None = None
     clock: object = time.time
     log: object = print
@@ -547,15 +548,16 @@ class PaperRun:
         wall = self.clock() - start
         self.estimator.record("chapter", planned, wall)
         self._learn_unplanned(stem, before)
-        self._amend_run_card(target)
+        stderr = self._amend_run_card(target)
         total = wall + entry.get("spent_s", 0.0)
         entry.update(status="done", wall_s=round(wall, 1), total_s=round(total, 1),
-                     file=str(target.relative_to(self.out)), params=self.params_for(path))
+                     file=str(target.relative_to(self.out)), params=self.params_for(path), stderr=stderr)
         entry.pop("started", None)
         entry.pop("killed", None)
         self._save_state()
         self.did.append(f"executed {stem}: {wall:.0f} s" + (f" ({total:.0f} s over {entry.get('attempts', 0) + 1} "
-                                                            "calls)" if entry.get("spent_s") else ""))
+                                                            "calls)" if entry.get("spent_s") else "")
+                        + (f"; {len(stderr)} output(s) on stderr (see below)" if stderr else ""))
         self.log(self.did[-1])
 
     def _soft_deadline(self, stem: str) -> float | None:
@@ -621,10 +623,12 @@ class PaperRun:
                 learned.append([spec.name, spec.overrides])
                 self.log(f"{stem} trained {spec.label} itself (not in the plan): planned up front from now on")
 
-    def _amend_run_card(self, target: Path) -> None:
-        """Add the device's name, the training seeds and the call to the run card."""
+    def _amend_run_card(self, target: Path) -> list[str]:
+        """Add the device's name, the training seeds and the call to the run card;
+        return the notebook's stderr outputs (:func:`freqlib.runner.stderr_outputs`)."""
         import nbformat
         from .notebooks import read_glue
+        from .runner import stderr_outputs
         glued = read_glue(target)
         seed, n = int(glued.get("seed", 0) or 0), int(glued.get("n_seeds", 1) or 1)
         extra = {"device name": device_name(self.device),
@@ -646,6 +650,19 @@ class PaperRun:
                 cell.source = "\n".join(lines)
         with atomic_path(target, suffix=".ipynb") as tmp:
             nbformat.write(nb, tmp)
+        return stderr_outputs(nb)
+
+    def _rerun_paths(self) -> list[Path]:
+        """The chapters ``rerun`` names; one that is not in this run stops the call."""
+        paths = self.chapter_paths()
+        chosen = []
+        for name in self.rerun or []:
+            match = [p for p in paths if p.stem == name or p.stem.startswith(str(name))]
+            if len(match) != 1:
+                raise ValueError(f"--rerun {name}: {'no chapter' if not match else 'several chapters'} of this run "
+                                 f"matches; use one of {', '.join(p.stem[:2] for p in paths)}")
+            chosen += match
+        return chosen
 
     # ------------------------------------------------------------ loop
     def pending(self, failed: bool | None = None) -> list[Path]:
@@ -659,6 +676,7 @@ class PaperRun:
         """One call: returns 0 when the book is done, 3 when chapters are left, 1 on a failure."""
         import torch
         self.check_params()
+        rerun = self._rerun_paths()
         if self.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
@@ -678,6 +696,13 @@ class PaperRun:
                 entry.update(status="stale")
                 for k in ("wall_s", "total_s", "spent_s", "error"):   # timings of other settings mislead
                     entry.pop(k, None)
+        for path in rerun:
+            # a fix after the chapter ran (its stored results and models are reused)
+            self.log(f"{path.stem}: executed again (--rerun)")
+            entry = self.state["chapters"].setdefault(path.stem, {})
+            entry.update(status="stale")
+            for k in ("wall_s", "total_s", "spent_s", "error", "stderr"):
+                entry.pop(k, None)
         self.state["options"] = {"chapters": self.chapters, "carry_mb": self.carry_mb, "params": self.params}
         call = {"started": round(self.clock(), 1), "device": device_name(self.device),
                 "deadline": None if self.deadline == float("inf") else round(self.deadline, 1)}
@@ -861,6 +886,13 @@ class PaperRun:
             lines += ["", "## This call", *[f"- {d}" for d in self.did]]
         if self.left:
             lines += ["", "## Left for the next call", *[f"- {s}: {r}" for s, r in self.left]]
+        noisy = [(p.stem, e["stderr"]) for p in self.chapter_paths()
+                 if (e := self.state["chapters"].get(p.stem, {})).get("status") == "done" and e.get("stderr")]
+        if noisy:
+            lines += ["", "## Stderr on executed pages (readers see it; the site check refuses it)",
+                      *[f"- {stem} {line}" for stem, found in noisy for line in found[:5]],
+                      "", "Fix the cause, then execute those chapters again: "
+                      f"`--rerun {' '.join(stem[:2] for stem, _ in noisy)}`"]
         differs = [e["stem"] for e in self.state["models"].values() if e.get("retrain_differs")]
         if differs:
             lines += ["", "Retrained with different weights (non-deterministic kernels): " + ", ".join(differs)]
@@ -1142,6 +1174,8 @@ def add_arguments(p) -> None:
     p.add_argument("--retry-failed", action="store_true", help="execute chapters that failed before again")
     p.add_argument("--force-next", action="store_true",
                    help="when nothing fits, start the next ready chapter even if it was tried before")
+    p.add_argument("--rerun", nargs="+", default=None, metavar="CHAPTER",
+                   help="execute these chapters again although done (after a fix; stored results are reused)")
     p.add_argument("--split-groups", action="store_true",
                    help="train models of a chapter too big for one call anyway (useful on a warm machine)")
     p.add_argument("--planned", type=Path, default=None, help="JSON replacing the planned timings")
@@ -1199,5 +1233,5 @@ def cli(args, started: float | None = None) -> int:
     run = PaperRun(args.out, profile=args.profile, device=args.device, chapters=args.chapters,
                    params=parse_assignments(args.param), carry_mb=carry_mb, deadline=deadline, planned=planned,
                    deterministic=not args.no_deterministic, retry_failed=args.retry_failed,
-                   split_groups=args.split_groups, force_next=args.force_next)
+                   split_groups=args.split_groups, force_next=args.force_next, rerun=args.rerun)
     return run.run()

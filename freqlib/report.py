@@ -58,17 +58,22 @@ class PixelSpaceModel(nn.Module):
         return self.body(x)
 
 
+# A batch size nobody exports with: a program exported without a dynamic batch
+# dimension fails here, with the cause named, not at the first evaluation batch.
+PROBE = (5, 3, 32, 32)
+
+
 def _check_shape(model: nn.Module, device: str, source: str) -> None:
     try:
         with torch.no_grad():
-            out = model(torch.rand(2, 3, 32, 32, device=device))
+            out = model(torch.rand(*PROBE, device=device))
     except Exception as exc:
-        raise ReportError(f"{source}: the model failed on a (2, 3, 32, 32) input "
+        raise ReportError(f"{source}: the model failed on a {PROBE} input "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); expected {EXPECTED}") from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 10):
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (PROBE[0], 10):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ReportError(f"{source}: the model returned {shape} for a (2, 3, 32, 32) input; "
-                          f"expected (2, 10) logits ({EXPECTED})")
+        raise ReportError(f"{source}: the model returned {shape} for a {PROBE} input; "
+                          f"expected ({PROBE[0]}, 10) logits ({EXPECTED})")
 
 
 def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> tuple[nn.Module, str]:
@@ -133,7 +138,9 @@ class FrequencyReport:
 def make_report(model: nn.Module, description: str, images: torch.Tensor, labels: torch.Tensor,
                 variant: str, n_heatmap: int = 200, mask_images: int = 1000, mask_epochs: int = 10,
                 seed: int = 0) -> FrequencyReport:
-    """Run the four lenses; figures are matplotlib figures, numbers plain floats."""
+    """Run the four lenses; figures are matplotlib figures, numbers plain floats.
+    The data variant goes into the report's header and each figure's caption
+    (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
     from . import attribution, heatmap, masks
     from .plots import show_spectrum
@@ -151,7 +158,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     ax.plot(curves["radius"], curves["low"], "o-", label="low-pass")
     ax.plot(curves["radius"], curves["high"], "s-", label="high-pass")
     ax.axhline(0.1, color="grey", ls=":", label="chance")
-    ax.set(xlabel="radius r", ylabel="accuracy", title=f"Filtered-input accuracy\n[{variant}]")
+    ax.set(xlabel="radius r", ylabel="accuracy", title="Filtered-input accuracy")
     ax.legend()
     rep.figures["Accuracy on low-pass and high-pass filtered test images"] = fig
 
@@ -162,13 +169,13 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.bar(range(len(profile)), profile.numpy())
     ax.set(xlabel="DCT band k", ylabel="share of positive attribution",
-           title=f"Occluded-frequency attribution\n[{variant}]")
+           title="Occluded-frequency attribution")
     rep.figures["Occluded-frequency attribution per DCT band"] = fig
 
     heat = heatmap.fourier_heatmap(model, images[:n_heatmap], labels[:n_heatmap], seed=seed)
     rep.numbers["Fourier heat map: mean error"] = float(heat["error"].mean())
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = show_spectrum(ax, heat["error"], f"Fourier heat map (error rate, eps=4)\n[{variant}]", log=False,
+    im = show_spectrum(ax, heat["error"], "Fourier heat map (error rate, eps=4)", log=False,
                        cmap="viridis")
     fig.colorbar(im, ax=ax)
     rep.figures["Error rate under each Fourier basis perturbation"] = fig
@@ -180,7 +187,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     rep.numbers["mask: masked / unmasked accuracy"] = res.acc_masked / max(res.acc_unmasked, 1e-12)
     rep.numbers["mask: radial centroid"] = float(masks.radial_centroid(res.mask))
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = show_spectrum(ax, res.mask.reshape(-1, 32, 32).mean(0), f"Fourier mask M (centred)\n[{variant}]",
+    im = show_spectrum(ax, res.mask.reshape(-1, 32, 32).mean(0), "Fourier mask M (centred)",
                        log=False, cmap="viridis")
     fig.colorbar(im, ax=ax)
     rep.figures["Learned Fourier mask"] = fig

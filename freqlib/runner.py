@@ -32,7 +32,8 @@ from .profiles import paper_dry
 
 __all__ = ["ParameterError", "ChapterFailed", "chapters_in_toc", "chapter_parameters",
            "validate_parameters", "parse_assignments", "execute_chapter", "run_chapters",
-           "build_site", "executed_dir", "executed_profiles", "read_glue", "BUILD", "EXECUTED"]
+           "build_site", "executed_dir", "executed_profiles", "read_glue", "stderr_outputs", "BUILD",
+           "EXECUTED"]
 
 BUILD = "_build"
 EXECUTED = f"{BUILD}/executed"          # one sub-folder per profile: _build/executed/quick/...
@@ -213,6 +214,22 @@ def _strip_progress_bars(nb) -> None:
                     continue
             kept.append(out)
         cell.outputs = kept
+
+
+def stderr_outputs(nb) -> list[str]:
+    """``cell N: first line`` of every stderr stream and error output left in an executed
+    notebook: what a reader would see on the page, and what the site check refuses."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = next((ln.strip() for ln in out.get("text", "").splitlines() if ln.strip()), "")
+            elif out.get("output_type") == "error":
+                text = f"{out.get('ename', 'error')}: {out.get('evalue', '')}"
+            else:
+                continue
+            found.append(f"cell {i}: {text[:160]}")
+    return found
 
 
 def _insert_run_card(nb, card: dict) -> None:

@@ -31,7 +31,7 @@ from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
 
-__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "list_models"]
+__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "is_current", "list_models"]
 
 # Files whose content defines what a training run does. filters.py and
 # spectral.py count only for the recipes that use them, so work on the Paper B
@@ -176,6 +176,15 @@ def _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device
     return model.eval()
 
 
-def list_models() -> list[dict]:
-    """Records of every model in the zoo folder."""
-    return [json.loads(p.read_text()) for p in sorted(zoo_dir().glob("*.json"))]
+def is_current(record: dict) -> bool:
+    """Whether a zoo record's key is the one today's training code gives its config
+    (an older key stays on disk after the code changed, but no chapter loads it)."""
+    cfg = record.get("config", {})
+    blob = json.dumps({"config": cfg, "variant": record.get("variant"), "code": _code_hash(cfg)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16] == record.get("key")
+
+
+def list_models(current: bool = False) -> list[dict]:
+    """Records of every model in the zoo folder (``current``: only those :func:`is_current`)."""
+    records = [json.loads(p.read_text()) for p in sorted(zoo_dir().glob("*.json"))]
+    return [r for r in records if is_current(r)] if current else records

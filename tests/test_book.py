@@ -72,6 +72,18 @@ def test_site_builds_with_run_cards_and_ledger(smoke_site):
         assert "Run card" in page and "Traceback" not in page
 
 
+def cut_table_cells(html: str) -> list[str]:
+    """Table cells pandas shortened with '...' (its default max_colwidth of 50)."""
+    return [c for c in re.findall(r"<td>([^<]*)</td>", html) if c.rstrip().endswith("...")]
+
+
+def test_site_tables_show_whole_sentences(smoke_site):
+    """Criteria, deviations and verdict notes are sentences: a reader must see them whole."""
+    for chapter in CHAPTERS:
+        cut = cut_table_cells((smoke_site / "chapters" / f"{chapter}.html").read_text())
+        assert not cut, f"{chapter}: {len(cut)} table cells cut short, e.g. {cut[0]!r}"
+
+
 def test_site_pages_render_in_chromium(smoke_site):
     """Every page, opened with the network cut off (as in CI and for a reader
     offline): figures load, formulas are typeset by the site's own MathJax, no

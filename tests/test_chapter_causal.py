@@ -46,6 +46,20 @@ def test_lens_validity_table_is_glued_and_consistent(chapter):
         assert (r["state"], r["states"]) == V.validity_state(numbers)
         assert 0.0 <= r["auroc"]["value"] <= 1.0 and 0.5 <= r["shuffled_auroc_95"] < 1.0
     assert "lens_validity_table" in glued and "shortcut_lenses" in glued
+    for r in records:      # one borderline rule for lenses with and without an interval
+        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin")}
+        assert r["borderline"] == V.borderline(numbers)
+
+
+def test_revised_criteria_are_judged_and_recorded(chapter):
+    _, glued = chapter
+    rows = {r["claim"]: r for r in json.loads(glued["claims"])}
+    assert "d1_upper_excess/high" in rows["D1"]["numbers"] and "d1_upper/high" not in rows["D1"]["numbers"]
+    assert "d3_at_competence" in rows["D3"]["numbers"]
+    dev = json.loads(glued["deviations"])
+    revised = [r for r in dev["rows"] if r["aspect"] == "criterion"]
+    assert len(revised) == 2 and all(r["date"] for r in revised)
+    assert all(r["effect"] == "not measured" or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])
 
 
 def test_prose_numbers_and_deviations_are_glued(chapter, unglued):

@@ -66,8 +66,14 @@ def test_deviations_record_criterion_changes_with_dates(chapter):
     assert dev["chapter"] == "03"
     criteria = [r for r in dev["rows"] if r["aspect"] == "criterion"]
     assert all(r["date"] for r in criteria)
-    assert any("C2" in r["ours"] and r["date"] == "2026-11 (earlier session)" for r in criteria)
-    assert sum(r["date"] == "2026-11-24" for r in criteria) >= 4
+    assert any("C2" in r["ours"] and r["date"] == "2026-11-23" for r in criteria)
+    assert sum(r["date"] == "2026-11-24" for r in criteria) >= 6
+    # the review's revisions are recorded with a measured effect, and no effect is a bare statement
+    assert any("annulus" in r["ours"] and "revised after review" in r["ours"] for r in criteria)
+    assert any("same support" in r["ours"] for r in criteria)
+    assert next(r for r in dev["rows"] if r["aspect"] == "architecture")["effect"] == "not measured"
+    for r in dev["rows"]:                          # effects are measured numbers, pointers or "not measured"
+        assert not re.search(r"may now|less conservative|session", r["effect"] + r["date"]), r
 
 
 def test_prose_numbers_are_glued(chapter, unglued):

@@ -51,13 +51,10 @@ def test_band_statistics_stay_on_the_device():
 def test_paper_a_statistics_stay_on_the_device():
     """Chapter 1's numbers are functions of resampled means (name -> (B, ...)) on the device."""
     def means(number: str) -> dict:        # shapes as in paper_a's table of numbers
-        if number == "st_high_small_over_chance":
-            shapes = {"correct": (B,), "pred": (B, 10), "label": (B, 10)}
-        else:
-            keys = ("of", "shuffled", "st", "at") if "_of_" in number else \
-                ("st", "at") if "low_small" in number else \
-                ("upper", "total", "null_upper", "null_total", "st_upper", "st_total", "at_upper", "at_total")
-            shapes = {k: (B, K) if "_of_" in number else (B,) for k in keys}
+        keys = ("of", "shuffled", "st", "at") if "_of_" in number else \
+            ("st", "at") if "low_small" in number else \
+            ("upper", "total", "null_upper", "null_total", "st_upper", "st_total", "at_upper", "at_total")
+        shapes = {k: (B, K) if "_of_" in number else (B,) for k in keys}
         return {k: torch.rand(*shape, device="meta") for k, shape in shapes.items()}
     for name, stat in paper_a.STATISTICS.items():
         assert on_meta(stat, means(name)).shape == (B,), name
@@ -72,3 +69,26 @@ def test_lens_maps_stay_on_the_device():
     maps = on_meta(lambda v: validity.radial_map(validity.filtered_importance(v[..., :r], v[..., r:])), u)
     assert maps.shape == (B, 32, 32)
     assert on_meta(validity.dct_band_map, torch.rand(B, K, device="meta", dtype=torch.float64)).shape == (B, 32, 32)
+
+
+def test_bf16_shadow_gives_cpu_runs_the_dtypes_of_cuda():
+    """FREQLIB_BF16_SHADOW (tools/device_shadow) makes every forward pass of the book's one
+    evaluation primitive, and of training, run under bf16 autocast on the CPU, as on CUDA:
+    the logits still come back float32, but rounded through bf16."""
+    import os
+    import subprocess
+    code = ("import torch; from freqlib import evaluate, train; torch.manual_seed(0)\n"
+            "m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))\n"
+            "x = torch.rand(8, 3, 32, 32); z = evaluate.logits(m, x)\n"
+            "assert z.dtype == torch.float32 and train.autocast is evaluate.autocast\n"
+            "print(float((z - evaluate.logits(m, x, precise=True)).abs().max()))")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root / "tools" / "device_shadow"))
+    env.pop("FREQLIB_DEVICE_REPORT", None)
+    diffs = {}
+    for shadow in ("", "1"):
+        env["FREQLIB_BF16_SHADOW"] = shadow
+        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        diffs[shadow] = float(res.stdout.split()[-1])
+    assert diffs[""] == 0.0 and diffs["1"] > 1e-4     # fp32 on the CPU as usual; bf16 under the shadow

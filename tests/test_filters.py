@@ -110,3 +110,20 @@ def test_filter_table_counts_every_filter():
     t = filter_table(models)
     assert len(t) == 16
     assert t.groupby("model")["high"].mean().to_dict() == {"a": 1.0, "b": 0.0}
+
+
+def test_whitening_start_tells_a_trained_layer_from_its_start():
+    """An untouched whitened stem is its own start (similarity 1, same share); a stem
+    replaced by other filters is not; ResNet-18 has no whitening start and is left out."""
+    from freqlib.filter_figures import whitening_start
+    images = torch.rand(600, 3, 32, 32)
+    kept = build_model("fastnet", (8, 8, 8))
+    kept.body.init_whitening(kept.normalize(images[:500]))
+    moved = build_model("fastnet", (8, 8, 8))
+    with torch.no_grad():
+        first_conv(moved).weight.copy_(torch.randn_like(first_conv(moved).weight))
+    table = whitening_start({"kept": kept, "moved": moved, "resnet": build_model("resnet18", [8])}, images, n=500)
+    assert list(table.index) == ["kept", "moved"]
+    assert table.loc["kept", "similarity to the start"] == pytest.approx(1.0, abs=1e-5)
+    assert table.loc["kept", "high at the start"] == table.loc["kept", "high after training"]
+    assert abs(table.loc["moved", "similarity to the start"]) < 0.5

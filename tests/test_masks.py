@@ -83,6 +83,76 @@ def test_matched_random_masks_keep_values_support_and_symmetry():
     assert torch.equal(fm.matched_random_masks(torch.ones(1, 1, 32, 32), 2), torch.ones(2, 1, 32, 32))
 
 
+def _criterion(cid: str, key: str):
+    return next(k for c in fm.paper_claims() if c.id == cid for k in c.criteria if k.key == key)
+
+
+def test_annulus_shuffled_masks_keep_the_radial_profile():
+    m = fm.symmetrize(torch.rand(1, 1, 32, 32))
+    m[m < 0.6] = 0
+    r = fm.annulus_shuffled_masks(m, 4, seed=0)
+    assert r.shape == (4, 1, 32, 32) and torch.allclose(r, fm.symmetrize(r))
+    from freqlib.spectral import frequency_radius
+    ring = frequency_radius(32, 32).floor().long()
+    for draw in r:
+        assert not torch.equal(draw, m[0])
+        for k in ring.unique():                              # the same values in every annulus
+            sel = ring == k
+            assert torch.equal(draw[0][sel].sort().values, m[0, 0][sel].sort().values)
+    assert torch.equal(fm.annulus_shuffled_masks(m, 4, seed=0), r)
+
+
+def test_radial_null_rejects_a_mask_drawn_from_it(planted):
+    """C1's revised rules: a mask that is itself an annulus shuffle of the learned mask (a
+    'low-pass shape' with no network-specific placement) still beats values scattered over
+    all radii (the old rule held), but not the annulus-shuffled null (the new rule does not hold)."""
+    model, x, y, band, result = planted
+    drawn = fm.annulus_shuffled_masks(fm.symmetrize(result.mask), 1, seed=123)[0:1]
+    e = fm.reliability_estimates(fm.reliability(model, drawn, x, y, n_random=6, seed=1), n_boot=400)
+    assert e["vs_random"].low > 0                         # the scattered null is beaten by shape alone
+    assert e["vs_radial"].over == "images × random masks"
+    for key in ("vs_radial", "complement_vs_radial"):
+        rule = _criterion("C1", f"{key}/*")
+        assert rule.judge({f"{key}/net": e[key]}) != "holds", (key, e[key])
+
+
+def test_generalisation_estimates_with_the_radial_null():
+    n = 300
+    g = torch.Generator().manual_seed(0)
+    acc = lambda p: (torch.rand(n, generator=g) < p).float()
+    s = {"normal": acc(0.8), "masked": acc(0.7), "complement": acc(0.2), "random": acc(0.5),
+         "random_complement": acc(0.4), "radial": acc(0.7), "radial_complement": acc(0.2)}
+    e = fm.generalisation_estimates(s, n_boot=300)
+    assert e["vs_random"].low > 0 and e["complement_vs_random"].low > 0
+    # a radially matched run as good as the mask: C3's revised rules do not hold
+    for key in ("vs_radial", "complement_vs_radial"):
+        assert _criterion("C3", f"gen_{key}").judge({f"gen_{key}": e[key]}) != "holds"
+    s.update(radial=acc(0.3), radial_complement=acc(0.6))
+    e = fm.generalisation_estimates(s, n_boot=300)
+    for key in ("vs_radial", "complement_vs_radial"):
+        assert _criterion("C3", f"gen_{key}").judge({f"gen_{key}": e[key]}) == "holds"
+
+
+def test_centroid_at_equal_support():
+    """C1's centroid rule compares at equal support: a robust mask that is only the standard
+    mask's largest values (sparser, nothing else) has ratio 1 and fails, although its raw
+    centroid is far lower; a mask that is low-pass at the same support holds."""
+    from freqlib.spectral import frequency_radius
+    standard = (1 - frequency_radius(32, 32) / 24).clamp(min=0)[None, None]        # graded low-pass
+    sparser = fm.equal_support(standard, radial_mask(32, 32, 6)[None, None])
+    assert abs(float((sparser > 0).sum()) - float((radial_mask(32, 32, 6) > 0).sum())) <= 1
+    raw = fm.bootstrap_centroid(sparser, 300).boot / fm.bootstrap_centroid(standard, 300).boot
+    assert float(raw.quantile(0.975)) < 0.95                                   # the old rule would hold
+    rule = _criterion("C1", "centroid_ratio_eq/*")
+    ratio = fm.centroid_ratio_equal_support(sparser, standard, 300)
+    assert abs(ratio.value - 1) < 1e-6 and rule.judge({"centroid_ratio_eq/r": ratio}) == "fails"
+    flat = torch.ones(1, 1, 32, 32)                                             # no preference: ties at random
+    low = radial_mask(32, 32, 6)[None, None]
+    assert rule.judge({"centroid_ratio_eq/r": fm.centroid_ratio_equal_support(low, flat, 300)}) == "holds"
+    high = 1 - radial_mask(32, 32, 12)[None, None]
+    assert rule.judge({"centroid_ratio_eq/r": fm.centroid_ratio_equal_support(high, flat, 300)}) == "fails"
+
+
 def test_reliability_estimates_constructed():
     n, k = 200, 4
     ones, zeros = torch.ones(n), torch.zeros(n)

@@ -274,6 +274,34 @@ def test_a_chapter_done_with_other_parameters_runs_again(tmp_path, monkeypatch):
     assert all(e["params"] == {} for e in state["chapters"].values())
 
 
+def test_stderr_on_a_page_is_reported_and_rerun_executes_the_fixed_chapter(tmp_path, monkeypatch):
+    """A warning the GPU run prints lands on the reader's page: the status names it at once,
+    and ``--rerun`` executes the chapter again after the fix (a done chapter otherwise stays)."""
+    root = tmp_path / "book"
+    noisy = "import warnings\nwarnings.warn('planted warning')"
+    make_book(root, {"10_a": noisy, "11_b": "import sys\nprint('progress 50%|#####', file=sys.stderr)"})
+    use_book(root, monkeypatch)
+    fresh_machine(tmp_path, monkeypatch, "d")
+    kw = dict(profile="smoke", device="cpu", plan={}, log=lambda *a: None)
+    assert PaperRun(tmp_path / "run", **kw).run() == 0
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert len(state["chapters"]["10_a"]["stderr"]) == 1 and "planted warning" in state["chapters"]["10_a"]["stderr"][0]
+    assert state["chapters"]["11_b"]["stderr"] == []               # a progress bar is not a warning
+    status = (tmp_path / "run" / "status.md").read_text()
+    assert "planted warning" in status and "--rerun 10" in status
+    with pytest.raises(ValueError, match="--rerun 12: no chapter"):
+        PaperRun(tmp_path / "run", rerun=["12"], **kw).run()
+    nb = nbformat.read(root / "chapters" / "10_a.ipynb", as_version=4)
+    nb.cells[2].source = "x = 1"                                     # the fix
+    nbformat.write(nb, root / "chapters" / "10_a.ipynb")
+    assert PaperRun(tmp_path / "run", **kw).run() == 0               # done stays done
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["chapters"]["10_a"]["stderr"]
+    assert PaperRun(tmp_path / "run", rerun=["10"], **kw).run() == 0
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["chapters"]["10_a"]["status"] == "done" and state["chapters"]["10_a"]["stderr"] == []
+    assert "Stderr" not in (tmp_path / "run" / "status.md").read_text()
+
+
 def test_parameters_reach_the_chapters_that_declare_them(tmp_path, monkeypatch):
     """``-p seeds=1`` goes to the chapters with a ``seeds`` parameter only; one that no chapter
     declares, or of the wrong type, stops the call before anything runs."""

@@ -31,12 +31,21 @@ def _export(model, path, shape=(2, 3, 32, 32)):
 def test_wrong_input_shape_is_explained(tmp_path):
     mnist_like = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
     path = _export(mnist_like, tmp_path / "mnist.pt2", (2, 1, 28, 28))
-    with pytest.raises(ReportError, match=r"failed on a \(2, 3, 32, 32\) input"):
+    with pytest.raises(ReportError, match=r"failed on a \(5, 3, 32, 32\) input"):
         load_classifier(str(path))
     hundred = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 100))
     path = _export(hundred, tmp_path / "hundred.pt2")
-    with pytest.raises(ReportError, match=r"returned \(2, 100\).*expected \(2, 10\)"):
+    with pytest.raises(ReportError, match=r"returned \(5, 100\).*expected \(5, 10\)"):
         load_classifier(str(path))
+
+
+def test_a_program_exported_without_a_dynamic_batch_is_explained(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 10))
+    prog = torch.export.export(net.eval(), (torch.rand(2, 3, 32, 32),))      # batch fixed at 2
+    torch.export.save(prog, tmp_path / "static.pt2")
+    with pytest.raises(ReportError, match=r"failed on a \(5, 3, 32, 32\) input"):
+        load_classifier(str(tmp_path / "static.pt2"))
 
 
 def test_exported_cifar_model_loads(tmp_path):

@@ -224,17 +224,20 @@ def _exact(**kw):
 def test_claims_pass_and_fail_on_constructed_numbers():
     d1, d2, d3 = V.causal_claims("high")
     good1 = _exact(d1_enrich__low=5.0, d1_enrich__high=3.0, d1_enrich__horizontal=4.0, d1_upper__low=0.2,
-                   d1_upper__high=0.9)
+                   d1_upper_excess__high=0.15)
     assert d1.evaluate(good1, "constructed") == "reproduced"
     bad1 = _exact(d1_enrich__low=1.0, d1_enrich__high=1.1, d1_enrich__horizontal=0.9, d1_upper__low=0.75,
-                  d1_upper__high=0.3)
+                  d1_upper_excess__high=-0.2)
     assert d1.evaluate(bad1, "constructed") == "not reproduced"
     one_bad = dict(good1, **_exact(d1_enrich__horizontal=1.5))             # "for every planting"
     assert d1.evaluate(one_bad, "constructed") == "partly"
     assert d2.evaluate(_exact(d2_drop=0.5, d2_excess=0.4), "c") == "reproduced"
     assert d2.evaluate(_exact(d2_drop=0.05, d2_excess=0.01), "c") == "not reproduced"
-    assert d3.evaluate(_exact(d3_reduction=0.5, d3_follow_gap=0.3), "c") == "reproduced"
-    assert d3.evaluate(_exact(d3_reduction=-0.1, d3_follow_gap=-0.05), "c") == "not reproduced"
+    competent = dict(d3_at_competence=0.4, d3_at_floor=0.3)
+    assert d3.evaluate(_exact(d3_reduction=0.5, d3_follow_gap=0.3, **competent), "c") == "reproduced"
+    assert d3.evaluate(_exact(d3_reduction=-0.1, d3_follow_gap=-0.05, **competent), "c") == "not reproduced"
+    at_chance = dict(d3_at_competence=0.0, d3_at_floor=-0.1)              # follows nothing, learned nothing
+    assert d3.evaluate(_exact(d3_reduction=0.5, d3_follow_gap=0.3, **at_chance), "c") == "not reproduced"
     assert d2.evaluate({"d2_drop": Estimate(0.25, 0.15, 0.35), "d2_excess": Estimate.exact(0.3)}, "c") == "inconclusive"
 
 
@@ -253,11 +256,14 @@ def test_d1_fails_for_a_null_attack_that_ignores_the_model():
         nums[f"d1_enrich/{b}"] = BOOT(lambda m: (m["bp"] / m["tp"]) / (m["br"] / m["tr"]), sample)
         up, tot = V.upper_share_parts(null)
         nums[f"d1_upper/{b}"] = BOOT(lambda m: m["u"] / m["t"], {"u": up, "t": tot})
+        nums[f"d1_upper_excess/{b}"] = V.upper_share_excess(null, ref, BOOT)
     assert all(abs(nums[f"d1_enrich/{b}"].value - 1) < 0.3 for b in ("low", "high", "horizontal"))
     assert abs(nums["d1_upper/low"].value - 0.75) < 0.03                    # white: 768 of 1024 coefficients
     d1 = V.causal_claims()[0]
-    assert d1.evaluate(nums, "null") == "partly"                            # only "high > 0.5" holds for white noise
-    assert [c.state for c in d1.criteria] == ["fails", "fails", "holds"]
+    d1.evaluate(nums, "null")
+    # the first criterion for k >= 16 ("more than half") held for white noise; its revision does not
+    assert [c.state for c in d1.criteria][:2] == ["fails", "fails"] and d1.criteria[2].state != "holds"
+    assert d1.verdict in ("not reproduced", "inconclusive")
 
 
 def test_d2_d3_on_per_image_outcomes_of_a_model_that_ignores_or_follows_the_texture():
@@ -268,7 +274,8 @@ def test_d2_d3_on_per_image_outcomes_of_a_model_that_ignores_or_follows_the_text
     follows = dict(ignores, sw=torch.zeros(n), sf=torch.ones(n), aw=clean)   # ST follows, AT ignores
     stats = {"d2_drop": lambda m: m["sc"] - m["sw"], "d2_excess": lambda m: m["sn"] - m["sw"],
              "d3_reduction": lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]),
-             "d3_follow_gap": lambda m: m["sf"] - m["af"]}
+             "d3_follow_gap": lambda m: m["sf"] - m["af"],
+             "d3_at_competence": lambda m: m["ac"] - V.CHANCE, "d3_at_floor": lambda m: m["ac"] - V.CHANCE - V.COMPETENCE}
     num = lambda s: {k: BOOT(f, s) for k, f in stats.items()}
     _, d2, d3 = V.causal_claims()
     assert d2.evaluate({k: v for k, v in num(follows).items() if k.startswith("d2")}, "c") == "reproduced"

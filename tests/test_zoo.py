@@ -76,6 +76,15 @@ def test_config_change_gives_new_key(tiny_zoo):
     assert len({k1, k2, k3, k4}) == 4
 
 
+def test_a_record_of_older_training_code_is_not_current(tiny_zoo, monkeypatch):
+    """The instructor page's timing table lists the models today's code loads, not stale keys."""
+    zoo.get_model("standard", "smoke", "cpu")
+    [record] = zoo.list_models()
+    assert zoo.is_current(record) and zoo.list_models(current=True) == [record]
+    monkeypatch.setattr(zoo, "TRAINING_CODE", zoo.TRAINING_CODE + ("zoo.py",))   # as if the code changed
+    assert not zoo.is_current(record) and zoo.list_models(current=True) == [] and zoo.list_models() == [record]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "wrong key"])
 def test_damaged_checkpoint_is_retrained_with_warning(tiny_zoo, damage):
     zoo.get_model("standard", "smoke", "cpu")

@@ -8,6 +8,11 @@ only a GPU run would hit (ctx.bootstrap moves samples to CUDA; a constant built 
 CPU inside the statistic then fails). One JSON line per check goes to the report:
 "ok", "MIXED" (a bug), or "unchecked" (meta cannot compute it, e.g. it reads a value).
 Processes that never import freqlib.verdicts pay nothing (no torch import here).
+
+With $FREQLIB_BF16_SHADOW set instead (or as well), freqlib.evaluate.autocast becomes
+bf16 autocast on the CPU too, so a CPU run meets the dtypes a CUDA run meets (bf16
+activations and logits inside every forward pass, training and attack step):
+  FREQLIB_BF16_SHADOW=1 PYTHONPATH=tools/device_shadow PAPER=1 bash tools/dry_run.sh WORK 1500 1
 """
 import importlib.abc
 import importlib.util
@@ -51,9 +56,21 @@ def _patch(verdicts):
     verdicts.bootstrap = bootstrap
 
 
+def _bf16_everywhere(evaluate):
+    import torch
+
+    def autocast(device):
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    autocast.__doc__ = evaluate.autocast.__doc__
+    evaluate.autocast = autocast     # before train.py and attacks.py import it by name
+
+
 class _PatchOnImport(importlib.abc.MetaPathFinder):
+    def __init__(self, module: str, patch):
+        self.module, self.patch = module, patch
+
     def find_spec(self, name, path, target=None):
-        if name != "freqlib.verdicts":
+        if name != self.module:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -62,10 +79,12 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
             def exec_module(module):
                 run(module)
-                _patch(module)
+                self.patch(module)
             spec.loader.exec_module = exec_module
         return spec
 
 
 if os.environ.get("FREQLIB_DEVICE_REPORT"):
-    sys.meta_path.insert(0, _PatchOnImport())
+    sys.meta_path.insert(0, _PatchOnImport("freqlib.verdicts", _patch))
+if os.environ.get("FREQLIB_BF16_SHADOW"):
+    sys.meta_path.insert(0, _PatchOnImport("freqlib.evaluate", _bf16_everywhere))
