@@ -707,7 +707,8 @@ def generalisation_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, de
     kw = dict(n_boot=n_boot, seed=seed, device=device)
     keys = ("normal", "masked", "complement", "random", "random_complement", "radial", "radial_complement")
     s = {k: sample[k] for k in keys if k in sample}
-    out = {k: bootstrap(lambda m, k=k: m[k] if m[k].dim() == 1 else m[k].mean(1), s, **kw) for k in s}
+    # one draw each (n,); the radial draws (n, k) get their two-way intervals below
+    out = {k: bootstrap(lambda m, k=k: m[k], s, **kw) for k in s if not k.startswith("radial")}
     out["ratio"] = bootstrap(lambda m: m["masked"] / m["normal"].clamp(min=1e-9), s, **kw)
     out["vs_random"] = bootstrap(lambda m: m["masked"] - m["random"], s, **kw)
     out["complement_vs_random"] = bootstrap(lambda m: m["random_complement"] - m["complement"], s, **kw)
