@@ -69,6 +69,9 @@ def test_below_criterion_and_for_every():
     (["holds", "fails"], "partly"),
     (["holds", "undecided"], "inconclusive"),
     (["fails", "undecided"], "inconclusive"),
+    (["undecided", "undecided"], "inconclusive"),
+    # one holds and one fails: "partly" whatever the undecided one resolves to
+    (["holds", "fails", "undecided"], "partly"),
 ])
 def test_verdict_from_states(states, expected):
     assert verdict(states) == expected
@@ -89,6 +92,18 @@ def test_pool_two_way_bootstrap_widens_with_seed_spread():
     width = lambda e: e.high - e.low
     assert width(pool(spread)) > 5 * width(pool(tight))
     assert pool(spread).value == pytest.approx(0.5, abs=0.01)
+
+
+def test_pool_of_three_seeds_uses_the_t_quantile_not_a_resample_of_three():
+    # three seeds at 0, 1, 2 without image noise: mean 1, standard error 1/sqrt(3);
+    # the t interval (2 degrees of freedom, quantile 4.30) reaches about 1 +- 2.48,
+    # resampling three values with replacement could never leave [0, 2]
+    pooled = pool([Estimate.exact(v) for v in (0.0, 1.0, 2.0)])
+    assert pooled.value == pytest.approx(1.0)
+    assert pooled.low == pytest.approx(1 - 4.303 / 3 ** 0.5, abs=0.25)
+    assert pooled.high == pytest.approx(1 + 4.303 / 3 ** 0.5, abs=0.25)
+    same = pool([Estimate.exact(0.5)] * 3)
+    assert same.low == same.high == pytest.approx(0.5)
 
 
 def test_compare_variant_names_changed_criteria():
