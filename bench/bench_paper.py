@@ -46,8 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def chapter3_paper() -> dict:
-    """Chapter 3's paper settings row, read from the notebook (its literal entries: the
-    masked networks, n_mask, batch, max_epochs, ...), so the bench times what the chapter runs."""
+    """Chapter 3's paper settings row: the mask settings it shares with chapters 4 and 5
+    (``masks.DATASET_MASKS``: n_mask, batch, max_epochs, ...) and the literal entries of the
+    notebook's row (the masked networks, ...), so the bench times what the chapter runs."""
     import ast
 
     import nbformat
@@ -57,8 +58,11 @@ def chapter3_paper() -> dict:
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
                 if isinstance(key, ast.Constant) and key.value == "paper" and isinstance(value, ast.Call):
-                    row = {}
+                    from freqlib.masks import DATASET_MASKS
+                    row = dict(DATASET_MASKS["paper"])
                     for kw in value.keywords:
+                        if kw.arg is None:          # **DATASET_MASKS[...]: merged above
+                            continue
                         with contextlib.suppress(ValueError):
                             row[kw.arg] = ast.literal_eval(kw.value)
                     return row

@@ -192,8 +192,10 @@ def _report(args) -> int:
     profile = resolve_profile(args.profile, device)
     model, description = load_classifier(args.model, profile, device)
     x, y, variant = cifar10_tensors("test", "cpu")
-    n = min(args.n_images, profile_settings(profile)["n_test"])
-    rep = make_report(model, description, x[:n], y[:n], variant)
+    held = 1000          # the mask learns on the last test images, never among the analysed ones
+    n = min(args.n_images, profile_settings(profile)["n_test"], len(x) - held)
+    rep = make_report(model, description, x[:n], y[:n], variant, mask_set=(x[-held:], y[-held:]),
+                      mask_set_name=f"the last {held:,} test images")
     out = args.out or Path(f"{Path(args.model).stem}-report.html")
     print(write_html(rep, out))
     for k, v in rep.numbers.items():

@@ -123,28 +123,34 @@ def plot_gallery(models: dict, title: str, max_filters: int = 32):
     return fig
 
 
-def plot_tradeoff(summary, title: str):
+def plot_tradeoff(summary, title: str, intervals=None):
     """Clean vs CIFAR-10-C accuracy across the share of high-frequency filters.
 
     ``summary``: DataFrame indexed by share with columns clean, mean,
     family/<name> and severity/<s> (accuracies in [0, 1]); optional columns
-    clean_low/clean_high and mean_low/mean_high draw 95% intervals."""
+    ``clean 95% lower`` / ``clean 95% upper`` (and for mean) draw 95% intervals.
+    ``intervals`` (same index, columns ``family/<name> 95% lower`` / ``upper``, as
+    :func:`freqlib.proportion.family_intervals` gives) adds them to the family panel."""
     import matplotlib.pyplot as plt
     shares = summary.index.to_numpy(dtype=float)
+
+    def bars(ax, table, col, marker, label, **kw):
+        y = 100 * summary[col].to_numpy(dtype=float)
+        if table is not None and f"{col} 95% lower" in table:
+            err = [y - 100 * table[f"{col} 95% lower"].to_numpy(dtype=float),
+                   100 * table[f"{col} 95% upper"].to_numpy(dtype=float) - y]
+            ax.errorbar(shares, y, yerr=err, fmt=marker, capsize=3, label=f"{label} (95% interval)", **kw)
+        else:
+            ax.plot(shares, y, marker, label=label, **kw)
+
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for col, marker, label in (("clean", "o-", "clean"), ("mean", "s-", "mean CIFAR-10-C")):
-        y = 100 * summary[col].to_numpy(dtype=float)
-        if f"{col}_low" in summary:
-            err = [y - 100 * summary[f"{col}_low"].to_numpy(dtype=float),
-                   100 * summary[f"{col}_high"].to_numpy(dtype=float) - y]
-            axes[0].errorbar(shares, y, yerr=err, fmt=marker, capsize=3, label=f"{label} (95% interval)")
-        else:
-            axes[0].plot(shares, y, marker, label=label)
+        bars(axes[0], summary, col, marker, label)
     axes[0].set(xlabel="share of high-frequency first-layer filters p", ylabel="accuracy (%)",
                 title="Clean vs corrupted")
     axes[0].legend(fontsize=8)
     for col in [c for c in summary.columns if c.startswith("family/")]:
-        axes[1].plot(shares, 100 * summary[col].to_numpy(dtype=float), "o-", label=col.split("/")[1])
+        bars(axes[1], intervals, col, "o-", col.split("/")[1])
     axes[1].set(xlabel="p", ylabel="accuracy (%)", title="Per corruption family")
     axes[1].legend(fontsize=8)
     sev = [c for c in summary.columns if c.startswith("severity/")]
@@ -157,17 +163,26 @@ def plot_tradeoff(summary, title: str):
     return fig
 
 
-def plot_gains(table, baseline: str, title: str):
-    """Per-corruption accuracy gain (points, mean over severities) of each model over ``baseline``."""
-    pivot = table.groupby(["corruption", "model"])["accuracy"].mean().unstack("model")
-    order = [c for c in table["corruption"].drop_duplicates()]
-    gains = (pivot.sub(pivot[baseline], axis=0) * 100).drop(columns=baseline).loc[order]
-    ax = gains.plot.bar(figsize=(13, 3.8), width=0.8)
+def plot_gains(gains, baseline: str, title: str):
+    """Per-corruption paired gain (points, mean over severities) of each model over
+    ``baseline`` with its 95% interval; ``gains`` as
+    :func:`freqlib.proportion.corruption_gains` returns it."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    order = list(dict.fromkeys(gains["corruption"]))
+    models = list(dict.fromkeys(gains["model"]))
+    fig, ax = plt.subplots(figsize=(13, 3.8))
+    width = 0.8 / len(models)
+    x = np.arange(len(order))
+    for i, model in enumerate(models):
+        sub = gains[gains["model"] == model].set_index("corruption").loc[order]
+        y = sub["gain"].to_numpy(dtype=float)
+        err = [y - sub["low"].to_numpy(dtype=float), sub["high"].to_numpy(dtype=float) - y]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, y, width, yerr=err, capsize=2, label=model,
+               error_kw={"lw": 0.8})
     ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, order, rotation=35, ha="right")
     ax.set(ylabel=f"gain over {baseline} (points)", xlabel="")
-    ax.tick_params(axis="x", labelrotation=35)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title + "\n(bars: paired 95% intervals over test images)", fontsize=10)
     ax.legend(fontsize=8)
-    return ax.figure
+    return fig

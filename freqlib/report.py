@@ -133,27 +133,51 @@ class FrequencyReport:
     variant: str
     numbers: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)      # caption -> matplotlib figure
+    intervals: dict = field(default_factory=dict)    # number -> Estimate (95% interval), where one is drawn
+    warnings: dict = field(default_factory=dict)     # number -> "⚠ ..." a reader must see next to it
+    settings: dict = field(default_factory=dict)     # how the numbers were made (images, mask training)
+
+
+def _curve_area(m, radius):
+    r = radius.double()
+    return torch.trapezoid(m, r.to(m.device, m.dtype), dim=-1) / float(r[-1] - r[0])
 
 
 def make_report(model: nn.Module, description: str, images: torch.Tensor, labels: torch.Tensor,
                 variant: str, n_heatmap: int = 200, mask_images: int = 1000, mask_epochs: int = 10,
-                seed: int = 0) -> FrequencyReport:
-    """Run the four lenses; figures are matplotlib figures, numbers plain floats.
+                seed: int = 0, mask_set: tuple | None = None, mask_set_name: str = "",
+                mask_cfg=None, mask_tag: str | None = None, n_boot: int = 1000) -> FrequencyReport:
+    """Run the four lenses; figures are matplotlib figures, numbers plain floats, with 95%
+    bootstrap intervals (``intervals``) over the analysed images (the mask's centroid: over
+    mask frequencies), one resampling seed so that two reports on the same images are paired.
+
+    The mask is trained on ``mask_set`` = (images, labels), held out from ``images`` (name it
+    in ``mask_set_name``); without one, on the first ``mask_images`` analysed images
+    (in-sample, said in ``settings``). ``mask_cfg`` (a :class:`freqlib.masks.MaskConfig`)
+    replaces the default (batch 50, ``mask_epochs`` epochs); with ``mask_tag`` the mask is
+    cached (:func:`freqlib.masks.train_mask_cached`), so a chapter can read chapter 3's.
+    A mask that never met the keep criterion is flagged in ``warnings``.
     The data variant goes into the report's header and each figure's caption
     (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
     from . import attribution, heatmap, masks
     from .plots import show_spectrum
+    from .verdicts import bootstrap
     rep = FrequencyReport(description, variant)
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
+    boot = lambda stat, sample: bootstrap(stat, sample, n_boot=n_boot, seed=seed, device="cpu")
 
     curves = attribution.filtered_accuracy(model, images, labels)
-    rep.numbers["clean accuracy"] = float(curves["high"][0])
-    rep.numbers["low-pass accuracy, r=4"] = float(curves["low"][4])
-    rep.numbers["high-pass accuracy, r=4"] = float(curves["high"][4])
-    rep.numbers["area under low-pass curve"] = attribution.curve_area(curves["radius"], curves["low"])
-    rep.numbers["area under high-pass curve"] = attribution.curve_area(curves["radius"], curves["high"])
+    y = curves["labels"][:, None]
+    hits = {"low": (curves["low_pred"] == y).float(), "high": (curves["high_pred"] == y).float()}
+    rad = curves["radius"]
+    rep.intervals["clean accuracy"] = boot(lambda m: m["high"][:, 0], hits)
+    rep.intervals["low-pass accuracy, r=4"] = boot(lambda m: m["low"][:, 4], hits)
+    rep.intervals["high-pass accuracy, r=4"] = boot(lambda m: m["high"][:, 4], hits)
+    rep.intervals["area under low-pass curve"] = boot(lambda m: _curve_area(m["low"], rad), hits)
+    rep.intervals["area under high-pass curve"] = boot(lambda m: _curve_area(m["high"], rad), hits)
+    rep.numbers.update({k: e.value for k, e in rep.intervals.items()})
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot(curves["radius"], curves["low"], "o-", label="low-pass")
     ax.plot(curves["radius"], curves["high"], "s-", label="high-pass")
@@ -162,10 +186,13 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     ax.legend()
     rep.figures["Accuracy on low-pass and high-pass filtered test images"] = fig
 
-    attr = attribution.band_attribution(model, images).mean()
-    profile = attribution.positive_normalise(attr["occlusion"])
-    rep.numbers["attribution centroid (DCT band)"] = float(attribution.band_centroid(profile))
-    rep.numbers["attribution share in bands >= 16"] = float(attribution.upper_share(profile))
+    band = attribution.band_attribution(model, images)
+    profile = attribution.positive_normalise(band.mean()["occlusion"])
+    occ = {"occ": band.occlusion.cpu()}
+    for key, fn in (("attribution centroid (DCT band)", attribution.band_centroid),
+                    ("attribution share in bands >= 16", attribution.upper_share)):
+        rep.intervals[key] = boot(lambda m, fn=fn: fn(attribution.positive_normalise(m["occ"])), occ)
+        rep.numbers[key] = rep.intervals[key].value
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.bar(range(len(profile)), profile.numpy())
     ax.set(xlabel="DCT band k", ylabel="share of positive attribution",
@@ -180,12 +207,34 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     fig.colorbar(im, ax=ax)
     rep.figures["Error rate under each Fourier basis perturbation"] = fig
 
-    bs = 50
-    cfg = masks.MaskConfig(batch_size=bs, lr=masks.scaled_lr(bs), max_epochs=mask_epochs, seed=seed)
-    res = masks.train_mask(model, images[:mask_images], labels[:mask_images], cfg, device=device)
+    if mask_set is None:
+        mx, my = images[:mask_images], labels[:mask_images]
+        rep.settings["mask training images"] = f"the first {len(mx)} analysed images (in-sample)"
+    else:
+        mx, my = mask_set
+        rep.settings["mask training images"] = f"{len(mx)} held-out images" + (f" ({mask_set_name})"
+                                                                                if mask_set_name else "")
+    cfg = mask_cfg or masks.MaskConfig(batch_size=50, lr=masks.scaled_lr(50), max_epochs=mask_epochs, seed=seed)
+    if mask_tag:
+        res = masks.train_mask_cached(model, mx, my, cfg, mask_tag, device=device)
+    else:
+        res = masks.train_mask(model, mx.to(device), my.to(device), cfg, device=device)
+    rep.settings["mask training"] = (f"batch {cfg.batch_size}, lr {cfg.lr:g}, at most {cfg.max_epochs} epochs, "
+                                     f"keep ratio {cfg.keep_ratio}")
+    ratio_key = "mask: masked / unmasked accuracy (mask-training images)"
     rep.numbers["mask: mean(M)"] = res.sparsity
-    rep.numbers["mask: masked / unmasked accuracy"] = res.acc_masked / max(res.acc_unmasked, 1e-12)
-    rep.numbers["mask: radial centroid"] = float(masks.radial_centroid(res.mask))
+    rep.numbers[ratio_key] = res.acc_masked / max(res.acc_unmasked, 1e-12)
+    if not res.kept or rep.numbers[ratio_key] < cfg.keep_ratio:
+        rep.warnings[ratio_key] = (f"⚠ mask not kept: no epoch from the second on reached the keep ratio "
+                                   f"{cfg.keep_ratio}; the most accurate epoch's mask, at "
+                                   f"{rep.numbers[ratio_key]:.4f}")
+    correct = {"masked": masks.mask_correct(model, images, labels, res.mask).float(),
+               "unmasked": masks.mask_correct(model, images, labels, None).float()}
+    held = "mask: masked / unmasked accuracy (analysed images)"
+    rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)
+    rep.numbers[held] = rep.intervals[held].value
+    rep.intervals["mask: radial centroid"] = masks.bootstrap_centroid(res.mask, n_boot, seed)
+    rep.numbers["mask: radial centroid"] = rep.intervals["mask: radial centroid"].value
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     im = show_spectrum(ax, res.mask.reshape(-1, 32, 32).mean(0), "Fourier mask M (centred)",
                        log=False, cmap="viridis")
@@ -202,7 +251,12 @@ def _png(fig) -> str:
 
 def write_html(rep: FrequencyReport, out: Path) -> Path:
     """One self-contained HTML page (figures embedded), written atomically."""
-    rows = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" for k, v in rep.numbers.items())
+    def interval(k):
+        e = rep.intervals.get(k)
+        return "" if e is None or e.low == e.high else f"[{e.low:.4f}, {e.high:.4f}]"
+    rows = "\n".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{interval(k)}</td>"
+                     f"<td>{html.escape(rep.warnings.get(k, ''))}</td></tr>" for k, v in rep.numbers.items())
+    notes = "".join(f"<br><b>{html.escape(k)}:</b> {html.escape(str(v))}" for k, v in rep.settings.items())
     figs = "\n".join(f'<figure><img alt="{html.escape(c)}" src="data:image/png;base64,{_png(f)}">'
                      f"<figcaption>{html.escape(c)} — {html.escape(rep.variant)}</figcaption></figure>"
                      for c, f in rep.figures.items())
@@ -213,8 +267,9 @@ def write_html(rep: FrequencyReport, out: Path) -> Path:
 table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:.3rem .6rem}}
 figure{{display:inline-block;margin:1rem;vertical-align:top}}img{{max-width:28rem}}</style></head>
 <body><h1>Frequency report</h1><p><b>Model:</b> {html.escape(rep.title)}<br>
-<b>Data:</b> {html.escape(rep.variant)}<br><b>Made:</b> {when} by <code>python -m freqlib report</code></p>
-<h2>Numbers</h2><table>{rows}</table><h2>Figures</h2>{figs}</body></html>
+<b>Data:</b> {html.escape(rep.variant)}{notes}<br><b>Made:</b> {when} by <code>python -m freqlib report</code></p>
+<h2>Numbers</h2><p>Intervals: 95% bootstrap over the analysed images (the mask's centroid: over
+mask frequencies).</p><table>{rows}</table><h2>Figures</h2>{figs}</body></html>
 """
     atomic_write_text(out, page)
     return out

@@ -8,16 +8,21 @@ lens                        paper  score                                        
 ==========================  =====  =====================================================  ==================
 filtered-input accuracy     A      area under the low-pass curve minus the high-pass one  test images
 occluded-frequency (OF)     A      minus the attribution-weighted mean DCT band           test images
-first-layer filters         B      minus the energy share of kernels at radius >= R_CUT   none (one network)
-Fourier mask                C      minus the energy-weighted mean radius of the mask      mask frequencies
+first-layer filters         B      minus the energy share of kernels at radius >= R_CUT   first-layer kernels
+Fourier mask                C      minus the energy-weighted mean radius of the mask,     mask frequencies
+                                   every mask cut to the smallest support compared
 ==========================  =====  =====================================================  ==================
 
 The two image-based scores are bootstrapped with the same seed on the same
 images, so their replicates are paired; :func:`rank_agreement` uses the
-replicates to put an interval on each Spearman correlation between lenses.
+replicates to put an interval on each Spearman correlation between lenses, and
+:func:`permutation_p` gives each correlation its exact chance level (all
+orderings of the models), which :func:`pair_state` requires before it reads
+two lenses as agreeing.
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -26,11 +31,12 @@ from . import attribution, filters, masks
 from .models import first_conv
 from .verdicts import Estimate
 
-__all__ = ["LENSES", "filtered_score", "attribution_score", "filter_score", "mask_score", "lens_scores",
-           "spearman", "rank_agreement", "separated_pairs"]
+__all__ = ["LENSES", "filtered_score",
+           "attribution_score", "filter_score", "mask_score", "mask_scores_equal_support", "lens_scores",
+           "spearman", "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES", "rank_agreement",
+           "separated_pairs", "paired_difference"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
-
 
 def filtered_score(curves: dict, boot) -> Estimate:
     """Low-pass minus high-pass area of :func:`freqlib.attribution.filtered_accuracy`
@@ -52,35 +58,146 @@ def attribution_score(result: attribution.BandAttribution, boot) -> Estimate:
                 {"occ": result.occlusion})
 
 
-def filter_score(model) -> Estimate:
+def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
     """Minus the share of first-layer kernel power at radius >= ``filters.R_CUT``: each
-    kernel's :func:`~freqlib.filters.high_frequency_ratio` weighted by its energy (exact:
-    one set of kernels, no sampling)."""
+    kernel's :func:`~freqlib.filters.high_frequency_ratio` weighted by its energy.
+
+    ``n_boot > 0``: percentile interval over the first-layer kernels (resampled with
+    replacement), which says how much the score depends on which kernels the network
+    happened to learn; ``n_boot = 0``: the point value only (exact)."""
     weight = first_conv(model)
-    energy = filters.kernel_power(weight).sum((-2, -1))
-    return Estimate.exact(-float((filters.high_frequency_ratio(weight) * energy).sum() / energy.sum()))
+    energy = filters.kernel_power(weight).sum((-2, -1)).detach().double().cpu()
+    ratio = filters.high_frequency_ratio(weight).detach().double().cpu()
+    value = -float((ratio * energy).sum() / energy.sum())
+    if n_boot <= 0:
+        return Estimate.exact(value)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(ratio), (n_boot, len(ratio)), generator=g)
+    boot = -(ratio[idx] * energy[idx]).sum(1) / energy[idx].sum(1)
+    return Estimate.from_boot(value, boot, over="first-layer kernels", n=len(ratio))
 
 
 def mask_score(mask: torch.Tensor, n_boot: int, seed: int = 0) -> Estimate:
-    """Minus :func:`freqlib.masks.radial_centroid`, interval over mask frequencies."""
+    """Minus :func:`freqlib.masks.radial_centroid` of the whole mask, interval over mask
+    frequencies. Confounded with sparsity (a sparser mask keeping the lowest frequencies
+    has a lower centroid whatever the network): rank with :func:`mask_scores_equal_support`."""
     return masks.bootstrap_centroid(mask, n_boot=n_boot, seed=seed).scaled(-1.0)
 
 
-def lens_scores(model, images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, boot, n_boot: int,
+def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
+                              seed: int = 0) -> tuple[dict[str, Estimate], int]:
+    """(name -> minus the radial centroid at equal support, the support size used).
+
+    Every mask (symmetrised) is cut to as many frequencies as the sparsest of them keeps,
+    its largest values staying (:func:`freqlib.masks.equal_support`, the cut of chapter 3's
+    ``centroid_ratio_eq``); the centroids are bootstrapped over mask frequencies with one
+    seed (paired resamples)."""
+    sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
+    support = {n: int((s > 0).sum()) for n, s in sym.items()}
+    like = sym[min(support, key=support.get)]
+    return ({n: masks.bootstrap_centroid(masks.equal_support(s, like), n_boot=n_boot, seed=seed).scaled(-1.0)
+             for n, s in sym.items()}, min(support.values()))
+
+
+def lens_scores(model, images: torch.Tensor, labels: torch.Tensor, boot, n_boot: int,
                 seed: int = 0) -> dict[str, Estimate]:
-    """The four scores of one network: ``LENSES`` -> :class:`~freqlib.verdicts.Estimate`."""
+    """The three per-network scores (all of ``LENSES`` but the mask, which is scored over the
+    compared networks together by :func:`mask_scores_equal_support`): lens -> Estimate."""
     curves = attribution.filtered_accuracy(model, images, labels)
     occ = attribution.band_attribution(model, images)
-    return dict(zip(LENSES, (filtered_score(curves, boot), attribution_score(occ, boot), filter_score(model),
-                             mask_score(mask, n_boot, seed))))
+    return dict(zip(LENSES, (filtered_score(curves, boot), attribution_score(occ, boot),
+                             filter_score(model, n_boot, seed))))
+
+
+def _ranks(t: torch.Tensor) -> torch.Tensor:
+    """Average ranks (1-based; ties share their mean rank) along the first axis."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    less = (t.unsqueeze(0) < t.unsqueeze(1)).sum(1)
+    equal = (t.unsqueeze(0) == t.unsqueeze(1)).sum(1)
+    return less.double() + (equal.double() + 1) / 2
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Spearman's rho of ``a`` and ``b`` along the first axis (models), batched over the rest:
-    Pearson correlation of the ranks (ties broken by order; scores are continuous)."""
-    ra, rb = (t.argsort(0).argsort(0).double() for t in (a, b))
+    Pearson correlation of the average ranks (ties share their mean rank, as scipy's)."""
+    ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(0), rb - rb.mean(0)
     return (ra * rb).sum(0) / ((ra ** 2).sum(0) * (rb ** 2).sum(0)).sqrt()
+
+
+EXACT_UP_TO = 8          # models: 8! = 40,320 orderings enumerated; more are sampled
+
+
+def _orderings(n: int, n_perm: int, seed: int) -> tuple[torch.Tensor, bool]:
+    if n <= EXACT_UP_TO:
+        return torch.tensor(list(itertools.permutations(range(n)))), True
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(n, generator=g) for _ in range(n_perm)]), False
+
+
+def permutation_p(a, b, n_perm: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """(upper, lower) one-sided p-values of Spearman's rho of ``a`` and ``b`` (one value
+    per model) under random rankings: the share of the orderings of ``b`` against ``a``
+    whose rho is at least (upper) or at most (lower) the observed one.
+
+    Exact up to ``EXACT_UP_TO`` models (all n! orderings, the observed one among them;
+    ties handled by average ranks, so tied values permute as values); beyond, ``n_perm``
+    random orderings with the add-one estimate. Four untied models: rho = 1 has p = 1/24."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
+        raise ValueError(f"permutation_p needs two 1-d score vectors of equal length >= 2, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    observed = float(spearman(a, b))
+    if math.isnan(observed):
+        return 1.0, 1.0
+    perms, exact = _orderings(len(a), n_perm, seed)
+    rho = spearman(a[:, None].expand(-1, len(perms)), b[perms].T)
+    eps = 1e-9
+    up, low = int((rho >= observed - eps).sum()), int((rho <= observed + eps).sum())
+    if exact:
+        return up / len(perms), low / len(perms)
+    return (1 + up) / (1 + len(perms)), (1 + low) / (1 + len(perms))
+
+
+def chance_share(n: int, rho: float) -> float:
+    """Share of the orderings of ``n`` untied models whose rho with a fixed ranking is at least ``rho``
+    (exact up to ``EXACT_UP_TO`` models): how often random rankings reach ``rho``."""
+    ranks = torch.arange(n, dtype=torch.float64)
+    perms, _ = _orderings(n, 20_000, 0)
+    return float((spearman(ranks[:, None].expand(-1, len(perms)), ranks[perms].T) >= rho - 1e-9).double().mean())
+
+
+def smallest_agreeing_rho(n: int, alpha: float) -> tuple[float, float]:
+    """(the smallest rho of ``n`` untied models whose upper p is <= ``alpha``, that p);
+    (nan, smallest attainable p) when no rho reaches ``alpha``. What ``n`` models can show."""
+    ranks = torch.arange(n, dtype=torch.float64)
+    perms, _ = _orderings(n, 20_000, 0)
+    rho = spearman(ranks[:, None].expand(-1, len(perms)), ranks[perms].T)
+    best = (math.nan, 1.0)
+    for r in sorted({round(float(v), 9) for v in rho}, reverse=True):
+        p = float((rho >= r - 1e-9).double().mean())
+        if p > alpha:
+            return best if not math.isnan(best[0]) else (math.nan, float((rho >= 1 - 1e-9).double().mean()))
+        best = (r, p)
+    return best
+
+
+STATES = ("agree", "opposite", "undecided", "does not agree")
+
+
+def pair_state(e: Estimate, p_upper: float, p_lower: float, agree_at: float, alpha: float) -> str:
+    """Reading of one lens pair's rho (``e``, with its interval over the scores' resamples):
+
+    * agree: beyond chance (upper permutation p <= ``alpha``) and the whole interval at or above ``agree_at``;
+    * opposite: beyond chance in the other direction (lower p <= ``alpha``) and the whole interval below 0;
+    * undecided: beyond chance at the point value, but the interval reaches past the threshold;
+    * does not agree: the ranking is within what random rankings give (rho = 0 among them).
+    """
+    if p_upper <= alpha:
+        return "agree" if e.low >= agree_at else "undecided"
+    if p_lower <= alpha:
+        return "opposite" if e.high < 0 else "undecided"
+    return "does not agree"
 
 
 def _replicates(e: Estimate, n_boot: int) -> torch.Tensor:
@@ -107,7 +224,7 @@ def rank_agreement(scores: dict[str, dict[str, Estimate]], lenses=LENSES) -> dic
             value = float(spearman(point[a], point[b]))
             boot = spearman(reps[a], reps[b])
             out[a, b] = Estimate.from_boot(value if not math.isnan(value) else 0.0, boot,
-                                           over="images and mask frequencies", n=len(names))
+                                           over="images, kernels and mask frequencies", n=len(names))
     return out
 
 
@@ -127,3 +244,11 @@ def separated_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> tuple[
             decided += diff.low > 0 or diff.high < 0
             total += 1
     return decided, total
+
+
+def paired_difference(a: Estimate, b: Estimate) -> Estimate:
+    """``a - b`` with the interval of the replicate differences: ``a`` and ``b`` bootstrapped with
+    the same seed over the same sample (images, kernels or mask frequencies), hence paired."""
+    if a.boot is None or b.boot is None or len(a.boot) != len(b.boot):
+        raise ValueError("paired_difference needs two estimates with as many bootstrap replicates")
+    return Estimate.from_boot(a.value - b.value, a.boot.double() - b.boot.double(), over=a.over, n=a.n)

@@ -74,6 +74,17 @@ class Estimate:
         return cls(value, value, value, over="exact")
 
     @classmethod
+    def no_power(cls, like: "Estimate | None" = None) -> "Estimate":
+        """A number that cannot be judged (nan over an unbounded interval): its criterion is
+        "undecided". For a comparison without power, e.g. two accuracies both at chance;
+        ``like`` lends ``over`` and ``n``."""
+        return cls(math.nan, -math.inf, math.inf, like.over if like else "images", like.n if like else 0)
+
+    @property
+    def is_nan(self) -> bool:
+        return self.value != self.value
+
+    @classmethod
     def from_boot(cls, value: float, boot: torch.Tensor, over: str = "images", n: int = 0,
                   level: float = LEVEL) -> "Estimate":
         """Percentile interval of bootstrap replicates ``boot`` (B,) around ``value``."""
@@ -94,6 +105,8 @@ class Estimate:
 
     def fmt(self, pct: bool = False, digits: int | None = None) -> str:
         """``"38.8% [35.1, 42.0]"`` (pct) or ``"2.51 [2.30, 2.77]"``."""
+        if self.is_nan:
+            return "no power"
         k, unit = (100.0, "%") if pct else (1.0, "")
         d = digits if digits is not None else (1 if pct else 3)
         v = f"{k * self.value:.{d}f}{unit}"
@@ -202,6 +215,8 @@ def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL) -> Esti
         raise ValueError("pool needs at least one estimate")
     if len(estimates) == 1:
         return estimates[0]
+    if any(e.is_nan for e in estimates):
+        return Estimate.no_power(estimates[0])        # a seed without power leaves the pool without it
     k = len(estimates)
     value = sum(e.value for e in estimates) / k
     gen = torch.Generator().manual_seed(seed)

@@ -56,9 +56,13 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     rows = {r["claim"]: r for r in json.loads(glued["claims"])}
     assert "d1_upper_excess/high" in rows["D1"]["numbers"] and "d1_upper/high" not in rows["D1"]["numbers"]
     assert "d3_at_competence" in rows["D3"]["numbers"]
+    assert {"d1_headroom/low", "d1_headroom/high"} <= set(rows["D1"]["numbers"])
+    assert not any(k.startswith("d1_enrich/") for k in rows["D1"]["numbers"])
     dev = json.loads(glued["deviations"])
     revised = [r for r in dev["rows"] if r["aspect"] == "criterion"]
-    assert len(revised) == 2 and all(r["date"] for r in revised)
+    assert len(revised) == 3 and all(r["date"] for r in revised)
+    # each revision's effect is the old rule's state next to the new rule's, computed at this profile
+    assert all(r["effect"].startswith("old rule: ") and "; new rule: " in r["effect"] for r in revised)
     assert all(r["effect"] == "not measured" or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])
 
 

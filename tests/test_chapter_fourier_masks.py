@@ -71,6 +71,12 @@ def test_deviations_record_criterion_changes_with_dates(chapter):
     # the review's revisions are recorded with a measured effect, and no effect is a bare statement
     assert any("annulus" in r["ours"] and "revised after review" in r["ours"] for r in criteria)
     assert any("same support" in r["ours"] for r in criteria)
+    # the second review's revisions (C2 at equal support with a basic interval, complements at chance, the
+    # probe against the image spectrum) each report an old → new state, and the summary statistics are listed
+    for words in ("basic bootstrap interval", "chance + 5 points", "log-amplitude spectra"):
+        row = next(r for r in criteria if words in r["ours"])
+        assert row["date"] == "2026-11-24" and "→" in row["effect"], row
+    assert any("utils.energies" in r["paper"] for r in dev["rows"])
     assert next(r for r in dev["rows"] if r["aspect"] == "architecture")["effect"] == "not measured"
     for r in dev["rows"]:                          # effects are measured numbers, pointers or "not measured"
         assert not re.search(r"may now|less conservative|session", r["effect"] + r["date"]), r
@@ -81,3 +87,18 @@ def test_prose_numbers_are_glued(chapter, unglued):
     assert unglued(path, glued) == []
     assert glued["profile"] == "smoke" and glued["variant"]
     assert "unkept" in glued                                   # masks that missed the criterion are named
+
+
+def test_powerless_comparisons_are_undecided_and_said_so(chapter, rows):
+    """A complement comparison with both sides at chance is a nan number (undecided), and the
+    chapter says so in the claim's text and in the prose; C2 and C3 read the revised keys."""
+    _, glued = chapter
+    for cid, key in (("C1", "complement_vs_radial/"), ("C3", "gen_complement_vs_radial")):
+        nans = [k for k, v in rows[cid]["numbers"].items() if k.startswith(key) and v["value"] != v["value"]]
+        if nans:
+            assert "no power" in rows[cid]["ours"], cid
+    assert "chance" in glued["chance_note"]
+    assert any(k.startswith("aniso_vs_standard_eq/") for k in rows["C2"]["numbers"])
+    assert "probe_vs_spectrum" in rows["C3"]["numbers"] and "spectra" in rows["C3"]["ours"]
+    assert glued["centroid_ones"] == "12.25"
+    assert "patience" in glued["image_budget_note"] and "one training run" in glued["gen_ratio_note"]

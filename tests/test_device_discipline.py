@@ -51,7 +51,7 @@ def test_band_statistics_stay_on_the_device():
 def test_paper_a_statistics_stay_on_the_device():
     """Chapter 1's numbers are functions of resampled means (name -> (B, ...)) on the device."""
     def means(number: str) -> dict:        # shapes as in paper_a's table of numbers
-        keys = ("of", "shuffled", "st", "at") if "_of_" in number else \
+        keys = ("of", "norm", "energy", "st", "at") if "_of_" in number else \
             ("st", "at") if "low_small" in number else \
             ("upper", "total", "null_upper", "null_total", "st_upper", "st_total", "at_upper", "at_total")
         shapes = {k: (B, K) if "_of_" in number else (B,) for k in keys}

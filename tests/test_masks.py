@@ -351,10 +351,10 @@ def test_anisotropy_separates_oriented_from_isotropic():
     assert isinstance(a, Estimate) and a.over == "mask frequencies"
     assert a.low > 5 * b.high
     assert a.low <= a.value <= a.high
-    # C2's first rule: an oriented mask far above its permutation null (holds), an isotropic one at it (fails)
+    # the permutation null: an oriented mask far above it, an isotropic one at it
     assert a.low > float(fm.permutation_anisotropy(oriented, 300).quantile(0.95))
     assert b.value <= float(fm.permutation_anisotropy(iso, 300).quantile(0.95)) + 1e-6
-    # C2's second rule, paired over frequencies: oriented minus isotropic holds, the reverse fails
+    # paired over frequencies: oriented minus isotropic is above 0, the reverse below
     assert float((a.boot - b.boot).quantile(0.025)) > 0 and float((b.boot - a.boot).quantile(0.975)) < 0
 
 
@@ -439,3 +439,86 @@ def test_bad_config_is_refused():
         fm.MaskConfig(keep_ratio=1.5)
     with pytest.raises(ValueError, match="at least one"):
         fm.matched_random_masks(torch.ones(1, 1, 32, 32), 0)
+
+
+# ------------------------------------------------ revisions after review (2026-11-24)
+def test_basic_interval_reflects_a_biased_bootstrap():
+    """The basic interval reflects the replicates about the point value: a bootstrap that sits
+    above the point (the resampled coefficient of variation) moves the interval down."""
+    boot = 0.5 + 0.1 * torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    pct, basic = Estimate.from_boot(0.3, boot), fm.basic_interval(0.3, boot)
+    assert pct.low > 0.3 - 1e-9                         # the percentile interval does not even cover its point
+    assert basic.high <= 0.3 + 1e-9 and basic.low < 0.0 and basic.over == "mask frequencies"
+
+
+def test_c2_rule_holds_for_direction_and_not_for_sparsity():
+    """C2 (revised): excess anisotropy minus the standard mask's at equal support. A planted
+    directional robust mask holds; a robust mask that is the standard mask cut to its support, or
+    a sparser isotropic mask, does not; the old first rule held for an isotropic standard mask."""
+    from freqlib.spectral import frequency_radius
+    rule = _criterion("C2", "aniso_vs_standard_eq/*")
+    judge = lambda m, ref: rule.judge({"aniso_vs_standard_eq/r": fm.anisotropy_vs_equal_support(m, ref, 400)})
+    g = torch.Generator().manual_seed(0)
+    r = frequency_radius(32, 32)[None, None]
+    standard = fm.symmetrize(((1 - r / 24).clamp(min=0) * (0.6 + 0.4 * torch.rand(1, 1, 32, 32, generator=g))))
+    directional = fm.symmetrize((PlantedBand(1, 10, angle=0.0).mask() + 0.02) * (r < 10))
+    assert judge(directional, standard) == "holds"
+    cut = fm.equal_support(standard, directional)
+    assert judge(cut, standard) == "fails"                         # the same mask: exactly 0
+    sparse_iso = fm.symmetrize((r < 8) * (0.5 + 0.5 * torch.rand(1, 1, 32, 32, generator=g)))
+    assert judge(sparse_iso, standard) != "holds"
+    # the percentile interval of the anisotropy sits above its point value (the bias the basic interval removes)
+    a = fm.bootstrap_anisotropy(sparse_iso, 400)
+    assert float(a.boot.median()) > a.value
+    assert abs(fm.excess_anisotropy(sparse_iso, 400).value) < 0.05  # about 0 without direction
+
+
+def test_complement_rule_has_no_power_at_chance():
+    """C1 / C3 (revised): both complements at chance → nan (undecided), where the old rule read a
+    zero-width interval at 0 as 'fails'; a complement that hurts more than the null's still holds."""
+    n, k = 400, 4
+    g = torch.Generator().manual_seed(0)
+    acc = lambda p, *shape: (torch.rand(n, *shape, generator=g) < p).float()
+    zeros = torch.zeros(n)
+    s = {"unmasked": acc(0.9), "masked": acc(0.9), "complement": zeros + (torch.arange(n) % 11 == 0),
+         "random": acc(0.5, k), "random_complement": acc(0.1, k), "radial": acc(0.9, k)}
+    s["radial_complement"] = torch.zeros(n, k)                    # both complements at (or below) chance
+    e = fm.reliability_estimates(s, n_boot=300)
+    rule = _criterion("C1", "complement_vs_radial/*")
+    assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial_raw"]}) == "fails"   # the old reading
+    assert e["complement_vs_radial"].value != e["complement_vs_radial"].value
+    assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial"]}) == "undecided"
+    s["radial_complement"] = acc(0.4, k)
+    e = fm.reliability_estimates(s, n_boot=300)
+    assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial"]}) == "holds"
+    g3 = {"normal": acc(0.8), "masked": acc(0.7), "complement": acc(0.1), "random": acc(0.5),
+          "random_complement": acc(0.1), "radial": acc(0.7, 2), "radial_complement": acc(0.1, 2)}
+    e = fm.generalisation_estimates(g3, n_boot=300)
+    assert _criterion("C3", "gen_complement_vs_radial").judge({"gen_complement_vs_radial": e["complement_vs_radial"]}) \
+        == "undecided"
+    assert fm.full_annuli(torch.ones(1, 1, 32, 32)) == 23 and fm.full_annuli(radial_mask(32, 32, 6)[None, None]) == 6
+
+
+def test_probe_must_beat_the_image_spectrum():
+    """C3 (revised): masks that are only the image's own spectrum do not beat the spectrum probe
+    (the old '> 20%' rule held); masks with class information beyond it do."""
+    g = torch.Generator().manual_seed(0)
+    n = 250
+    y = torch.randint(0, 10, (n,), generator=g)
+    freq = torch.linspace(0.5, 5, 10)[y][:, None, None, None]
+    grid = torch.arange(32.0)
+    x = (0.5 + 0.3 * torch.sin(2 * math.pi * freq * grid[None, None, None, :] / 32)
+         + 0.1 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 1)                       # class in the spectrum
+    spectral = fm.log_amplitude(x)[:, None]
+    scrambled = y[torch.randperm(n, generator=g)]
+    rule = _criterion("C3", "probe_vs_spectrum")
+    e = fm.probe_estimates(spectral, x, y, scrambled, n_boot=300)
+    assert e["probe"].low > 0.2                                         # the old rule would hold
+    assert rule.judge({"probe_vs_spectrum": e["probe_vs_spectrum"]}) != "holds"
+    noise = torch.rand(n, 3, 32, 32, generator=g)                       # images carry nothing: masks do
+    planted = torch.zeros(n, 1, 32, 32)
+    planted[torch.arange(n), 0, 0, y] = 3.0
+    masks = planted + 0.1 * torch.rand(n, 1, 32, 32, generator=g)
+    e = fm.probe_estimates(masks, noise, y, scrambled, n_boot=300)
+    assert rule.judge({"probe_vs_spectrum": e["probe_vs_spectrum"]}) == "holds"
+    assert _criterion("C3", "probe_scrambled").judge({"probe_scrambled": e["scrambled"]}) != "fails"

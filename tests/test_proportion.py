@@ -1,6 +1,7 @@
 """Paper B's criteria (freqlib.proportion): each can hold and each can fail, on
-constructed per-image correctness whose truth is known, and a null of models that
-do not differ keeps the spread criteria from holding."""
+constructed per-image correctness whose truth is known; models that do not differ
+neither fail B1's "little" criterion nor pass its "large" one (the old spread rule
+did both), and B2 is not judged when its budget check does not hold."""
 from __future__ import annotations
 
 import pytest
@@ -26,10 +27,13 @@ def models_with_accuracies(accs, n=N, seed=0, shared=True):
     return out
 
 
-def b1(c_accs, clean_accs, **kw):
+SHARE_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def b1(c_accs, clean_accs, n=N, **kw):
     claims = pb.claims()
-    numbers = pb.b1_numbers(models_with_accuracies(c_accs, seed=1, **kw),
-                            models_with_accuracies(clean_accs, seed=2, **kw), n_boot=500)
+    numbers = pb.b1_numbers(models_with_accuracies(c_accs, n=n, seed=1, **kw),
+                            models_with_accuracies(clean_accs, n=n, seed=2, **kw), SHARE_VALUES, n_boot=500)
     claims[0].evaluate(numbers, "test")
     return claims[0], numbers
 
@@ -48,16 +52,34 @@ def states(claim):
 
 def test_thresholds_are_declared_once():
     t = pb.THRESHOLDS
-    assert t["c_gain"] == pytest.approx(8.97) and t["c_spread"] == 5 and t["clean_spread"] == 2
+    assert t["c_gain"] == pytest.approx(8.97) and t["c_effect"] == 5 and t["clean_effect"] == 2
     table = pb.criteria_table(pb.claims())
-    assert list(table["number"]) == ["c_spread", "clean_spread", "c_gain", "clean_drop"]
+    assert list(table["number"]) == ["c_effect", "clean_effect", "c_gain", "clean_drop"]
     assert list(table["rule (points)"]) == ["> 5", "< 2", "> 8.97", "< 1"]
+
+
+def test_slope_is_the_least_squares_contrast_and_magnitude_folds_its_interval():
+    models = {f"m{i}": torch.full((10,), a) for i, a in enumerate((0.40, 0.45, 0.50, 0.55, 0.60))}
+    e = pb.slope(models, SHARE_VALUES, n_boot=50)
+    assert e.value == pytest.approx(20) and e.low == pytest.approx(20) and e.high == pytest.approx(20)
+    m = pb.magnitude(Estimate(-7.0, -10.0, -4.0))
+    assert (m.value, m.low, m.high) == (7.0, 4.0, 10.0)
+    m = pb.magnitude(Estimate(-1.0, -4.0, 0.9))
+    assert (m.value, m.low, m.high) == (1.0, 0.0, 4.0)
+    assert pb.half_width(Estimate(0.0, -2.5, 2.5)) == 2.5
+    with pytest.raises(ValueError, match="shares"):
+        pb.slope(models, (0.0, 0.5))
 
 
 def test_b1_reproduced_when_robustness_moves_and_clean_does_not():
     claim, n = b1(dict(zip(SHARES, (0.40, 0.45, 0.50, 0.55, 0.60))), dict.fromkeys(SHARES, 0.8))
-    assert n["c_spread"].value == pytest.approx(20, abs=2) and n["clean_spread"].value == 0
+    assert n["c_slope"].value == pytest.approx(20, abs=2) and n["clean_effect"].value == pytest.approx(0, abs=1e-4)
     assert states(claim) == ["holds", "holds"] and claim.verdict == "reproduced"
+
+
+def test_b1_direction_is_not_claimed_a_falling_effect_counts_too():
+    claim, n = b1(dict(zip(SHARES, (0.60, 0.55, 0.50, 0.45, 0.40))), dict.fromkeys(SHARES, 0.8))
+    assert n["c_slope"].value < -15 and claim.criteria[0].state == "holds"
 
 
 def test_b1_fails_when_nothing_moves_and_when_clean_moves():
@@ -65,10 +87,53 @@ def test_b1_fails_when_nothing_moves_and_when_clean_moves():
     assert states(claim) == ["fails", "fails"] and claim.verdict == "not reproduced"
 
 
-def test_b1_spread_is_undecided_near_its_threshold_with_few_images():
-    claim, n = b1(dict(zip(SHARES, (0.50, 0.51, 0.52, 0.53, 0.55))), dict.fromkeys(SHARES, 0.8), shared=False)
-    assert n["c_spread"].low < 5 < n["c_spread"].high
+def test_b1_effect_is_undecided_near_its_threshold():
+    claim, n = b1(dict(zip(SHARES, (0.50, 0.51, 0.52, 0.53, 0.55))), dict.fromkeys(SHARES, 0.8), n=600,
+                  shared=False)
+    assert n["c_effect"].low < 5 < n["c_effect"].high
     assert claim.criteria[0].state == "undecided" and claim.verdict == "inconclusive"
+
+
+def test_b1_identical_models_on_932_images_never_fail_little_and_never_pass_large():
+    """Five models with the same accuracy, independent errors, 932 images: the slope
+    rules stay honest; the old spread rule failed 'little' in a good share of runs."""
+    new_fail = new_large = old_fail = 0
+    runs = 60
+    for r in range(runs):
+        same = models_with_accuracies(dict.fromkeys(SHARES, 0.6), n=932, seed=100 + r, shared=False)
+        nums = pb.b1_numbers(same, same, SHARE_VALUES, n_boot=300)
+        claim = pb.claims()[0]
+        claim.evaluate(nums, "null")
+        new_large += claim.criteria[0].state == "holds"
+        new_fail += claim.criteria[1].state == "fails"
+        old_fail += pb.previous_b1(same, same, n_boot=300)["states"][1] == "fails"
+    assert new_fail == 0 and new_large <= 0.05 * runs
+    assert old_fail >= 0.1 * runs                                   # the bias that the revision removes
+    assert pb.half_width(nums["clean_slope"]) > 2                  # and at 932 images 'little' cannot hold
+
+
+def test_b1_planted_effect_in_constructed_per_image_scores():
+    """Per-image mean-C scores built with a known linear effect of 8 points from p=0 to p=1."""
+    g = torch.Generator().manual_seed(5)
+    base = torch.rand(2000, generator=g)
+    planted = {k: (base + 0.08 * p + 0.02 * torch.randn(2000, generator=g)).clamp(0, 1)
+               for k, p in zip(SHARES, SHARE_VALUES)}
+    flat = {k: (base + 0.02 * torch.randn(2000, generator=g)).clamp(0, 1) for k in SHARES}
+    clean = models_with_accuracies(dict.fromkeys(SHARES, 0.8))
+    for scores, expected in ((planted, "holds"), (flat, "fails")):
+        claim = pb.claims()[0]
+        claim.evaluate(pb.b1_numbers(scores, clean, SHARE_VALUES, n_boot=500), "test")
+        assert claim.criteria[0].state == expected
+
+
+def test_steps_and_best_wording_follow_their_intervals():
+    moving = models_with_accuracies(dict(zip(SHARES, (0.60, 0.55, 0.50, 0.45, 0.40))))
+    assert pb.direction_text(pb.steps(moving, n_boot=300)).startswith("falls at every step")
+    assert "ahead of" in pb.best_text(moving, "mean accuracy", n_boot=300)
+    assert "not resolved" not in pb.best_text(moving, "mean accuracy", n_boot=300)
+    flat = models_with_accuracies(dict.fromkeys(SHARES, 0.5), n=400, shared=False)
+    assert pb.direction_text(pb.steps(flat, n_boot=300)).startswith("has no resolved")
+    assert pb.best_text(flat, "mean accuracy", n_boot=300).endswith("not resolved")
 
 
 def test_b2_reproduced_for_the_papers_gain_at_no_clean_cost():
@@ -102,6 +167,11 @@ def test_null_spread_of_identical_models_and_of_a_real_effect():
 
 def test_pooled_over_seeds_and_variant_table():
     claims = pb.claims()
+    b1_seeds = [pb.b1_numbers(models_with_accuracies(dict(zip(SHARES, (0.6, 0.55, 0.5, 0.45, 0.4))), seed=s),
+                              models_with_accuracies(dict.fromkeys(SHARES, 0.8), seed=s + 5), SHARE_VALUES, n_boot=300)
+                for s in range(3)]
+    assert pb.evaluate(claims[0], b1_seeds, "test") == "reproduced" and claims[0].seed_verdicts == ["reproduced"] * 3
+    assert claims[0].numbers["c_effect"].value == pytest.approx(-claims[0].numbers["c_slope"].value)
     per_seed = [pb.b2_numbers(models_with_accuracies({"standard": 0.5, "modulated+amplitude": 0.62}, seed=s),
                               models_with_accuracies({"standard": 0.85, "modulated+amplitude": 0.85}, seed=s + 9),
                               n_boot=300) for s in range(3)]
@@ -119,3 +189,50 @@ def test_pooled_over_seeds_and_variant_table():
 def test_spread_needs_two_models():
     with pytest.raises(ValueError, match="two models"):
         pb.spread({"a": torch.ones(5)})
+
+
+class _Rob:
+    def __init__(self, correct, cells):
+        self.correct, self.cells = correct, cells
+
+
+def _scores(noise_gain: float, n=500):
+    """Scores of a standard and a Gaussian model on two noise cells and one blur cell."""
+    g = torch.Generator().manual_seed(11)
+    u = torch.rand(n, 3, generator=g)
+    std = (u < 0.5).float()
+    gauss = (u < torch.tensor([0.5 + noise_gain, 0.5 + noise_gain, 0.4])).float()
+    cells = (("gaussian_noise", 1), ("shot_noise", 1), ("defocus_blur", 1))
+    return pb.Scores(_Rob({"standard": std, "gaussian": gauss}, cells), {})
+
+
+def test_b2_budget_check_gates_the_verdict_but_keeps_the_measured_states():
+    per_seed = [pb.b2_numbers(models_with_accuracies({"standard": 0.50, "modulated+amplitude": 0.46}, seed=3),
+                              models_with_accuracies({"standard": 0.85, "modulated+amplitude": 0.79}, seed=4),
+                              n_boot=300)]
+    competent = pb.competence(_scores(0.15), n_boot=300)
+    assert competent.low > 0
+    claim = pb.claims()[1]
+    out = pb.judge_b2(claim, per_seed, competent, "measured")
+    assert out["judged"] and claim.verdict == "not reproduced" and claim.ours == "measured"
+    useless = pb.competence(_scores(-0.1), n_boot=300)
+    assert useless.high < 0
+    claim = pb.claims()[1]
+    out = pb.judge_b2(claim, per_seed, useless, "measured")
+    assert not out["judged"] and out["measured_verdict"] == "not reproduced"
+    assert out["measured_states"] == ["fails", "fails"]
+    assert claim.verdict == "inconclusive" and states(claim) == ["undecided", "undecided"]
+    assert claim.ours.startswith("not judged at this budget") and "not reproduced" in claim.ours
+    undecided = Estimate(1.0, -1.0, 3.0)                            # an unresolved check does not judge either
+    assert not pb.judge_b2(pb.claims()[1], per_seed, undecided, "m")["judged"]
+
+
+def test_relative_gain_and_corruption_gains():
+    a, b = torch.full((50,), 0.6), torch.full((50,), 0.5)
+    assert pb.relative_gain(a, b, n_boot=50).value == pytest.approx(20)
+    gains = pb.corruption_gains(_scores(0.2), "standard", n_boot=200)
+    assert list(gains["corruption"]) == ["gaussian_noise", "shot_noise", "defocus_blur"]
+    assert (gains["low"] <= gains["gain"]).all() and (gains["gain"] <= gains["high"]).all()
+    fam = pb.family_intervals(_scores(0.2), n_boot=200)
+    assert list(fam.columns) == ["family/noise 95% lower", "family/noise 95% upper",
+                                 "family/blur 95% lower", "family/blur 95% upper"]

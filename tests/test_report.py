@@ -70,8 +70,29 @@ def test_report_on_a_checkpoint_writes_html(tmp_path):
     loaded, description = load_classifier(str(ckpt))
     assert "mine.pt" in description
     x, y = torch.rand(40, 3, 32, 32), torch.randint(0, 10, (40,))
-    rep = make_report(loaded, description, x, y, "synthetic data", n_heatmap=4, mask_images=40, mask_epochs=1)
+    rep = make_report(loaded, description, x, y, "synthetic data", n_heatmap=4, mask_images=40, mask_epochs=1,
+                      n_boot=100)
     assert {"clean accuracy", "attribution centroid (DCT band)", "mask: radial centroid"} <= set(rep.numbers)
     assert len(rep.figures) == 4
+    for k, e in rep.intervals.items():                       # every interval brackets its number
+        assert e.low <= rep.numbers[k] <= e.high, k
+    assert {"clean accuracy", "attribution centroid (DCT band)", "mask: radial centroid"} <= set(rep.intervals)
+    assert rep.settings["mask training images"] == "the first 40 analysed images (in-sample)"
+    # one epoch never reaches the keep rule's second epoch: the mask is not kept, and the report says so
+    assert any(w.startswith("⚠") for w in rep.warnings.values())
     page = write_html(rep, tmp_path / "r.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "synthetic data" in page
+    assert page.count("data:image/png;base64,") == 4 and "synthetic data" in page and "⚠" in page
+
+
+def test_report_trains_its_mask_on_the_held_out_set():
+    from freqlib.masks import MaskConfig
+    torch.manual_seed(0)
+    model = build_model("fastnet", (8, 8, 16)).eval()
+    x, y = torch.rand(30, 3, 32, 32), torch.randint(0, 10, (30,))
+    held = (torch.rand(20, 3, 32, 32), torch.randint(0, 10, (20,)))
+    cfg = MaskConfig(batch_size=10, lr=0.01, max_epochs=3, keep_ratio=0.01, patience=1)
+    rep = make_report(model, "tiny", x, y, "synthetic data", n_heatmap=2, mask_set=held, mask_set_name="planted",
+                      mask_cfg=cfg, n_boot=50)
+    assert rep.settings["mask training images"] == "20 held-out images (planted)"
+    assert "batch 10" in rep.settings["mask training"]
+    assert not rep.warnings                                  # kept under a keep ratio of 0.01

@@ -65,3 +65,85 @@ def test_chapter_refuses_fewer_than_two_models_before_any_work(tmp_path):
     with pytest.raises(ChapterFailed, match=r"models='standard': name at least two zoo models"):
         execute_chapter(resolve_chapter("04"), {"profile": "smoke", "device": "cpu", "models": "standard"},
                         tmp_path, log=lambda *a: None, failed_dir=tmp_path / "failed")
+
+
+def _brute_p(a, b):
+    """One-sided p-values by scipy's rho over every ordering of b (the reference enumeration)."""
+    import itertools
+    obs = spearmanr(a, b).statistic
+    rhos = [spearmanr(a, [b[i] for i in p]).statistic for p in itertools.permutations(range(len(b)))]
+    return (sum(r >= obs - 1e-9 for r in rhos) / len(rhos), sum(r <= obs + 1e-9 for r in rhos) / len(rhos))
+
+
+@pytest.mark.parametrize("a,b", [([0.1, 0.5, 0.3, 0.9], [2.0, 1.0, 3.0, 4.0]),
+                                 ([1, 2, 3, 4], [1, 2, 3, 4]),
+                                 ([1, 2, 2, 4], [4, 3, 1, 2]),          # a tie
+                                 ([0.3, 0.1, 0.7, 0.2, 0.5], [0.1, 0.2, 0.3, 0.5, 0.4])])
+def test_permutation_p_matches_brute_force_enumeration(a, b):
+    assert synthesis.permutation_p(a, b) == pytest.approx(_brute_p(a, b))
+
+
+def test_four_models_reach_p_005_only_at_rho_one():
+    assert synthesis.permutation_p([1, 2, 3, 4], [1, 2, 3, 4])[0] == pytest.approx(1 / 24)
+    assert synthesis.permutation_p([1, 2, 3, 4], [2, 1, 4, 3])[0] == pytest.approx(5 / 24)   # rho = 0.6
+    assert synthesis.smallest_agreeing_rho(4, 0.05) == pytest.approx((1.0, 1 / 24))
+    assert synthesis.chance_share(4, 0.6) == pytest.approx(5 / 24)
+    rho, p = synthesis.smallest_agreeing_rho(3, 0.05)                    # three models can never show it
+    assert rho != rho and p == pytest.approx(1 / 6)
+
+
+def test_agreement_rule_fails_on_a_random_ordering():
+    same = [0.0, 1.0, 2.0, 3.0]
+    tight = Estimate(1.0, 1.0, 1.0, "images")
+    assert synthesis.pair_state(tight, *synthesis.permutation_p(same, same), 0.6, 0.05) == "agree"
+    noisy = Estimate(1.0, 0.2, 1.0, "images")
+    assert synthesis.pair_state(noisy, *synthesis.permutation_p(same, same), 0.6, 0.05) == "undecided"
+    g = torch.Generator().manual_seed(3)
+    for _ in range(30):                                                  # random orderings, sharp scores
+        b = torch.tensor(same)[torch.randperm(4, generator=g)].tolist()
+        rho = float(synthesis.spearman(torch.tensor(same), torch.tensor(b)))
+        e = Estimate(rho, rho, rho, "images")
+        state = synthesis.pair_state(e, *synthesis.permutation_p(same, b), 0.6, 0.05)
+        assert state != "agree" or rho == 1.0
+    zero = [1.0, 3.0, 0.0, 2.0]                                          # rho = 0 exactly
+    assert float(synthesis.spearman(torch.tensor(same), torch.tensor(zero))) == 0.0
+    assert synthesis.pair_state(Estimate(0.0, 0.0, 0.0, "images"), *synthesis.permutation_p(same, zero),
+                                0.6, 0.05) == "does not agree"
+    flipped = same[::-1]
+    assert synthesis.pair_state(Estimate(-1.0, -1.0, -1.0, "images"), *synthesis.permutation_p(same, flipped),
+                                0.6, 0.05) == "opposite"
+
+
+def test_filter_score_interval_over_kernels():
+    from freqlib.models import build_model
+    torch.manual_seed(0)
+    net = build_model("fastnet", (8, 8, 16))
+    point, e = synthesis.filter_score(net), synthesis.filter_score(net, n_boot=300)
+    assert point.over == "exact" and e.over == "first-layer kernels"
+    assert e.value == pytest.approx(point.value) and e.low < e.value < e.high
+
+
+def test_mask_scores_at_equal_support_remove_the_sparsity_confound():
+    from freqlib.masks import frequency_radius
+    r = frequency_radius(32, 32)
+    dense = (1.0 / (1.0 + r))[None, None]                                # keeps everything, low values high
+    sparse = dense * (r <= 4).float()                                    # its largest values only
+    raw = {n: synthesis.mask_score(m, 200).value for n, m in (("dense", dense), ("sparse", sparse))}
+    assert raw["sparse"] > raw["dense"] + 1                              # whole masks: sparser looks lower
+    eq, n = synthesis.mask_scores_equal_support({"dense": dense, "sparse": sparse}, 200)
+    assert n == int((sparse > 0).sum())
+    assert eq["dense"].value == pytest.approx(eq["sparse"].value)       # same support: the same mask
+    high = (r >= 10).float()[None, None] * dense + 1e-3 * (r < 10).float()[None, None]
+    eq, _ = synthesis.mask_scores_equal_support({"sparse": sparse, "high": high}, 200)
+    assert eq["sparse"].value > eq["high"].value + 1                     # a real difference survives
+
+
+def test_paired_difference_uses_the_replicates():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(200, generator=g)
+    a = bootstrap(lambda m: m["v"], {"v": base + 0.5}, n_boot=300)
+    b = bootstrap(lambda m: m["v"], {"v": base}, n_boot=300)             # same images, same seed: paired
+    d = synthesis.paired_difference(a, b)
+    assert d.value == pytest.approx(0.5) and d.high - d.low < 1e-5       # the shared noise cancels
+    with pytest.raises(ValueError, match="as many bootstrap replicates"):
+        synthesis.paired_difference(a, Estimate.exact(0.0))

@@ -223,13 +223,13 @@ def _exact(**kw):
 
 def test_claims_pass_and_fail_on_constructed_numbers():
     d1, d2, d3 = V.causal_claims("high")
-    good1 = _exact(d1_enrich__low=5.0, d1_enrich__high=3.0, d1_enrich__horizontal=4.0, d1_upper__low=0.2,
+    good1 = _exact(d1_headroom__low=0.7, d1_headroom__high=0.6, d1_headroom__horizontal=0.8, d1_upper__low=0.2,
                    d1_upper_excess__high=0.15)
     assert d1.evaluate(good1, "constructed") == "reproduced"
-    bad1 = _exact(d1_enrich__low=1.0, d1_enrich__high=1.1, d1_enrich__horizontal=0.9, d1_upper__low=0.75,
+    bad1 = _exact(d1_headroom__low=0.0, d1_headroom__high=0.05, d1_headroom__horizontal=-0.01, d1_upper__low=0.75,
                   d1_upper_excess__high=-0.2)
     assert d1.evaluate(bad1, "constructed") == "not reproduced"
-    one_bad = dict(good1, **_exact(d1_enrich__horizontal=1.5))             # "for every planting"
+    one_bad = dict(good1, **_exact(d1_headroom__horizontal=0.3))            # "for every planting"
     assert d1.evaluate(one_bad, "constructed") == "partly"
     assert d2.evaluate(_exact(d2_drop=0.5, d2_excess=0.4), "c") == "reproduced"
     assert d2.evaluate(_exact(d2_drop=0.05, d2_excess=0.01), "c") == "not reproduced"
@@ -246,18 +246,14 @@ def test_d1_fails_for_a_null_attack_that_ignores_the_model():
     x, _, _ = planted_frequency_dataset(200, "low", n_classes=10, seed=0)
     eps = 8 / 255
     null, ref = V.random_sign_delta(x, eps, seed=1), V.random_sign_delta(x, eps, seed=2)
-    full = torch.ones(32, 32, dtype=torch.bool)
     nums = {}
     for b in ("low", "high", "horizontal"):
-        band = PlantedBand.named(b).mask().bool()
-        pn, pr = V.power_map(null), V.power_map(ref)
-        sample = {"bp": V.band_energy(pn, band), "tp": V.band_energy(pn, full),
-                  "br": V.band_energy(pr, band), "tr": V.band_energy(pr, full)}
-        nums[f"d1_enrich/{b}"] = BOOT(lambda m: (m["bp"] / m["tp"]) / (m["br"] / m["tr"]), sample)
-        up, tot = V.upper_share_parts(null)
-        nums[f"d1_upper/{b}"] = BOOT(lambda m: m["u"] / m["t"], {"u": up, "t": tot})
+        e = V.band_enrichment(null, ref, PlantedBand.named(b).mask().bool(), BOOT)
+        nums[f"d1_enrich/{b}"], nums[f"d1_headroom/{b}"], nums[f"d1_upper/{b}"] = (e["enrichment"], e["headroom"],
+                                                                                e["upper"])
         nums[f"d1_upper_excess/{b}"] = V.upper_share_excess(null, ref, BOOT)
     assert all(abs(nums[f"d1_enrich/{b}"].value - 1) < 0.3 for b in ("low", "high", "horizontal"))
+    assert all(abs(nums[f"d1_headroom/{b}"].value) < 0.05 for b in ("low", "high", "horizontal"))
     assert abs(nums["d1_upper/low"].value - 0.75) < 0.03                    # white: 768 of 1024 coefficients
     d1 = V.causal_claims()[0]
     d1.evaluate(nums, "null")

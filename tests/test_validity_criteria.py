@@ -1,12 +1,14 @@
-"""Criteria of chapter 06 revised after review can fail: D1's upper-band criterion against the
-same-budget null, D3's competence floor against a network at chance; plus the borderline rule,
-the verdict sentence and the signature amplitudes the chapter states."""
+"""Criteria of chapter 06 revised after review can fail: D1's band-share criterion (headroom-normalised,
+equally hard for every band size) and its upper-band criterion against the same-budget null, D3's
+competence floor against a network at chance; plus the borderline rule, the verdict sentence, the
+signature amplitudes and ε's reach the chapter states."""
 from __future__ import annotations
 
 import itertools
 
 import torch
 
+from freqlib import spectral
 from freqlib import validity as V
 from freqlib.verdicts import VERDICTS, Estimate, bootstrap, verdict
 
@@ -45,6 +47,47 @@ def test_d1_upper_criterion_holds_for_a_high_frequency_perturbation():
     assert _upper_criterion().judge({"d1_upper_excess/high": est}) == "holds"
 
 
+def _concentrated(band: str, in_band: float, n: int = 60, seed: int = 0) -> torch.Tensor:
+    """Perturbations with a share ``in_band`` of their energy confined to ``band`` and the rest white
+    noise (which puts the band's flat share s0 there too): (s - s0) / (1 - s0) = ``in_band``."""
+    g = torch.Generator().manual_seed(seed)
+    inside = spectral.inverse_centred_dft(spectral.centred_dft(torch.randn(n, 3, 32, 32, generator=g))
+                                          * V.band_masks([band])[band])
+    flat = torch.randn(n, 3, 32, 32, generator=g)
+    unit = [t / t.flatten(1).norm(dim=1)[:, None, None, None] for t in (inside, flat)]
+    return (in_band ** 0.5 * unit[0] + (1 - in_band) ** 0.5 * unit[1]) * (8 / 255) * 20
+
+
+def _headroom_criterion():
+    return next(k for k in _claim("D1").criteria if k.key == "d1_headroom/*")
+
+
+def test_d1_band_share_criterion_is_equally_hard_for_every_band_size():
+    x = torch.full((60, 3, 32, 32), 0.5)
+    null = V.random_sign_delta(x, 8 / 255, seed=0)
+    crit, old = _headroom_criterion(), V.PREVIOUS_CRITERIA["D1 enrichment"]
+    for band in ("low", "high", "horizontal"):
+        key = f"d1_headroom/{band}"
+        strong = V.band_enrichment(_concentrated(band, 0.8), null, V.band_masks([band])[band], _boot)
+        assert abs(strong["headroom"].value - 0.8) < 0.05
+        assert crit.judge({key: strong["headroom"]}) == "holds", band
+        weak = V.band_enrichment(_concentrated(band, 0.3), null, V.band_masks([band])[band], _boot)
+        assert crit.judge({key: weak["headroom"]}) == "fails", band
+        # the null pattern itself (another random +-eps draw) is nowhere near
+        other = V.band_enrichment(V.random_sign_delta(x, 8 / 255, seed=1), null, V.band_masks([band])[band], _boot)
+        assert abs(other["headroom"].value) < 0.05 and crit.judge({key: other["headroom"]}) == "fails", band
+        # the old rule (enrichment > 2) passed the weak low-band perturbation and failed the same
+        # concentration in the high band: it was not equally hard for every band
+        old_state = old.judge({f"d1_enrich/{band}": weak["enrichment"]})
+        assert old_state == {"low": "holds", "horizontal": "holds", "high": "fails"}[band], band
+
+
+def test_rule_change_reports_both_states():
+    n = {"d1_enrich/low": Estimate(6.6, 6.4, 6.8), "d1_headroom/low": Estimate(0.26, 0.25, 0.27)}
+    text = V.rule_change(V.PREVIOUS_CRITERIA["D1 enrichment"], _headroom_criterion(), n)
+    assert text.startswith("old rule: holds (d1_enrich/low 6.60") and "new rule: fails (d1_headroom/low 0.26" in text
+
+
 def test_d3_fails_for_a_network_at_chance():
     """A network that guesses follows no signature: the old two criteria hold, the competence floor fails."""
     g = torch.Generator().manual_seed(0)
@@ -56,10 +99,10 @@ def test_d3_fails_for_a_network_at_chance():
     at_moved = (torch.rand(n, generator=g) < V.CHANCE).float()
     at_follow = (torch.rand(n, generator=g) < V.CHANCE).float()
     s = {"sc": st_clean, "sw": st_moved, "sf": st_follow, "ac": at_clean, "aw": at_moved, "af": at_follow}
-    numbers = {"d3_reduction": _boot(lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]), s),
-               "d3_follow_gap": _boot(lambda m: m["sf"] - m["af"], s),
-               "d3_at_competence": _boot(lambda m: m["ac"] - V.CHANCE, s),
-               "d3_at_floor": _boot(lambda m: m["ac"] - V.CHANCE - V.COMPETENCE, s)}
+
+    def rates(clean, moved, follow):
+        return {"clean": clean, "moved signature": moved, "no-class gratings (null)": clean, "follow": follow}
+    numbers = V.shortcut_numbers(rates(st_clean, st_moved, st_follow), rates(at_clean, at_moved, at_follow), _boot)
     reduction, follow = _claim("D3").criteria
     # both passed before the revision, on the effect numbers alone
     assert reduction.judge_one(numbers["d3_reduction"]) == "holds"
@@ -93,10 +136,17 @@ def test_synthesis_sentence_reads_every_verdict_grammatically():
         assert all(f"({c})" in text for c in ("D1", "D2", "D3"))
 
 
-def test_signature_amplitudes_and_the_stated_claim_agree():
+def test_signature_amplitudes_reach_and_the_stated_claim_agree():
     lo, hi = V.signature_amplitudes("high")
     assert 0 < lo <= hi
-    text = V.causal_claims("high", eps=8 / 255)[2].paper_value
-    assert f"{255 * hi:.2f}/255" in text
-    assert ("all below ε" in text) == (hi < 8 / 255)
-    assert "all below ε" in V.causal_claims("high", eps=12 / 255)[2].paper_value
+    eps = 8 / 255
+    reach_lo, reach_hi = V.signature_reach("high", eps)
+    # eps * sign(cos) has a fundamental of 4 eps / pi; the pixel grid moves it by a few per cent
+    assert 0.9 * 4 * eps / torch.pi < reach_lo <= reach_hi < 1.1 * 4 * eps / torch.pi
+    assert reach_lo > hi                  # at 8/255 every grating can be erased or forged
+    text = V.causal_claims("high", eps=eps)[2].paper_value
+    assert f"{255 * hi:.2f}/255" in text and f"{255 * reach_lo:.2f}/255" in text
+    assert "erase or forge every grating" in text
+    # a smaller radius cannot reach the strongest gratings, and the text says so
+    small = V.causal_claims("high", eps=4 / 255)[2].paper_value
+    assert V.signature_reach("high", 4 / 255)[0] < hi and "cannot erase or forge" in small
