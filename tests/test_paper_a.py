@@ -416,3 +416,33 @@ def test_high_pass_cut_and_dct_bands_keep_different_shares():
     assert s["dct_coefficients"] == pytest.approx(0.75)
     assert s["disk_coefficients"] > 0.78                  # the disk r >= 8 keeps more coefficients
     assert 0 < s["dct_energy"].value < s["disk_energy"].value < 1
+
+
+class _FakeContext:
+    """What paper_a.jpeg_subsets reads of a chapter context: the training variant and test sets."""
+
+    def __init__(self, variant):
+        self.train_variant, self.asked = variant, []
+
+    def test_set(self, n, pixels="original"):
+        self.asked.append((n, pixels))
+        return torch.zeros(n, 3, 2, 2), torch.zeros(n, dtype=torch.long)
+
+
+def test_jpeg_subsets_compare_only_images_with_original_pixels(monkeypatch, tmp_path):
+    from freqlib import data as data_module
+    from freqlib.data import HEAD_SIZE, VARIANT_MIRROR
+    head = tmp_path / "head.npz"
+    head.write_bytes(b"")
+    monkeypatch.setattr(data_module, "head_path", lambda: head)
+    ctx = _FakeContext(VARIANT_MIRROR)
+    sets = {"filter": ctx.test_set(HEAD_SIZE + 68), "attr": ctx.test_set(24)}
+    original, jpeg, capped = paper_a.jpeg_subsets(ctx, sets)
+    # paper-sized analyses (more images than have original pixels) are cut to the first 932 for both kinds
+    assert capped and len(original["filter"][0]) == len(jpeg["filter"][0]) == HEAD_SIZE
+    assert len(original["attr"][0]) == len(jpeg["attr"][0]) == 24
+    assert (HEAD_SIZE, "jpeg") in ctx.asked
+    small = {"attr": sets["attr"]}
+    assert paper_a.jpeg_subsets(ctx, small)[2] is False
+    head.unlink()                       # no original pixels at all: no comparison (it would compare JPEG with itself)
+    assert paper_a.jpeg_subsets(ctx, sets) is None
