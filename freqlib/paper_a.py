@@ -56,9 +56,10 @@ from .attribution import UPPER_BAND, band_centroid, positive_normalise, upper_sh
 from .verdicts import Claim, Criterion, Estimate
 
 __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS", "R_HIGH", "SQUARE_ACCEPT",
-           "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "sign_extremes", "numbers", "filtered_evidence", "attribution_evidence",
+           "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
            "perturbation_evidence", "pair_evidence", "null_of", "attack_all", "attack_evidence", "collect",
-           "ours_text", "OLD_STATISTICS", "ac_upper_share", "fmt", "image_band_energy", "image_band_norm", "sign_patterns", "sign_pattern_text",
+           "ours_text", "OLD_STATISTICS", "ac_upper_share", "fmt", "image_band_energy", "image_band_norm",
+           "sign_patterns", "sign_pattern_text",
            "square_prior", "relative_upper", "low_area_evidence", "direction_text", "heat_per_image",
            "heat_evidence", "heat_trade_text", "high_pass_shares", "jpeg_subsets"]
 

@@ -31,12 +31,12 @@ from . import attribution, filters, masks
 from .models import first_conv
 from .verdicts import Estimate
 
-__all__ = ["LENSES", "filtered_score",
-           "attribution_score", "filter_score", "mask_score", "mask_scores_equal_support", "lens_scores",
-           "spearman", "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES", "rank_agreement",
-           "separated_pairs", "paired_difference"]
+__all__ = ["LENSES", "filtered_score", "attribution_score", "filter_score", "mask_score", "mask_scores_equal_support",
+           "lens_scores", "spearman", "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES",
+           "rank_agreement", "separated_pairs", "paired_difference"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
+
 
 def filtered_score(curves: dict, boot) -> Estimate:
     """Low-pass minus high-pass area of :func:`freqlib.attribution.filtered_accuracy`

@@ -61,3 +61,30 @@ def test_one_evaluation_primitive():
         tree = ast.parse(path.read_text())
         defs = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert not defs & {"forward_logits", "predict_logits", "autocast", "eval_batch_size"}, path.name
+
+
+def _public_names(path: Path) -> list[str]:
+    """The string entries of a module's ``__all__`` (read from the source, nothing imported)."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+            return [e.value for e in node.value.elts if isinstance(e, ast.Constant)]
+    return []
+
+
+def _defined_names(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def test_every_public_name_exists():
+    """A name renamed or removed must leave ``__all__`` too (``import *`` and the API pages read it)."""
+    missing = {p.stem: sorted(set(_public_names(p)) - _defined_names(p)) for p in PKG.glob("*.py")}
+    assert not {k: v for k, v in missing.items() if v}, missing
