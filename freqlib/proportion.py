@@ -8,15 +8,15 @@ pre-fixed linear contrast over the shares p = 0, 0.25, ..., 1 (revised
 
 * ``c_slope``: the least-squares slope of mean CIFAR-10-C accuracy over p,
   in points per unit p (the fitted change from p = 0 to p = 1), a paired
-  bootstrap over test images; ``c_effect`` is its size |slope| with the
-  folded interval. "Large" means ``c_effect`` above 5 points;
-* ``clean_slope`` / ``clean_effect``: the same for clean accuracy; "little"
-  means an equivalence test: the slope's whole 95% interval inside ±2 points.
+  bootstrap over test images. "Large" means its size |slope| above 5 points;
+* ``clean_slope``: the same for clean accuracy; "little" means an equivalence
+  test: the slope's whole 95% interval inside ±2 points.
 
-The paper gives no direction, so both are two-sided: the criterion reads the
-size of the slope, whose interval is the image of the slope's interval under
-``abs`` (a valid 95% interval for |slope|; no selection among models, so
-no upward bias). Before 2026-11-24 B1 was judged on the *spread* (largest
+The paper gives no direction, so both are two-sided: the criteria judge the
+size of the slope (``Criterion(size=True)``), whose interval is the image of the
+slope's interval under ``abs`` (:meth:`~freqlib.verdicts.Estimate.size`: a valid
+95% interval for |slope|; no selection among models, so no upward bias). The
+numbers stay signed, so seeds (and a sweep's jobs) are pooled before the fold. Before 2026-11-24 B1 was judged on the *spread* (largest
 minus smallest of five accuracies) with a percentile bootstrap: that
 statistic is biased upwards by noise (five identical models on 932 images
 already span about 3.4 points), so "spread < 2" could hardly hold and
@@ -56,16 +56,16 @@ import torch
 
 from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
 
-__all__ = ["PAPER_GAIN", "THRESHOLDS", "COMPETENCE", "claims", "criteria_table", "slope", "magnitude",
+__all__ = ["PAPER_GAIN", "THRESHOLDS", "COMPETENCE", "claims", "criteria_table", "slope",
            "half_width", "spread", "paired_gain", "null_spread", "b1_numbers", "b2_numbers", "previous_b1",
-           "pooled", "evaluate", "judge_b2", "not_judged", "steps", "direction_text", "best_text",
+           "pooled", "judge_b2", "not_judged", "steps", "direction_text", "best_text",
            "relative_gain", "family_accuracy", "competence", "corruption_gains", "family_intervals",
            "jpeg_comparison", "Scores", "score", "summary_table", "variant_table", "pixel_kind", "first_layer"]
 
 PAPER_GAIN = 10.97                   # the abstract's "10.97% average robustness gains" (ResNet-18), read as points
 THRESHOLDS = {
-    "c_effect": 5.0,                 # B1: "large" effect on corruption robustness, points per unit p
-    "clean_effect": 2.0,             # B1: "little" effect on clean accuracy, points per unit p (equivalence)
+    "c_slope": 5.0,                  # B1: "large" effect on corruption robustness, |points per unit p|
+    "clean_slope": 2.0,              # B1: "little" effect on clean accuracy, |points per unit p| (equivalence)
     "c_gain": PAPER_GAIN - 2.0,      # B2: at least the paper's gain less 2 points
     "clean_drop": 1.0,               # B2: "negligible" clean cost, points
 }
@@ -80,12 +80,12 @@ def claims() -> list[Claim]:
         Claim("B1", "Jia et al. 2019", "The share of high-frequency first-layer filters has a large effect on "
               "corruption robustness and little on clean accuracy",
               "large effect on CIFAR-10-C, little on clean accuracy (qualitative, no direction given)", [
-                  Criterion(f"mean CIFAR-10-C accuracy changes by more than {t['c_effect']:g} points from p = 0 "
-                            "to p = 1 (size of the least-squares slope over the shares)", "c_effect",
-                            above=t["c_effect"]),
-                  Criterion(f"clean accuracy changes by less than {t['clean_effect']:g} points from p = 0 to "
-                            "p = 1 (the slope's whole interval within ±2)", "clean_effect",
-                            below=t["clean_effect"])]),
+                  Criterion(f"mean CIFAR-10-C accuracy changes by more than {t['c_slope']:g} points from p = 0 "
+                            "to p = 1 (size of the least-squares slope over the shares)", "c_slope",
+                            above=t["c_slope"], size=True),
+                  Criterion(f"clean accuracy changes by less than {t['clean_slope']:g} points from p = 0 to "
+                            "p = 1 (the slope's whole interval within ±2)", "clean_slope",
+                            below=t["clean_slope"], size=True)]),
         Claim("B2", "Jia et al. 2019", "Learnable low/high filter modulation trained with power-spectrum "
               "perturbation raises mean CIFAR-10-C accuracy at negligible clean cost",
               f"+{PAPER_GAIN} mean CIFAR-10-C (ResNet-18), read as points; the abstract's \"{PAPER_GAIN}% "
@@ -125,16 +125,6 @@ def slope(per_image: dict, shares, boot=bootstrap, **kw) -> Estimate:
     if len(w) != len(keys):
         raise ValueError(f"{len(keys)} models but {len(w)} shares")
     return boot(lambda m: 100 * sum(wi * m[k] for wi, k in zip(w, keys)), dict(per_image), **kw)
-
-
-def magnitude(e: Estimate) -> Estimate:
-    """|e| with the image of e's interval under abs (an interval for the size of an
-    effect whose sign is not claimed)."""
-    lo, hi = e.low, e.high
-    if e.value != e.value:
-        return e
-    low, high = (lo, hi) if lo > 0 else (-hi, -lo) if hi < 0 else (0.0, max(-lo, hi))
-    return Estimate(abs(e.value), low, high, e.over, e.n, None if e.boot is None else e.boot.abs())
 
 
 def half_width(e: Estimate) -> float:
@@ -181,21 +171,10 @@ def null_spread(per_image: dict, n_perm: int = 1000, seed: int = 0, level: float
     return float(torch.cat(out).quantile(level))
 
 
-DERIVED = {"c_effect": "c_slope", "clean_effect": "clean_slope"}
-
-
-def _derive(numbers: dict) -> dict:
-    out = dict(numbers)
-    for k, signed in DERIVED.items():
-        if signed in numbers:
-            out[k] = magnitude(numbers[signed])
-    return out
-
-
 def b1_numbers(mean_c: dict, clean: dict, shares, boot=bootstrap, **kw) -> dict:
     """B1's numbers from per-image mean-C and clean correctness of each share's model
-    (``shares`` in the order of the dicts): the signed slopes and their sizes."""
-    return _derive({"c_slope": slope(mean_c, shares, boot, **kw), "clean_slope": slope(clean, shares, boot, **kw)})
+    (``shares`` in the order of the dicts): the signed slopes (the criteria judge their size)."""
+    return {"c_slope": slope(mean_c, shares, boot, **kw), "clean_slope": slope(clean, shares, boot, **kw)}
 
 
 def previous_b1(mean_c: dict, clean: dict, boot=bootstrap, **kw) -> dict:
@@ -216,19 +195,9 @@ def b2_numbers(mean_c: dict, clean: dict, method: str = "modulated+amplitude", b
 
 
 def pooled(per_seed: list[dict]) -> dict:
-    """One estimate per number over training seeds (:func:`freqlib.verdicts.pool`); sizes of
-    slopes are taken of the pooled signed slope, not pooled themselves."""
-    return _derive({k: pool([n[k] for n in per_seed]) for k in per_seed[0] if k not in DERIVED})
-
-
-def evaluate(claim: Claim, per_seed: list[dict], ours: str) -> str:
-    """``claim.evaluate`` per seed and on :func:`pooled` numbers (which fold after pooling)."""
-    claim.evaluate(per_seed, ours)
-    if len(per_seed) > 1:
-        seed_verdicts = claim.seed_verdicts
-        claim.evaluate(pooled(per_seed), ours)
-        claim.seed_verdicts = seed_verdicts
-    return claim.verdict
+    """One estimate per number over training seeds (:func:`freqlib.verdicts.pool`; slopes
+    pooled signed, their size judged afterwards)."""
+    return {k: pool([n[k] for n in per_seed]) for k in per_seed[0]}
 
 
 def not_judged(numbers: dict, keys=B2_KEYS) -> dict:
@@ -254,15 +223,15 @@ def judge_b2(claim: Claim, per_seed: list[dict], check: Estimate, ours: str) -> 
     inconclusive) and ``ours`` says "not judged at this budget" with the measured
     states and the verdict they would give. Returns {judged, measured_states,
     measured_verdict}."""
-    evaluate(claim, per_seed, ours)
+    claim.evaluate(per_seed, ours)
     measured = [c.state for c in claim.criteria]
     out = {"judged": check.low > COMPETENCE and check.value == check.value, "measured_states": measured,
            "measured_verdict": claim.verdict}
     if not out["judged"]:
         states = ", ".join(f"{c.key} {c.state}" for c in claim.criteria)
-        evaluate(claim, [not_judged(n) for n in per_seed],
-                 f"not judged at this budget (Gaussian control's noise-family gain {check.fmt(digits=2)} pts, "
-                 f"needs > {COMPETENCE:g}); as measured: {ours}; criteria {states} → {out['measured_verdict']}")
+        claim.evaluate([not_judged(n) for n in per_seed],
+                       f"not judged at this budget (Gaussian control's noise-family gain {check.fmt(digits=2)} pts, "
+                       f"needs > {COMPETENCE:g}); as measured: {ours}; criteria {states} → {out['measured_verdict']}")
     return out
 
 

@@ -349,7 +349,8 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
     pooled = {k: pool([_estimate(r["numbers"][k]) for _, r in rows]) for k in names}
     rules = first.get("rules")
     if rules:
-        criteria = [Criterion(r["describe"], tuple(r["keys"]), above=r["above"], below=r["below"]) for r in rules]
+        criteria = [Criterion(r["describe"], tuple(r["keys"]), above=r["above"], below=r["below"],
+                              size=r.get("size", False)) for r in rules]
         try:
             states = [c.judge(pooled) for c in criteria]
             pooled_verdict = verdict(states)
@@ -369,8 +370,9 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
         "verdict": pooled_verdict, "states": states,
         "seeds_text": f"{pooled_verdict} in {same} of {len(rows)} seeds" if len(rows) > 1 else "1 seed",
         "numbers": {k: {**e.to_dict(), "text": e.fmt()} for k, e in pooled.items()},
-        "criteria": [{"describe": r["describe"], "needs": f"> {r['above']:g}" if r["above"] is not None
-                      else f"< {r['below']:g}", "state": s} for r, s in zip(rules or [], states)],
+        "criteria": [{"describe": r["describe"], "needs": ("size " if r.get("size") else "")
+                      + (f"> {r['above']:g}" if r["above"] is not None else f"< {r['below']:g}"), "state": s}
+                     for r, s in zip(rules or [], states)],
         "jpeg_check": {label: f"same verdict in {sum(v)} of {len(v)} seeds" for label, v in jpeg.items()},
     }
 

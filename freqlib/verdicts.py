@@ -84,6 +84,15 @@ class Estimate:
     def is_nan(self) -> bool:
         return self.value != self.value
 
+    def size(self) -> "Estimate":
+        """|value| with the image of the interval under ``abs``: an interval for the size of
+        an effect whose sign is not claimed (an interval across 0 becomes [0, max |end|])."""
+        if self.is_nan:
+            return self
+        lo, hi = self.low, self.high
+        low, high = (lo, hi) if lo > 0 else (-hi, -lo) if hi < 0 else (0.0, max(-lo, hi))
+        return Estimate(abs(self.value), low, high, self.over, self.n, None if self.boot is None else self.boot.abs())
+
     @classmethod
     def from_boot(cls, value: float, boot: torch.Tensor, over: str = "images", n: int = 0,
                   level: float = LEVEL) -> "Estimate":
@@ -243,11 +252,15 @@ def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL) -> Esti
 class Criterion:
     """``key`` (one name, several names, or ``"prefix/*"``: every quantity so
     named) compared with a threshold: ``above=t`` asks value > t, ``below=t``
-    asks value < t. With several quantities the criterion is "for every one"."""
+    asks value < t. With several quantities the criterion is "for every one".
+    ``size=True`` judges the size |value| of a signed number (:meth:`Estimate.size`),
+    for an effect whose direction is not claimed; the number stays signed, so it is
+    pooled over seeds before the fold."""
     describe: str
     key: str | tuple
     above: float | None = None
     below: float | None = None
+    size: bool = False
     state: str | None = None
     used: dict = field(default_factory=dict)
 
@@ -274,6 +287,8 @@ class Criterion:
             raise TypeError(f"criterion {self.describe!r}: numbers must be Estimates, got {type(e).__name__}")
         if e.value != e.value:
             return "undecided"                                            # nan: nothing to judge
+        if self.size:
+            e = e.size()
         if self.above is not None:
             return "holds" if e.low > self.above else "fails" if e.high <= self.above else "undecided"
         return "holds" if e.high < self.below else "fails" if e.low >= self.below else "undecided"
@@ -292,7 +307,8 @@ class Criterion:
 
     @property
     def threshold_text(self) -> str:
-        return f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        text = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        return f"size {text}" if self.size else text
 
 
 def verdict(states: list[str]) -> str:
@@ -394,7 +410,8 @@ def publish(claims: list[Claim], ctx) -> "object":
         used = {key for k in c.criteria for key in k.used}
         numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate) and k in used}
         # rules: the criteria as data, so a sweep can judge numbers pooled over jobs (freqlib.sweep)
-        rules = [{"describe": k.describe, "keys": list(k.used), "above": k.above, "below": k.below}
+        rules = [{"describe": k.describe, "keys": list(k.used), "above": k.above, "below": k.below,
+                  "size": k.size}
                  for k in c.criteria]
         ledger.append(dict(row, profile=ctx.profile, variant=ctx.variant, device=ctx.device,
                            states=[k.state for k in c.criteria], seed_verdicts=c.seed_verdicts,

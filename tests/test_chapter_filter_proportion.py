@@ -23,7 +23,7 @@ def test_chapter_02_smoke(executed_chapter):
         assert "[" in c["ours"]                                     # ours carries the intervals
         jpeg = c["variants"]["JPEG-q75 pixels"]
         assert jpeg["verdict"] in VERDICTS and len(jpeg["states"]) == 2
-    assert set(claims["B1"]["numbers"]) == {"c_effect", "clean_effect"}
+    assert set(claims["B1"]["numbers"]) == {"c_slope", "clean_slope"}
     assert set(claims["B2"]["numbers"]) == {"c_gain", "clean_drop"}
     assert "10.97" in claims["B2"]["paper's value"] and "relative" in claims["B2"]["paper's value"]
     # B2 is judged only when its budget check holds; when not, the measured states stay in "ours"

@@ -52,19 +52,19 @@ def states(claim):
 
 def test_thresholds_are_declared_once():
     t = pb.THRESHOLDS
-    assert t["c_gain"] == pytest.approx(8.97) and t["c_effect"] == 5 and t["clean_effect"] == 2
+    assert t["c_gain"] == pytest.approx(8.97) and t["c_slope"] == 5 and t["clean_slope"] == 2
     table = pb.criteria_table(pb.claims())
-    assert list(table["number"]) == ["c_effect", "clean_effect", "c_gain", "clean_drop"]
-    assert list(table["rule (points)"]) == ["> 5", "< 2", "> 8.97", "< 1"]
+    assert list(table["number"]) == ["c_slope", "clean_slope", "c_gain", "clean_drop"]
+    assert list(table["rule (points)"]) == ["size > 5", "size < 2", "> 8.97", "< 1"]
 
 
 def test_slope_is_the_least_squares_contrast_and_magnitude_folds_its_interval():
     models = {f"m{i}": torch.full((10,), a) for i, a in enumerate((0.40, 0.45, 0.50, 0.55, 0.60))}
     e = pb.slope(models, SHARE_VALUES, n_boot=50)
     assert e.value == pytest.approx(20) and e.low == pytest.approx(20) and e.high == pytest.approx(20)
-    m = pb.magnitude(Estimate(-7.0, -10.0, -4.0))
+    m = Estimate(-7.0, -10.0, -4.0).size()
     assert (m.value, m.low, m.high) == (7.0, 4.0, 10.0)
-    m = pb.magnitude(Estimate(-1.0, -4.0, 0.9))
+    m = Estimate(-1.0, -4.0, 0.9).size()
     assert (m.value, m.low, m.high) == (1.0, 0.0, 4.0)
     assert pb.half_width(Estimate(0.0, -2.5, 2.5)) == 2.5
     with pytest.raises(ValueError, match="shares"):
@@ -73,7 +73,7 @@ def test_slope_is_the_least_squares_contrast_and_magnitude_folds_its_interval():
 
 def test_b1_reproduced_when_robustness_moves_and_clean_does_not():
     claim, n = b1(dict(zip(SHARES, (0.40, 0.45, 0.50, 0.55, 0.60))), dict.fromkeys(SHARES, 0.8))
-    assert n["c_slope"].value == pytest.approx(20, abs=2) and n["clean_effect"].value == pytest.approx(0, abs=1e-4)
+    assert n["c_slope"].value == pytest.approx(20, abs=2) and n["clean_slope"].value == pytest.approx(0, abs=1e-4)
     assert states(claim) == ["holds", "holds"] and claim.verdict == "reproduced"
 
 
@@ -90,7 +90,7 @@ def test_b1_fails_when_nothing_moves_and_when_clean_moves():
 def test_b1_effect_is_undecided_near_its_threshold():
     claim, n = b1(dict(zip(SHARES, (0.50, 0.51, 0.52, 0.53, 0.55))), dict.fromkeys(SHARES, 0.8), n=600,
                   shared=False)
-    assert n["c_effect"].low < 5 < n["c_effect"].high
+    assert n["c_slope"].size().low < 5 < n["c_slope"].size().high
     assert claim.criteria[0].state == "undecided" and claim.verdict == "inconclusive"
 
 
@@ -170,8 +170,8 @@ def test_pooled_over_seeds_and_variant_table():
     b1_seeds = [pb.b1_numbers(models_with_accuracies(dict(zip(SHARES, (0.6, 0.55, 0.5, 0.45, 0.4))), seed=s),
                               models_with_accuracies(dict.fromkeys(SHARES, 0.8), seed=s + 5), SHARE_VALUES, n_boot=300)
                 for s in range(3)]
-    assert pb.evaluate(claims[0], b1_seeds, "test") == "reproduced" and claims[0].seed_verdicts == ["reproduced"] * 3
-    assert claims[0].numbers["c_effect"].value == pytest.approx(-claims[0].numbers["c_slope"].value)
+    assert claims[0].evaluate(b1_seeds, "test") == "reproduced" and claims[0].seed_verdicts == ["reproduced"] * 3
+    assert claims[0].numbers["c_slope"].value < 0          # pooled signed; the criterion judges its size
     per_seed = [pb.b2_numbers(models_with_accuracies({"standard": 0.5, "modulated+amplitude": 0.62}, seed=s),
                               models_with_accuracies({"standard": 0.85, "modulated+amplitude": 0.85}, seed=s + 9),
                               n_boot=300) for s in range(3)]

@@ -129,3 +129,31 @@ def test_deviation_needs_a_date_for_criterion_changes():
         Deviation("criterion", "none", "changed null", "first look")
     with pytest.raises(ValueError, match="aspect"):
         Deviation("colour", "a", "b", "c")
+
+
+def test_size_criterion_pools_signed_numbers_before_the_fold():
+    """Two seeds whose effects have opposite signs: the effect's size is not established.
+    Pooling the sizes (|+8| and |-8|) would say 8; pooling the signed numbers says about 0."""
+    big = Criterion("effect larger than 5 in size", "slope", above=5.0, size=True)
+    assert big.judge_one(Estimate(-8.0, -9.0, -7.0)) == "holds"
+    assert big.judge_one(Estimate(-1.0, -4.0, 0.9)) == "fails"          # size interval [0, 4]
+    assert big.judge_one(Estimate(-6.0, -9.0, -3.0)) == "undecided"
+    assert big.threshold_text == "size > 5"
+    claim = Claim("S1", "p", "s", "v", [big])
+    seeds = [{"slope": mean_estimate(torch.full((40,), v) + 0.1 * torch.randn(40), n_boot=200)} for v in (8.0, -8.0)]
+    claim.evaluate(seeds, "ours")
+    assert claim.seed_verdicts == ["reproduced", "reproduced"]
+    assert claim.verdict != "reproduced" and abs(claim.numbers["slope"].value) < 1
+
+
+def test_sweep_judges_size_rules_on_numbers_pooled_signed():
+    from freqlib.sweep import _pool_claim
+    rule = {"describe": "size above 5", "keys": ["slope"], "above": 5.0, "below": None, "size": True}
+    row = lambda v: {"claim": "S1", "verdict": "reproduced", "rules": [rule],
+                     "numbers": {"slope": {"value": v, "low": v - 1, "high": v + 1, "over": "images", "n": 40}}}
+    same = _pool_claim([(0, row(8.0)), (1, row(8.2)), (2, row(8.4))])
+    opposite = _pool_claim([(0, row(8.0)), (1, row(-8.0))])
+    assert same["states"] == ["holds"] and same["criteria"][0]["needs"] == "size > 5"
+    assert opposite["states"] != ["holds"]
+    falling = _pool_claim([(0, row(-8.0)), (1, row(-8.2)), (2, row(-8.4))])
+    assert falling["states"] == ["holds"]                  # the size is judged, whatever the sign
