@@ -201,8 +201,9 @@ def check_params(params: dict, paths: list[Path]) -> None:
 PLANNED = {
     "cuda": {"epoch": {"airbench": 0.45, "resnet18": 3.0, "fastnet": 0.35},
              "eval": {"airbench": 3.0, "resnet18": 12.0, "fastnet": 3.0},
-             # 03: +140 s (2026-11-24) for C3's annulus-shuffled nulls, 8 more 30-epoch masked trainings
-             "chapter": {"00": 30, "01": 300, "02": 240, "03": 560, "04": 200, "05": 120, "06": 360},
+             # 03: +140 s (2026-11-24) for C3's annulus-shuffled nulls, 8 more 30-epoch masked trainings;
+             # 01: +100 s (2026-11-24) for the JPEG check recomputed on images 0-931 (both pixel kinds)
+             "chapter": {"00": 30, "01": 400, "02": 240, "03": 560, "04": 200, "05": 120, "06": 360},
              "item": 90, "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},
