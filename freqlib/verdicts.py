@@ -85,8 +85,9 @@ class Estimate:
         return self.value != self.value
 
     def size(self) -> "Estimate":
-        """|value| with the image of the interval under ``abs``: an interval for the size of
-        an effect whose sign is not claimed (an interval across 0 becomes [0, max |end|])."""
+        """``abs(value)`` with the image of the interval under ``abs``: an interval for the size
+        of an effect whose sign is not claimed (an interval across 0 becomes
+        ``[0, max(abs(low), abs(high))]``)."""
         if self.is_nan:
             return self
         lo, hi = self.low, self.high
@@ -253,7 +254,7 @@ class Criterion:
     """``key`` (one name, several names, or ``"prefix/*"``: every quantity so
     named) compared with a threshold: ``above=t`` asks value > t, ``below=t``
     asks value < t. With several quantities the criterion is "for every one".
-    ``size=True`` judges the size |value| of a signed number (:meth:`Estimate.size`),
+    ``size=True`` judges the size ``abs(value)`` of a signed number (:meth:`Estimate.size`),
     for an effect whose direction is not claimed; the number stays signed, so it is
     pooled over seeds before the fold."""
     describe: str
