@@ -50,12 +50,14 @@ def distinct_frequencies(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: float = 4.0,
-                    seed: int = 0, batch_size: int | None = None, clip: bool = False) -> dict:
+                    seed: int = 0, batch_size: int | None = None, clip: bool = False,
+                    per_image: bool = False) -> dict:
     """Error rate of ``model`` under every Fourier-basis perturbation of L2 norm ``eps`` per channel
     (images in [0, 1]; unclipped unless ``clip``, as in the reference).
 
     Returns ``{"error": (H, W) centred map, "clean_error": float, "eps": eps,
-    "n_images": N}`` (CPU tensors).
+    "n_images": N}`` (CPU tensors); with ``per_image``, also ``"per_image"``: (N, H, W) 0/1
+    errors of each image under each basis perturbation (for intervals over images).
     """
     if images.dim() != 4 or labels.shape[0] != images.shape[0]:
         raise ValueError(f"need (N, C, H, W) images with N labels; got {tuple(images.shape)} and {tuple(labels.shape)}")
@@ -72,7 +74,7 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
     # a block of `nb` bases x `ni` images fits one forward batch
     ni = min(n, batch_size)
     nb = max(1, batch_size // ni)
-    wrong = torch.zeros(m, device=device)
+    wrong = torch.zeros(m, n if per_image else 1, device=device)
     for s in range(0, n, ni):
         x, y = x_all[s:s + ni], y_all[s:s + ni]
         k = x.shape[0]
@@ -83,12 +85,23 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
             if clip:
                 pert = pert.clamp_(0, 1)
             pred = logits(model, pert.flatten(0, 1), batch_size).argmax(1).view(u.shape[0], k)
-            wrong[b:b + u.shape[0]] += (pred != y[None]).float().sum(1)
-    err_rep = (wrong / n).cpu()
-    error = torch.empty(h, w)
-    error[reps[:, 0], reps[:, 1]] = err_rep
-    error[mirror[reps[:, 0], reps[:, 1], 0], mirror[reps[:, 0], reps[:, 1], 1]] = err_rep
-    return {"error": error, "clean_error": clean_error, "eps": eps, "n_images": n, "clip": clip}
+            miss = (pred != y[None]).float()
+            if per_image:
+                wrong[b:b + u.shape[0], s:s + k] = miss
+            else:
+                wrong[b:b + u.shape[0], 0] += miss.sum(1)
+
+    def centred(values):                     # (M, ...) per distinct frequency -> (H, W, ...) with mirrors
+        out = torch.empty(h, w, *values.shape[1:])
+        out[reps[:, 0], reps[:, 1]] = values
+        out[mirror[reps[:, 0], reps[:, 1], 0], mirror[reps[:, 0], reps[:, 1], 1]] = values
+        return out
+    wrong = wrong.cpu()
+    out = {"error": centred(wrong.mean(1) if per_image else wrong[:, 0] / n), "clean_error": clean_error,
+           "eps": eps, "n_images": n, "clip": clip}
+    if per_image:
+        out["per_image"] = centred(wrong).permute(2, 0, 1)
+    return out
 
 
 def plot_heatmaps(maps: dict, title: str, labels: dict | None = None, vmax: float = 1.0):

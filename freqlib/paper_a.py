@@ -453,18 +453,11 @@ def direction_text(e: Estimate, up: str, down: str, neither: str) -> str:
 
 
 def heat_per_image(model, images: torch.Tensor, labels: torch.Tensor, eps: float, seed: int = 0) -> dict:
-    """Fourier heat maps image by image (:func:`freqlib.heatmap.fourier_heatmap` on one image
-    at a time, signs seeded per image): ``{"error": (H, W) mean map, "clean_error": float,
+    """Fourier heat maps with each image's errors kept (:func:`freqlib.heatmap.fourier_heatmap`
+    with ``per_image``, one batched pass): ``{"error": (H, W) mean map, "clean_error": float,
     "per_image": (N, H, W), "eps": eps, "n_images": N}``, so that summaries get intervals."""
     from . import heatmap
-    maps, clean = [], []
-    for i in range(len(images)):
-        h = heatmap.fourier_heatmap(model, images[i:i + 1], labels[i:i + 1], eps=eps, seed=seed + i)
-        maps.append(h["error"])
-        clean.append(h["clean_error"])
-    per = torch.stack(maps)
-    return {"error": per.mean(0), "clean_error": sum(clean) / len(clean), "per_image": per, "eps": eps,
-            "n_images": len(images)}
+    return heatmap.fourier_heatmap(model, images, labels, eps=eps, seed=seed, per_image=True)
 
 
 def heat_evidence(st: dict, at: dict, radius: float = 8) -> dict:

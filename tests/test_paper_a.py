@@ -446,3 +446,14 @@ def test_jpeg_subsets_compare_only_images_with_original_pixels(monkeypatch, tmp_
     assert paper_a.jpeg_subsets(ctx, small)[2] is False
     head.unlink()                       # no original pixels at all: no comparison (it would compare JPEG with itself)
     assert paper_a.jpeg_subsets(ctx, sets) is None
+
+
+def test_heat_per_image_is_one_batched_heat_map_with_each_images_errors():
+    from freqlib import heatmap
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 10, (6,))
+    per = paper_a.heat_per_image(model, x, y, eps=4.0, seed=1)
+    whole = heatmap.fourier_heatmap(model, x, y, eps=4.0, seed=1)
+    assert per["per_image"].shape == (6, 8, 8) and set(per["per_image"].unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(per["per_image"].mean(0), whole["error"]) and torch.allclose(per["error"], whole["error"])
