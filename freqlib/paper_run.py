@@ -121,6 +121,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
     while executing); paper-run notices and trains it up front next time.
     """
     from .profiles import default_seeds
+    from .synthetic import STRONG_PSNR, shortcut_name
     for name, value in (("seed", seed), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}={value!r} must be a whole number >= 0 (as the chapters' parameter of that name)")
@@ -153,6 +154,9 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
                    **({"epochs": 10} if profile == "paper" else {}))
               + each(("shortcut_standard",), dataset="shortcut-high")
               + each(("shortcut_linf_at",), dataset="shortcut-high")
+              # claim D4: the same pair with a signature beyond the reach of eps (AT per seed, ST once)
+              + each(("shortcut_linf_at",), dataset=shortcut_name("high", STRONG_PSNR))
+              + each(("shortcut_standard",), [0], dataset=shortcut_name("high", STRONG_PSNR))
               + each(("standard", "linf_at"), [0]),
     }
 

@@ -21,7 +21,8 @@ PAPERS = {
 
 
 # Claims beyond the three papers (chapter 6): each is ours, after the work it tests.
-SOURCES = {"D1": ("maiya2021frequency",), "D2": ("wang2023what",), "D3": ("ilyas2019adversarial", "yin2019fourier")}
+SOURCES = {"D1": ("maiya2021frequency",), "D2": ("wang2023what",), "D3": ("ilyas2019adversarial", "yin2019fourier"),
+           "D4": ("ilyas2019adversarial",)}
 
 
 def paper_of(claim: str) -> dict | None:

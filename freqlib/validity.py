@@ -36,6 +36,7 @@ editing an analysis must not retrain the models it analyses.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -54,7 +55,8 @@ __all__ = [
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
-    "shortcut_rates", "rate_row", "shortcut_numbers",
+    "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
+    "reach_reading",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -423,13 +425,14 @@ CHANCE = 0.1        # accuracy of a 10-class guess
 COMPETENCE = 0.10   # D3: AT's clean accuracy must exceed chance by more than this
 
 
-def signature_amplitudes(band: str = "high") -> tuple[float, float]:
+def signature_amplitudes(band: str = "high", rms: float | None = None) -> tuple[float, float]:
     """(smallest, largest) amplitude, per colour channel in [0, 1] units, of a single grating
-    of the class signatures of ``band`` (``freqlib.synthetic``: a class with one grating
-    carries all of the RMS in it, so its amplitude is sqrt(2) times that of a pair's)."""
+    of the class signatures of ``band`` at RMS ``rms`` (default: the shortcut sets' own,
+    ``freqlib.synthetic.SHORTCUT``; a class with one grating carries all of the RMS in it, so
+    its amplitude is sqrt(2) times that of a pair's)."""
     from . import synthetic
     _, amps = synthetic._group_tensor(synthetic.shortcut_frequencies(band))
-    a = amps[amps > 0] * synthetic.SHORTCUT["rms"]
+    a = amps[amps > 0] * (synthetic.SHORTCUT["rms"] if rms is None else rms)
     return float(a.min()), float(a.max())
 
 
@@ -450,19 +453,37 @@ def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = 360
     return float(r.min()), float(r.max())
 
 
-def _amplitude_text(band: str, eps: float) -> str:
-    lo, hi = signature_amplitudes(band)
-    reach, _ = signature_reach(band, eps)
+def _amplitude_text(band: str, eps: float, rms: float | None = None) -> str:
+    lo, hi = signature_amplitudes(band, rms)
+    reach, reach_max = signature_reach(band, eps)
     text = (f"the signature's gratings have amplitudes of {255 * lo:.2f}/255 to {255 * hi:.2f}/255 per colour "
             f"channel (ε = {255 * eps:g}/255); an ε-bounded change ±ε·sign(grating) has a component of at least "
             f"{255 * reach:.2f}/255 along each of them (≈ 4ε/π, at any phase)")
     if hi < reach:
         return text + ", so it can erase or forge every grating"
+    if lo > reach_max:
+        return text + (f" and at most {255 * reach_max:.2f}/255, so it cannot erase any of them: at least "
+                       f"{255 * (lo - reach_max):.2f}/255 of each remains")
     return text + ", so it cannot erase or forge the strongest gratings entirely"
 
 
-def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255) -> list[Claim]:
-    """Claims D1-D3 of chapter 06 with their criteria, fixed before computing.
+
+
+def beyond_reach(band: str, eps: float, psnr: float) -> float:
+    """How far (pixel units) the weakest grating of a ``psnr``-dB signature lies beyond ``eps``'s
+    reach; raises a one-line error when it is within reach, since D4 needs a signature no
+    ε-bounded change can erase."""
+    rms = 10 ** (-psnr / 20)
+    lo, reach = signature_amplitudes(band, rms)[0], signature_reach(band, eps)[1]
+    if lo <= reach:
+        top = -20 * math.log10(reach / lo * rms)
+        raise ValueError(f"strong_psnr={psnr:g} dB gives gratings from {255 * lo:.2f}/255, within the reach "
+                         f"{255 * reach:.2f}/255 of ε = {255 * eps:g}/255: claim D4 needs a PSNR below {top:.1f} dB")
+    return lo - reach
+
+
+def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255, strong_psnr: float | None = None) -> list[Claim]:
+    """Claims D1-D4 of chapter 06 with their criteria, fixed before computing.
 
     Numbers they need (Estimates): ``d1_headroom/<planting>`` (PGD's energy share s
     in the planted band against that of a random +-eps perturbation s0: (s - s0) / (1 - s0)),
@@ -474,7 +495,11 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255) -> list[Cla
     drop minus AT's, each drop divided by the model's clean accuracy), ``d3_follow_gap`` (ST's minus AT's
     rate of predicting the pattern's class), ``d3_at_competence`` (AT's clean accuracy minus chance, 1/10)
     and ``d3_at_floor`` (that minus ``COMPETENCE``): both D3 criteria need AT above the floor, so a
-    network at chance fails D3 and a competent AT without an effect does not pass half of it.
+    network at chance fails D3 and a competent AT without an effect does not pass half of it;
+    ``d4_follow_excess`` and ``d4_relative_excess`` (:func:`adoption_numbers`: AT trained with a
+    signature of ``strong_psnr`` dB, beyond ε's reach). D3 alone cannot tell "AT ignores what ε can erase" from
+    "AT ignores high frequencies": both predict it. D4 can: the first predicts that AT adopts
+    a signature ε cannot erase, the second that it does not.
 
     Revised after review (2026-11-24): D1's third criterion was "more than half of the energy
     in k >= 16", which a random +-eps pattern (about 75 %) also passes; D3 had no competence
@@ -482,6 +507,8 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255) -> list[Cla
     "enrichment s / s0 > 2", which asks for about 9 % of the energy in the low band but 70 % in
     the high one (``PREVIOUS_CRITERIA`` keeps the old rules, so a chapter can judge them too).
     """
+    from .synthetic import STRONG_PSNR
+    strong_psnr = STRONG_PSNR if strong_psnr is None else strong_psnr
     return [
         Claim("D1", BEYOND + "Maiya et al. 2021",
               "Adversarial perturbations follow the data: their energy concentrates where the class signal "
@@ -515,6 +542,18 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255) -> list[Cla
                Criterion("AT predicts the pattern's class less often than ST (difference of rates > 0), and AT's "
                          "clean accuracy exceeds chance + 10 points (difference > 0)",
                          ("d3_follow_gap", "d3_at_floor"), above=0.0)]),
+        Claim("D4", BEYOND + "our test (Ilyas et al. 2019)",
+              f"L∞ adversarial training adopts a {shortcut_band}-band shortcut that an ε-bounded change cannot "
+              "erase: it ignores what ε can forge, not high frequencies as such.",
+              "not tested in the papers: robust training keeps features an ε-bounded change cannot remove, "
+              f"whatever their frequency; at {strong_psnr:g} dB, "
+              + _amplitude_text(shortcut_band, eps, 10 ** (-strong_psnr / 20)),
+              [Criterion("AT trained with the strong signature predicts a moved strong signature's class more "
+                         "often than the same-budget AT that never saw one, by more than 10 points (paired over "
+                         "images)", "d4_follow_excess", above=0.10),
+               Criterion("for that AT network, a moved signature removes more than 10% of the accuracy that "
+                         "no-class gratings of the same strength leave: 1 − moved / no-class accuracy > 0.10 "
+                         "(paired over images)", "d4_relative_excess", above=0.10)]),
     ]
 
 
@@ -525,6 +564,8 @@ PREVIOUS_CRITERIA = {
                           "d1_upper/high", above=0.5),
     "D3 reduction": Criterion("AT's relative drop is more than 10 points below ST's", "d3_reduction", above=0.10),
     "D3 follow": Criterion("AT predicts the pattern's class less often than ST", "d3_follow_gap", above=0.0),
+    "D4 excess": Criterion("for that AT network, accuracy with no-class gratings minus with a moved signature "
+                           "exceeds 10 points", "d4_excess", above=0.10),
 }
 
 
@@ -578,6 +619,29 @@ def rate_row(model, out: dict, bootstrap) -> dict:
             "training (s)": round(model.record["train_seconds"])}
 
 
+def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
+    """The numbers of D4 from the strong-signature AT network's :func:`shortcut_rates` and those of
+    the same-budget AT that never saw a signature (``plain``), on the same images and conditions:
+    ``d4_follow_excess`` (rate of predicting the moved signature's class, AT minus plain AT),
+    ``d4_relative_excess`` (the share of AT's accuracy with no-class gratings that a moved signature
+    removes, 1 - moved / no-class) and, for the prose and the first rule, ``d4_excess`` (no-class
+    minus moved, in accuracy), ``d4_drop`` (clean minus moved) and ``d4_clean_cost`` (plain AT's clean
+    accuracy minus AT's).
+
+    Revised after review (2026-11-24): the second criterion first read ``d4_excess`` > 0.10. An AT
+    network that learns the signature *instead of* the images sits at chance without it, so a
+    moved signature has at most about 10 points to remove and the rule failed a complete adoption;
+    the relative excess has the same room at every accuracy."""
+    sample = {"c": at["clean"], "w": at["moved signature"], "n": at["no-class gratings (null)"],
+              "f": at["follow"], "pf": plain["follow"]}
+    sample["pc"] = plain["clean"]
+    return {"d4_follow_excess": bootstrap(lambda m: m["f"] - m["pf"], sample),
+            "d4_relative_excess": bootstrap(lambda m: 1 - m["w"] / m["n"], sample),
+            "d4_excess": bootstrap(lambda m: m["n"] - m["w"], sample),
+            "d4_drop": bootstrap(lambda m: m["c"] - m["w"], sample),
+            "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)}
+
+
 def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:
     """The numbers of D2 and D3 (see :func:`causal_claims`) from ST's and AT's :func:`shortcut_rates`,
     paired over the same test images."""
@@ -604,13 +668,32 @@ _SYNTHESIS = {
            "partly": "adversarial training reduced the reliance on it only in part",
            "not reproduced": "adversarial training did not reduce the reliance on it",
            "inconclusive": "whether adversarial training reduced the reliance on it is undecided"},
+    "D4": {"reproduced": "and it adopted a signature beyond ε's reach",
+           "partly": "and it adopted a signature beyond ε's reach only in part",
+           "not reproduced": "and it did not adopt a signature beyond ε's reach",
+           "inconclusive": "and whether it adopts a signature beyond ε's reach is undecided"},
 }
 
 
+def reach_reading(d3: str, d4: str) -> str:
+    """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut."""
+    if d3 == "reproduced" and d4 == "reproduced":
+        return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it avoids "
+                "what an ε-bounded change can forge, not high frequencies as such.")
+    if d3 == "reproduced" and d4 == "not reproduced":
+        return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
+                "frequency story says, not only what ε can forge.")
+    return (f"With D3 {d3} and D4 {d4}, the two readings (AT avoids what ε can forge; AT avoids the band) "
+            "are not told apart at this profile.")
+
+
 def synthesis_sentence(verdicts: dict, shortcut_band: str = "high") -> str:
-    """One sentence reading the verdicts of D1-D3 (``verdicts[claim id]``) in words."""
+    """One sentence reading the verdicts of D1-D3, and D4 where given (``verdicts[claim id]``), in words."""
     parts = [_SYNTHESIS[c][verdicts[c]].format(s=shortcut_band) + f" ({c})" for c in ("D1", "D2", "D3")]
-    text = "; ".join(parts) + "."
+    text = "; ".join(parts)
+    if "D4" in verdicts:
+        text += ", " + _SYNTHESIS["D4"][verdicts["D4"]] + " (D4)"
+    text += "."
     return text[0].upper() + text[1:]
 
 

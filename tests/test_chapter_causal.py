@@ -15,10 +15,10 @@ def chapter(executed_chapter):
     return executed_chapter("06")
 
 
-def test_claims_d1_to_d3_have_verdicts_derived_from_their_numbers(chapter):
+def test_claims_d1_to_d4_have_verdicts_derived_from_their_numbers(chapter):
     _, glued = chapter
     rows = {r["claim"]: r for r in json.loads(glued["claims"])}
-    assert sorted(rows) == ["D1", "D2", "D3"]
+    assert sorted(rows) == ["D1", "D2", "D3", "D4"]
     declared = {c.id: c for c in V.causal_claims()}
     for cid, row in rows.items():
         assert glued[f"{cid}_verdict"] == row["verdict"] in VERDICTS
@@ -56,11 +56,13 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     rows = {r["claim"]: r for r in json.loads(glued["claims"])}
     assert "d1_upper_excess/high" in rows["D1"]["numbers"] and "d1_upper/high" not in rows["D1"]["numbers"]
     assert "d3_at_competence" in rows["D3"]["numbers"]
+    assert set(rows["D4"]["numbers"]) == {"d4_follow_excess", "d4_relative_excess"}
+    assert glued["reach_reading"] == V.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"])
     assert {"d1_headroom/low", "d1_headroom/high"} <= set(rows["D1"]["numbers"])
     assert not any(k.startswith("d1_enrich/") for k in rows["D1"]["numbers"])
     dev = json.loads(glued["deviations"])
     revised = [r for r in dev["rows"] if r["aspect"] == "criterion"]
-    assert len(revised) == 3 and all(r["date"] for r in revised)
+    assert len(revised) == 4 and all(r["date"] for r in revised)
     # each revision's effect is the old rule's state next to the new rule's, computed at this profile
     assert all(r["effect"].startswith("old rule: ") and "; new rule: " in r["effect"] for r in revised)
     assert all(r["effect"] == "not measured" or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])
@@ -71,3 +73,13 @@ def test_prose_numbers_and_deviations_are_glued(chapter, unglued):
     assert unglued(path, glued) == []
     dev = json.loads(glued["deviations"])
     assert dev["chapter"] == "06" and len(dev["rows"]) >= 3
+
+
+def test_the_plan_trains_what_the_chapter_reads_for_d4():
+    """The chapter's default strong signature is the one paper-run trains up front."""
+    from freqlib import paper_run, synthetic
+    from freqlib.runner import chapter_parameters, chapters_in_toc
+    path = next(p for p in chapters_in_toc() if p.stem.startswith("06"))
+    assert chapter_parameters(path)["strong_psnr"] == synthetic.STRONG_PSNR
+    datasets = {s.kwargs.get("dataset") for s in paper_run.default_plan("paper")["06"]}
+    assert synthetic.shortcut_name("high", synthetic.STRONG_PSNR) in datasets

@@ -91,6 +91,30 @@ def test_signatures_have_the_stated_strength_and_live_at_their_class_frequencies
     assert npow[PlantedBand.named("high").mask().bool()].sum() / npow.sum() > 0.999
 
 
+@pytest.mark.parametrize("name", ["shortcut-high-20", "shortcut-high-xdb", "shortcut-high-0db", "planted-high-20db"])
+def test_a_bad_signature_strength_says_what_to_use(name):
+    with pytest.raises(ValueError, match=r"shortcut-<band>-<psnr>db"):
+        synthetic.synthetic_tensors(name, "train")
+
+
+def test_a_stronger_signature_has_the_psnr_its_name_gives():
+    assert synthetic.shortcut_name("high") == "shortcut-high"
+    name = synthetic.shortcut_name("high", 20.0)
+    assert name == "shortcut-high-20db" and synthetic.shortcut_rms(name) == pytest.approx(0.1)
+    assert synthetic.shortcut_rms("shortcut-high") == synthetic.SHORTCUT["rms"]
+    assert "PSNR 20 dB" in synthetic.describe(name) and "PSNR 32 dB" in synthetic.describe("shortcut-high")
+    x = torch.full((20, 3, 32, 32), 0.5)
+    classes = torch.arange(20) % 10
+    faint = synthetic.attach_shortcut(x, classes, "high") - x
+    strong = synthetic.attach_shortcut(x, classes, "high", rms=synthetic.shortcut_rms(name)) - x
+    assert torch.allclose(strong, faint * (0.1 / synthetic.SHORTCUT["rms"]), atol=1e-6)     # same gratings, stronger
+    assert torch.allclose(psnr(x + strong, x), torch.full((20,), 20.0), atol=0.05)
+    null = synthetic.random_patterns(20, "high", rms=0.1)
+    assert torch.allclose(null.flatten(1).pow(2).mean(1).sqrt(), torch.full((20,), 0.1), rtol=1e-3)
+    with pytest.raises(ValueError, match="not a shortcut set"):
+        synthetic.shortcut_rms("planted-high")
+
+
 @pytest.mark.skipif(not mirror_path().is_file(), reason="CIFAR-10 mirror not available")
 def test_shortcut_training_set_carries_its_own_class_pattern_on_the_stated_share():
     x, y, variant = synthetic.synthetic_tensors("shortcut-high", "train")
@@ -216,13 +240,13 @@ def test_validity_table_and_records(controls):
     assert all("→ found" in c for c in table["low"])
 
 
-# ------------------------------------------------------- claims D1-D3
+# ------------------------------------------------------- claims D1-D4
 def _exact(**kw):
     return {k.replace("__", "/"): Estimate.exact(v) for k, v in kw.items()}
 
 
 def test_claims_pass_and_fail_on_constructed_numbers():
-    d1, d2, d3 = V.causal_claims("high")
+    d1, d2, d3, d4 = V.causal_claims("high")
     good1 = _exact(d1_headroom__low=0.7, d1_headroom__high=0.6, d1_headroom__horizontal=0.8, d1_upper__low=0.2,
                    d1_upper_excess__high=0.15)
     assert d1.evaluate(good1, "constructed") == "reproduced"
@@ -236,6 +260,8 @@ def test_claims_pass_and_fail_on_constructed_numbers():
     competent = dict(d3_at_competence=0.4, d3_at_floor=0.3)
     assert d3.evaluate(_exact(d3_reduction=0.5, d3_follow_gap=0.3, **competent), "c") == "reproduced"
     assert d3.evaluate(_exact(d3_reduction=-0.1, d3_follow_gap=-0.05, **competent), "c") == "not reproduced"
+    assert d4.evaluate(_exact(d4_follow_excess=0.6, d4_relative_excess=0.7), "c") == "reproduced"
+    assert d4.evaluate(_exact(d4_follow_excess=0.0, d4_relative_excess=0.02), "c") == "not reproduced"
     at_chance = dict(d3_at_competence=0.0, d3_at_floor=-0.1)              # follows nothing, learned nothing
     assert d3.evaluate(_exact(d3_reduction=0.5, d3_follow_gap=0.3, **at_chance), "c") == "not reproduced"
     assert d2.evaluate({"d2_drop": Estimate(0.25, 0.15, 0.35), "d2_excess": Estimate.exact(0.3)}, "c") == "inconclusive"
@@ -273,7 +299,7 @@ def test_d2_d3_on_per_image_outcomes_of_a_model_that_ignores_or_follows_the_text
              "d3_follow_gap": lambda m: m["sf"] - m["af"],
              "d3_at_competence": lambda m: m["ac"] - V.CHANCE, "d3_at_floor": lambda m: m["ac"] - V.CHANCE - V.COMPETENCE}
     num = lambda s: {k: BOOT(f, s) for k, f in stats.items()}
-    _, d2, d3 = V.causal_claims()
+    _, d2, d3, _ = V.causal_claims()
     assert d2.evaluate({k: v for k, v in num(follows).items() if k.startswith("d2")}, "c") == "reproduced"
     assert d3.evaluate({k: v for k, v in num(follows).items() if k.startswith("d3")}, "c") == "reproduced"
     assert d2.evaluate({k: v for k, v in num(ignores).items() if k.startswith("d2")}, "c") == "not reproduced"

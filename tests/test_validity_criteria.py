@@ -1,11 +1,13 @@
 """Criteria of chapter 06 revised after review can fail: D1's band-share criterion (headroom-normalised,
 equally hard for every band size) and its upper-band criterion against the same-budget null, D3's
 competence floor against a network at chance; plus the borderline rule, the verdict sentence, the
-signature amplitudes and ε's reach the chapter states."""
+signature amplitudes and ε's reach the chapter states; D4 (a signature beyond ε's reach) fails for an
+AT network that ignores it and holds for one that adopts it."""
 from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
 from freqlib import spectral
@@ -148,5 +150,68 @@ def test_signature_amplitudes_reach_and_the_stated_claim_agree():
     assert f"{255 * hi:.2f}/255" in text and f"{255 * reach_lo:.2f}/255" in text
     assert "erase or forge every grating" in text
     # a smaller radius cannot reach the strongest gratings, and the text says so
+    mid = V.causal_claims("high", eps=6 / 255)[2].paper_value
+    assert V.signature_reach("high", 6 / 255)[0] < hi and "cannot erase or forge the strongest" in mid
+    # a radius that reaches none of them
     small = V.causal_claims("high", eps=4 / 255)[2].paper_value
-    assert V.signature_reach("high", 4 / 255)[0] < hi and "cannot erase or forge" in small
+    assert V.signature_reach("high", 4 / 255)[1] < lo and "cannot erase any of them" in small
+
+
+def _rates(clean, moved, null, follow):
+    return {"clean": clean, "moved signature": moved, "no-class gratings (null)": null, "follow": follow}
+
+
+def test_d4_fails_for_an_at_network_that_ignores_the_strong_signature_and_holds_when_it_adopts_it():
+    g = torch.Generator().manual_seed(0)
+    n = 1000
+    draw = lambda p: (torch.rand(n, generator=g) < p).float()
+    plain = _rates(draw(0.35), draw(0.35), draw(0.35), draw(0.085))
+    follow_excess, excess = _claim("D4").criteria
+    # the frequency story's AT: the signature changes nothing, it follows a moved one no more than plain AT
+    clean = draw(0.35)
+    ignoring = V.adoption_numbers(_rates(clean, clean, clean, draw(0.085)), plain, _boot)
+    assert follow_excess.judge(ignoring) == excess.judge(ignoring) == "fails"
+    assert verdict([follow_excess.judge(ignoring), excess.judge(ignoring)]) == "not reproduced"
+    # a network at chance adopts nothing either
+    guess = V.adoption_numbers(_rates(draw(V.CHANCE), draw(V.CHANCE), draw(V.CHANCE), draw(V.CHANCE)), plain, _boot)
+    assert follow_excess.judge(guess) == "fails" and excess.judge(guess) != "holds"   # little power at chance
+    # the reach story's AT: a moved signature takes the prediction with it
+    moved = clean * draw(0.3)
+    adopting = V.adoption_numbers(_rates(clean, moved, clean, (1 - moved) * draw(0.6)), plain, _boot)
+    assert adopting["d4_drop"].value > 0.2
+    assert follow_excess.judge(adopting) == excess.judge(adopting) == "holds"
+
+
+def test_d4_holds_for_an_at_network_that_learned_only_the_signature_where_the_first_rule_failed():
+    """At chance without a signature, a moved one has about 10 points to remove: the absolute rule fails
+    a complete adoption, the relative one does not."""
+    g = torch.Generator().manual_seed(1)
+    n = 1000
+    draw = lambda p: (torch.rand(n, generator=g) < p).float()
+    plain = _rates(draw(0.35), draw(0.35), draw(0.35), draw(0.085))
+    only = V.adoption_numbers(_rates(draw(V.CHANCE), draw(0.03), draw(V.CHANCE), draw(0.7)), plain, _boot)
+    follow_excess, relative = _claim("D4").criteria
+    assert V.PREVIOUS_CRITERIA["D4 excess"].judge(only) == "fails"
+    assert follow_excess.judge(only) == relative.judge(only) == "holds"
+    assert only["d4_clean_cost"].low > 0.2             # it learned the signature in place of the images
+
+
+def test_d4_needs_a_signature_beyond_the_reach_of_eps():
+    eps = 8 / 255
+    margin = V.beyond_reach("high", eps, 20.0)
+    lo = V.signature_amplitudes("high", 10 ** (-20 / 20))[0]
+    assert margin == pytest.approx(lo - V.signature_reach("high", eps)[1]) and margin > 9.06 / 255
+    with pytest.raises(ValueError, match=r"strong_psnr=32 dB .* within the reach .* PSNR below 27\.\d dB"):
+        V.beyond_reach("high", eps, 32.0)          # the faint signature itself is within reach
+    text = V.causal_claims("high", eps=eps, strong_psnr=20.0)[3].paper_value
+    assert "cannot erase any of them" in text and f"{255 * margin:.2f}/255 of each remains" in text
+
+
+def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
+    for combo in itertools.product(VERDICTS, repeat=4):
+        text = V.synthesis_sentence(dict(zip(("D1", "D2", "D3", "D4"), combo)), "high")
+        assert text[0].isupper() and text.endswith("(D4).") and "(D3), and " in text
+    assert "not high frequencies as such" in V.reach_reading("reproduced", "reproduced")
+    assert "avoided the band itself" in V.reach_reading("reproduced", "not reproduced")
+    assert "not told apart" in V.reach_reading("reproduced", "inconclusive")
+    assert "not told apart" in V.reach_reading("not reproduced", "reproduced")
