@@ -55,7 +55,7 @@ __all__ = [
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
-    "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
+    "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
     "reach_reading",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
@@ -601,6 +601,19 @@ def count_sentence(n_small: int, n_large: int, small: str, large: str) -> str:
 
 
 # ------------------------------------------------------ shortcut read-out
+def shortcut_conditions(x: torch.Tensor, labels: torch.Tensor, wrong: torch.Tensor, band: str, seed: int = 0,
+                        rms: float | None = None) -> dict:
+    """The test conditions of the shortcut experiment on images ``x``: clean; with their own class's
+    signature; with the signature of class ``wrong`` ("moved"); with gratings of the same band and
+    strength that belong to no class (the same-budget null). ``rms``: the signature's strength
+    (default: the shortcut sets' own)."""
+    from . import synthetic
+    null = synthetic.random_patterns(len(x), band, seed, rms=rms).to(x.device, x.dtype)
+    return {"clean": x, "own signature": synthetic.attach_shortcut(x, labels, band, seed=seed, rms=rms),
+            "moved signature": synthetic.attach_shortcut(x, wrong, band, seed=seed, rms=rms),
+            "no-class gratings (null)": (x + null).clamp(0, 1)}
+
+
 def shortcut_rates(model, conditions: dict, labels: torch.Tensor, wrong: torch.Tensor) -> dict:
     """Per test image, 0/1: correct under each condition (``conditions[name]`` images), and
     ``follow``: the prediction under ``conditions['moved signature']`` is the moved signature's class."""

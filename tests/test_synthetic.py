@@ -91,6 +91,21 @@ def test_signatures_have_the_stated_strength_and_live_at_their_class_frequencies
     assert npow[PlantedBand.named("high").mask().bool()].sum() / npow.sum() > 0.999
 
 
+def test_shortcut_conditions_are_clean_own_moved_and_classless():
+    x = torch.rand(30, 3, 32, 32) * 0.5 + 0.25
+    y = torch.arange(30) % 10
+    wrong = (y + 3) % 10
+    cond = V.shortcut_conditions(x, y, wrong, "high", seed=2, rms=0.05)
+    assert list(cond) == ["clean", "own signature", "moved signature", "no-class gratings (null)"]
+    assert torch.equal(cond["clean"], x)
+    assert torch.equal(cond["own signature"], synthetic.attach_shortcut(x, y, "high", seed=2, rms=0.05))
+    assert torch.equal(cond["moved signature"], synthetic.attach_shortcut(x, wrong, "high", seed=2, rms=0.05))
+    null = cond["no-class gratings (null)"] - x
+    assert torch.allclose(null.flatten(1).pow(2).mean(1).sqrt(), torch.full((30,), 0.05), rtol=1e-3)
+    power = torch.fft.fftshift(torch.fft.fft2(null), dim=(-2, -1)).abs().pow(2).sum((0, 1))
+    assert power[synthetic.shortcut_mask("high")].sum() / power.sum() < 1e-6
+
+
 @pytest.mark.parametrize("name", ["shortcut-high-20", "shortcut-high-xdb", "shortcut-high-0db", "planted-high-20db"])
 def test_a_bad_signature_strength_says_what_to_use(name):
     with pytest.raises(ValueError, match=r"shortcut-<band>-<psnr>db"):
