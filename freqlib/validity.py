@@ -692,7 +692,8 @@ def reach_reading(d3: str, d4: str) -> str:
     """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut."""
     if d3 == "reproduced" and d4 == "reproduced":
         return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it avoids "
-                "what an ε-bounded change can forge, not high frequencies as such.")
+                "what an ε-bounded change can forge, not high frequencies as such. The same recipe and budget "
+                "learned the strong signature, so AT did not ignore the faint one for lack of capacity.")
     if d3 == "reproduced" and d4 == "not reproduced":
         return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
                 "frequency story says, not only what ε can forge.")

@@ -83,3 +83,8 @@ def test_the_plan_trains_what_the_chapter_reads_for_d4():
     assert chapter_parameters(path)["strong_psnr"] == synthetic.STRONG_PSNR
     datasets = {s.kwargs.get("dataset") for s in paper_run.default_plan("paper")["06"]}
     assert synthetic.shortcut_name("high", synthetic.STRONG_PSNR) in datasets
+    # its ST network is trained for the first training seed the chapter reads, whatever that is
+    strong = synthetic.shortcut_name("high", synthetic.STRONG_PSNR)
+    shifted = paper_run.default_plan("paper", seed=1, seeds=1)["06"]
+    assert {(s.name, s.kwargs.get("seed", 0)) for s in shifted if s.kwargs.get("dataset") == strong} == \
+        {("shortcut_standard", 1), ("shortcut_linf_at", 1)}
