@@ -243,6 +243,28 @@ def _insert_run_card(nb, card: dict) -> None:
     nb.cells.insert(at, cell)
 
 
+# A kernel that dies while starting ran no cell, so trying again is safe. Kernels launched at
+# the same moment (a local sweep's jobs) can race for the same ports (papermill #239).
+KERNEL_START_ERRORS = ("Kernel died before replying to kernel_info", "Kernel didn't respond")
+KERNEL_START_TRIES = 3
+
+
+def _execute_notebook(path: Path, tmp: Path, params: dict, log) -> None:
+    """papermill.execute_notebook, tried again (after 1 s, then 2 s) when the kernel fails to start."""
+    import papermill
+    for attempt in range(1, KERNEL_START_TRIES + 1):
+        try:
+            papermill.execute_notebook(str(path), str(tmp), parameters=params, kernel_name="python3",
+                                       cwd=str(path.parent), progress_bar=False, log_output=True)
+            return
+        except RuntimeError as exc:
+            started = not any(m in str(exc) for m in KERNEL_START_ERRORS)
+            if started or isinstance(exc, papermill.PapermillExecutionError) or attempt == KERNEL_START_TRIES:
+                raise
+            log(f"{path.stem}: the kernel did not start ({exc}); trying again ({attempt + 1}/{KERNEL_START_TRIES})")
+            time.sleep(attempt)
+
+
 def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False,
                     log=print, failed_dir: Path | None = None) -> Path:
     """Execute one chapter into ``out_dir``; returns the executed notebook's path.
@@ -267,8 +289,7 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
     start = time.time()
     with atomic_path(target, suffix=".ipynb") as tmp:
         try:
-            papermill.execute_notebook(str(path), str(tmp), parameters=params, kernel_name="python3",
-                                       cwd=str(path.parent), progress_bar=False, log_output=True)
+            _execute_notebook(path, tmp, params, log)
         except papermill.PapermillExecutionError as exc:
             failed = Path(failed_dir or repo_root() / BUILD / "failed") / path.name
             failed.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,41 @@ def test_failing_cell_names_chapter_and_cell_and_leaves_nothing(tmp_path):
     assert not list(out.rglob("*.ipynb")) and not list(out.rglob("*.part*"))
 
 
+def test_a_kernel_that_fails_to_start_is_started_again_and_other_errors_are_not(tmp_path, monkeypatch):
+    import papermill
+    nb = make_notebook(tmp_path / "ok.ipynb", "print(n_images * 2)")
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    logs = []
+    done = runner.execute_chapter(nb, {"profile": "smoke", "n_images": 21}, tmp_path / "out", log=logs.append)
+    assert len(calls) == 2 and any("did not start" in line for line in logs) and done.is_file()
+
+    def always(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", always)
+    with pytest.raises(RuntimeError, match="kernel_info"):
+        runner.execute_chapter(nb, {"profile": "smoke", "n_images": 5}, tmp_path / "out2", log=logs.append)
+    assert len(calls) == runner.KERNEL_START_TRIES and not list((tmp_path / "out2").rglob("*.ipynb"))
+
+    def broken(*args, **kwargs):       # any other error is the chapter's and is not retried
+        calls.append(1)
+        raise RuntimeError("CUDA out of memory")
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        runner.execute_chapter(nb, {"profile": "smoke", "n_images": 6}, tmp_path / "out3", log=logs.append)
+    assert len(calls) == 1
+
+
 def test_run_card_and_skip_when_unchanged(tmp_path):
     nb = make_notebook(tmp_path / "ok.ipynb", "print(n_images * 2)")
     out, logs = tmp_path / "out", []
