@@ -82,7 +82,7 @@ __all__ = [
     "l2_normalise", "radial_energy", "radial_centroid", "bootstrap_centroid",
     "centroid_ratio_equal_support", "angular_energy", "anisotropy",
     "bootstrap_anisotropy", "permutation_anisotropy", "basic_interval", "excess_anisotropy",
-    "anisotropy_vs_equal_support", "full_annuli", "at_chance", "no_power", "unless_at_chance", "log_amplitude",
+    "anisotropy_vs_equal_support", "full_annuli", "at_chance", "unless_at_chance", "log_amplitude",
     "probe_estimates", "isotropic_version", "band_mass_ratio",
     "ssim", "psnr", "linear_probe", "probe_correct", "train_through_mask", "scaled_lr",
     "train_masks", "train_mask_cached", "train_masks_cached", "train_image_masks_cached",
@@ -670,17 +670,13 @@ def at_chance(*sides: Estimate, chance: float = CHANCE, margin: float = CHANCE_M
     return all(e.high <= chance + margin for e in sides)
 
 
-def no_power(like: Estimate) -> Estimate:
-    """A nan :class:`~freqlib.verdicts.Estimate` (judged "undecided") with ``like``'s ``over`` and ``n``."""
-    return Estimate.no_power(like)
-
-
 def unless_at_chance(diff: Estimate, *sides: Estimate, chance: float = CHANCE,
                      margin: float = CHANCE_MARGIN) -> Estimate:
-    """``diff`` (a difference of the accuracies ``sides``), or :func:`no_power` when both sides are
-    :func:`at_chance`: two complements that both leave the network at chance cannot say which hurts
-    more (a zero-width interval at 0 there would read as "fails")."""
-    return no_power(diff) if at_chance(*sides, chance=chance, margin=margin) else diff
+    """``diff`` (a difference of the accuracies ``sides``), or a nan estimate without power
+    (:meth:`~freqlib.verdicts.Estimate.no_power`) when both sides are :func:`at_chance`: two
+    complements that both leave the network at chance cannot say which hurts more (a zero-width
+    interval at 0 there would read as "fails")."""
+    return Estimate.no_power(diff) if at_chance(*sides, chance=chance, margin=margin) else diff
 
 
 def reliability_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, device=None) -> dict:

@@ -121,7 +121,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
     while executing); paper-run notices and trains it up front next time.
     """
     from .profiles import default_seeds
-    from .synthetic import STRONG_PSNR, shortcut_name
+    from .synthetic import ADOPTION_PSNRS, STRONG_PSNR, shortcut_name
     for name, value in (("seed", seed), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}={value!r} must be a whole number >= 0 (as the chapters' parameter of that name)")
@@ -157,6 +157,9 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
               # claim D4: the same pair with a signature beyond the reach of eps (AT per seed, ST for the first)
               + each(("shortcut_linf_at",), dataset=shortcut_name("high", STRONG_PSNR))
               + each(("shortcut_standard",), seeds_[:1], dataset=shortcut_name("high", STRONG_PSNR))
+              # and its adoption curve: AT at the strengths in between, first seed only
+              + [spec for p in ADOPTION_PSNRS
+                 for spec in each(("shortcut_linf_at",), seeds_[:1], dataset=shortcut_name("high", p))]
               + each(("standard", "linf_at"), [0]),
     }
 

@@ -38,7 +38,7 @@ import torch
 
 from .data import PlantedBand, planted_frequency_dataset
 
-__all__ = ["PLANTED", "SHORTCUT", "STRONG_PSNR", "N_CLASSES", "synthetic_tensors", "dataset_band", "planted_split",
+__all__ = ["PLANTED", "SHORTCUT", "STRONG_PSNR", "ADOPTION_PSNRS", "N_CLASSES", "synthetic_tensors", "dataset_band", "planted_split",
            "shortcut_frequencies", "shortcut_mask", "random_patterns", "attach_shortcut", "shortcut_psnr",
            "shortcut_name", "shortcut_rms", "describe"]
 
@@ -53,6 +53,9 @@ SHORTCUT = dict(rms=10 ** (-32 / 20), share=0.5, seed=0)
 # beyond what an 8/255 L-inf change can remove from it (more than the strongest grating of the
 # 32-dB signature, 9.06/255, which the standard network follows)
 STRONG_PSNR = 20.0
+# chapter 6's adoption curve: signature strengths between the faint (32 dB) and the strong one,
+# AT trained once at each (29 dB: the weakest gratings within reach; 26 dB: all beyond)
+ADOPTION_PSNRS = (29.0, 26.0)
 
 
 def _parse(name: str) -> tuple[str, str, float]:

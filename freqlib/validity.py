@@ -56,7 +56,7 @@ __all__ = [
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
-    "reach_reading",
+    "reach_reading", "adoption", "plot_adoption",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -467,8 +467,6 @@ def _amplitude_text(band: str, eps: float, rms: float | None = None) -> str:
     return text + ", so it cannot erase or forge the strongest gratings entirely"
 
 
-
-
 def beyond_reach(band: str, eps: float, psnr: float) -> float:
     """How far (pixel units) the weakest grating of a ``psnr``-dB signature lies beyond ``eps``'s
     reach; raises a one-line error when it is within reach, since D4 needs a signature no
@@ -653,6 +651,43 @@ def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
             "d4_excess": bootstrap(lambda m: m["n"] - m["w"], sample),
             "d4_drop": bootstrap(lambda m: m["c"] - m["w"], sample),
             "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)}
+
+
+def adoption(model, plain, x: torch.Tensor, labels: torch.Tensor, wrong: torch.Tensor, band: str, seed: int,
+             rms: float, bootstrap) -> dict:
+    """:func:`adoption_numbers` of ``model`` (trained with a signature of RMS ``rms``) against the
+    network ``plain`` that never saw one, on the test conditions of that strength, plus ``clean``
+    (``model``'s clean accuracy) and ``weakest`` (the weakest grating's amplitude)."""
+    cond = shortcut_conditions(x, labels, wrong, band, seed, rms=rms)
+    out = shortcut_rates(model, cond, labels, wrong)
+    nums = adoption_numbers(out, shortcut_rates(plain, cond, labels, wrong), bootstrap)
+    return {**nums, "clean": bootstrap(lambda m: m["c"], {"c": out["clean"]}),
+            "weakest": signature_amplitudes(band, rms)[0]}
+
+
+def plot_adoption(curve: dict, reach: tuple[float, float], title: str):
+    """AT's adoption of a signature against the weakest grating's amplitude: ``curve[psnr]`` from
+    :func:`adoption`; ``reach`` (smallest, largest) of an ε-bounded change, shaded. Two panels: the
+    excess rate of following a moved signature, and clean accuracy (what adopting it cost)."""
+    import matplotlib.pyplot as plt
+    pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
+    amp = [255 * n["weakest"] for _, n in pts]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), layout="constrained")
+    for ax, key, label in ((axes[0], "d4_follow_excess", "follows a moved signature:\nAT − AT never shown one (pts)"),
+                           (axes[1], "clean", "clean accuracy (%)")):
+        est = [n[key] for _, n in pts]
+        mid = [100 * e.value for e in est]
+        err = [[100 * (e.value - e.low) for e in est], [100 * (e.high - e.value) for e in est]]
+        ax.axvspan(255 * reach[0], 255 * reach[1], color="0.85", label="reach of ε (±ε·sign)")
+        ax.errorbar(amp, mid, yerr=err, fmt="o-", ms=4, capsize=3, label="AT (95% interval)")
+        for (psnr, _), a, m in zip(pts, amp, mid):
+            ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set(xlabel="weakest signature grating (amplitude, /255)", ylabel=label)
+        ax.tick_params(labelsize=7)
+    axes[0].axhline(0, color="k", lw=0.6)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=9)
+    return fig
 
 
 def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:

@@ -81,8 +81,11 @@ def test_the_plan_trains_what_the_chapter_reads_for_d4():
     from freqlib.runner import chapter_parameters, chapters_in_toc
     path = next(p for p in chapters_in_toc() if p.stem.startswith("06"))
     assert chapter_parameters(path)["strong_psnr"] == synthetic.STRONG_PSNR
+    curve = tuple(float(p) for p in chapter_parameters(path)["adoption_psnrs"].split(","))
+    assert curve == synthetic.ADOPTION_PSNRS
     datasets = {s.kwargs.get("dataset") for s in paper_run.default_plan("paper")["06"]}
     assert synthetic.shortcut_name("high", synthetic.STRONG_PSNR) in datasets
+    assert {synthetic.shortcut_name("high", p) for p in synthetic.ADOPTION_PSNRS} <= datasets
     # its ST network is trained for the first training seed the chapter reads, whatever that is
     strong = synthetic.shortcut_name("high", synthetic.STRONG_PSNR)
     shifted = paper_run.default_plan("paper", seed=1, seeds=1)["06"]

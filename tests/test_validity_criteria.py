@@ -215,3 +215,44 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     assert "avoided the band itself" in V.reach_reading("reproduced", "not reproduced")
     assert "not told apart" in V.reach_reading("reproduced", "inconclusive")
     assert "not told apart" in V.reach_reading("not reproduced", "reproduced")
+
+
+def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_strength():
+    """A 'network' that predicts whatever class a signature of its strength names follows a moved
+    signature; one that predicts the label ignores it; the plot draws both."""
+    from freqlib import synthetic
+
+    class Reader(torch.nn.Module):               # a linear read-out of the signature frequencies
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))      # evaluate reads the device from a parameter
+
+        def forward(self, x):
+            power = torch.fft.fft2(x - x.mean((-2, -1), keepdim=True)).abs().pow(2).sum(1)
+            scores = []
+            for group in synthetic.shortcut_frequencies("high"):
+                scores.append(sum(power[:, fy % 32, fx % 32] for fy, fx in group))
+            return torch.stack(scores, 1) + self.w
+
+    x = torch.full((60, 3, 32, 32), 0.5)
+    y = torch.arange(60) % 10
+    wrong = (y + 1) % 10
+    rms = synthetic.shortcut_rms("shortcut-high-20db")
+    follows = V.adoption(Reader(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
+    assert follows["d4_follow_excess"].low > 0.8 and 0 < follows["weakest"] < rms * 2
+    ignores = V.adoption(_Constant(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
+    assert ignores["d4_follow_excess"].value == 0
+    fig = V.plot_adoption({20.0: follows, 26.0: ignores}, V.signature_reach("high"), "t")
+    assert len(fig.axes) == 2
+
+
+class _Constant(torch.nn.Module):
+    """Predicts class 0 whatever it sees."""
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        out = torch.zeros(len(x), 10) + self.w
+        out[:, 0] = 1
+        return out
