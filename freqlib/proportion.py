@@ -16,8 +16,9 @@ The paper gives no direction, so both are two-sided: the criteria judge the
 size of the slope (``Criterion(size=True)``), whose interval is the image of the
 slope's interval under ``abs`` (:meth:`~freqlib.verdicts.Estimate.size`: a valid
 95% interval for |slope|; no selection among models, so no upward bias). The
-numbers stay signed, so seeds (and a sweep's jobs) are pooled before the fold. Before 2026-11-24 B1 was judged on the *spread* (largest
-minus smallest of five accuracies) with a percentile bootstrap: that
+numbers stay signed, so seeds (and a sweep's jobs) are pooled before the fold.
+Before 2026-11-24 B1 was judged on the *spread* (largest minus smallest of five
+accuracies) with a percentile bootstrap: that
 statistic is biased upwards by noise (five identical models on 932 images
 already span about 3.4 points), so "spread < 2" could hardly hold and
 "spread > 5" passed too easily. :func:`previous_b1` keeps the old rule so the

@@ -259,7 +259,7 @@ def _execute_notebook(path: Path, tmp: Path, params: dict, log) -> None:
             return
         except RuntimeError as exc:
             started = not any(m in str(exc) for m in KERNEL_START_ERRORS)
-            if started or isinstance(exc, papermill.PapermillExecutionError) or attempt == KERNEL_START_TRIES:
+            if started or attempt == KERNEL_START_TRIES:
                 raise
             log(f"{path.stem}: the kernel did not start ({exc}); trying again ({attempt + 1}/{KERNEL_START_TRIES})")
             time.sleep(attempt)

@@ -56,7 +56,7 @@ __all__ = [
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
-    "reach_reading", "adoption", "plot_adoption",
+    "reach_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -471,6 +471,8 @@ def beyond_reach(band: str, eps: float, psnr: float) -> float:
     """How far (pixel units) the weakest grating of a ``psnr``-dB signature lies beyond ``eps``'s
     reach; raises a one-line error when it is within reach, since D4 needs a signature no
     ε-bounded change can erase."""
+    if not psnr > 0:
+        raise ValueError(f"strong_psnr={psnr!r}: give the signature's PSNR in dB, above 0 (e.g. 20)")
     rms = 10 ** (-psnr / 20)
     lo, reach = signature_amplitudes(band, rms)[0], signature_reach(band, eps)[1]
     if lo <= reach:
@@ -653,16 +655,33 @@ def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
             "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)}
 
 
+def adoption_point(at: dict, plain: dict, band: str, rms: float, bootstrap) -> dict:
+    """One point of the adoption curve from :func:`shortcut_rates` already computed (AT trained
+    with a signature of RMS ``rms``, and the network that never saw one, on the test conditions
+    of that strength): :func:`adoption_numbers`, ``clean`` (AT's clean accuracy) and ``weakest``
+    (the weakest grating's amplitude)."""
+    return {**adoption_numbers(at, plain, bootstrap), "clean": bootstrap(lambda m: m["c"], {"c": at["clean"]}),
+            "weakest": signature_amplitudes(band, rms)[0]}
+
+
 def adoption(model, plain, x: torch.Tensor, labels: torch.Tensor, wrong: torch.Tensor, band: str, seed: int,
              rms: float, bootstrap) -> dict:
-    """:func:`adoption_numbers` of ``model`` (trained with a signature of RMS ``rms``) against the
-    network ``plain`` that never saw one, on the test conditions of that strength, plus ``clean``
-    (``model``'s clean accuracy) and ``weakest`` (the weakest grating's amplitude)."""
+    """:func:`adoption_point` of ``model`` against ``plain`` on ``x``, with the test conditions of a
+    signature of RMS ``rms`` built and both networks evaluated here."""
     cond = shortcut_conditions(x, labels, wrong, band, seed, rms=rms)
-    out = shortcut_rates(model, cond, labels, wrong)
-    nums = adoption_numbers(out, shortcut_rates(plain, cond, labels, wrong), bootstrap)
-    return {**nums, "clean": bootstrap(lambda m: m["c"], {"c": out["clean"]}),
-            "weakest": signature_amplitudes(band, rms)[0]}
+    return adoption_point(shortcut_rates(model, cond, labels, wrong), shortcut_rates(plain, cond, labels, wrong),
+                          band, rms, bootstrap)
+
+
+def parse_psnrs(text: str, name: str = "adoption_psnrs") -> list[float]:
+    """'29,26' -> [29.0, 26.0]; a one-line error naming ``name`` for anything else."""
+    try:
+        values = [float(p) for p in str(text).split(",") if p.strip()]
+    except ValueError:
+        values = None
+    if values is None or any(not v > 0 for v in values):
+        raise ValueError(f"{name}={text!r}: give PSNRs in dB above 0, separated by commas (e.g. '29,26')")
+    return values
 
 
 def plot_adoption(curve: dict, reach: tuple[float, float], title: str):

@@ -68,20 +68,19 @@ def test_a_kernel_that_fails_to_start_is_started_again_and_other_errors_are_not(
     done = runner.execute_chapter(nb, {"profile": "smoke", "n_images": 21}, tmp_path / "out", log=logs.append)
     assert len(calls) == 2 and any("did not start" in line for line in logs) and done.is_file()
 
-    def always(*args, **kwargs):
-        calls.append(1)
-        raise RuntimeError("Kernel died before replying to kernel_info")
+    def raising(message):
+        def run(*args, **kwargs):
+            calls.append(1)
+            raise RuntimeError(message)
+        return run
     calls.clear()
-    monkeypatch.setattr(papermill, "execute_notebook", always)
+    monkeypatch.setattr(papermill, "execute_notebook", raising("Kernel died before replying to kernel_info"))
     with pytest.raises(RuntimeError, match="kernel_info"):
         runner.execute_chapter(nb, {"profile": "smoke", "n_images": 5}, tmp_path / "out2", log=logs.append)
     assert len(calls) == runner.KERNEL_START_TRIES and not list((tmp_path / "out2").rglob("*.ipynb"))
 
-    def broken(*args, **kwargs):       # any other error is the chapter's and is not retried
-        calls.append(1)
-        raise RuntimeError("CUDA out of memory")
-    calls.clear()
-    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    calls.clear()                       # any other error is the chapter's and is not retried
+    monkeypatch.setattr(papermill, "execute_notebook", raising("CUDA out of memory"))
     with pytest.raises(RuntimeError, match="out of memory"):
         runner.execute_chapter(nb, {"profile": "smoke", "n_images": 6}, tmp_path / "out3", log=logs.append)
     assert len(calls) == 1

@@ -256,3 +256,28 @@ class _Constant(torch.nn.Module):
         out = torch.zeros(len(x), 10) + self.w
         out[:, 0] = 1
         return out
+
+
+def test_bad_strengths_get_one_line_errors_naming_the_parameter():
+    assert V.parse_psnrs("29, 26") == [29.0, 26.0] and V.parse_psnrs("") == []
+    for bad in ("29,abc", "29,-3", "0"):
+        with pytest.raises(ValueError, match=r"adoption_psnrs=.*dB above 0"):
+            V.parse_psnrs(bad)
+    with pytest.raises(ValueError, match=r"strong_psnr=-5.*above 0"):
+        V.beyond_reach("high", 8 / 255, -5.0)
+
+
+def test_an_adoption_point_from_computed_rates_equals_the_one_computed_from_the_networks():
+    from freqlib import synthetic
+    x = torch.rand(40, 3, 32, 32) * 0.5 + 0.25
+    y = torch.arange(40) % 10
+    wrong = (y + 1) % 10
+    rms = synthetic.shortcut_rms("shortcut-high-26db")
+    a, b = _Constant(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    cond = V.shortcut_conditions(x, y, wrong, "high", 0, rms=rms)
+    point = V.adoption_point(V.shortcut_rates(b, cond, y, wrong), V.shortcut_rates(a, cond, y, wrong), "high", rms,
+                             _boot)
+    whole = V.adoption(b, a, x, y, wrong, "high", 0, rms, _boot)
+    assert point.keys() == whole.keys()
+    assert all(point[k] == whole[k] for k in ("weakest",)) and all(
+        point[k].value == whole[k].value for k in point if k != "weakest")
