@@ -122,6 +122,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
     """
     from .profiles import default_seeds
     from .synthetic import ADOPTION_PSNRS, STRONG_PSNR, shortcut_name
+    from .validity import MATCH_FRACTIONS, shorter_budget
     for name, value in (("seed", seed), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}={value!r} must be a whole number >= 0 (as the chapters' parameter of that name)")
@@ -160,6 +161,11 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
               # and its adoption curve: AT at the strengths in between, first seed only
               + [spec for p in ADOPTION_PSNRS
                  for spec in each(("shortcut_linf_at",), seeds_[:1], dataset=shortcut_name("high", p))]
+              # and ST for shorter budgets, to find AT's clean accuracy (first seed; the matched
+              # budget's networks at the other strengths are trained while the chapter runs)
+              + [spec for f in MATCH_FRACTIONS
+                 for spec in each(("shortcut_standard",), seeds_[:1], dataset="shortcut-high",
+                                  **shorter_budget(profile, {}, f))]
               + each(("standard", "linf_at"), [0]),
     }
 
@@ -209,8 +215,9 @@ PLANNED = {
     "cuda": {"epoch": {"airbench": 0.45, "resnet18": 3.0, "fastnet": 0.35},
              "eval": {"airbench": 3.0, "resnet18": 12.0, "fastnet": 3.0},
              # 03: +140 s (2026-11-24) for C3's annulus-shuffled nulls, 8 more 30-epoch masked trainings;
-             # 01: +100 s (2026-11-24) for the JPEG check recomputed on images 0-931 (both pixel kinds)
-             "chapter": {"00": 30, "01": 400, "02": 240, "03": 560, "04": 200, "05": 120, "06": 360},
+             # 01: +100 s (2026-11-24) for the JPEG check recomputed on images 0-931 (both pixel kinds);
+             # 06: +30 s (2026-11-24) for ST at AT's clean accuracy (4 short trainings in the chapter)
+             "chapter": {"00": 30, "01": 400, "02": 240, "03": 560, "04": 200, "05": 120, "06": 390},
              "item": 90, "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},

@@ -57,6 +57,7 @@ __all__ = [
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
     "reach_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
+    "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_reading",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -684,29 +685,112 @@ def parse_psnrs(text: str, name: str = "adoption_psnrs") -> list[float]:
     return values
 
 
-def plot_adoption(curve: dict, reach: tuple[float, float], title: str):
-    """AT's adoption of a signature against the weakest grating's amplitude: ``curve[psnr]`` from
-    :func:`adoption`; ``reach`` (smallest, largest) of an ε-bounded change, shaded. Two panels: the
-    excess rate of following a moved signature, and clean accuracy (what adopting it cost)."""
+def plot_adoption(curves: dict, reach: tuple[float, float], title: str):
+    """Adoption of a signature against the weakest grating's amplitude: ``curves[label][psnr]`` from
+    :func:`adoption_point` (one line per label, e.g. AT and ST at AT's clean accuracy); ``reach``
+    (smallest, largest) of an ε-bounded change, shaded. Two panels: the excess rate of following a
+    moved signature, and clean accuracy (what adopting it cost)."""
     import matplotlib.pyplot as plt
-    pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
-    amp = [255 * n["weakest"] for _, n in pts]
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), layout="constrained")
-    for ax, key, label in ((axes[0], "d4_follow_excess", "follows a moved signature:\nAT − AT never shown one (pts)"),
-                           (axes[1], "clean", "clean accuracy (%)")):
-        est = [n[key] for _, n in pts]
-        mid = [100 * e.value for e in est]
-        err = [[100 * (e.value - e.low) for e in est], [100 * (e.high - e.value) for e in est]]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), layout="constrained")
+    for ax in axes:
         ax.axvspan(255 * reach[0], 255 * reach[1], color="0.85", label="reach of ε (±ε·sign)")
-        ax.errorbar(amp, mid, yerr=err, fmt="o-", ms=4, capsize=3, label="AT (95% interval)")
-        for (psnr, _), a, m in zip(pts, amp, mid):
-            ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for (label, curve), marker in zip(curves.items(), "osd^v"):
+        pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
+        amp = [255 * n["weakest"] for _, n in pts]
+        for ax, key in ((axes[0], "d4_follow_excess"), (axes[1], "clean")):
+            est = [n[key] for _, n in pts]
+            mid = [100 * e.value for e in est]
+            err = [[100 * (e.value - e.low) for e in est], [100 * (e.high - e.value) for e in est]]
+            ax.errorbar(amp, mid, yerr=err, fmt=marker + "-", ms=4, capsize=3, label=f"{label} (95% interval)")
+            if marker == "o":                    # the first curve names the strengths
+                for (psnr, _), a, m in zip(pts, amp, mid):
+                    ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for ax, label in ((axes[0], "follows a moved signature:\nnetwork − same recipe never shown one (pts)"),
+                      (axes[1], "clean accuracy (%)")):
         ax.set(xlabel="weakest signature grating (amplitude, /255)", ylabel=label)
         ax.tick_params(labelsize=7)
     axes[0].axhline(0, color="k", lw=0.6)
-    axes[0].legend(fontsize=7, loc="upper left")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7)
     fig.suptitle(title, fontsize=9)
     return fig
+
+
+# ST at AT's clean accuracy: a standard network trained for a shorter budget (fractions of the
+# shortcut networks' epochs, fixed here) whose clean accuracy is nearest AT's. Its follow rate
+# says whether AT ignores a signature because of ε or only because it learned less.
+MATCH_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+MATCH_TOLERANCE = 0.05      # clean accuracies further apart than this are not called matched
+
+
+def shorter_budget(profile: str, train: dict, fraction: float, name: str = "shortcut_standard") -> dict:
+    """The training overrides ``train`` (a chapter's) with the recipe's epochs cut to ``fraction``."""
+    from .profiles import recipe_config
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}: a shorter budget is a fraction in (0, 1] of the recipe's epochs")
+    if fraction == 1:
+        return dict(train)        # the same key as the full-budget network (18.0 epochs would hash apart from 18)
+    return {**train, "epochs": fraction * recipe_config(name, profile, **train).epochs}
+
+
+def matched_fraction(clean: dict, target: float) -> float:
+    """The budget fraction (key of ``clean``: fraction -> clean accuracy) whose accuracy is nearest
+    ``target``; on a tie the larger budget."""
+    if not clean:
+        raise ValueError("matched_fraction: no budgets to choose from")
+    return min(clean, key=lambda f: (abs(clean[f] - target), -f))
+
+
+def matched_point(st: dict, plain_st: dict, at: dict, plain_at: dict, band: str, rms: float, bootstrap) -> dict:
+    """ST's :func:`adoption_point` (``st`` against ``plain_st``, both at the matched budget) with
+    ``gap``: ST's excess rate of following a moved signature minus AT's (``at`` against ``plain_at``),
+    ``at_excess``: AT's excess alone, and ``clean_gap``: ST's clean accuracy minus AT's; all
+    :func:`shortcut_rates` on the same images and conditions, so the differences are paired over images."""
+    sample = {"s": st["follow"], "ps": plain_st["follow"], "a": at["follow"], "pa": plain_at["follow"],
+              "sc": st["clean"], "ac": at["clean"]}
+    return {**adoption_point(st, plain_st, band, rms, bootstrap),
+            "gap": bootstrap(lambda m: (m["s"] - m["ps"]) - (m["a"] - m["pa"]), sample),
+            "at_excess": bootstrap(lambda m: m["a"] - m["pa"], sample),
+            "clean_gap": bootstrap(lambda m: m["sc"] - m["ac"], sample)}
+
+
+def matched_reading(points: dict, reach_max: float, faint: float) -> str:
+    """What ST at AT's clean accuracy says, in words: ``points[psnr]`` from :func:`matched_point`;
+    ``reach_max``: the largest reach of ε along a grating; ``faint``: the PSNR of D3's signature.
+    Read at the strengths ε can (partly) forge, where the two readings differ: there "AT ignores
+    what ε can forge" predicts that ST at AT's accuracy follows the signature more often than AT
+    (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach both
+    readings predict adoption, so those strengths are drawn, not read."""
+    def pts(n):
+        return n.scaled(100).fmt(digits=1) + " pts"
+    fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
+    within = sorted((p for p, n in points.items() if n["weakest"] <= reach_max), reverse=True)
+    clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
+    matched = abs(clean_gap.value) <= MATCH_TOLERANCE
+    head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
+            else f"No shorter ST budget came within {100 * MATCH_TOLERANCE:g} points of AT's clean accuracy "
+                 f"(nearest: {pts(clean_gap)}), so this is no matched comparison; ST at that budget")
+    if not within:
+        return head + " was not read: no strength of the curve is within ε's reach."
+    separated = [p for p in within if points[p]["gap"].low > 0]
+    against = [p for p in within if points[p]["gap"].high < 0]
+    neither = [p for p in within if p not in separated + against
+               and max(points[p]["d4_follow_excess"].low, points[p]["at_excess"].low) <= 0]
+    rest = [p for p in within if p not in separated + against + neither]
+    gap = lambda n: pts(n["gap"])
+    both = lambda n: f"ST {pts(n['d4_follow_excess'])}, AT {pts(n['at_excess'])}"
+    groups = [  # (strengths, what ST does there, its numbers, what that means when the accuracies match)
+        (separated, "follows the signature more often than AT does at {} (ST − AT excess, {})", gap,
+         ": there the reach reading survives the accuracy control"),
+        (neither, "does not adopt the signature at {}, and neither does AT (excess, {})", both,
+         ": there AT's lower accuracy explains its ignoring it as well as ε's reach does"
+         + (", D3's same-budget contrast included" if faint in neither else "")),
+        (against, "follows the signature less often than AT at {} (ST − AT excess, {})", gap,
+         ", against the reach reading"),
+        (rest, "does not differ resolvably from AT at {} (ST − AT excess, {})", gap, ""),
+    ]
+    parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + (end if matched else "")
+             for ps, text, num, end in groups if ps]
+    return head + " " + "; ".join(parts) + "."
 
 
 def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:

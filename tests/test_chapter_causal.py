@@ -58,6 +58,9 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert "d3_at_competence" in rows["D3"]["numbers"]
     assert set(rows["D4"]["numbers"]) == {"d4_follow_excess", "d4_relative_excess"}
     assert glued["reach_reading"] == V.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"])
+    # ST at AT's clean accuracy: the ladder is the fixed one, its reading glued and in the deviations
+    assert glued["match_fractions"] == "1/16, 1/8, 1/4, 1/2"
+    assert glued["matched_reading"].startswith(("ST at AT's clean accuracy", "No shorter ST budget"))
     assert {"d1_headroom/low", "d1_headroom/high"} <= set(rows["D1"]["numbers"])
     assert not any(k.startswith("d1_enrich/") for k in rows["D1"]["numbers"])
     dev = json.loads(glued["deviations"])
@@ -73,6 +76,7 @@ def test_prose_numbers_and_deviations_are_glued(chapter, unglued):
     assert unglued(path, glued) == []
     dev = json.loads(glued["deviations"])
     assert dev["chapter"] == "06" and len(dev["rows"]) >= 3
+    assert any(r["effect"] == glued["matched_reading"] for r in dev["rows"])
 
 
 def test_the_plan_trains_what_the_chapter_reads_for_d4():
@@ -91,3 +95,12 @@ def test_the_plan_trains_what_the_chapter_reads_for_d4():
     shifted = paper_run.default_plan("paper", seed=1, seeds=1)["06"]
     assert {(s.name, s.kwargs.get("seed", 0)) for s in shifted if s.kwargs.get("dataset") == strong} == \
         {("shortcut_standard", 1), ("shortcut_linf_at", 1)}
+
+
+def test_the_plan_trains_the_st_budgets_the_chapter_matches_against():
+    from freqlib import paper_run
+    from freqlib.profiles import recipe_config
+    full = recipe_config("shortcut_standard", "paper").epochs
+    ladder = {s.kwargs["epochs"] for s in paper_run.default_plan("paper")["06"]
+              if s.name == "shortcut_standard" and "epochs" in s.kwargs}
+    assert ladder == {f * full for f in V.MATCH_FRACTIONS}

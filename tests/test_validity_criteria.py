@@ -242,8 +242,8 @@ def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_str
     assert follows["d4_follow_excess"].low > 0.8 and 0 < follows["weakest"] < rms * 2
     ignores = V.adoption(_Constant(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
     assert ignores["d4_follow_excess"].value == 0
-    fig = V.plot_adoption({20.0: follows, 26.0: ignores}, V.signature_reach("high"), "t")
-    assert len(fig.axes) == 2
+    fig = V.plot_adoption({"AT": {20.0: follows, 26.0: ignores}, "ST": {20.0: ignores}}, V.signature_reach("high"), "t")
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) > len(fig.axes[1].lines) - 1
 
 
 class _Constant(torch.nn.Module):
@@ -281,3 +281,55 @@ def test_an_adoption_point_from_computed_rates_equals_the_one_computed_from_the_
     assert point.keys() == whole.keys()
     assert all(point[k] == whole[k] for k in ("weakest",)) and all(
         point[k].value == whole[k].value for k in point if k != "weakest")
+
+
+# ------------------------------------------------- ST at AT's clean accuracy
+def test_shorter_budgets_cut_the_recipes_epochs_and_keep_the_full_budgets_key():
+    quick = {"n_train": 20_000, "epochs": 3}
+    assert V.shorter_budget("quick", quick, 0.25) == {"n_train": 20_000, "epochs": 0.75}
+    assert V.shorter_budget("quick", quick, 1) == quick          # not 3.0: that would hash apart
+    assert V.shorter_budget("smoke", {}, 0.5) == {"epochs": 1.0}  # the profile's 2 epochs
+    with pytest.raises(ValueError, match=r"fraction=0: .* in \(0, 1\]"):
+        V.shorter_budget("quick", quick, 0)
+    assert V.matched_fraction({0.125: 0.30, 0.25: 0.37, 1.0: 0.55}, 0.326) == 0.125
+    assert V.matched_fraction({0.125: 0.25, 0.25: 0.75}, 0.5) == 0.25      # a tie goes to the larger budget
+    with pytest.raises(ValueError, match="no budgets"):
+        V.matched_fraction({}, 0.3)
+
+
+def _mean_rates(clean: float, follow: float, n: int = 400) -> dict:
+    """Per-image 0/1 rates of :func:`V.shortcut_rates` with the given means (moved and no-class at clean)."""
+    def bits(p):
+        return (torch.arange(n) < round(p * n)).float()
+    return {"clean": bits(clean), "own signature": bits(clean), "moved signature": bits(clean * (1 - follow)),
+            "no-class gratings (null)": bits(clean), "follow": bits(follow)}
+
+
+def _point(st_follow, at_follow, st_clean=0.33, at_clean=0.33, psnr=32.0):
+    from freqlib import synthetic
+    rms = 10 ** (-psnr / 20)
+    return V.matched_point(_mean_rates(st_clean, st_follow), _mean_rates(st_clean, 0.08),
+                           _mean_rates(at_clean, at_follow), _mean_rates(at_clean, 0.08), "high", rms, _boot)
+
+
+def test_the_matched_reading_can_support_either_reading_or_neither():
+    reach = V.signature_reach("high")[1]
+    # ST at AT's accuracy follows a signature within reach that AT ignores: the reach reading survives
+    text = V.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, psnr=29.0),
+                              20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
+    assert "more often than AT does at 29 dB" in text and "survives the accuracy control" in text
+    assert "neither does AT" in text and "D3's same-budget contrast included" in text and "20 dB" not in text
+    # neither network follows anything within reach: lower accuracy explains it as well
+    text = V.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)
+    assert "explains its ignoring it as well" in text and "survives" not in text
+    # AT follows more than ST within reach: against the reach reading
+    text = V.matched_reading({32.0: _point(0.08, 0.4)}, reach, 32.0)
+    assert "less often than AT" in text and "against the reach reading" in text
+    # accuracies 20 points apart: facts without conclusions
+    text = V.matched_reading({32.0: _point(0.3, 0.08, st_clean=0.55)}, reach, 32.0)
+    assert text.startswith("No shorter ST budget came within 5 points") and "survives" not in text
+    # nothing within reach: nothing read
+    assert "was not read" in V.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
+    point = _point(0.30, 0.08)
+    assert point["gap"].value == pytest.approx(0.22) and point["clean_gap"].value == 0
+    assert point["at_excess"].value == 0 and point["d4_follow_excess"].value == pytest.approx(0.22)
