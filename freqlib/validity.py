@@ -57,7 +57,8 @@ __all__ = [
     "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers", "beyond_reach",
     "reach_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
-    "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_reading",
+    "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
+    "matched_reading",
     "BORDER", "borderline", "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -753,6 +754,19 @@ def matched_point(st: dict, plain_st: dict, at: dict, plain_at: dict, band: str,
             "clean_gap": bootstrap(lambda m: m["sc"] - m["ac"], sample)}
 
 
+def matched_curve(st_for: Callable, plain_st, sets: dict, conds: dict, at_rates: dict, band: str,
+                  labels: torch.Tensor, wrong: torch.Tensor, bootstrap) -> dict:
+    """:func:`matched_point` at every strength of ``sets`` (PSNR -> shortcut set name): the ST
+    network ``st_for(name)`` and ``plain_st`` (same budget, no signature) read on ``conds[psnr]``
+    (:func:`shortcut_conditions`), against ``at_rates[psnr]`` (AT's and plain AT's rates there)."""
+    from . import synthetic
+    curve = {}
+    for p, name in sets.items():
+        st = tuple(shortcut_rates(m, conds[p], labels, wrong) for m in (st_for(name), plain_st))
+        curve[p] = matched_point(*st, *at_rates[p], band, synthetic.shortcut_rms(name), bootstrap)
+    return curve
+
+
 def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     """What ST at AT's clean accuracy says, in words: ``points[psnr]`` from :func:`matched_point`;
     ``reach_max``: the largest reach of ε along a grating; ``faint``: the PSNR of D3's signature.
@@ -767,8 +781,8 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
     matched = abs(clean_gap.value) <= MATCH_TOLERANCE
     head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
-            else f"No shorter ST budget came within {100 * MATCH_TOLERANCE:g} points of AT's clean accuracy "
-                 f"(nearest: {pts(clean_gap)}), so this is no matched comparison; ST at that budget")
+            else f"ST's clean accuracy differs from AT's by {pts(clean_gap)}, more than {100 * MATCH_TOLERANCE:g} "
+                 "points, so this is no matched comparison; this ST")
     if not within:
         return head + " was not read: no strength of the curve is within ε's reach."
     separated = [p for p in within if points[p]["gap"].low > 0]

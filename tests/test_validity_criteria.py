@@ -327,9 +327,27 @@ def test_the_matched_reading_can_support_either_reading_or_neither():
     assert "less often than AT" in text and "against the reach reading" in text
     # accuracies 20 points apart: facts without conclusions
     text = V.matched_reading({32.0: _point(0.3, 0.08, st_clean=0.55)}, reach, 32.0)
-    assert text.startswith("No shorter ST budget came within 5 points") and "survives" not in text
+    assert "more than 5 points, so this is no matched comparison" in text and "survives" not in text
     # nothing within reach: nothing read
     assert "was not read" in V.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
     point = _point(0.30, 0.08)
     assert point["gap"].value == pytest.approx(0.22) and point["clean_gap"].value == 0
     assert point["at_excess"].value == 0 and point["d4_follow_excess"].value == pytest.approx(0.22)
+
+
+def test_a_matched_curve_reads_each_strength_on_its_own_conditions():
+    """matched_curve gives, per strength, the matched_point of rates computed on that strength's images."""
+    from freqlib import synthetic
+    x = torch.rand(40, 3, 32, 32) * 0.5 + 0.25
+    y = torch.arange(40) % 10
+    wrong = (y + 1) % 10
+    lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    sets = {32.0: "shortcut-high", 20.0: "shortcut-high-20db"}
+    conds = {p: V.shortcut_conditions(x, y, wrong, "high", 0, rms=synthetic.shortcut_rms(n)) for p, n in sets.items()}
+    at_rates = {p: (V.shortcut_rates(_Constant(), c, y, wrong),) * 2 for p, c in conds.items()}
+    curve = V.matched_curve(lambda name: lin, _Constant(), sets, conds, at_rates, "high", y, wrong, _boot)
+    for p, name in sets.items():
+        one = V.matched_point(V.shortcut_rates(lin, conds[p], y, wrong), at_rates[p][0], *at_rates[p], "high",
+                              synthetic.shortcut_rms(name), _boot)
+        assert all(curve[p][k] == one[k] if k == "weakest" else curve[p][k].value == one[k].value for k in one)
+    assert curve[20.0]["weakest"] > curve[32.0]["weakest"]
