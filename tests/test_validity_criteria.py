@@ -243,7 +243,8 @@ def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_str
     ignores = V.adoption(_Constant(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
     assert ignores["d4_follow_excess"].value == 0
     fig = V.plot_adoption({"AT": {20.0: follows, 26.0: ignores}, "ST": {20.0: ignores}}, V.signature_reach("high"), "t")
-    assert len(fig.axes) == 2 and len(fig.axes[0].lines) > len(fig.axes[1].lines) - 1
+    assert len(fig.axes) == 2 and all(len(ax.containers) == 2 for ax in fig.axes)     # one error bar per curve
+    assert [t.get_text() for t in fig.legends[0].texts][1:] == ["AT (95% interval)", "ST (95% interval)"]
 
 
 class _Constant(torch.nn.Module):
