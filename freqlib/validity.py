@@ -695,7 +695,7 @@ def plot_adoption(curves: dict, reach: tuple[float, float], title: str):
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), layout="constrained")
     for ax in axes:
         ax.axvspan(255 * reach[0], 255 * reach[1], color="0.85", label="reach of ε (±ε·sign)")
-    for (label, curve), marker in zip(curves.items(), "osd^v"):
+    for i, ((label, curve), marker) in enumerate(zip(curves.items(), "osd^v")):
         pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
         amp = [255 * n["weakest"] for _, n in pts]
         for ax, key in ((axes[0], "d4_follow_excess"), (axes[1], "clean")):
@@ -703,7 +703,7 @@ def plot_adoption(curves: dict, reach: tuple[float, float], title: str):
             mid = [100 * e.value for e in est]
             err = [[100 * (e.value - e.low) for e in est], [100 * (e.high - e.value) for e in est]]
             ax.errorbar(amp, mid, yerr=err, fmt=marker + "-", ms=4, capsize=3, label=f"{label} (95% interval)")
-            if marker == "o":                    # the first curve names the strengths
+            if i == 0:                           # the first curve names the strengths
                 for (psnr, _), a, m in zip(pts, amp, mid):
                     ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
     for ax, label in ((axes[0], "follows a moved signature:\nnetwork − same recipe never shown one (pts)"),
