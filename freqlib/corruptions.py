@@ -60,14 +60,13 @@ import torch
 import torch.nn.functional as F
 
 from .io import atomic_save_npz
-from .masks import psnr  # one PSNR for the book (per image, data range 1)
 from .results import digest as tensor_digest
 from .results import parts_digest
 
 __all__ = [
     "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "PIXELS", "VARIANT_REGENERATED",
     "VARIANT_RELEASED", "FROST_FILES", "FrostLayers", "corrupt", "frost_dir", "frost_layers", "frost_textures",
-    "cv2_linear_resize", "glass_positions", "glass_offsets", "glass_shuffle", "jpeg", "psnr", "released_dir",
+    "cv2_linear_resize", "glass_positions", "glass_offsets", "glass_shuffle", "jpeg", "released_dir",
     "variant_label", "default_clean", "CorruptionSet", "cifar10c", "corruption_correct", "Robustness",
     "robustness", "corruption_accuracy", "summarise", "example_grid",
 ]

@@ -53,6 +53,10 @@ Conventions of this module
   is the mask it would be alone. A step on 16 images is launch-bound on a GPU,
   so eight masks together should cost little more than one
   (``bench/bench_paper.py --only masks`` measures the ratio).
+
+Where a mask's energy lies (radial centroid, anisotropy, with their intervals) is in
+:mod:`freqlib.mask_geometry`; C3's linear probe in :mod:`freqlib.probe`; SSIM and PSNR in
+:mod:`freqlib.similarity`.
 """
 from __future__ import annotations
 
@@ -69,25 +73,18 @@ from tqdm import tqdm
 from . import evaluate
 from .deadline import check_deadline
 from .results import cached, cached_many, digest, net_digest, parts_digest
-from .spectral import (angular_profile, centred_dft, frequency_angle, frequency_radius,
-                       inverse_centred_dft, radial_profile)
+from .spectral import centred_dft, frequency_radius, inverse_centred_dft
 from .verdicts import Claim, Criterion, Estimate, bootstrap
 
 __all__ = [
-    "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "complement", "support",
-    "matched_random_masks", "annulus_shuffled_masks", "equal_support", "l1_penalty",
-    "MaskConfig", "MaskResult", "keep_and_count", "image_stop_update", "train_mask", "train_image_masks",
-    "mask_correct", "mask_accuracy",
-    "reliability", "reliability_estimates", "generalisation_estimates",
-    "l2_normalise", "radial_energy", "radial_centroid", "bootstrap_centroid",
-    "centroid_ratio_equal_support", "angular_energy", "anisotropy",
-    "bootstrap_anisotropy", "permutation_anisotropy", "basic_interval", "excess_anisotropy",
-    "anisotropy_vs_equal_support", "full_annuli", "at_chance", "unless_at_chance", "log_amplitude",
-    "probe_estimates", "isotropic_version", "band_mass_ratio",
-    "ssim", "psnr", "linear_probe", "probe_correct", "train_through_mask", "scaled_lr",
-    "train_masks", "train_mask_cached", "train_masks_cached", "train_image_masks_cached",
-    "cross_accuracy", "masked_pixels", "plot_masks", "generalisation_masks", "generalisation_sample",
-    "IMAGE_MASK_DEFAULTS", "paper_claims", "DATASET_MASKS", "dataset_mask_config", "dataset_mask_tag",
+    "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "complement", "mirror_orbits", "support",
+    "matched_random_masks", "annulus_shuffled_masks", "equal_support", "l1_penalty", "MaskConfig", "MaskResult",
+    "keep_and_count", "image_stop_update", "train_mask", "train_image_masks", "mask_correct", "mask_accuracy",
+    "reliability", "reliability_estimates", "generalisation_estimates", "at_chance", "unless_at_chance",
+    "train_through_mask", "scaled_lr", "train_masks", "train_mask_cached", "train_masks_cached",
+    "train_image_masks_cached", "cross_accuracy", "masked_pixels", "plot_masks", "generalisation_masks",
+    "generalisation_sample", "IMAGE_MASK_DEFAULTS", "paper_claims", "DATASET_MASKS", "dataset_mask_config",
+    "dataset_mask_tag",
 ]
 
 # Chapter 3's dataset-mask settings per profile. Chapters 4 and 5 train their masks with these, on
@@ -162,7 +159,7 @@ def complement(mask: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
     return 1.0 - support(mask, threshold)
 
 
-def _orbits(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+def mirror_orbits(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(representative, self_mirrored) per centred frequency (flattened): the smaller flat
     index of {f, -f}, and whether f == -f (DC and the Nyquist corners of even sizes)."""
     idx = torch.arange(h * w).view(h, w)
@@ -190,7 +187,7 @@ def matched_random_masks(mask: torch.Tensor, k: int, seed: int = 0, by_annulus: 
         raise ValueError(f"k={k}: ask for at least one random mask")
     h, w = mask.shape[-2:]
     m = symmetrize(mask.detach().float()).reshape(-1, h * w).cpu()        # (C, HW)
-    rep, single = _orbits(h, w)
+    rep, single = mirror_orbits(h, w)
     reps = rep.unique()
     g = torch.Generator().manual_seed(seed)
     values = torch.empty(k, m.shape[0], h * w)
@@ -228,7 +225,7 @@ def equal_support(mask: torch.Tensor, like: torch.Tensor, seed: int = 0) -> torc
     n = (symmetrize(like.detach().float()).reshape(-1, h * w).cpu() > 0).sum(1)
     if len(n) != m.shape[0]:
         n = n.max().expand(m.shape[0])
-    rep, single = _orbits(h, w)
+    rep, single = mirror_orbits(h, w)
     reps = rep.unique()
     size = torch.where(single[reps], 1, 2)
     g = torch.Generator().manual_seed(seed)
@@ -790,302 +787,6 @@ def generalisation_sample(correct: dict) -> dict:
     return out
 
 
-# ------------------------------------------------------- where a mask lives
-def l2_normalise(mask: torch.Tensor) -> torch.Tensor:
-    """Each (H, W) map divided by its L2 norm (the paper normalises before profiling)."""
-    return mask / mask.flatten(-2).norm(dim=-1).clamp(min=1e-12)[..., None, None]
-
-
-def _energy(mask: torch.Tensor) -> torch.Tensor:
-    """Squared L2-normalised mask averaged over channels: (H, W) for one mask
-    ((H, W), (C, H, W) or (1, C, H, W)), (B, H, W) for a stack (B, C, H, W)."""
-    e = l2_normalise(mask.float()) ** 2
-    if e.dim() == 4 and e.shape[0] == 1:
-        e = e[0]                      # one mask: (1, C, H, W) -> (C, H, W)
-    return e.mean(-3) if e.dim() >= 3 else e
-
-
-def radial_energy(mask: torch.Tensor) -> torch.Tensor:
-    """Mean energy of the L2-normalised mask per unit-width annulus (bin k: k <= r < k+1)."""
-    return radial_profile(_energy(mask))
-
-
-def radial_centroid(mask: torch.Tensor) -> torch.Tensor:
-    """Energy-weighted mean frequency radius ``sum_f |f| * Mhat(f)^2`` (cycles / image).
-
-    Lower = more low-frequency (the all-ones mask of a 32x32 image: about 12.25).
-    """
-    e = _energy(mask)
-    r = frequency_radius(*e.shape[-2:], device=e.device)
-    return (e * r).flatten(-2).sum(-1) / e.flatten(-2).sum(-1).clamp(min=1e-12)
-
-
-def angular_energy(mask: torch.Tensor, n_bins: int = 8, r_min: float = 1.0, r_max: float = 16.0) -> torch.Tensor:
-    """Mean energy of the L2-normalised mask per orientation wedge (``r_min <= r < r_max``).
-
-    Wedge k is centred on angle k * pi / n_bins; 0 = horizontal frequencies
-    (vertical stripes), pi/2 = vertical frequencies.
-    """
-    return angular_profile(_energy(mask), n_bins, r_min, r_max)
-
-
-def anisotropy(profile: torch.Tensor) -> torch.Tensor:
-    """Coefficient of variation (std / mean) over the last axis of an angular profile."""
-    return profile.std(-1, unbiased=False) / profile.mean(-1).clamp(min=1e-12)
-
-
-def isotropic_version(mask: torch.Tensor) -> torch.Tensor:
-    """The mask with every frequency replaced by its annulus mean (no direction preference)."""
-    e = mask.float()
-    h, w = e.shape[-2:]
-    idx = frequency_radius(h, w, e.device).floor().long()
-    prof = radial_profile(e, int(idx.max()) + 1)
-    return prof[..., idx]
-
-
-def _wedge_members(h: int, w: int, n_bins: int, r_min: float, r_max: float):
-    """Index lists of one frequency per +/- pair in each wedge (pairs counted once)."""
-    rad = frequency_radius(h, w).flatten()
-    ang = frequency_angle(h, w).flatten()
-    fy = (torch.arange(h) - h // 2)[:, None].expand(h, w).flatten()
-    fx = (torch.arange(w) - w // 2)[None, :].expand(h, w).flatten()
-    half = (fy > 0) | ((fy == 0) & (fx > 0))
-    width = math.pi / n_bins
-    wedge = torch.floor(torch.remainder(ang + width / 2, math.pi) / width).long().clamp(max=n_bins - 1)
-    keep = half & (rad >= r_min) & (rad < r_max)
-    return [torch.nonzero(keep & (wedge == k)).flatten() for k in range(n_bins)]
-
-
-def bootstrap_anisotropy(mask: torch.Tensor, n_boot: int = 1000, n_bins: int = 8, r_min: float = 1.0,
-                         r_max: float = 16.0, seed: int = 0, level: float = 0.95) -> Estimate:
-    """Anisotropy of a mask's angular energy profile as an :class:`~freqlib.verdicts.Estimate` over mask frequencies.
-
-    The frequencies of each wedge (one per +/- pair) are resampled with
-    replacement ``n_boot`` times; the interval is the percentile interval of
-    the resampled anisotropies (``boot`` keeps them). The resamples depend only
-    on ``seed`` and the grid, so two masks bootstrapped with the same seed are
-    resampled *paired* (the same frequencies), and differences of their
-    replicates are paired differences.
-    """
-    e = _energy(mask).reshape(-1, *mask.shape[-2:])[0].cpu().flatten()
-    h, w = mask.shape[-2:]
-    g = torch.Generator().manual_seed(seed)
-    means, point = [], []
-    for members in _wedge_members(h, w, n_bins, r_min, r_max):
-        vals = e[members]
-        point.append(vals.mean())
-        draw = torch.randint(0, len(vals), (n_boot, len(vals)), generator=g)
-        means.append(vals[draw].mean(1))
-    boot = anisotropy(torch.stack(means, 1))
-    n = sum(len(m) for m in _wedge_members(h, w, n_bins, r_min, r_max))
-    return Estimate.from_boot(float(anisotropy(torch.stack(point))), boot, over="mask frequencies", n=n,
-                              level=level)
-
-
-def basic_interval(value: float, boot: torch.Tensor, over: str = "mask frequencies", n: int = 0,
-                   level: float = 0.95) -> Estimate:
-    """An :class:`~freqlib.verdicts.Estimate` with the *basic* (reverse-percentile) bootstrap interval
-    ``[2 v - q_hi, 2 v - q_lo]`` of replicates ``boot`` around ``value``.
-
-    A percentile interval inherits a bootstrap bias (resampling the frequencies of a wedge
-    inflates the spread of the wedge means, so a resampled coefficient of variation is larger
-    than the observed one: the interval sits too high); the basic interval reflects the
-    replicates about the point value, which removes that bias to first order. ``boot`` of the
-    result keeps the reflected replicates (their percentiles are the interval)."""
-    b = torch.as_tensor(boot, dtype=torch.float64).flatten().cpu()
-    b = b[torch.isfinite(b)]
-    if len(b) == 0:
-        return Estimate.exact(value)
-    q_lo, q_hi = b.quantile(torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
-    return Estimate(value, min(2 * value - q_hi, value), max(2 * value - q_lo, value), over, n,
-                    (2 * value - b).float())
-
-
-def excess_anisotropy(mask: torch.Tensor, n_boot: int = 1000, seed: int = 0, **kw) -> Estimate:
-    """:func:`anisotropy` of the mask minus the *mean* anisotropy of its within-annulus shuffles
-    (:func:`permutation_anisotropy`, the same radial profile and grid, no direction): about 0 for a
-    mask without a preferred direction at any sparsity. Basic interval (:func:`basic_interval`)
-    over mask frequencies (:func:`bootstrap_anisotropy`'s paired resamples for a given ``seed``)."""
-    a = bootstrap_anisotropy(mask, n_boot, seed=seed, **kw)
-    null = float(permutation_anisotropy(mask, n_boot, seed=seed, **kw).mean())
-    return basic_interval(a.value - null, a.boot - null, n=a.n)
-
-
-def anisotropy_vs_equal_support(mask: torch.Tensor, reference: torch.Tensor, n_boot: int = 1000,
-                                seed: int = 0, **kw) -> Estimate:
-    """:func:`excess_anisotropy` of ``mask`` minus that of ``reference`` cut to ``mask``'s support
-    (:func:`equal_support`), paired over mask frequencies, basic interval.
-
-    Above 0: ``mask`` prefers some directions more than ``reference``'s largest values do at the same
-    number of kept frequencies. The null's anisotropy grows as a mask gets sparser, and each side is
-    measured against its own null, so a mask that is only sparser than ``reference`` gives about 0;
-    a mask that *is* ``reference`` cut to its support gives exactly 0."""
-    a = excess_anisotropy(mask, n_boot, seed, **kw)
-    b = excess_anisotropy(equal_support(reference, mask), n_boot, seed, **kw)
-    # the reflected replicates are 2v - b*: their difference reflects the paired difference
-    diff = (2 * a.value - a.boot.double()) - (2 * b.value - b.boot.double())
-    return basic_interval(a.value - b.value, diff, n=a.n)
-
-
-def bootstrap_centroid(mask: torch.Tensor, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """:func:`radial_centroid` of the symmetrised mask as an :class:`~freqlib.verdicts.Estimate` over mask frequencies.
-
-    The {f, -f} pairs of each unit annulus are resampled with replacement (the
-    radial analogue of :func:`bootstrap_anisotropy`): the interval says how much
-    the centroid depends on which frequencies of an annulus the mask happened to
-    keep. It does not cover the optimisation's own noise (the spread over
-    training seeds, pooled when a chapter runs several). Same ``seed``: paired resamples.
-    """
-    h, w = mask.shape[-2:]
-    sym = symmetrize(mask.detach().float().cpu())
-    e = _energy(sym).reshape(-1, h, w)[0].flatten()
-    rad = frequency_radius(h, w).flatten()
-    rep, single = _orbits(h, w)
-    reps = rep.unique()
-    size = torch.where(single[reps], 1.0, 2.0)           # an orbit {f, -f} counts twice
-    ring = rad[reps].floor().long()
-    g = torch.Generator().manual_seed(seed)
-    num, den = torch.zeros(n_boot, dtype=torch.float64), torch.zeros(n_boot, dtype=torch.float64)
-    for r in ring.unique():
-        sel = ring == r
-        members, wts = reps[sel], size[sel].double()
-        draw = torch.randint(0, len(members), (n_boot, len(members)), generator=g)
-        num += (wts * rad[members].double() * e[members].double())[draw].sum(1)
-        den += (wts * e[members].double())[draw].sum(1)
-    return Estimate.from_boot(float(radial_centroid(sym)), num / den.clamp(min=1e-12), over="mask frequencies",
-                              n=len(reps), level=level)
-
-
-def centroid_ratio_equal_support(mask: torch.Tensor, reference: torch.Tensor, n_boot: int = 1000,
-                                 seed: int = 0) -> Estimate:
-    """Radial centroid of ``mask`` over that of ``reference`` cut to ``mask``'s support
-    (:func:`equal_support`), paired over mask frequencies (:func:`bootstrap_centroid`, same seed).
-
-    Below 1: at the same number of kept frequencies, ``mask`` sits at lower
-    frequencies than ``reference``'s largest values. A mask that is only
-    sparser than ``reference`` (its largest values, nothing else) gives 1.
-    """
-    a = bootstrap_centroid(mask, n_boot, seed)
-    b = bootstrap_centroid(equal_support(reference, mask), n_boot, seed)
-    return Estimate.from_boot(a.value / b.value, a.boot / b.boot, over="mask frequencies")
-
-
-def full_annuli(mask: torch.Tensor) -> int:
-    """How many innermost unit annuli (``k <= |f| < k + 1`` for k = 0, 1, ...) the mask keeps whole
-    (every frequency > 0). An annulus shuffle cannot move anything there: every draw keeps those
-    annuli too, and every complement (the mask's and the draws') lacks them."""
-    m = mask.float().reshape(-1, *mask.shape[-2:]).amin(0)
-    ring = frequency_radius(*m.shape, device=m.device).floor().long()
-    k = 0
-    while (ring == k).any() and bool((m[ring == k] > 0).all()):
-        k += 1
-    return k
-
-
-def band_mass_ratio(mask: torch.Tensor, band: torch.Tensor) -> float:
-    """Mean mask value inside ``band`` (a 0/1 centred map) over the mean outside."""
-    m = mask.float().reshape(-1, *mask.shape[-2:]).mean(0)
-    band = band.to(m.device).bool()
-    return float(m[band].mean() / m[~band].mean().clamp(min=1e-6))
-
-
-# ------------------------------------------------------ image similarity
-def _gauss_window(size: int, sigma: float, channels: int, device, dtype):
-    ax = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
-    g = torch.exp(-ax ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = 7,
-         sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM (Wang et al. 2004) of two (N, C, H, W) batches, Gaussian window,
-    valid region only, averaged over channels and positions. Returns (N,)."""
-    if x.shape != y.shape:
-        raise ValueError(f"ssim needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    c = x.shape[1]
-    win = _gauss_window(window, sigma, c, x.device, x.dtype)
-    f = lambda t: F.conv2d(t, win, groups=c)
-    mx, my = f(x), f(y)
-    vx, vy, cxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB of two (N, C, H, W) batches."""
-    mse = (x - y).pow(2).flatten(1).mean(1).clamp(min=1e-12)
-    return 10 * torch.log10(data_range ** 2 / mse)
-
-
-# -------------------------------------------------------------- linear probe
-def probe_correct(features: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None,
-                  folds: int = 5, weight_decay: float = 1e-2, steps: int = 100, seed: int = 0) -> torch.Tensor:
-    """Per-sample 0/1 of a k-fold cross-validated multinomial logistic regression
-    (each sample is predicted by the fold that did not see it): the sample a
-    bootstrap of the probe's accuracy resamples.
-
-    Features are standardised with the training folds' statistics; each fold is
-    fitted with full-batch L-BFGS and an L2 penalty.
-    """
-    x = features.float().flatten(1).cpu()
-    y = labels.long().cpu()
-    n = x.shape[0]
-    if n < folds:
-        raise ValueError(f"a linear probe needs at least {folds} samples, got {n}")
-    n_classes = n_classes or int(y.max()) + 1
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=g)
-    correct = torch.zeros(n)
-    for k in range(folds):
-        test = order[k::folds]
-        train = torch.cat([order[j::folds] for j in range(folds) if j != k])
-        mu, sd = x[train].mean(0), x[train].std(0).clamp(min=1e-6)
-        xt, xv = (x[train] - mu) / sd, (x[test] - mu) / sd
-        lin = torch.nn.Linear(x.shape[1], n_classes)
-        torch.nn.init.zeros_(lin.weight), torch.nn.init.zeros_(lin.bias)
-        opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = F.cross_entropy(lin(xt), y[train]) + weight_decay * lin.weight.pow(2).sum()
-            loss.backward()
-            return loss
-        opt.step(closure)
-        with torch.no_grad():
-            correct[test] = (lin(xv).argmax(1) == y[test]).float()
-    return correct
-
-
-def linear_probe(features: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None, **kw) -> float:
-    """Cross-validated accuracy of :func:`probe_correct`."""
-    return float(probe_correct(features, labels, n_classes, **kw).mean())
-
-
-def log_amplitude(images: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Per image, the log amplitude of its centred spectrum averaged over colour channels:
-    ``(N, H, W)``, on the same grid as a ``(N, 1, H, W)`` per-image mask (the probe's control)."""
-    return torch.log(centred_dft(images.float()).abs() + eps).mean(1)
-
-
-def probe_estimates(masks: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, scrambled: torch.Tensor,
-                    n_boot: int = 2000, seed: int = 0, device=None) -> dict:
-    """C3's probe: :func:`probe_correct` on the flattened per-image ``masks`` (``probe``), on the
-    same images' :func:`log_amplitude` spectra (``spectrum``; the same folds, since the folds
-    depend only on ``seed`` and the number of images) and on the masks with ``scrambled`` labels
-    (``scrambled``, a leak check); ``probe_vs_spectrum`` = probe - spectrum, paired over the images.
-    Above 0: the masks carry class information beyond the image's own spectrum."""
-    y = labels.long().cpu()
-    per = {"probe": probe_correct(masks.flatten(1), y, 10, seed=seed),
-           "spectrum": probe_correct(log_amplitude(images.cpu()), y, 10, seed=seed),
-           "scrambled": probe_correct(masks.flatten(1), scrambled.long().cpu(), 10, seed=seed)}
-    kw = dict(n_boot=n_boot, seed=seed, device=device)
-    out = {k: bootstrap(lambda m, k=k: m[k], per, **kw) for k in per}
-    out["probe_vs_spectrum"] = bootstrap(lambda m: m["probe"] - m["spectrum"], per, **kw)
-    return out
-
-
 # ------------------------------------------- generalisation through a mask
 def dataset_mask_config(row: dict, seed: int = 0, lam: float = 0.2, lr: float = 0.0, batch: int = 0,
                         per_channel: bool = False) -> MaskConfig:
@@ -1274,29 +975,6 @@ def train_image_masks_cached(model, images: torch.Tensor, targets: torch.Tensor,
     key = {"net": net_digest(model), "data": digest(images, targets),
            "kw": {k: v for k, v in kw.items() if k not in ("device", "progress")}, "code": _image_method_digest()}
     return cached(f"fimask-{tag}", key, lambda: train_image_masks(model, images, targets, **kw))
-
-
-def permutation_anisotropy(mask: torch.Tensor, n_perm: int = 1000, n_bins: int = 8, r_min: float = 1.0,
-                           r_max: float = 16.0, seed: int = 0) -> torch.Tensor:
-    """Null distribution of the anisotropy: the mask's values shuffled among the
-    frequencies of each unit annulus (one per +/- pair), which keeps its radial
-    profile and the grid's discretisation but removes any preferred direction.
-    Returns ``n_perm`` anisotropies; compare the observed one with a high quantile."""
-    e = _energy(mask).reshape(-1, *mask.shape[-2:])[0].cpu().flatten()
-    h, w = mask.shape[-2:]
-    members = _wedge_members(h, w, n_bins, r_min, r_max)
-    idx = torch.cat(members)
-    wedge = torch.cat([torch.full((len(m),), k) for k, m in enumerate(members)])
-    ring = frequency_radius(h, w).flatten()[idx].floor().long()
-    g = torch.Generator().manual_seed(seed)
-    vals = e[idx].expand(n_perm, -1).clone()
-    for r in ring.unique():                      # shuffle within each annulus, all permutations at once
-        pos = torch.nonzero(ring == r).flatten()
-        perm = torch.argsort(torch.rand(n_perm, len(pos), generator=g), dim=1)
-        vals[:, pos] = vals[:, pos].gather(1, perm)
-    sums = torch.zeros(n_perm, n_bins).index_add_(1, wedge, vals)
-    counts = torch.bincount(wedge, minlength=n_bins).float()
-    return anisotropy(sums / counts)
 
 
 # ------------------------------------------------------ the claims of Paper C

@@ -122,7 +122,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
     """
     from .profiles import default_seeds
     from .synthetic import ADOPTION_PSNRS, STRONG_PSNR, shortcut_name
-    from .validity import MATCH_FRACTIONS, shorter_budget
+    from .shortcut import MATCH_FRACTIONS, shorter_budget
     for name, value in (("seed", seed), ("seeds", seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name}={value!r} must be a whole number >= 0 (as the chapters' parameter of that name)")

@@ -160,7 +160,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     The data variant goes into the report's header and each figure's caption
     (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
-    from . import attribution, heatmap, masks
+    from . import attribution, heatmap, mask_geometry, masks
     from .plots import show_spectrum
     from .verdicts import bootstrap
     rep = FrequencyReport(description, variant)
@@ -233,7 +233,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     held = "mask: masked / unmasked accuracy (analysed images)"
     rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)
     rep.numbers[held] = rep.intervals[held].value
-    rep.intervals["mask: radial centroid"] = masks.bootstrap_centroid(res.mask, n_boot, seed)
+    rep.intervals["mask: radial centroid"] = mask_geometry.bootstrap_centroid(res.mask, n_boot, seed)
     rep.numbers["mask: radial centroid"] = rep.intervals["mask: radial centroid"].value
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     im = show_spectrum(ax, res.mask.reshape(-1, 32, 32).mean(0), "Fourier mask M (centred)",

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from . import attribution, filters, masks
+from . import attribution, filters, mask_geometry, masks
 from .models import first_conv
 from .verdicts import Estimate
 
@@ -78,10 +78,10 @@ def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
 
 
 def mask_score(mask: torch.Tensor, n_boot: int, seed: int = 0) -> Estimate:
-    """Minus :func:`freqlib.masks.radial_centroid` of the whole mask, interval over mask
+    """Minus :func:`freqlib.mask_geometry.radial_centroid` of the whole mask, interval over mask
     frequencies. Confounded with sparsity (a sparser mask keeping the lowest frequencies
     has a lower centroid whatever the network): rank with :func:`mask_scores_equal_support`."""
-    return masks.bootstrap_centroid(mask, n_boot=n_boot, seed=seed).scaled(-1.0)
+    return mask_geometry.bootstrap_centroid(mask, n_boot=n_boot, seed=seed).scaled(-1.0)
 
 
 def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
@@ -95,7 +95,7 @@ def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
     sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
     support = {n: int((s > 0).sum()) for n, s in sym.items()}
     like = sym[min(support, key=support.get)]
-    return ({n: masks.bootstrap_centroid(masks.equal_support(s, like), n_boot=n_boot, seed=seed).scaled(-1.0)
+    return ({n: mask_geometry.bootstrap_centroid(masks.equal_support(s, like), n_boot=n_boot, seed=seed).scaled(-1.0)
              for n, s in sym.items()}, min(support.values()))
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from freqlib import shortcut
 from freqlib import validity as V
 from freqlib.verdicts import VERDICTS, Estimate, verdict
 
@@ -57,7 +58,7 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert "d1_upper_excess/high" in rows["D1"]["numbers"] and "d1_upper/high" not in rows["D1"]["numbers"]
     assert "d3_at_competence" in rows["D3"]["numbers"]
     assert set(rows["D4"]["numbers"]) == {"d4_follow_excess", "d4_relative_excess"}
-    assert glued["reach_reading"] == V.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"])
+    assert glued["reach_reading"] == shortcut.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"])
     # ST at AT's clean accuracy: the ladder is the fixed one, its reading glued and in the deviations
     assert glued["match_fractions"] == "1/16, 1/8, 1/4, 1/2"
     assert glued["matched_reading"].startswith(("ST at AT's clean accuracy", "ST's clean accuracy differs"))
@@ -103,4 +104,4 @@ def test_the_plan_trains_the_st_budgets_the_chapter_matches_against():
     full = recipe_config("shortcut_standard", "paper").epochs
     ladder = {s.kwargs["epochs"] for s in paper_run.default_plan("paper")["06"]
               if s.name == "shortcut_standard" and "epochs" in s.kwargs}
-    assert ladder == {f * full for f in V.MATCH_FRACTIONS}
+    assert ladder == {f * full for f in shortcut.MATCH_FRACTIONS}

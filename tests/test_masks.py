@@ -11,8 +11,9 @@ import os
 import pytest
 import torch
 
+from freqlib import mask_geometry as mg
 from freqlib import masks as fm
-from freqlib import results
+from freqlib import probe, results, similarity
 from freqlib.data import PlantedBand, planted_frequency_dataset
 from freqlib.evaluate import accuracy, correct
 from freqlib.models import build_model
@@ -43,7 +44,7 @@ def test_learned_mask_keeps_the_planted_band(planted):
     model, x, y, band, result = planted
     assert result.kept and result.kept_epoch >= 2
     mask = fm.symmetrize(result.mask)
-    assert fm.band_mass_ratio(mask, band) > 10.0         # mass inside the band far above outside
+    assert mg.band_mass_ratio(mask, band) > 10.0         # mass inside the band far above outside
     assert result.sparsity < 0.5                          # and it did drop most of the spectrum
     assert result.acc_masked >= 0.99 * result.acc_unmasked
     # the in-sample per-image record is the accuracy the rule judged
@@ -141,16 +142,16 @@ def test_centroid_at_equal_support():
     standard = (1 - frequency_radius(32, 32) / 24).clamp(min=0)[None, None]        # graded low-pass
     sparser = fm.equal_support(standard, radial_mask(32, 32, 6)[None, None])
     assert abs(float((sparser > 0).sum()) - float((radial_mask(32, 32, 6) > 0).sum())) <= 1
-    raw = fm.bootstrap_centroid(sparser, 300).boot / fm.bootstrap_centroid(standard, 300).boot
+    raw = mg.bootstrap_centroid(sparser, 300).boot / mg.bootstrap_centroid(standard, 300).boot
     assert float(raw.quantile(0.975)) < 0.95                                   # the old rule would hold
     rule = _criterion("C1", "centroid_ratio_eq/*")
-    ratio = fm.centroid_ratio_equal_support(sparser, standard, 300)
+    ratio = mg.centroid_ratio_equal_support(sparser, standard, 300)
     assert abs(ratio.value - 1) < 1e-6 and rule.judge({"centroid_ratio_eq/r": ratio}) == "fails"
     flat = torch.ones(1, 1, 32, 32)                                             # no preference: ties at random
     low = radial_mask(32, 32, 6)[None, None]
-    assert rule.judge({"centroid_ratio_eq/r": fm.centroid_ratio_equal_support(low, flat, 300)}) == "holds"
+    assert rule.judge({"centroid_ratio_eq/r": mg.centroid_ratio_equal_support(low, flat, 300)}) == "holds"
     high = 1 - radial_mask(32, 32, 12)[None, None]
-    assert rule.judge({"centroid_ratio_eq/r": fm.centroid_ratio_equal_support(high, flat, 300)}) == "fails"
+    assert rule.judge({"centroid_ratio_eq/r": mg.centroid_ratio_equal_support(high, flat, 300)}) == "fails"
 
 
 def test_reliability_estimates_constructed():
@@ -331,29 +332,29 @@ def test_mask_evaluation_goes_through_the_evaluation_primitive():
 # ------------------------------------------------------ where a mask lives
 def test_radial_centroid_orders_low_and_high():
     low, high = radial_mask(32, 32, 4), 1 - radial_mask(32, 32, 12)
-    assert fm.radial_centroid(low) < 3 < 12 < fm.radial_centroid(high)
-    assert abs(float(fm.radial_centroid(torch.ones(32, 32))) - 12.2) < 0.1
+    assert mg.radial_centroid(low) < 3 < 12 < mg.radial_centroid(high)
+    assert abs(float(mg.radial_centroid(torch.ones(32, 32))) - 12.2) < 0.1
     # with its frequency bootstrap: a low-pass mask's ratio to the all-ones one is
     # far below C1's 0.95 (holds), a high-pass mask's far above (fails)
-    ones = fm.bootstrap_centroid(torch.ones(32, 32), 300)
+    ones = mg.bootstrap_centroid(torch.ones(32, 32), 300)
     for mask, side in ((low, "below"), (high, "above")):
-        e = fm.bootstrap_centroid(mask, 300)
+        e = mg.bootstrap_centroid(mask, 300)
         assert e.over == "mask frequencies" and e.low <= e.value <= e.high
-        assert abs(e.value - float(fm.radial_centroid(mask))) < 1e-4
+        assert abs(e.value - float(mg.radial_centroid(mask))) < 1e-4
         ratio = e.boot / ones.boot                          # paired: same seed, same frequencies
         assert (ratio.quantile(0.975) < 0.95) if side == "below" else (ratio.quantile(0.025) > 0.95)
 
 
 def test_anisotropy_separates_oriented_from_isotropic():
     oriented = PlantedBand(2, 14, angle=0.0).mask() + 0.05
-    iso = fm.isotropic_version(oriented)
-    a, b = fm.bootstrap_anisotropy(oriented, 300), fm.bootstrap_anisotropy(iso, 300)
+    iso = mg.isotropic_version(oriented)
+    a, b = mg.bootstrap_anisotropy(oriented, 300), mg.bootstrap_anisotropy(iso, 300)
     assert isinstance(a, Estimate) and a.over == "mask frequencies"
     assert a.low > 5 * b.high
     assert a.low <= a.value <= a.high
     # the permutation null: an oriented mask far above it, an isotropic one at it
-    assert a.low > float(fm.permutation_anisotropy(oriented, 300).quantile(0.95))
-    assert b.value <= float(fm.permutation_anisotropy(iso, 300).quantile(0.95)) + 1e-6
+    assert a.low > float(mg.permutation_anisotropy(oriented, 300).quantile(0.95))
+    assert b.value <= float(mg.permutation_anisotropy(iso, 300).quantile(0.95)) + 1e-6
     # paired over frequencies: oriented minus isotropic is above 0, the reverse below
     assert float((a.boot - b.boot).quantile(0.025)) > 0 and float((b.boot - a.boot).quantile(0.975)) < 0
 
@@ -361,12 +362,12 @@ def test_anisotropy_separates_oriented_from_isotropic():
 # ------------------------------------------------------- images, probes
 def test_ssim_and_psnr():
     x = torch.rand(5, 3, 32, 32)
-    assert torch.allclose(fm.ssim(x, x), torch.ones(5), atol=1e-5)
-    scores = [fm.ssim(x, (x + s * torch.randn_like(x)).clamp(0, 1)).mean() for s in (0.05, 0.2, 0.5)]
+    assert torch.allclose(similarity.ssim(x, x), torch.ones(5), atol=1e-5)
+    scores = [similarity.ssim(x, (x + s * torch.randn_like(x)).clamp(0, 1)).mean() for s in (0.05, 0.2, 0.5)]
     assert scores[0] > scores[1] > scores[2]
-    assert (fm.ssim(x, 1 - x) < 0).all()                  # inverted contrast: anti-correlated
+    assert (similarity.ssim(x, 1 - x) < 0).all()                  # inverted contrast: anti-correlated
     noisy = (x + 0.3 * torch.randn_like(x)).clamp(0, 1)
-    assert (fm.psnr(x, noisy) < 15).all() and (fm.psnr(x, x) > 60).all()
+    assert (similarity.psnr(x, noisy) < 15).all() and (similarity.psnr(x, x) > 60).all()
 
 
 def test_linear_probe_finds_signal_and_not_noise():
@@ -374,10 +375,10 @@ def test_linear_probe_finds_signal_and_not_noise():
     y = torch.randint(0, 5, (200,), generator=g)
     centres = torch.randn(5, 20, generator=g) * 2
     feats = centres[y] + torch.randn(200, 20, generator=g)
-    per = fm.probe_correct(feats, y)
+    per = probe.probe_correct(feats, y)
     assert per.shape == (200,) and set(per.unique().tolist()) <= {0.0, 1.0}
-    assert fm.linear_probe(feats, y) == float(per.mean()) > 0.8
-    assert fm.linear_probe(feats, y[torch.randperm(200, generator=g)]) < 0.4
+    assert probe.linear_probe(feats, y) == float(per.mean()) > 0.8
+    assert probe.linear_probe(feats, y[torch.randperm(200, generator=g)]) < 0.4
 
 
 def test_cross_accuracy_reuses_known_numbers_and_can_fail(planted):
@@ -446,7 +447,7 @@ def test_basic_interval_reflects_a_biased_bootstrap():
     """The basic interval reflects the replicates about the point value: a bootstrap that sits
     above the point (the resampled coefficient of variation) moves the interval down."""
     boot = 0.5 + 0.1 * torch.randn(4000, generator=torch.Generator().manual_seed(0))
-    pct, basic = Estimate.from_boot(0.3, boot), fm.basic_interval(0.3, boot)
+    pct, basic = Estimate.from_boot(0.3, boot), mg.basic_interval(0.3, boot)
     assert pct.low > 0.3 - 1e-9                         # the percentile interval does not even cover its point
     assert basic.high <= 0.3 + 1e-9 and basic.low < 0.0 and basic.over == "mask frequencies"
 
@@ -457,7 +458,7 @@ def test_c2_rule_holds_for_direction_and_not_for_sparsity():
     a sparser isotropic mask, does not; the old first rule held for an isotropic standard mask."""
     from freqlib.spectral import frequency_radius
     rule = _criterion("C2", "aniso_vs_standard_eq/*")
-    judge = lambda m, ref: rule.judge({"aniso_vs_standard_eq/r": fm.anisotropy_vs_equal_support(m, ref, 400)})
+    judge = lambda m, ref: rule.judge({"aniso_vs_standard_eq/r": mg.anisotropy_vs_equal_support(m, ref, 400)})
     g = torch.Generator().manual_seed(0)
     r = frequency_radius(32, 32)[None, None]
     standard = fm.symmetrize(((1 - r / 24).clamp(min=0) * (0.6 + 0.4 * torch.rand(1, 1, 32, 32, generator=g))))
@@ -468,9 +469,9 @@ def test_c2_rule_holds_for_direction_and_not_for_sparsity():
     sparse_iso = fm.symmetrize((r < 8) * (0.5 + 0.5 * torch.rand(1, 1, 32, 32, generator=g)))
     assert judge(sparse_iso, standard) != "holds"
     # the percentile interval of the anisotropy sits above its point value (the bias the basic interval removes)
-    a = fm.bootstrap_anisotropy(sparse_iso, 400)
+    a = mg.bootstrap_anisotropy(sparse_iso, 400)
     assert float(a.boot.median()) > a.value
-    assert abs(fm.excess_anisotropy(sparse_iso, 400).value) < 0.05  # about 0 without direction
+    assert abs(mg.excess_anisotropy(sparse_iso, 400).value) < 0.05  # about 0 without direction
 
 
 def test_complement_rule_has_no_power_at_chance():
@@ -496,7 +497,7 @@ def test_complement_rule_has_no_power_at_chance():
     e = fm.generalisation_estimates(g3, n_boot=300)
     assert _criterion("C3", "gen_complement_vs_radial").judge({"gen_complement_vs_radial": e["complement_vs_radial"]}) \
         == "undecided"
-    assert fm.full_annuli(torch.ones(1, 1, 32, 32)) == 23 and fm.full_annuli(radial_mask(32, 32, 6)[None, None]) == 6
+    assert mg.full_annuli(torch.ones(1, 1, 32, 32)) == 23 and mg.full_annuli(radial_mask(32, 32, 6)[None, None]) == 6
 
 
 def test_probe_must_beat_the_image_spectrum():
@@ -509,16 +510,16 @@ def test_probe_must_beat_the_image_spectrum():
     grid = torch.arange(32.0)
     x = (0.5 + 0.3 * torch.sin(2 * math.pi * freq * grid[None, None, None, :] / 32)
          + 0.1 * torch.rand(n, 3, 32, 32, generator=g)).clamp(0, 1)                       # class in the spectrum
-    spectral = fm.log_amplitude(x)[:, None]
+    spectral = probe.log_amplitude(x)[:, None]
     scrambled = y[torch.randperm(n, generator=g)]
     rule = _criterion("C3", "probe_vs_spectrum")
-    e = fm.probe_estimates(spectral, x, y, scrambled, n_boot=300)
+    e = probe.probe_estimates(spectral, x, y, scrambled, n_boot=300)
     assert e["probe"].low > 0.2                                         # the old rule would hold
     assert rule.judge({"probe_vs_spectrum": e["probe_vs_spectrum"]}) != "holds"
     noise = torch.rand(n, 3, 32, 32, generator=g)                       # images carry nothing: masks do
     planted = torch.zeros(n, 1, 32, 32)
     planted[torch.arange(n), 0, 0, y] = 3.0
     masks = planted + 0.1 * torch.rand(n, 1, 32, 32, generator=g)
-    e = fm.probe_estimates(masks, noise, y, scrambled, n_boot=300)
+    e = probe.probe_estimates(masks, noise, y, scrambled, n_boot=300)
     assert rule.judge({"probe_vs_spectrum": e["probe_vs_spectrum"]}) == "holds"
     assert _criterion("C3", "probe_scrambled").judge({"probe_scrambled": e["scrambled"]}) != "fails"

@@ -124,7 +124,7 @@ def test_filter_score_interval_over_kernels():
 
 
 def test_mask_scores_at_equal_support_remove_the_sparsity_confound():
-    from freqlib.masks import frequency_radius
+    from freqlib.spectral import frequency_radius
     r = frequency_radius(32, 32)
     dense = (1.0 / (1.0 + r))[None, None]                                # keeps everything, low values high
     sparse = dense * (r <= 4).float()                                    # its largest values only

@@ -14,10 +14,12 @@ import pytest
 import torch
 
 from freqlib import synthetic
+from freqlib import shortcut
 from freqlib import validity as V
 from freqlib.data import PlantedBand, mirror_path, planted_frequency_dataset
 from freqlib.evaluate import accuracy
-from freqlib.masks import MaskConfig, psnr, scaled_lr
+from freqlib.masks import MaskConfig, scaled_lr
+from freqlib.similarity import psnr
 from freqlib.verdicts import Estimate, bootstrap
 
 BOOT = partial(bootstrap, n_boot=200)
@@ -95,7 +97,7 @@ def test_shortcut_conditions_are_clean_own_moved_and_classless():
     x = torch.rand(30, 3, 32, 32) * 0.5 + 0.25
     y = torch.arange(30) % 10
     wrong = (y + 3) % 10
-    cond = V.shortcut_conditions(x, y, wrong, "high", seed=2, rms=0.05)
+    cond = shortcut.shortcut_conditions(x, y, wrong, "high", seed=2, rms=0.05)
     assert list(cond) == ["clean", "own signature", "moved signature", "no-class gratings (null)"]
     assert torch.equal(cond["clean"], x)
     assert torch.equal(cond["own signature"], synthetic.attach_shortcut(x, y, "high", seed=2, rms=0.05))
@@ -312,7 +314,7 @@ def test_d2_d3_on_per_image_outcomes_of_a_model_that_ignores_or_follows_the_text
     stats = {"d2_drop": lambda m: m["sc"] - m["sw"], "d2_excess": lambda m: m["sn"] - m["sw"],
              "d3_reduction": lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]),
              "d3_follow_gap": lambda m: m["sf"] - m["af"],
-             "d3_at_competence": lambda m: m["ac"] - V.CHANCE, "d3_at_floor": lambda m: m["ac"] - V.CHANCE - V.COMPETENCE}
+             "d3_at_competence": lambda m: m["ac"] - shortcut.CHANCE, "d3_at_floor": lambda m: m["ac"] - shortcut.CHANCE - shortcut.COMPETENCE}
     num = lambda s: {k: BOOT(f, s) for k, f in stats.items()}
     _, d2, d3, _ = V.causal_claims()
     assert d2.evaluate({k: v for k, v in num(follows).items() if k.startswith("d2")}, "c") == "reproduced"

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from freqlib import spectral
+from freqlib import shortcut
 from freqlib import validity as V
 from freqlib.verdicts import VERDICTS, Estimate, bootstrap, verdict
 
@@ -97,14 +98,14 @@ def test_d3_fails_for_a_network_at_chance():
     st_clean = (torch.rand(n, generator=g) < 0.55).float()
     st_moved = st_clean * (torch.rand(n, generator=g) < 0.5).float()
     st_follow = (1 - st_moved) * (torch.rand(n, generator=g) < 0.7).float()
-    at_clean = (torch.rand(n, generator=g) < V.CHANCE).float()             # a guessing network
-    at_moved = (torch.rand(n, generator=g) < V.CHANCE).float()
-    at_follow = (torch.rand(n, generator=g) < V.CHANCE).float()
+    at_clean = (torch.rand(n, generator=g) < shortcut.CHANCE).float()             # a guessing network
+    at_moved = (torch.rand(n, generator=g) < shortcut.CHANCE).float()
+    at_follow = (torch.rand(n, generator=g) < shortcut.CHANCE).float()
     s = {"sc": st_clean, "sw": st_moved, "sf": st_follow, "ac": at_clean, "aw": at_moved, "af": at_follow}
 
     def rates(clean, moved, follow):
         return {"clean": clean, "moved signature": moved, "no-class gratings (null)": clean, "follow": follow}
-    numbers = V.shortcut_numbers(rates(st_clean, st_moved, st_follow), rates(at_clean, at_moved, at_follow), _boot)
+    numbers = shortcut.shortcut_numbers(rates(st_clean, st_moved, st_follow), rates(at_clean, at_moved, at_follow), _boot)
     reduction, follow = _claim("D3").criteria
     # both passed before the revision, on the effect numbers alone
     assert reduction.judge_one(numbers["d3_reduction"]) == "holds"
@@ -116,8 +117,8 @@ def test_d3_fails_for_a_network_at_chance():
     s_good["aw"] = s_good["ac"]
     good = {"d3_reduction": _boot(lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]), s_good),
             "d3_follow_gap": numbers["d3_follow_gap"],
-            "d3_at_competence": _boot(lambda m: m["ac"] - V.CHANCE, s_good),
-            "d3_at_floor": _boot(lambda m: m["ac"] - V.CHANCE - V.COMPETENCE, s_good)}
+            "d3_at_competence": _boot(lambda m: m["ac"] - shortcut.CHANCE, s_good),
+            "d3_at_floor": _boot(lambda m: m["ac"] - shortcut.CHANCE - shortcut.COMPETENCE, s_good)}
     assert reduction.judge(good) == follow.judge(good) == "holds"
 
 
@@ -139,10 +140,10 @@ def test_synthesis_sentence_reads_every_verdict_grammatically():
 
 
 def test_signature_amplitudes_reach_and_the_stated_claim_agree():
-    lo, hi = V.signature_amplitudes("high")
+    lo, hi = shortcut.signature_amplitudes("high")
     assert 0 < lo <= hi
     eps = 8 / 255
-    reach_lo, reach_hi = V.signature_reach("high", eps)
+    reach_lo, reach_hi = shortcut.signature_reach("high", eps)
     # eps * sign(cos) has a fundamental of 4 eps / pi; the pixel grid moves it by a few per cent
     assert 0.9 * 4 * eps / torch.pi < reach_lo <= reach_hi < 1.1 * 4 * eps / torch.pi
     assert reach_lo > hi                  # at 8/255 every grating can be erased or forged
@@ -151,10 +152,10 @@ def test_signature_amplitudes_reach_and_the_stated_claim_agree():
     assert "erase or forge every grating" in text
     # a smaller radius cannot reach the strongest gratings, and the text says so
     mid = V.causal_claims("high", eps=6 / 255)[2].paper_value
-    assert V.signature_reach("high", 6 / 255)[0] < hi and "cannot erase or forge the strongest" in mid
+    assert shortcut.signature_reach("high", 6 / 255)[0] < hi and "cannot erase or forge the strongest" in mid
     # a radius that reaches none of them
     small = V.causal_claims("high", eps=4 / 255)[2].paper_value
-    assert V.signature_reach("high", 4 / 255)[1] < lo and "cannot erase any of them" in small
+    assert shortcut.signature_reach("high", 4 / 255)[1] < lo and "cannot erase any of them" in small
 
 
 def _rates(clean, moved, null, follow):
@@ -169,15 +170,15 @@ def test_d4_fails_for_an_at_network_that_ignores_the_strong_signature_and_holds_
     follow_excess, excess = _claim("D4").criteria
     # the frequency story's AT: the signature changes nothing, it follows a moved one no more than plain AT
     clean = draw(0.35)
-    ignoring = V.adoption_numbers(_rates(clean, clean, clean, draw(0.085)), plain, _boot)
+    ignoring = shortcut.adoption_numbers(_rates(clean, clean, clean, draw(0.085)), plain, _boot)
     assert follow_excess.judge(ignoring) == excess.judge(ignoring) == "fails"
     assert verdict([follow_excess.judge(ignoring), excess.judge(ignoring)]) == "not reproduced"
     # a network at chance adopts nothing either
-    guess = V.adoption_numbers(_rates(draw(V.CHANCE), draw(V.CHANCE), draw(V.CHANCE), draw(V.CHANCE)), plain, _boot)
+    guess = shortcut.adoption_numbers(_rates(draw(shortcut.CHANCE), draw(shortcut.CHANCE), draw(shortcut.CHANCE), draw(shortcut.CHANCE)), plain, _boot)
     assert follow_excess.judge(guess) == "fails" and excess.judge(guess) != "holds"   # little power at chance
     # the reach story's AT: a moved signature takes the prediction with it
     moved = clean * draw(0.3)
-    adopting = V.adoption_numbers(_rates(clean, moved, clean, (1 - moved) * draw(0.6)), plain, _boot)
+    adopting = shortcut.adoption_numbers(_rates(clean, moved, clean, (1 - moved) * draw(0.6)), plain, _boot)
     assert adopting["d4_drop"].value > 0.2
     assert follow_excess.judge(adopting) == excess.judge(adopting) == "holds"
 
@@ -189,7 +190,7 @@ def test_d4_holds_for_an_at_network_that_learned_only_the_signature_where_the_fi
     n = 1000
     draw = lambda p: (torch.rand(n, generator=g) < p).float()
     plain = _rates(draw(0.35), draw(0.35), draw(0.35), draw(0.085))
-    only = V.adoption_numbers(_rates(draw(V.CHANCE), draw(0.03), draw(V.CHANCE), draw(0.7)), plain, _boot)
+    only = shortcut.adoption_numbers(_rates(draw(shortcut.CHANCE), draw(0.03), draw(shortcut.CHANCE), draw(0.7)), plain, _boot)
     follow_excess, relative = _claim("D4").criteria
     assert V.PREVIOUS_CRITERIA["D4 excess"].judge(only) == "fails"
     assert follow_excess.judge(only) == relative.judge(only) == "holds"
@@ -198,11 +199,11 @@ def test_d4_holds_for_an_at_network_that_learned_only_the_signature_where_the_fi
 
 def test_d4_needs_a_signature_beyond_the_reach_of_eps():
     eps = 8 / 255
-    margin = V.beyond_reach("high", eps, 20.0)
-    lo = V.signature_amplitudes("high", 10 ** (-20 / 20))[0]
-    assert margin == pytest.approx(lo - V.signature_reach("high", eps)[1]) and margin > 9.06 / 255
+    margin = shortcut.beyond_reach("high", eps, 20.0)
+    lo = shortcut.signature_amplitudes("high", 10 ** (-20 / 20))[0]
+    assert margin == pytest.approx(lo - shortcut.signature_reach("high", eps)[1]) and margin > 9.06 / 255
     with pytest.raises(ValueError, match=r"strong_psnr=32 dB .* within the reach .* PSNR below 27\.\d dB"):
-        V.beyond_reach("high", eps, 32.0)          # the faint signature itself is within reach
+        shortcut.beyond_reach("high", eps, 32.0)          # the faint signature itself is within reach
     text = V.causal_claims("high", eps=eps, strong_psnr=20.0)[3].paper_value
     assert "cannot erase any of them" in text and f"{255 * margin:.2f}/255 of each remains" in text
 
@@ -211,10 +212,10 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     for combo in itertools.product(VERDICTS, repeat=4):
         text = V.synthesis_sentence(dict(zip(("D1", "D2", "D3", "D4"), combo)), "high")
         assert text[0].isupper() and text.endswith("(D4).") and "(D3), and " in text
-    assert "not high frequencies as such" in V.reach_reading("reproduced", "reproduced")
-    assert "avoided the band itself" in V.reach_reading("reproduced", "not reproduced")
-    assert "not told apart" in V.reach_reading("reproduced", "inconclusive")
-    assert "not told apart" in V.reach_reading("not reproduced", "reproduced")
+    assert "not high frequencies as such" in shortcut.reach_reading("reproduced", "reproduced")
+    assert "avoided the band itself" in shortcut.reach_reading("reproduced", "not reproduced")
+    assert "not told apart" in shortcut.reach_reading("reproduced", "inconclusive")
+    assert "not told apart" in shortcut.reach_reading("not reproduced", "reproduced")
 
 
 def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_strength():
@@ -238,11 +239,11 @@ def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_str
     y = torch.arange(60) % 10
     wrong = (y + 1) % 10
     rms = synthetic.shortcut_rms("shortcut-high-20db")
-    follows = V.adoption(Reader(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
+    follows = shortcut.adoption(Reader(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
     assert follows["d4_follow_excess"].low > 0.8 and 0 < follows["weakest"] < rms * 2
-    ignores = V.adoption(_Constant(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
+    ignores = shortcut.adoption(_Constant(), _Constant(), x, y, wrong, "high", 0, rms, _boot)
     assert ignores["d4_follow_excess"].value == 0
-    fig = V.plot_adoption({"AT": {20.0: follows, 26.0: ignores}, "ST": {20.0: ignores}}, V.signature_reach("high"), "t")
+    fig = shortcut.plot_adoption({"AT": {20.0: follows, 26.0: ignores}, "ST": {20.0: ignores}}, shortcut.signature_reach("high"), "t")
     assert len(fig.axes) == 2 and all(len(ax.containers) == 2 for ax in fig.axes)     # one error bar per curve
     assert [t.get_text() for t in fig.legends[0].texts][1:] == ["AT (95% interval)", "ST (95% interval)"]
 
@@ -260,12 +261,12 @@ class _Constant(torch.nn.Module):
 
 
 def test_bad_strengths_get_one_line_errors_naming_the_parameter():
-    assert V.parse_psnrs("29, 26") == [29.0, 26.0] and V.parse_psnrs("") == []
+    assert shortcut.parse_psnrs("29, 26") == [29.0, 26.0] and shortcut.parse_psnrs("") == []
     for bad in ("29,abc", "29,-3", "0"):
         with pytest.raises(ValueError, match=r"adoption_psnrs=.*dB above 0"):
-            V.parse_psnrs(bad)
+            shortcut.parse_psnrs(bad)
     with pytest.raises(ValueError, match=r"strong_psnr=-5.*above 0"):
-        V.beyond_reach("high", 8 / 255, -5.0)
+        shortcut.beyond_reach("high", 8 / 255, -5.0)
 
 
 def test_an_adoption_point_from_computed_rates_equals_the_one_computed_from_the_networks():
@@ -275,10 +276,10 @@ def test_an_adoption_point_from_computed_rates_equals_the_one_computed_from_the_
     wrong = (y + 1) % 10
     rms = synthetic.shortcut_rms("shortcut-high-26db")
     a, b = _Constant(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
-    cond = V.shortcut_conditions(x, y, wrong, "high", 0, rms=rms)
-    point = V.adoption_point(V.shortcut_rates(b, cond, y, wrong), V.shortcut_rates(a, cond, y, wrong), "high", rms,
+    cond = shortcut.shortcut_conditions(x, y, wrong, "high", 0, rms=rms)
+    point = shortcut.adoption_point(shortcut.shortcut_rates(b, cond, y, wrong), shortcut.shortcut_rates(a, cond, y, wrong), "high", rms,
                              _boot)
-    whole = V.adoption(b, a, x, y, wrong, "high", 0, rms, _boot)
+    whole = shortcut.adoption(b, a, x, y, wrong, "high", 0, rms, _boot)
     assert point.keys() == whole.keys()
     assert all(point[k] == whole[k] for k in ("weakest",)) and all(
         point[k].value == whole[k].value for k in point if k != "weakest")
@@ -287,19 +288,19 @@ def test_an_adoption_point_from_computed_rates_equals_the_one_computed_from_the_
 # ------------------------------------------------- ST at AT's clean accuracy
 def test_shorter_budgets_cut_the_recipes_epochs_and_keep_the_full_budgets_key():
     quick = {"n_train": 20_000, "epochs": 3}
-    assert V.shorter_budget("quick", quick, 0.25) == {"n_train": 20_000, "epochs": 0.75}
-    assert V.shorter_budget("quick", quick, 1) == quick          # not 3.0: that would hash apart
-    assert V.shorter_budget("smoke", {}, 0.5) == {"epochs": 1.0}  # the profile's 2 epochs
+    assert shortcut.shorter_budget("quick", quick, 0.25) == {"n_train": 20_000, "epochs": 0.75}
+    assert shortcut.shorter_budget("quick", quick, 1) == quick          # not 3.0: that would hash apart
+    assert shortcut.shorter_budget("smoke", {}, 0.5) == {"epochs": 1.0}  # the profile's 2 epochs
     with pytest.raises(ValueError, match=r"fraction=0: .* in \(0, 1\]"):
-        V.shorter_budget("quick", quick, 0)
-    assert V.matched_fraction({0.125: 0.30, 0.25: 0.37, 1.0: 0.55}, 0.326) == 0.125
-    assert V.matched_fraction({0.125: 0.25, 0.25: 0.75}, 0.5) == 0.25      # a tie goes to the larger budget
+        shortcut.shorter_budget("quick", quick, 0)
+    assert shortcut.matched_fraction({0.125: 0.30, 0.25: 0.37, 1.0: 0.55}, 0.326) == 0.125
+    assert shortcut.matched_fraction({0.125: 0.25, 0.25: 0.75}, 0.5) == 0.25      # a tie goes to the larger budget
     with pytest.raises(ValueError, match="no budgets"):
-        V.matched_fraction({}, 0.3)
+        shortcut.matched_fraction({}, 0.3)
 
 
 def _mean_rates(clean: float, follow: float, n: int = 400) -> dict:
-    """Per-image 0/1 rates of :func:`V.shortcut_rates` with the given means (moved and no-class at clean)."""
+    """Per-image 0/1 rates of :func:`shortcut.shortcut_rates` with the given means (moved and no-class at clean)."""
     def bits(p):
         return (torch.arange(n) < round(p * n)).float()
     return {"clean": bits(clean), "own signature": bits(clean), "moved signature": bits(clean * (1 - follow)),
@@ -309,28 +310,28 @@ def _mean_rates(clean: float, follow: float, n: int = 400) -> dict:
 def _point(st_follow, at_follow, st_clean=0.33, at_clean=0.33, psnr=32.0):
     from freqlib import synthetic
     rms = 10 ** (-psnr / 20)
-    return V.matched_point(_mean_rates(st_clean, st_follow), _mean_rates(st_clean, 0.08),
+    return shortcut.matched_point(_mean_rates(st_clean, st_follow), _mean_rates(st_clean, 0.08),
                            _mean_rates(at_clean, at_follow), _mean_rates(at_clean, 0.08), "high", rms, _boot)
 
 
 def test_the_matched_reading_can_support_either_reading_or_neither():
-    reach = V.signature_reach("high")[1]
+    reach = shortcut.signature_reach("high")[1]
     # ST at AT's accuracy follows a signature within reach that AT ignores: the reach reading survives
-    text = V.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, psnr=29.0),
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, psnr=29.0),
                               20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
     assert "more often than AT does at 29 dB" in text and "survives the accuracy control" in text
     assert "neither does AT" in text and "D3's same-budget contrast included" in text and "20 dB" not in text
     # neither network follows anything within reach: lower accuracy explains it as well
-    text = V.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)
     assert "explains its ignoring it as well" in text and "survives" not in text
     # AT follows more than ST within reach: against the reach reading
-    text = V.matched_reading({32.0: _point(0.08, 0.4)}, reach, 32.0)
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.4)}, reach, 32.0)
     assert "less often than AT" in text and "against the reach reading" in text
     # accuracies 20 points apart: facts without conclusions
-    text = V.matched_reading({32.0: _point(0.3, 0.08, st_clean=0.55)}, reach, 32.0)
+    text = shortcut.matched_reading({32.0: _point(0.3, 0.08, st_clean=0.55)}, reach, 32.0)
     assert "more than 5 points, so this is no matched comparison" in text and "survives" not in text
     # nothing within reach: nothing read
-    assert "was not read" in V.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
+    assert "was not read" in shortcut.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
     point = _point(0.30, 0.08)
     assert point["gap"].value == pytest.approx(0.22) and point["clean_gap"].value == 0
     assert point["at_excess"].value == 0 and point["d4_follow_excess"].value == pytest.approx(0.22)
@@ -344,11 +345,11 @@ def test_a_matched_curve_reads_each_strength_on_its_own_conditions():
     wrong = (y + 1) % 10
     lin = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     sets = {32.0: "shortcut-high", 20.0: "shortcut-high-20db"}
-    conds = {p: V.shortcut_conditions(x, y, wrong, "high", 0, rms=synthetic.shortcut_rms(n)) for p, n in sets.items()}
-    at_rates = {p: (V.shortcut_rates(_Constant(), c, y, wrong),) * 2 for p, c in conds.items()}
-    curve = V.matched_curve(lambda name: lin, _Constant(), sets, conds, at_rates, "high", y, wrong, _boot)
+    conds = {p: shortcut.shortcut_conditions(x, y, wrong, "high", 0, rms=synthetic.shortcut_rms(n)) for p, n in sets.items()}
+    at_rates = {p: (shortcut.shortcut_rates(_Constant(), c, y, wrong),) * 2 for p, c in conds.items()}
+    curve = shortcut.matched_curve(lambda name: lin, _Constant(), sets, conds, at_rates, "high", y, wrong, _boot)
     for p, name in sets.items():
-        one = V.matched_point(V.shortcut_rates(lin, conds[p], y, wrong), at_rates[p][0], *at_rates[p], "high",
+        one = shortcut.matched_point(shortcut.shortcut_rates(lin, conds[p], y, wrong), at_rates[p][0], *at_rates[p], "high",
                               synthetic.shortcut_rms(name), _boot)
         assert all(curve[p][k] == one[k] if k == "weakest" else curve[p][k].value == one[k].value for k in one)
     assert curve[20.0]["weakest"] > curve[32.0]["weakest"]

@@ -1,0 +1,332 @@
+"""A planted frequency shortcut (chapter 6, claims D2-D4): how strong its gratings are against
+the reach of an ε-bounded change, and what a network does when the shortcut is moved.
+
+The shortcut sets (:mod:`freqlib.synthetic`) attach to every training image a faint *class
+signature*: gratings of one frequency band whose frequencies depend on the class. At test time
+the signature is attached as it was trained ("own"), moved to another class ("moved") or
+replaced by gratings of the same band and strength that belong to no class (the same-budget
+null). A network that follows a moved signature predicts its class rather than the image's.
+
+* **Reach.** An L-inf change of ε can remove or forge about 4ε/π of a grating's amplitude
+  (:func:`signature_reach`); a signature whose weakest grating lies beyond that reach cannot be
+  erased by an attack of that budget (:func:`beyond_reach`, claim D4).
+* **Read-outs.** :func:`shortcut_conditions` builds the test conditions, :func:`shortcut_rates`
+  reads one network on them (0/1 per image, so every difference below is paired over images),
+  :func:`shortcut_numbers` and :func:`adoption_numbers` turn two networks' rates into the
+  numbers of D2-D4.
+* **Adoption curve and ST at AT's clean accuracy.** :func:`adoption_point` at several strengths;
+  a standard network trained for a shorter budget (``MATCH_FRACTIONS``) whose clean accuracy
+  is nearest AT's, read by :func:`matched_reading`: does AT ignore a signature because ε can forge
+  it, or only because it learned less?
+
+Kept apart from :mod:`freqlib.synthetic` because the zoo hashes that module: editing a read-out
+must not retrain the networks it reads.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from . import evaluate, profiles, synthetic
+
+__all__ = [
+    "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "amplitude_text", "beyond_reach",
+    "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers",
+    "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
+    "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
+    "matched_reading", "reach_reading",
+]
+
+
+CHANCE = 0.1        # accuracy of a 10-class guess
+COMPETENCE = 0.10   # D3: AT's clean accuracy must exceed chance by more than this
+
+
+# ------------------------------------------------------------- reach of ε
+
+
+def signature_amplitudes(band: str = "high", rms: float | None = None) -> tuple[float, float]:
+    """(smallest, largest) amplitude, per colour channel in [0, 1] units, of a single grating
+    of the class signatures of ``band`` at RMS ``rms`` (default: the shortcut sets' own,
+    ``freqlib.synthetic.SHORTCUT``; a class with one grating carries all of the RMS in it, so
+    its amplitude is sqrt(2) times that of a pair's)."""
+    _, amps = synthetic._group_tensor(synthetic.shortcut_frequencies(band))
+    a = amps[amps > 0] * (synthetic.SHORTCUT["rms"] if rms is None else rms)
+    return float(a.min()), float(a.max())
+
+
+def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = 360) -> tuple[float, float]:
+    """(smallest, largest) over the signature gratings of ``band`` and ``n_phase`` phases of the
+    amplitude that an L-inf change of ``eps`` can remove from (or add to) one grating: the
+    component of ``eps * sign(grating)`` along the grating, about 4 eps / pi (a square wave's
+    fundamental), exactly computed on the 32 x 32 pixel grid."""
+    ij = torch.arange(32, dtype=torch.float64)
+    phase = torch.arange(n_phase, dtype=torch.float64) * (2 * torch.pi / n_phase)
+    reach = []
+    for group in synthetic.shortcut_frequencies(band):
+        for fy, fx in group:
+            g = torch.cos((2 * torch.pi / 32) * (fy * ij[:, None] + fx * ij[None, :]) + phase[:, None, None])
+            reach.append(eps * (g.abs().sum((1, 2)) / (g * g).sum((1, 2))))
+    r = torch.cat(reach)
+    return float(r.min()), float(r.max())
+
+
+def amplitude_text(band: str, eps: float, rms: float | None = None) -> str:
+    """The signature's grating amplitudes against ε's reach, in words (a claim's paper-side text)."""
+    lo, hi = signature_amplitudes(band, rms)
+    reach, reach_max = signature_reach(band, eps)
+    text = (f"the signature's gratings have amplitudes of {255 * lo:.2f}/255 to {255 * hi:.2f}/255 per colour "
+            f"channel (ε = {255 * eps:g}/255); an ε-bounded change ±ε·sign(grating) has a component of at least "
+            f"{255 * reach:.2f}/255 along each of them (≈ 4ε/π, at any phase)")
+    if hi < reach:
+        return text + ", so it can erase or forge every grating"
+    if lo > reach_max:
+        return text + (f" and at most {255 * reach_max:.2f}/255, so it cannot erase any of them: at least "
+                       f"{255 * (lo - reach_max):.2f}/255 of each remains")
+    return text + ", so it cannot erase or forge the strongest gratings entirely"
+
+
+def beyond_reach(band: str, eps: float, psnr: float) -> float:
+    """How far (pixel units) the weakest grating of a ``psnr``-dB signature lies beyond ``eps``'s
+    reach; raises a one-line error when it is within reach, since D4 needs a signature no
+    ε-bounded change can erase."""
+    if not psnr > 0:
+        raise ValueError(f"strong_psnr={psnr!r}: give the signature's PSNR in dB, above 0 (e.g. 20)")
+    rms = 10 ** (-psnr / 20)
+    lo, reach = signature_amplitudes(band, rms)[0], signature_reach(band, eps)[1]
+    if lo <= reach:
+        top = -20 * math.log10(reach / lo * rms)
+        raise ValueError(f"strong_psnr={psnr:g} dB gives gratings from {255 * lo:.2f}/255, within the reach "
+                         f"{255 * reach:.2f}/255 of ε = {255 * eps:g}/255: claim D4 needs a PSNR below {top:.1f} dB")
+    return lo - reach
+
+
+# ------------------------------------------------------------ read-outs
+def shortcut_conditions(x: torch.Tensor, labels: torch.Tensor, wrong: torch.Tensor, band: str, seed: int = 0,
+                        rms: float | None = None) -> dict:
+    """The test conditions of the shortcut experiment on images ``x``: clean; with their own class's
+    signature; with the signature of class ``wrong`` ("moved"); with gratings of the same band and
+    strength that belong to no class (the same-budget null). ``rms``: the signature's strength
+    (default: the shortcut sets' own)."""
+    null = synthetic.random_patterns(len(x), band, seed, rms=rms).to(x.device, x.dtype)
+    return {"clean": x, "own signature": synthetic.attach_shortcut(x, labels, band, seed=seed, rms=rms),
+            "moved signature": synthetic.attach_shortcut(x, wrong, band, seed=seed, rms=rms),
+            "no-class gratings (null)": (x + null).clamp(0, 1)}
+
+
+def shortcut_rates(model, conditions: dict, labels: torch.Tensor, wrong: torch.Tensor) -> dict:
+    """Per test image, 0/1: correct under each condition (``conditions[name]`` images), and
+    ``follow``: the prediction under ``conditions['moved signature']`` is the moved signature's class."""
+    out = {cond: evaluate.correct(model, xc, labels) for cond, xc in conditions.items()}
+    out["follow"] = (evaluate.predict(model, conditions["moved signature"]).cpu() == wrong.cpu()).float()
+    return out
+
+
+def rate_row(model, out: dict, bootstrap) -> dict:
+    """One table row: every rate of :func:`shortcut_rates` with its interval, and the zoo record's
+    PGD-50 accuracy and training time."""
+    row = {cond: bootstrap(lambda q: q["c"], {"c": v}).fmt(pct=True) for cond, v in out.items() if cond != "follow"}
+    row["predicts the moved signature's class"] = bootstrap(lambda q: q["c"], {"c": out["follow"]}).fmt(pct=True)
+    return {**row, "PGD-50 (zoo)": f"{100 * model.record['pgd_linf_accuracy']:.1f}%",
+            "training (s)": round(model.record["train_seconds"])}
+
+
+def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:
+    """The numbers of D2 and D3 (see :func:`freqlib.validity.causal_claims`) from ST's and AT's :func:`shortcut_rates`,
+    paired over the same test images."""
+    sample = {"sc": st["clean"], "sw": st["moved signature"], "sn": st["no-class gratings (null)"],
+              "sf": st["follow"], "ac": at["clean"], "aw": at["moved signature"], "af": at["follow"]}
+    return {"d2_drop": bootstrap(lambda m: m["sc"] - m["sw"], sample),
+            "d2_excess": bootstrap(lambda m: m["sn"] - m["sw"], sample),
+            "d3_reduction": bootstrap(lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]), sample),
+            "d3_follow_gap": bootstrap(lambda m: m["sf"] - m["af"], sample),
+            "d3_at_competence": bootstrap(lambda m: m["ac"] - CHANCE, sample),
+            "d3_at_floor": bootstrap(lambda m: m["ac"] - CHANCE - COMPETENCE, sample)}
+
+
+# ------------------------------------------------------- adoption (D4)
+def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
+    """The numbers of D4 from the strong-signature AT network's :func:`shortcut_rates` and those of
+    the same-budget AT that never saw a signature (``plain``), on the same images and conditions:
+    ``d4_follow_excess`` (rate of predicting the moved signature's class, AT minus plain AT),
+    ``d4_relative_excess`` (the share of AT's accuracy with no-class gratings that a moved signature
+    removes, 1 - moved / no-class) and, for the prose and the first rule, ``d4_excess`` (no-class
+    minus moved, in accuracy), ``d4_drop`` (clean minus moved) and ``d4_clean_cost`` (plain AT's clean
+    accuracy minus AT's).
+
+    Revised after review (2026-11-24): the second criterion first read ``d4_excess`` > 0.10. An AT
+    network that learns the signature *instead of* the images sits at chance without it, so a
+    moved signature has at most about 10 points to remove and the rule failed a complete adoption;
+    the relative excess has the same room at every accuracy."""
+    sample = {"c": at["clean"], "w": at["moved signature"], "n": at["no-class gratings (null)"],
+              "f": at["follow"], "pf": plain["follow"]}
+    sample["pc"] = plain["clean"]
+    return {"d4_follow_excess": bootstrap(lambda m: m["f"] - m["pf"], sample),
+            "d4_relative_excess": bootstrap(lambda m: 1 - m["w"] / m["n"], sample),
+            "d4_excess": bootstrap(lambda m: m["n"] - m["w"], sample),
+            "d4_drop": bootstrap(lambda m: m["c"] - m["w"], sample),
+            "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)}
+
+
+def adoption_point(at: dict, plain: dict, band: str, rms: float, bootstrap) -> dict:
+    """One point of the adoption curve from :func:`shortcut_rates` already computed (AT trained
+    with a signature of RMS ``rms``, and the network that never saw one, on the test conditions
+    of that strength): :func:`adoption_numbers`, ``clean`` (AT's clean accuracy) and ``weakest``
+    (the weakest grating's amplitude)."""
+    return {**adoption_numbers(at, plain, bootstrap), "clean": bootstrap(lambda m: m["c"], {"c": at["clean"]}),
+            "weakest": signature_amplitudes(band, rms)[0]}
+
+
+def adoption(model, plain, x: torch.Tensor, labels: torch.Tensor, wrong: torch.Tensor, band: str, seed: int,
+             rms: float, bootstrap) -> dict:
+    """:func:`adoption_point` of ``model`` against ``plain`` on ``x``, with the test conditions of a
+    signature of RMS ``rms`` built and both networks evaluated here."""
+    cond = shortcut_conditions(x, labels, wrong, band, seed, rms=rms)
+    return adoption_point(shortcut_rates(model, cond, labels, wrong), shortcut_rates(plain, cond, labels, wrong),
+                          band, rms, bootstrap)
+
+
+def parse_psnrs(text: str, name: str = "adoption_psnrs") -> list[float]:
+    """'29,26' -> [29.0, 26.0]; a one-line error naming ``name`` for anything else."""
+    try:
+        values = [float(p) for p in str(text).split(",") if p.strip()]
+    except ValueError:
+        values = None
+    if values is None or any(not v > 0 for v in values):
+        raise ValueError(f"{name}={text!r}: give PSNRs in dB above 0, separated by commas (e.g. '29,26')")
+    return values
+
+
+def plot_adoption(curves: dict, reach: tuple[float, float], title: str):
+    """Adoption of a signature against the weakest grating's amplitude: ``curves[label][psnr]`` from
+    :func:`adoption_point` (one line per label, e.g. AT and ST at AT's clean accuracy); ``reach``
+    (smallest, largest) of an ε-bounded change, shaded. Two panels: the excess rate of following a
+    moved signature, and clean accuracy (what adopting it cost)."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), layout="constrained")
+    for ax in axes:
+        ax.axvspan(255 * reach[0], 255 * reach[1], color="0.85", label="reach of ε (±ε·sign)")
+    for i, ((label, curve), marker) in enumerate(zip(curves.items(), "osd^v")):
+        pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
+        amp = [255 * n["weakest"] for _, n in pts]
+        for ax, key in ((axes[0], "d4_follow_excess"), (axes[1], "clean")):
+            est = [n[key] for _, n in pts]
+            mid = [100 * e.value for e in est]
+            err = [[100 * (e.value - e.low) for e in est], [100 * (e.high - e.value) for e in est]]
+            ax.errorbar(amp, mid, yerr=err, fmt=marker + "-", ms=4, capsize=3, label=f"{label} (95% interval)")
+            if i == 0:                           # the first curve names the strengths
+                for (psnr, _), a, m in zip(pts, amp, mid):
+                    ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for ax, label in ((axes[0], "follows a moved signature:\nnetwork − same recipe never shown one (pts)"),
+                      (axes[1], "clean accuracy (%)")):
+        ax.set(xlabel="weakest signature grating (amplitude, /255)", ylabel=label)
+        ax.tick_params(labelsize=7)
+    axes[0].axhline(0, color="k", lw=0.6)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+# -------------------------------------------- ST at AT's clean accuracy
+# ST at AT's clean accuracy: a standard network trained for a shorter budget (fractions of the
+# shortcut networks' epochs, fixed here) whose clean accuracy is nearest AT's. Its follow rate
+# says whether AT ignores a signature because of ε or only because it learned less.
+MATCH_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2)
+MATCH_TOLERANCE = 0.05      # clean accuracies further apart than this are not called matched
+
+
+def shorter_budget(profile: str, train: dict, fraction: float, name: str = "shortcut_standard") -> dict:
+    """The training overrides ``train`` (a chapter's) with the recipe's epochs cut to ``fraction``."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}: a shorter budget is a fraction in (0, 1] of the recipe's epochs")
+    if fraction == 1:
+        return dict(train)        # the same key as the full-budget network (18.0 epochs would hash apart from 18)
+    return {**train, "epochs": fraction * profiles.recipe_config(name, profile, **train).epochs}
+
+
+def matched_fraction(clean: dict, target: float) -> float:
+    """The budget fraction (key of ``clean``: fraction -> clean accuracy) whose accuracy is nearest
+    ``target``; on a tie the larger budget."""
+    if not clean:
+        raise ValueError("matched_fraction: no budgets to choose from")
+    return min(clean, key=lambda f: (abs(clean[f] - target), -f))
+
+
+def matched_point(st: dict, plain_st: dict, at: dict, plain_at: dict, band: str, rms: float, bootstrap) -> dict:
+    """ST's :func:`adoption_point` (``st`` against ``plain_st``, both at the matched budget) with
+    ``gap``: ST's excess rate of following a moved signature minus AT's (``at`` against ``plain_at``),
+    ``at_excess``: AT's excess alone, and ``clean_gap``: ST's clean accuracy minus AT's; all
+    :func:`shortcut_rates` on the same images and conditions, so the differences are paired over images."""
+    sample = {"s": st["follow"], "ps": plain_st["follow"], "a": at["follow"], "pa": plain_at["follow"],
+              "sc": st["clean"], "ac": at["clean"]}
+    return {**adoption_point(st, plain_st, band, rms, bootstrap),
+            "gap": bootstrap(lambda m: (m["s"] - m["ps"]) - (m["a"] - m["pa"]), sample),
+            "at_excess": bootstrap(lambda m: m["a"] - m["pa"], sample),
+            "clean_gap": bootstrap(lambda m: m["sc"] - m["ac"], sample)}
+
+
+def matched_curve(st_for: Callable, plain_st, sets: dict, conds: dict, at_rates: dict, band: str,
+                  labels: torch.Tensor, wrong: torch.Tensor, bootstrap) -> dict:
+    """:func:`matched_point` at every strength of ``sets`` (PSNR -> shortcut set name): the ST
+    network ``st_for(name)`` and ``plain_st`` (same budget, no signature) read on ``conds[psnr]``
+    (:func:`shortcut_conditions`), against ``at_rates[psnr]`` (AT's and plain AT's rates there)."""
+    curve = {}
+    for p, name in sets.items():
+        st = tuple(shortcut_rates(m, conds[p], labels, wrong) for m in (st_for(name), plain_st))
+        curve[p] = matched_point(*st, *at_rates[p], band, synthetic.shortcut_rms(name), bootstrap)
+    return curve
+
+
+def matched_reading(points: dict, reach_max: float, faint: float) -> str:
+    """What ST at AT's clean accuracy says, in words: ``points[psnr]`` from :func:`matched_point`;
+    ``reach_max``: the largest reach of ε along a grating; ``faint``: the PSNR of D3's signature.
+    Read at the strengths ε can (partly) forge, where the two readings differ: there "AT ignores
+    what ε can forge" predicts that ST at AT's accuracy follows the signature more often than AT
+    (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach both
+    readings predict adoption, so those strengths are drawn, not read."""
+    def pts(n):
+        return n.scaled(100).fmt(digits=1) + " pts"
+    fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
+    within = sorted((p for p, n in points.items() if n["weakest"] <= reach_max), reverse=True)
+    clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
+    matched = abs(clean_gap.value) <= MATCH_TOLERANCE
+    head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
+            else f"ST's clean accuracy differs from AT's by {pts(clean_gap)}, more than {100 * MATCH_TOLERANCE:g} "
+                 "points, so this is no matched comparison; this ST")
+    if not within:
+        return head + " was not read: no strength of the curve is within ε's reach."
+    separated = [p for p in within if points[p]["gap"].low > 0]
+    against = [p for p in within if points[p]["gap"].high < 0]
+    neither = [p for p in within if p not in separated + against
+               and max(points[p]["d4_follow_excess"].low, points[p]["at_excess"].low) <= 0]
+    rest = [p for p in within if p not in separated + against + neither]
+    gap = lambda n: pts(n["gap"])
+    both = lambda n: f"ST {pts(n['d4_follow_excess'])}, AT {pts(n['at_excess'])}"
+    groups = [  # (strengths, what ST does there, its numbers, what that means when the accuracies match)
+        (separated, "follows the signature more often than AT does at {} (ST − AT excess, {})", gap,
+         ": there the reach reading survives the accuracy control"),
+        (neither, "does not adopt the signature at {}, and neither does AT (excess, {})", both,
+         ": there AT's lower accuracy explains its ignoring it as well as ε's reach does"
+         + (", D3's same-budget contrast included" if faint in neither else "")),
+        (against, "follows the signature less often than AT at {} (ST − AT excess, {})", gap,
+         ", against the reach reading"),
+        (rest, "does not differ resolvably from AT at {} (ST − AT excess, {})", gap, ""),
+    ]
+    parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + (end if matched else "")
+             for ps, text, num, end in groups if ps]
+    return head + " " + "; ".join(parts) + "."
+
+
+def reach_reading(d3: str, d4: str) -> str:
+    """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut."""
+    if d3 == "reproduced" and d4 == "reproduced":
+        return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it avoids "
+                "what an ε-bounded change can forge, not high frequencies as such. The same recipe and budget "
+                "learned the strong signature, so AT did not ignore the faint one for lack of capacity.")
+    if d3 == "reproduced" and d4 == "not reproduced":
+        return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
+                "frequency story says, not only what ε can forge.")
+    return (f"With D3 {d3} and D4 {d4}, the two readings (AT avoids what ε can forge; AT avoids the band) "
+            "are not told apart at this profile.")
