@@ -48,7 +48,8 @@ COMMON = {
 # Modules that build the site or run chapters but never change a chapter's output:
 # editing them must not re-execute the book.
 BOOK_TOOLING = {"runner.py", "ledger.py", "site.py", "notebooks.py", "__main__.py", "sweep.py",
-                "pooled.py", "environment.py", "paper_run.py", "wheelhouse.py"}
+                "pooled.py", "environment.py", "paper_run.py", "paper_plan.py", "carry.py",
+                "wheelhouse.py"}
 
 
 class ParameterError(ValueError):

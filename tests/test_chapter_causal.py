@@ -82,26 +82,26 @@ def test_prose_numbers_and_deviations_are_glued(chapter, unglued):
 
 def test_the_plan_trains_what_the_chapter_reads_for_d4():
     """The chapter's default strong signature is the one paper-run trains up front."""
-    from freqlib import paper_run, synthetic
+    from freqlib import paper_plan, synthetic
     from freqlib.runner import chapter_parameters, chapters_in_toc
     path = next(p for p in chapters_in_toc() if p.stem.startswith("06"))
     assert chapter_parameters(path)["strong_psnr"] == synthetic.STRONG_PSNR
     curve = tuple(float(p) for p in chapter_parameters(path)["adoption_psnrs"].split(","))
     assert curve == synthetic.ADOPTION_PSNRS
-    datasets = {s.kwargs.get("dataset") for s in paper_run.default_plan("paper")["06"]}
+    datasets = {s.kwargs.get("dataset") for s in paper_plan.default_plan("paper")["06"]}
     assert synthetic.shortcut_name("high", synthetic.STRONG_PSNR) in datasets
     assert {synthetic.shortcut_name("high", p) for p in synthetic.ADOPTION_PSNRS} <= datasets
     # its ST network is trained for the first training seed the chapter reads, whatever that is
     strong = synthetic.shortcut_name("high", synthetic.STRONG_PSNR)
-    shifted = paper_run.default_plan("paper", seed=1, seeds=1)["06"]
+    shifted = paper_plan.default_plan("paper", seed=1, seeds=1)["06"]
     assert {(s.name, s.kwargs.get("seed", 0)) for s in shifted if s.kwargs.get("dataset") == strong} == \
         {("shortcut_standard", 1), ("shortcut_linf_at", 1)}
 
 
 def test_the_plan_trains_the_st_budgets_the_chapter_matches_against():
-    from freqlib import paper_run
+    from freqlib import paper_plan
     from freqlib.profiles import recipe_config
     full = recipe_config("shortcut_standard", "paper").epochs
-    ladder = {s.kwargs["epochs"] for s in paper_run.default_plan("paper")["06"]
+    ladder = {s.kwargs["epochs"] for s in paper_plan.default_plan("paper")["06"]
               if s.name == "shortcut_standard" and "epochs" in s.kwargs}
     assert ladder == {f * full for f in shortcut.MATCH_FRACTIONS}

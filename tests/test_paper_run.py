@@ -14,9 +14,10 @@ import nbformat
 import pytest
 import torch
 
-from freqlib import paper_run, runner, zoo
+from freqlib import carry, paper_plan, paper_run, runner, zoo
 from freqlib.notebooks import read_glue, run_card
-from freqlib.paper_run import ModelSpec, PaperRun, pack, unpack
+from freqlib.paper_plan import MARGIN_S, ModelSpec
+from freqlib.paper_run import PaperRun
 
 REPO = Path(__file__).resolve().parents[1]
 T_TRAIN, T_CHAPTER = 10.0, 30.0
@@ -173,8 +174,8 @@ def test_carried_checkpoints_are_bf16_and_restore_exactly(book, tmp_path, monkey
     fresh_machine(tmp_path, monkeypatch, "d2")
     assert run.restore() == 1
     restored = torch.load(zoo.zoo_dir() / f"{stem}.pt", weights_only=True)
-    assert paper_run.canonical_fingerprint(restored["state_dict"]) == \
-        paper_run.canonical_fingerprint(kept["state_dict"])
+    assert carry.canonical_fingerprint(restored["state_dict"]) == \
+        carry.canonical_fingerprint(kept["state_dict"])
     assert run.in_zoo(plan["10"][0])
 
 
@@ -211,18 +212,6 @@ def test_a_step_that_cannot_finish_is_not_started(book, tmp_path, monkeypatch):
     # with enough time, the first chapter starts and the second waits
     run = PaperRun(tmp_path / "run2", plan={}, deadline=clock.now + 57, **dict(quiet, chapters=None))
     assert run.run() == 3 and started == ["10_a", "10_a"]
-
-
-def test_estimates_learn_from_finished_steps():
-    est = paper_run.Estimator("cuda")
-    assert est.factor("chapter") == 1.0
-    est.record("train", planned=10, actual=30)
-    est.record("train", planned=10, actual=20)
-    assert est.factor("train") == pytest.approx(2.5) and est.factor("chapter") == pytest.approx(2.5)
-    est.record("chapter", planned=100, actual=50)
-    assert est.factor("chapter") == pytest.approx(0.5)
-    cfg = {"arch": "airbench", "perturbation": "fgsm_linf", "epochs": 30, "n_train": 50_000}
-    assert est.planned_train(cfg) == pytest.approx(0.45 * 30 * 2.3 + 3.0 * 3)
 
 
 def test_a_call_killed_inside_a_chapter_raises_its_estimate(book, tmp_path, monkeypatch):
@@ -348,88 +337,13 @@ def test_a_model_that_fails_to_train_is_not_trained_again(book, tmp_path, monkey
     assert again.run() == 1 and attempts == ["l2_at", "l2_at"]      # retried once, on request
 
 
-def test_pack_and_unpack_round_trip(tmp_path):
-    out = tmp_path / "run"
-    (out / "zoo").mkdir(parents=True)
-    (out / "executed" / "chapters").mkdir(parents=True)
-    (out / "zoo" / "m.pt").write_bytes(os.urandom(3 * 2 ** 20))
-    (out / "zoo" / ".m.pt.x.part").write_bytes(b"half-written")
-    (out / "state.json").write_text('{"profile": "paper"}')
-    (out / "status.md").write_text("# status\n")
-    (out / "executed" / "chapters" / "01_x.ipynb").write_text("{}")
-    bench = tmp_path / "bench" / "results.json"
-    bench.parent.mkdir()
-    bench.write_text(json.dumps({"paper_airbench_cuda": {"runs": [1]}}))
-    dest = tmp_path / "OUT"
-    files = pack(out, dest, extra=(bench,), part_mb=1)
-    assert len(files) == 5 and all(p.stat().st_size <= 2 ** 20 for p in files)   # 4 parts + status.md
-    with pytest.raises(ValueError, match="parts"):
-        pack(out, tmp_path / "OUT2", part_mb=1, max_files=4)
-    here = tmp_path / "here" / "run"
-    local_bench = tmp_path / "local.json"
-    local_bench.write_text(json.dumps({"other": 1}))
-    got = unpack(dest, here, results=tmp_path / "results", bench=local_bench, log=lambda *a: None)
-    assert (here / "zoo" / "m.pt").read_bytes() == (out / "zoo" / "m.pt").read_bytes()
-    assert not (here / "zoo" / ".m.pt.x.part").exists()
-    assert (tmp_path / "results" / "chapters" / "01_x.ipynb").is_file() and not (here / "executed" / "chapters" / "01_x.ipynb").exists()
-    assert json.loads(local_bench.read_text()) == {"other": 1, "paper_airbench_cuda": {"runs": [1]}}
-    assert got["bench"] == ["paper_airbench_cuda"]
-    with pytest.raises(FileNotFoundError):
-        unpack(tmp_path / "nothing", here)
-
-
-def test_plan_table_counts_models_and_sizes():
-    text = paper_run.plan_table("paper", "cuda")
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| 0")}
-    from freqlib.runner import chapters_in_toc
-    assert set(rows) == {p.stem[:2] for p in chapters_in_toc()}   # every chapter of the book is planned
-    assert "| 01 | 11 |" in rows["01"]                  # 4 recipes x 3 seeds, standard seed 0 already planned
-    # 3 planted + 2 shortcut + D4's AT x 3 seeds; D4's ST, 2 curve ATs and 4 shorter-budget STs once
-    assert "| 06 | 25 |" in rows["06"]
-    # chapter 2 reads its nine ResNet-18 (one seed at paper) by reference and is resumable: its longest
-    # step is one model's training plus one result, which fits a call; no step of the book is over one call
-    assert "| 02 | 9 (9 by reference) |" in rows["02"] and "(resumable)" in rows["02"]
-    assert "⚠" not in text
-    short = paper_run.plan_table("paper", "cuda", call_s=150)        # the flag can fail: a shorter call
-    flagged = [ln.split("|")[1].strip() for ln in short.splitlines() if "⚠" in ln and ln.startswith("| 0")]
-    assert "02" in flagged and "00" not in flagged and "longer than one 150-s call" in short
-    assert "3.8 (1 models)" in rows["00"]                # airbench94 in bf16
-    assert "Total planned" in text
-
-
-def test_the_plan_trains_the_seeds_the_chapters_will_read(tmp_path):
-    """``-p seeds=1`` (or ``seed=1``) reaches the plan: no model is trained up front for a seed no
-    chapter reads, and chapters that load seed 0 only keep it."""
-    seeds_of = lambda specs: sorted({s.kwargs.get("seed", 0) for s in specs})
-    full, one, shifted = (paper_run.default_plan("paper", **kw) for kw in ({}, {"seeds": 1}, {"seed": 1, "seeds": 1}))
-    assert seeds_of(full["01"]) == [0, 1, 2] and seeds_of(one["01"]) == [0] and seeds_of(shifted["01"]) == [1]
-    assert seeds_of(shifted["03"]) == [1] and seeds_of(shifted["06"]) == [0, 1]       # 06's read-out pair: seed 0
-    for stem in ("00", "04", "05"):
-        assert seeds_of(shifted[stem]) == [0]
-    assert seeds_of(paper_run.default_plan("paper", seeds=2)["02"]) == [0, 1]      # ResNet-18: more when asked
-    assert len(one["01"]) == 4 and len(full["01"]) == 12
-    assert "| 01 | 3 |" in paper_run.plan_table("paper", "cuda", params={"seeds": 1})
-    assert PaperRun(tmp_path / "run", profile="paper", device="cpu", params={"seeds": 1},
-                    log=lambda *a: None).plan == one
-    for bad in ({"seeds": -1}, {"seed": 0.5}, {"seeds": True}):
-        with pytest.raises(ValueError, match="whole number"):
-            paper_run.default_plan("paper", **bad)
-
-
-def test_min_call_seconds_trains_in_the_call_what_the_carry_cannot_hold():
-    assert paper_run.min_call_seconds([(60, 10), (60, 10)], 100, carry_mb=24) == 100      # both carried
-    # 3 x 10 MB, 24 MB carry: the model cheapest to retrain per MB is trained in the call
-    assert paper_run.min_call_seconds([(60, 10), (20, 10), (90, 10)], 100, carry_mb=24) == 120
-    assert paper_run.min_call_seconds([(64, 22)] * 9, 240, carry_mb=24) == 240 + 8 * 64   # chapter 2, one seed
-
-
 def test_models_a_chapter_trained_itself_are_recognised(tmp_path, monkeypatch):
     """A zoo record turns back into the (name, overrides) that reproduce its key, also for
     chapter 2's ResNet-18 models with constrained stems; a record of changed code does not."""
     from freqlib.data import available_variant
     fresh_machine(tmp_path, monkeypatch, "d")
     run = PaperRun(tmp_path / "run", profile="paper", device="cpu", plan={}, log=lambda *a: None)
-    for spec in paper_run.default_plan("paper")["02"][::4]:
+    for spec in paper_plan.default_plan("paper")["02"][::4]:
         key, cfg = zoo.model_key(spec.name, "paper", available_variant(), **spec.kwargs)
         found = run.spec_from_record({"name": spec.name, "key": key, "config": cfg})
         assert found is not None and run.key_of(found)[0] == key
@@ -446,7 +360,7 @@ def test_a_by_reference_model_the_chapter_trained_is_not_planned_up_front(tmp_pa
     run = PaperRun(tmp_path / "run", profile="paper", device="cpu", log=lambda *a: None)
     zoo_folder = zoo.zoo_dir()
     zoo_folder.mkdir(parents=True, exist_ok=True)
-    for spec in [s for s in paper_run.default_plan("paper")["02"] if s.by_ref][::3]:
+    for spec in [s for s in paper_plan.default_plan("paper")["02"] if s.by_ref][::3]:
         key, cfg = zoo.model_key(spec.name, "paper", available_variant(), **spec.kwargs)
         stem = f"{spec.name}-paper-{key}"
         (zoo_folder / f"{stem}.json").write_text(json.dumps({"name": spec.name, "key": key, "config": cfg,
@@ -496,7 +410,7 @@ def test_a_resumable_chapter_stops_between_results_and_the_next_call_goes_on(tmp
     # no new result starts later than 12 s after the call starts (margin 20 s and one 1.2-s step before the
     # deadline): the kernel starts in a few seconds, the five results need 15 s more, so the stop falls
     # inside them even on a slow machine
-    first = PaperRun(out, deadline=clock_module.time() + paper_run.MARGIN_S + 1.2 + 12, **kw)
+    first = PaperRun(out, deadline=clock_module.time() + MARGIN_S + 1.2 + 12, **kw)
     assert first.run() == 3
     entry = json.loads((out / "state.json").read_text())["chapters"]["12_r"]
     carried = sorted(p.name for p in (out / "results").glob("*.pt"))
@@ -530,5 +444,5 @@ def test_a_resumable_chapter_that_makes_no_progress_gets_longer_steps(tmp_path, 
     assert run._soft_deadline("02_filter_proportion") is None                 # no deadline: nothing stops
     run.deadline = run.clock() + 100
     soft = run._soft_deadline("02_filter_proportion")
-    assert soft == pytest.approx(__import__("time").time() + 100 - paper_run.MARGIN_S - 1.2 * 22.5, abs=1)
+    assert soft == pytest.approx(__import__("time").time() + 100 - MARGIN_S - 1.2 * 22.5, abs=1)
     assert run._soft_deadline("01_high_frequency_reliance") is None
