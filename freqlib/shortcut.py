@@ -36,7 +36,7 @@ __all__ = [
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers",
     "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
     "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
-    "matched_reading", "reach_reading",
+    "matched_outcome", "is_matched", "learned_less", "matched_reading", "reach_reading",
 ]
 
 
@@ -279,6 +279,34 @@ def matched_curve(st_for: Callable, plain_st, sets: dict, conds: dict, at_rates:
     return curve
 
 
+def matched_outcome(n: dict) -> str:
+    """Which reading one strength of ST at AT's clean accuracy supports (``n`` from
+    :func:`matched_point`): ``"separated"`` (ST follows the signature more often than AT: the
+    reach reading survives), ``"neither"`` (neither network adopts it: AT's lower accuracy explains
+    its ignoring it as well), ``"against"`` (AT follows it more often) or ``"unresolved"``."""
+    if n["gap"].low > 0:
+        return "separated"
+    if n["gap"].high < 0:
+        return "against"
+    if max(n["d4_follow_excess"].low, n["at_excess"].low) <= 0:
+        return "neither"
+    return "unresolved"
+
+
+def is_matched(points: dict, faint: float) -> bool:
+    """Whether ST's clean accuracy is within :data:`MATCH_TOLERANCE` of AT's (at ``faint``)."""
+    clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
+    return abs(clean_gap.value) <= MATCH_TOLERANCE
+
+
+def learned_less(points: dict, reach_max: float, faint: float) -> bool:
+    """Whether ST at AT's clean accuracy ignores D3's signature (PSNR ``faint``, within ε's reach)
+    just as AT does: then AT's lower accuracy explains D3's contrast as well as ε's reach."""
+    n = points.get(faint)
+    return (n is not None and n["weakest"] <= reach_max and is_matched(points, faint)
+            and matched_outcome(n) == "neither")
+
+
 def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     """What ST at AT's clean accuracy says, in words: ``points[psnr]`` from :func:`matched_point`;
     ``reach_max``: the largest reach of ε along a grating; ``faint``: the PSNR of D3's signature.
@@ -291,37 +319,43 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
     within = sorted((p for p, n in points.items() if n["weakest"] <= reach_max), reverse=True)
     clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
-    matched = abs(clean_gap.value) <= MATCH_TOLERANCE
+    matched = is_matched(points, faint)
     head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
             else f"ST's clean accuracy differs from AT's by {pts(clean_gap)}, more than {100 * MATCH_TOLERANCE:g} "
                  "points, so this is no matched comparison; this ST")
     if not within:
         return head + " was not read: no strength of the curve is within ε's reach."
-    separated = [p for p in within if points[p]["gap"].low > 0]
-    against = [p for p in within if points[p]["gap"].high < 0]
-    neither = [p for p in within if p not in separated + against
-               and max(points[p]["d4_follow_excess"].low, points[p]["at_excess"].low) <= 0]
-    rest = [p for p in within if p not in separated + against + neither]
+    group = {p: matched_outcome(points[p]) for p in within}
+    of = lambda outcome: [p for p in within if group[p] == outcome]
     gap = lambda n: pts(n["gap"])
     both = lambda n: f"ST {pts(n['d4_follow_excess'])}, AT {pts(n['at_excess'])}"
     groups = [  # (strengths, what ST does there, its numbers, what that means when the accuracies match)
-        (separated, "follows the signature more often than AT does at {} (ST − AT excess, {})", gap,
+        (of("separated"), "follows the signature more often than AT does at {} (ST − AT excess, {})", gap,
          ": there the reach reading survives the accuracy control"),
-        (neither, "does not adopt the signature at {}, and neither does AT (excess, {})", both,
+        (of("neither"), "does not adopt the signature at {}, and neither does AT (excess, {})", both,
          ": there AT's lower accuracy explains its ignoring it as well as ε's reach does"
-         + (", D3's same-budget contrast included" if faint in neither else "")),
-        (against, "follows the signature less often than AT at {} (ST − AT excess, {})", gap,
+         + (", D3's same-budget contrast included" if group.get(faint) == "neither" else "")),
+        (of("against"), "follows the signature less often than AT at {} (ST − AT excess, {})", gap,
          ", against the reach reading"),
-        (rest, "does not differ resolvably from AT at {} (ST − AT excess, {})", gap, ""),
+        (of("unresolved"), "does not differ resolvably from AT at {} (ST − AT excess, {})", gap, ""),
     ]
     parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + (end if matched else "")
              for ps, text, num, end in groups if ps]
     return head + " " + "; ".join(parts) + "."
 
 
-def reach_reading(d3: str, d4: str) -> str:
-    """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut."""
+def reach_reading(d3: str, d4: str, matched_ignores: bool = False) -> str:
+    """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut.
+    ``matched_ignores``: ST at AT's clean accuracy ignores D3's signature too (:func:`learned_less`),
+    so adopting the strong one shows only that AT *can* learn a signature, not why it ignored the
+    faint one."""
     if d3 == "reproduced" and d4 == "reproduced":
+        if matched_ignores:
+            return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it does "
+                    "not avoid high frequencies as such, and the same recipe and budget can learn a signature there. "
+                    "But a standard network at AT's clean accuracy ignores the faint one too (below), so whether AT "
+                    "ignores it because ε can forge it or because AT learned less is not told apart at D3's "
+                    "strength.")
         return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it avoids "
                 "what an ε-bounded change can forge, not high frequencies as such. The same recipe and budget "
                 "learned the strong signature, so AT did not ignore the faint one for lack of capacity.")

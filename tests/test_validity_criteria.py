@@ -216,6 +216,11 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     assert "avoided the band itself" in shortcut.reach_reading("reproduced", "not reproduced")
     assert "not told apart" in shortcut.reach_reading("reproduced", "inconclusive")
     assert "not told apart" in shortcut.reach_reading("not reproduced", "reproduced")
+    # when ST at AT's accuracy ignores the faint signature too, adopting the strong one no longer
+    # rules out that AT ignored the faint one for having learned less
+    both_ignore = shortcut.reach_reading("reproduced", "reproduced", matched_ignores=True)
+    assert "lack of capacity" not in both_ignore and "not told apart at D3's strength" in both_ignore
+    assert "lack of capacity" in shortcut.reach_reading("reproduced", "reproduced", matched_ignores=False)
 
 
 def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_strength():
@@ -332,6 +337,12 @@ def test_the_matched_reading_can_support_either_reading_or_neither():
     assert "more than 5 points, so this is no matched comparison" in text and "survives" not in text
     # nothing within reach: nothing read
     assert "was not read" in shortcut.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
+    # the faint signature's own outcome, which the reach reading takes into account
+    assert shortcut.learned_less({32.0: _point(0.08, 0.08)}, reach, 32.0)
+    assert not shortcut.learned_less({32.0: _point(0.30, 0.08)}, reach, 32.0)                   # ST adopts it
+    assert not shortcut.learned_less({32.0: _point(0.08, 0.08, st_clean=0.55)}, reach, 32.0)    # not matched
+    assert not shortcut.learned_less({20.0: _point(0.08, 0.08, psnr=20.0)}, reach, 20.0)        # beyond reach
+    assert not shortcut.learned_less({29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)        # no faint point
     point = _point(0.30, 0.08)
     assert point["gap"].value == pytest.approx(0.22) and point["clean_gap"].value == 0
     assert point["at_excess"].value == 0 and point["d4_follow_excess"].value == pytest.approx(0.22)
