@@ -294,7 +294,7 @@ def matched_outcome(n: dict) -> str:
 
 
 def is_matched(points: dict, faint: float) -> bool:
-    """Whether ST's clean accuracy is within :data:`MATCH_TOLERANCE` of AT's (at ``faint``)."""
+    """Whether ST's clean accuracy is within ``MATCH_TOLERANCE`` of AT's (at ``faint``)."""
     clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
     return abs(clean_gap.value) <= MATCH_TOLERANCE
 
