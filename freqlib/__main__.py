@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     zoo.add_argument("--device", default="auto")
 
     report = sub.add_parser("report", help="frequency report (HTML) of a zoo model or a checkpoint")
-    report.add_argument("model", help="zoo name, freqlib checkpoint (.pt) or TorchScript file")
+    report.add_argument("model", help="zoo name, freqlib checkpoint (.pt), torch.export program (.pt2) or TorchScript file")
     report.add_argument("--profile", default="auto")
     report.add_argument("--device", default="auto")
     report.add_argument("--n-images", type=int, default=500, help="test images evaluated")
