@@ -293,10 +293,14 @@ def matched_outcome(n: dict) -> str:
     return "unresolved"
 
 
+def _clean_gap(points: dict, faint: float):
+    """ST − AT clean accuracy (one per budget: every strength's point carries the same)."""
+    return (points[faint] if faint in points else next(iter(points.values())))["clean_gap"]
+
+
 def is_matched(points: dict, faint: float) -> bool:
-    """Whether ST's clean accuracy is within ``MATCH_TOLERANCE`` of AT's (at ``faint``)."""
-    clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
-    return abs(clean_gap.value) <= MATCH_TOLERANCE
+    """Whether ST's clean accuracy is within ``MATCH_TOLERANCE`` of AT's."""
+    return abs(_clean_gap(points, faint).value) <= MATCH_TOLERANCE
 
 
 def learned_less(points: dict, reach_max: float, faint: float) -> bool:
@@ -318,8 +322,7 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
         return n.scaled(100).fmt(digits=1) + " pts"
     fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
     within = sorted((p for p, n in points.items() if n["weakest"] <= reach_max), reverse=True)
-    clean_gap = points[faint]["clean_gap"] if faint in points else next(iter(points.values()))["clean_gap"]
-    matched = is_matched(points, faint)
+    clean_gap, matched = _clean_gap(points, faint), is_matched(points, faint)
     head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
             else f"ST's clean accuracy differs from AT's by {pts(clean_gap)}, more than {100 * MATCH_TOLERANCE:g} "
                  "points, so this is no matched comparison; this ST")

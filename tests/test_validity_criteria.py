@@ -313,7 +313,6 @@ def _mean_rates(clean: float, follow: float, n: int = 400) -> dict:
 
 
 def _point(st_follow, at_follow, st_clean=0.33, at_clean=0.33, psnr=32.0):
-    from freqlib import synthetic
     rms = 10 ** (-psnr / 20)
     return shortcut.matched_point(_mean_rates(st_clean, st_follow), _mean_rates(st_clean, 0.08),
                            _mean_rates(at_clean, at_follow), _mean_rates(at_clean, 0.08), "high", rms, _boot)
