@@ -2,7 +2,7 @@
 
 Generates ``--n`` test images per corruption and severity with
 ``freqlib.corruptions.corrupt`` (no cache) from the clean pixels
-``freqlib.corruptions.default_clean`` picks (original pixels where available),
+``freqlib.corruption_sets.default_clean`` picks (original pixels where available),
 with the original frost photographs when present, prints images/s per corruption and
 the total, and reports the time of the full 15 x 5 x 10,000 set: measured when
 ``--n 10000`` (the default), else extrapolated linearly from the measured
@@ -18,7 +18,9 @@ import time
 import torch
 
 from common import write
+from freqlib import corruption_sets as csets
 from freqlib import corruptions as cc
+from freqlib import frost
 
 FULL = 10_000
 
@@ -35,9 +37,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [c for c in args.corruptions.split(",") if c]
-    x, _, pixels = cc.default_clean(args.n)
+    x, _, pixels = csets.default_clean(args.n)
     x = x.to(args.device)
-    frost = cc.frost_layers(args.seed).kind if "frost" in names else ""
+    frost_kind = frost.frost_layers(args.seed).kind if "frost" in names else ""
     per = {}
     for name in names:
         start = time.perf_counter()
@@ -54,7 +56,7 @@ def main() -> None:
     n_images = 5 * len(x) * len(names)
     scale = (FULL / len(x)) * (len(cc.CORRUPTIONS) / len(names))
     result = {
-        "variant": cc.variant_label(pixels, len(x), frost), "device": args.device,
+        "variant": csets.variant_label(pixels, len(x), frost_kind), "device": args.device,
         "images_per_corruption_severity": len(x), "corruptions": names,
         "measured_images": n_images, "measured_seconds": round(total, 2),
         "images_per_second": round(n_images / total, 1),

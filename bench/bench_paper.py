@@ -12,7 +12,7 @@ Sections (``--only`` picks some; each writes ``paper_<section>_<device>`` into t
                  epochs), extrapolated to the profile's epochs; optionally compiled
 ``heatmap``      Fourier heat map, 10,000 images x 514 bases, per model (images/s)
 ``masks``        chapter 3's dataset masks (batch 16): the masks of one seed trained one after
-                 the other, and together in one loop (vmapped on CUDA, freqlib.masks.train_masks):
+                 the other, and together in one loop (vmapped on CUDA, freqlib.mask_training.train_masks):
                  steps per second, the ratio, and the planned mask time at the paper settings
 ``cifar10c``     CIFAR-10-C, 15 corruptions x 5 severities x 10,000 images: generation on the
                  device, then evaluation per model (images/s)
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def chapter3_paper() -> dict:
     """Chapter 3's paper settings row: the mask settings it shares with chapters 4 and 5
-    (``masks.DATASET_MASKS``: n_mask, batch, max_epochs, ...) and the literal entries of the
+    (``mask_training.DATASET_MASKS``: n_mask, batch, max_epochs, ...) and the literal entries of the
     notebook's row (the masked networks, ...), so the bench times what the chapter runs."""
     import ast
 
@@ -58,7 +58,7 @@ def chapter3_paper() -> dict:
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
                 if isinstance(key, ast.Constant) and key.value == "paper" and isinstance(value, ast.Call):
-                    from freqlib.masks import DATASET_MASKS
+                    from freqlib.mask_training import DATASET_MASKS
                     row = dict(DATASET_MASKS["paper"])
                     for kw in value.keywords:
                         if kw.arg is None:          # **DATASET_MASKS[...]: merged above
@@ -240,7 +240,7 @@ def bench_masks(device, size, test) -> dict:
     """Two epochs of chapter 3's paper mask settings (read from the chapter) for as many airbench
     networks as one seed masks there (fewer on CPU), one after the other and together; the same
     masks either way."""
-    from freqlib import masks as fm
+    from freqlib import mask_training
     row = chapter3_paper()
     n_nets = len(row["models"]) if size["mask_nets"] == "chapter 3" else size["mask_nets"]
     n_images = row["n_mask"] if size["mask_images"] == "chapter 3" else size["mask_images"]
@@ -249,17 +249,18 @@ def bench_masks(device, size, test) -> dict:
         torch.manual_seed(k)
         nets.append(evaluate.prepare_model(build_model("airbench", size["airbench_widths"]), device).eval())
     x, y = test[0][:n_images], test[1][:n_images]
-    cfg = fm.MaskConfig(batch_size=row["batch"], lr=fm.scaled_lr(row["batch"]), max_epochs=2, patience=10 ** 6)
-    fm.train_masks(nets[:2], x[:64], y[:64], [cfg] * 2)           # warm-up (cuDNN plans, vmap)
+    cfg = mask_training.MaskConfig(batch_size=row["batch"], lr=mask_training.scaled_lr(row["batch"]), max_epochs=2,
+                                   patience=10 ** 6)
+    mask_training.train_masks(nets[:2], x[:64], y[:64], [cfg] * 2)   # warm-up (cuDNN plans, vmap)
     timed = {}
     for mode in ("one after the other", "together"):
         sync(device)
         start = time.perf_counter()
         if mode == "together":
-            fm.train_masks(nets, x, y, [cfg] * len(nets))
+            mask_training.train_masks(nets, x, y, [cfg] * len(nets))
         else:
             for net in nets:
-                fm.train_mask(net, x, y, cfg)
+                mask_training.train_mask(net, x, y, cfg)
         sync(device)
         timed[mode] = time.perf_counter() - start
     steps = len(nets) * 2 * -(-len(x) // cfg.batch_size)

@@ -182,7 +182,7 @@ class AirbenchNet(nn.Module):
         self._whitened = not self.whitening
         self.register_load_state_dict_post_hook(AirbenchNet._after_load)
         self._compiled = None
-        self.compilable = True        # False for a copy run under torch.func.vmap (freqlib.masks)
+        self.compilable = True        # False for a copy run under torch.func.vmap (freqlib.mask_training)
 
     @staticmethod
     def _after_load(module, incompatible_keys) -> None:

@@ -5,7 +5,7 @@ The severity parameters are the CIFAR numbers of the authors' ``make_cifar_c.py`
 (hendrycks/robustness, ``ImageNet-C/create_c``); the code is written anew, so the
 images are an *equivalent*, not a byte copy, and every result made with them is
 labelled with what was corrupted, e.g. ``CIFAR-10-C (regenerated from original
-test images 0–399)`` (:func:`variant_label`). Where the original called
+test images 0–399)`` (:func:`freqlib.corruption_sets.variant_label`). Where the original called
 ImageMagick, OpenCV or a codec, this module substitutes:
 
 * **motion blur** (ImageMagick ``MagickMotionBlurImage``): a one-sided line
@@ -15,12 +15,12 @@ ImageMagick, OpenCV or a codec, this module substitutes:
   differ by one grey level.
 * **snow**: the same, for the motion-blurred snow layer.
 * **frost**: the original's five frost photographs (``frost1.png`` ...
-  ``frost5.jpg``, found in :func:`frost_dir` and checked against their sha256),
-  shrunk as ``cv2.resize(fx=fy=0.2)`` does (:func:`cv2_linear_resize`), one
+  ``frost5.jpg``, found in :func:`freqlib.frost.frost_dir` and checked against their sha256),
+  shrunk as ``cv2.resize(fx=fy=0.2)`` does (:func:`freqlib.frost.cv2_linear_resize`), one
   drawn per image (``randint(5)``) and cropped at a random 32x32 window, blended
   with the published weights. The photographs are decoded by Pillow instead of
   OpenCV (the same libjpeg / libpng decoders). When they are missing or damaged,
-  :func:`frost_textures` synthesises ice-crystal textures instead, with a
+  :func:`freqlib.frost.frost_textures` synthesises ice-crystal textures instead, with a
   warning, and the variant label says ``synthetic frost``.
 * **JPEG**: a batched torch codec (JFIF YCbCr, 4:2:0 chroma, 8x8 orthonormal
   DCT, the Annex-K quantisation tables scaled by quality as libjpeg does, the
@@ -35,45 +35,30 @@ ImageMagick, OpenCV or a codec, this module substitutes:
   random draws come from a seeded ``torch.Generator``, not NumPy's global state,
   so the images differ from the released ones draw by draw.
 
-Results are truncated to uint8 as the original's ``np.uint8(...)`` did.
-:func:`cifar10c` corrupts the clean test images it is given (the original
-lossless pixels where available, see :func:`default_clean`) and caches each
-corruption and severity under ``data/cache/`` (one ``.npz``, keyed by seed,
-parameters, a hash of the clean pixels, the frost layers and this file).
-If the released ``.npy`` files are present (``$FREQLIB_CIFAR10C`` or
-``data/CIFAR-10-C/``) and the clean pixels are the original ones, it uses them
-instead and says so.
+Results are truncated to uint8 as the original's ``np.uint8(...)`` did. The
+frost photographs are read by :mod:`freqlib.frost`; the data set (regenerated or
+released, cached, labelled) and the scoring of networks on it are
+:mod:`freqlib.corruption_sets`.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-import os
-import time
-import warnings
-from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import atomic_save_npz
-from .results import digest as tensor_digest
-from .results import parts_digest
+from .frost import FrostLayers, frost_layers
 
 __all__ = [
-    "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "PIXELS", "VARIANT_REGENERATED",
-    "VARIANT_RELEASED", "FROST_FILES", "FrostLayers", "corrupt", "frost_dir", "frost_layers", "frost_textures",
-    "cv2_linear_resize", "glass_positions", "glass_offsets", "glass_shuffle", "jpeg", "released_dir",
-    "variant_label", "default_clean", "CorruptionSet", "cifar10c", "corruption_correct", "Robustness",
-    "robustness", "corruption_accuracy", "summarise", "example_grid",
+    "CORRUPTIONS", "FAMILIES", "FAMILY_OF", "SEVERITIES", "PARAMS", "corrupt", "check_cell", "glass_positions",
+    "glass_offsets", "glass_shuffle", "jpeg", "example_grid",
 ]
 
-VARIANT_REGENERATED = "CIFAR-10-C (regenerated)"
-VARIANT_RELEASED = "CIFAR-10-C (released)"
 SEVERITIES = (1, 2, 3, 4, 5)
+
 
 # Names as in the released files (<name>.npy); order and families of the paper.
 FAMILIES = {
@@ -82,7 +67,11 @@ FAMILIES = {
     "weather": ("snow", "frost", "fog", "brightness"),
     "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
 }
+
+
 CORRUPTIONS = tuple(c for group in FAMILIES.values() for c in group)
+
+
 FAMILY_OF = {c: fam for fam, group in FAMILIES.items() for c in group}
 
 
@@ -119,7 +108,7 @@ PARAMS = {
 }
 
 
-# ------------------------------------------------------------------ helpers
+# ----------------------------------------------------------- helpers
 def _uniform(shape, g, lo=0.0, hi=1.0, device="cpu"):
     return (torch.rand(shape, generator=g, dtype=torch.float32) * (hi - lo) + lo).to(device)
 
@@ -262,7 +251,7 @@ def _pil_box_matrix(n_in: int, n_out: int) -> torch.Tensor:
     return torch.from_numpy(m).float()
 
 
-# ------------------------------------------------------------ corruptions
+# ------------------------------------------------------- corruptions
 # Each takes x: float (N, 3, 32, 32) in [0, 1], the severity's parameter and a
 # CPU torch.Generator, and returns float in [0, 1] (quantised by ``corrupt``).
 def _gaussian_noise(x, c, g):
@@ -393,152 +382,6 @@ def _snow(x, c, g):
     return (x + layer + layer.flip(-1, -2)).clamp(0, 1)
 
 
-# Frost: the original blends a random 32x32 crop of one of five photographs
-# (frost1.png ... frost5.jpg; it draws randint(5), so frost6.jpg is never used),
-# read by cv2 (alpha dropped), shrunk by cv2.resize(fx=fy=0.2), BGR -> RGB.
-FROST_FILES = {
-    "frost1.png": "ff9f907860bd7a835d459e32f9d588062b7f61ee267343cc7222b56753a14755",
-    "frost2.png": "fe211a89b336999c207a852ce05818d4545d0b57c5beadd824b4cc9d9a9b6137",
-    "frost3.png": "2d0d50b4a9bb213f38b024ef7768731bb83cc08d2f26b5766bbc167cdfa0e504",
-    "frost4.jpg": "3f8b91ca1a9fa7167b09e773da53f5ae60d0a1fd88f02a783f6e328a72887f6e",
-    "frost5.jpg": "5fc6a19df4a429ba68abdcc8f8a4278d4c9f81c9ccafd2c92ab0c8cf8992ebd2",
-}
-FROST_SCALE = 0.2        # make_cifar_c.py: cv2.resize(frost, (0, 0), fx=0.2, fy=0.2)
-
-
-def frost_dir() -> Path:
-    """Where the frost photographs are looked for: ``$FREQLIB_FROST``, else the
-    folder ``frost/`` beside the CIFAR-10 mirror (``../shared/data/frost``)."""
-    env = os.environ.get("FREQLIB_FROST")
-    if env:
-        return Path(env)
-    from .data import mirror_path
-    return mirror_path().parent / "frost"
-
-
-def cv2_linear_resize(img: np.ndarray, scale: float) -> np.ndarray:
-    """``cv2.resize(img, (0, 0), fx=scale, fy=scale)`` (INTER_LINEAR) of a uint8 HWC image.
-
-    OpenCV maps output pixel ``i`` to source coordinate ``(i + 0.5) / scale - 0.5``
-    (clamped at the edges) and interpolates bilinearly, without anti-aliasing;
-    the output side is ``round(side * scale)``. For ``scale = 0.2`` every source
-    coordinate is the integer ``5 i + 2``, so the result is an exact subsample.
-    """
-    h, w = img.shape[:2]
-
-    def axis(n_in):
-        n_out = int(round(n_in * scale))
-        c = np.clip((np.arange(n_out) + 0.5) / scale - 0.5, 0, n_in - 1)
-        i0 = np.floor(c).astype(int)
-        return i0, np.minimum(i0 + 1, n_in - 1), (c - i0)
-    r0, r1, fr = axis(h)
-    c0, c1, fc = axis(w)
-    x = img.astype(np.float64)
-    top = x[r0][:, c0] * (1 - fc)[None, :, None] + x[r0][:, c1] * fc[None, :, None]
-    bottom = x[r1][:, c0] * (1 - fc)[None, :, None] + x[r1][:, c1] * fc[None, :, None]
-    # OpenCV's fixed-point arithmetic rounds halves up
-    return np.floor(top * (1 - fr)[:, None, None] + bottom * fr[:, None, None] + 0.5).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class FrostLayers:
-    """The images frost crops come from: (k, 3, H, W) on the uint8 grid, padded to
-    the largest; ``sizes`` (k, 2) their true heights and widths; ``kind`` is
-    ``"photos"`` (the original's) or ``"synthetic"`` (our fallback)."""
-    images: torch.Tensor
-    sizes: torch.Tensor
-    kind: str
-    digest: str
-
-
-@lru_cache(maxsize=4)
-def _frost_photos(folder: str) -> FrostLayers | str:
-    """The five photographs, rescaled as the original does; or why they cannot be used."""
-    from PIL import Image
-    from .data import _sha256
-    folder = Path(folder)
-    missing = [f for f in FROST_FILES if not (folder / f).is_file()]
-    if missing:
-        return f"{', '.join(missing)} not found in {folder}"
-    bad = [f for f, sha in FROST_FILES.items() if _sha256(folder / f) != sha]
-    if bad:
-        return f"{', '.join(bad)} in {folder} fail their sha256 check"
-    arrays = []
-    for f in FROST_FILES:
-        with Image.open(folder / f) as im:
-            arrays.append(cv2_linear_resize(np.asarray(im.convert("RGB")), FROST_SCALE))   # RGBA: alpha dropped
-    hmax, wmax = max(a.shape[0] for a in arrays), max(a.shape[1] for a in arrays)
-    stack = np.zeros((len(arrays), hmax, wmax, 3), dtype=np.uint8)
-    for i, a in enumerate(arrays):
-        stack[i, :a.shape[0], :a.shape[1]] = a
-    digest = hashlib.sha256("".join(FROST_FILES.values()).encode()).hexdigest()[:12]
-    return FrostLayers(torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255,
-                       torch.tensor([a.shape[:2] for a in arrays]), "photos", digest)
-
-
-def frost_layers(seed: int = 0) -> FrostLayers:
-    """The original frost photographs when present and intact, else synthetic
-    textures (:func:`frost_textures`) with a one-line warning saying where to put them."""
-    got = _frost_photos(str(frost_dir()))
-    if isinstance(got, FrostLayers):
-        return got
-    _warn_frost(got)
-    tex = frost_textures(seed)
-    tex = torch.floor(tex * 255 + 1e-3) / 255                      # the original reads uint8 images
-    return FrostLayers(tex, torch.tensor([tex.shape[-2:]] * tex.shape[0]), "synthetic", f"synthetic-{seed}")
-
-
-@lru_cache(maxsize=8)
-def _warn_frost(reason: str) -> None:
-    warnings.warn(f"frost photographs unusable ({reason}): using synthetic frost textures; put frost1.png ... "
-                  f"frost5.jpg from hendrycks/robustness (ImageNet-C/create_c) in {frost_dir()} or set "
-                  "FREQLIB_FROST", RuntimeWarning, stacklevel=4)
-
-
-def frost_textures(seed: int = 0, count: int = 5, size: int = 128) -> torch.Tensor:
-    """Synthetic frost textures (count, 3, size, size) in [0, 1]: our fallback for
-    the original's frost photographs when they are missing (:func:`frost_layers`).
-
-    A smooth 1/f^2 haze plus anti-aliased ice needles: random segments (length
-    2-16 px) each with two side branches at +-60 degrees, splatted bilinearly,
-    saturated by ``1 - exp(-density)``, tinted pale blue.
-    """
-    g = torch.Generator().manual_seed(10_007 * seed + 17)
-    fy = torch.fft.fftfreq(size) * size
-    rad = torch.sqrt(fy[:, None] ** 2 + fy[None] ** 2).clamp(min=1.0)
-    phase = torch.rand(count, size, size, generator=g) * 2 * math.pi
-    haze = torch.fft.ifft2(torch.polar(1.0 / rad ** 1.0, phase)).real
-    haze = (haze - haze.amin((1, 2), keepdim=True)) / (haze.amax((1, 2), keepdim=True) - haze.amin((1, 2), keepdim=True))
-    n_seg, n_pts = 700, 24
-    start = torch.rand(count, n_seg, 2, generator=g) * size
-    ang = torch.rand(count, n_seg, generator=g) * math.pi
-    length = 2 + 14 * torch.rand(count, n_seg, generator=g) ** 2
-    bright = 0.3 + 0.7 * torch.rand(count, n_seg, generator=g)
-    # main needle + two branches from a random point along it
-    at = torch.rand(count, n_seg, generator=g)
-    fork = start + at[..., None] * length[..., None] * torch.stack([ang.cos(), ang.sin()], -1)
-    segs = [(start, ang, length, bright)]
-    for turn in (math.pi / 3, -math.pi / 3):
-        segs.append((fork, ang + turn, 0.45 * length, 0.8 * bright))
-    density = torch.zeros(count, size * size)
-    t = torch.linspace(0, 1, n_pts)
-    for s0, a, ln, b in segs:
-        px = s0[..., 0, None] + t * ln[..., None] * a.cos()[..., None]     # count, n_seg, n_pts
-        py = s0[..., 1, None] + t * ln[..., None] * a.sin()[..., None]
-        wgt = (b[..., None] * ln[..., None] / n_pts).expand_as(px)
-        x0, y0 = px.floor(), py.floor()
-        for dx in (0, 1):
-            for dy in (0, 1):
-                wx = (1 - (px - x0 - dx).abs())
-                wy = (1 - (py - y0 - dy).abs())
-                idx = (torch.remainder(y0 + dy, size) * size + torch.remainder(x0 + dx, size)).long()
-                density.scatter_add_(1, idx.reshape(count, -1), (wgt * wx * wy).reshape(count, -1))
-    crystals = 1 - torch.exp(-1.6 * density.reshape(count, size, size))
-    frost = (0.45 * haze + 0.8 * crystals).clamp(0, 1)
-    tint = torch.tensor([0.85, 0.93, 1.0])[None, :, None, None]
-    return (frost[:, None] * tint).clamp(0, 1)
-
-
 def _frost(x, c, g, layers: FrostLayers | None = None):
     a, b = c
     layers = layers or frost_layers()
@@ -641,7 +484,11 @@ _LUMA_Q = torch.tensor([
     [14, 13, 16, 24, 40, 57, 69, 56], [14, 17, 22, 29, 51, 87, 80, 62],
     [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
     [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=torch.float64)
+
+
 _CHROMA_Q = torch.full((8, 8), 99.0, dtype=torch.float64)
+
+
 _CHROMA_Q[:4, :4] = torch.tensor([[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]],
                                  dtype=torch.float64)
 
@@ -700,7 +547,8 @@ _FUNCS = {
 }
 
 
-def _check(name: str, severity: int) -> None:
+def check_cell(name: str, severity: int) -> None:
+    """Refuse an unknown corruption or severity with a one-line error naming the valid ones."""
     if name not in _FUNCS:
         raise ValueError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
@@ -719,7 +567,7 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0,
 
     Works on ``chunk`` images at a time to bound memory; all maths is batched.
     """
-    _check(name, severity)
+    check_cell(name, severity)
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(x.shape)}")
     g = generator or _generator(seed, name, severity)
@@ -730,250 +578,6 @@ def corrupt(x: torch.Tensor, name: str, severity: int, seed: int = 0,
         out = fn(x[s:s + chunk].float(), param, g, **extra)
         outs.append(torch.floor(out.clamp(0, 1) * 255 + 1e-3) / 255)   # np.uint8(...) truncates
     return torch.cat(outs) if outs else x.clone()
-
-
-# ------------------------------------------------------------------ datasets
-def released_dir() -> Path:
-    """Where the released CIFAR-10-C .npy files are looked for."""
-    from .data import data_dir
-    env = os.environ.get("FREQLIB_CIFAR10C")
-    return Path(env) if env else data_dir() / "CIFAR-10-C"
-
-
-def _code_digest() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
-
-
-PIXELS = {"original": "original test images", "jpeg": "JPEG-q75 pixels of test images"}
-
-
-def variant_label(pixels: str, n: int, frost: str = "") -> str:
-    """``CIFAR-10-C (regenerated from original test images 0–399)``, with
-    ``; synthetic frost`` when the frost photographs were not used."""
-    if pixels not in PIXELS:
-        raise ValueError(f"pixels must be one of {tuple(PIXELS)}, got {pixels!r}")
-    extra = "; synthetic frost" if frost == "synthetic" else ""
-    return f"CIFAR-10-C (regenerated from {PIXELS[pixels]} 0–{n - 1}{extra})"
-
-
-@dataclass
-class CorruptionSet:
-    """CIFAR-10-C images for some corruptions and severities, first ``n`` test images.
-
-    ``images(name, severity)`` gives float (n, 3, 32, 32) in [0, 1]; the arrays
-    live as uint8 in memory (regenerated) or memory-mapped files (released).
-    ``pixels`` says which clean pixels were corrupted (``original`` / ``jpeg``),
-    ``frost`` which frost layers (``photos`` / ``synthetic`` / ``released``, or
-    empty without frost).
-    """
-    names: tuple
-    severities: tuple
-    n: int
-    seed: int
-    variant: str
-    labels: torch.Tensor
-    pixels: str = "original"
-    frost: str = ""
-    seconds: dict = field(default_factory=dict)      # generation time per (name, severity); 0 if cached
-    fingerprint: str = ""                             # what the images are (cells, parameters, clean pixels, code)
-    _arrays: dict = field(default_factory=dict, repr=False)
-    _make: object = field(default=None, repr=False)   # (name, severity) -> array, for sets made on demand
-
-    def images(self, name: str, severity: int, device="cpu") -> torch.Tensor:
-        if (name, severity) not in self._arrays:
-            if self._make is None or (name, severity) not in self.cells:
-                raise KeyError(f"({name!r}, {severity}) is not a cell of this set: {self.cells}")
-            self._arrays[(name, severity)] = self._make(name, severity)
-        arr = self._arrays[(name, severity)]
-        arr = np.array(arr) if not arr.flags.writeable else np.ascontiguousarray(arr)  # memmaps: copy
-        return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(255)
-
-    def __iter__(self):
-        for name in self.names:
-            for s in self.severities:
-                yield name, s
-
-    @property
-    def cells(self) -> tuple:
-        return tuple(self)
-
-    @property
-    def generation_seconds(self) -> float:
-        return float(sum(self.seconds.values()))
-
-
-def _released_arrays(names, severities, n):
-    folder = released_dir()
-    needed = [folder / f"{c}.npy" for c in names] + [folder / "labels.npy"]
-    if not all(p.is_file() for p in needed):
-        if folder.is_dir() and any(p.is_file() for p in needed):
-            warnings.warn(f"{folder} holds only some released CIFAR-10-C files; regenerating instead",
-                          RuntimeWarning, stacklevel=3)
-        return None
-    labels = np.load(folder / "labels.npy", mmap_mode="r")
-    arrays = {}
-    for c in names:
-        data = np.load(folder / f"{c}.npy", mmap_mode="r")
-        if data.shape[0] < 50_000 or data.shape[1:] != (32, 32, 3):
-            raise ValueError(f"{folder / (c + '.npy')} has shape {data.shape}; expected (50000, 32, 32, 3)")
-        for s in severities:
-            arrays[(c, s)] = data[(s - 1) * 10_000:(s - 1) * 10_000 + n]
-    return arrays, torch.from_numpy(np.array(labels[:n], dtype=np.int64))
-
-
-def default_clean(n: int):
-    """``(images, labels, pixels)`` of the first ``n`` test images: the original
-    lossless pixels where available (the torchvision copy, or the lossless head
-    file for ``n <= 932``), else the JPEG mirror's."""
-    from .data import HEAD_SIZE, VARIANT_MIRROR, load_test_head, to_tensor
-    from .zoo import cifar10_tensors
-    x, y, variant = cifar10_tensors("test", "cpu")
-    if variant != VARIANT_MIRROR:
-        return x[:n], y[:n], "original"
-    head = load_test_head() if n <= HEAD_SIZE else None
-    if head is not None:
-        return to_tensor(head[0][:n]), torch.from_numpy(head[1][:n]), "original"
-    return x[:n], y[:n], "jpeg"
-
-
-def cifar10c(names=CORRUPTIONS, severities=SEVERITIES, n: int = 10_000, seed: int = 0,
-             device: str = "cpu", clean=None, pixels: str | None = None, use_released: bool = True,
-             cache: bool = True, progress: bool = True, cache_dir: os.PathLike | None = None,
-             lazy: bool = False) -> CorruptionSet:
-    """CIFAR-10-C for the first ``n`` test images.
-
-    ``clean`` is ``(images, labels)`` of those images (float NCHW in [0, 1], on
-    the uint8 grid) and ``pixels`` says what they are (``"original"`` or
-    ``"jpeg"``); without them, :func:`default_clean` picks the best pixels
-    available. The released ``.npy`` files are used when present and the
-    pixels are original; otherwise the set is regenerated and cached under
-    ``cache_dir`` (default ``data/cache/cifar10c``), keyed by the corruption,
-    its parameters, the seed, a hash of the clean pixels, the frost layers and
-    this file. ``lazy=True`` makes each cell's images only when they are first
-    asked for (a chapter whose scores are all cached never generates them); the
-    set's ``fingerprint`` says what the images are either way.
-    """
-    from tqdm import tqdm
-
-    from .data import data_dir
-    names, severities = tuple(names), tuple(int(s) for s in severities)
-    for c in names:
-        for s in severities:
-            _check(c, s)
-    if not 1 <= n <= 10_000:
-        raise ValueError(f"n must be in 1..10000 (CIFAR-10 test images), got {n}")
-    if clean is None:
-        x, y, pixels = default_clean(n)
-    else:
-        if pixels not in PIXELS:
-            raise ValueError(f"cifar10c(clean=...) needs pixels= one of {tuple(PIXELS)} to say what the images are")
-        x, y = clean
-        if x.shape[0] < n or x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"clean images must be (>= {n}, 3, H, W), got {tuple(x.shape)}")
-        x, y = x[:n].cpu(), y[:n].cpu()
-    if use_released and pixels == "original":
-        got = _released_arrays(names, severities, n)
-        if got is not None:
-            arrays, labels = got
-            return CorruptionSet(names, severities, n, seed, VARIANT_RELEASED, labels, "original",
-                                 "released" if "frost" in names else "", {k: 0.0 for k in arrays},
-                                 parts_digest({"released": [names, severities, n]}), arrays)
-    u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
-    pixel_hash = tensor_digest(u8)
-    frost = frost_layers(seed) if "frost" in names else None
-    keys = {(c, s): parts_digest({"name": c, "severity": s, "params": PARAMS[c][s - 1], "seed": seed, "n": n,
-                                  "pixels": pixels, "clean": pixel_hash, "frost": frost.digest if c == "frost" else "",
-                                  "code": _code_digest()})
-            for c in names for s in severities}
-    seconds = {}
-
-    def make(c: str, s: int) -> np.ndarray:
-        path = Path(cache_dir or data_dir() / "cache" / "cifar10c") / f"{c}-s{s}-n{n}-{pixels}-seed{seed}-{keys[c, s]}.npz"
-        if cache and path.is_file():
-            try:
-                with np.load(path) as z:
-                    arr = z["images"]
-                seconds[(c, s)] = 0.0
-                return arr
-            except Exception:
-                path.unlink(missing_ok=True)
-        start = time.perf_counter()
-        out = corrupt(x.to(device), c, s, seed)
-        arr = (out * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        seconds[(c, s)] = time.perf_counter() - start
-        if cache:
-            atomic_save_npz(path, images=arr)
-        return arr
-
-    arrays = {} if lazy else {cell: make(*cell) for cell in tqdm(list(keys), desc="CIFAR-10-C (regenerated)",
-                                                                  leave=False, disable=not progress)}
-    frost_kind = frost.kind if frost is not None else ""
-    return CorruptionSet(names, severities, n, seed, variant_label(pixels, n, frost_kind), y.clone(), pixels,
-                         frost_kind, seconds, parts_digest(sorted(keys.items())), arrays, make if lazy else None)
-
-
-# ---------------------------------------------------------------- evaluation
-def corruption_correct(model, cset: CorruptionSet, batch_size: int | None = None,
-                       progress: str | None = None) -> torch.Tensor:
-    """Per-image correctness (n, cells) of ``model`` on every (corruption, severity)
-    of ``cset`` (columns in ``cset.cells`` order), 0/1 floats on the CPU: the sample
-    the bootstrap over test images resamples."""
-    from tqdm import tqdm
-
-    from .evaluate import correct, model_device
-    device = model_device(model)
-    cols = [correct(model, cset.images(name, s, device), cset.labels, batch_size=batch_size)
-            for name, s in tqdm(cset.cells, desc=progress, leave=False, disable=progress is None)]
-    return torch.stack(cols, 1)
-
-
-@dataclass
-class Robustness:
-    """Per-image correctness of several models on one :class:`CorruptionSet`."""
-    variant: str
-    cells: tuple
-    correct: dict                     # model name -> (n, cells) 0/1
-
-    def mean_c(self, model: str) -> torch.Tensor:
-        """Per-image share of the cells classified right (n,): its mean is mean CIFAR-10-C accuracy."""
-        return self.correct[model].mean(1)
-
-    def table(self):
-        """One row per model, corruption and severity: accuracy (and family)."""
-        import pandas as pd
-        rows = []
-        for model, hits in self.correct.items():
-            acc = hits.mean(0).tolist()
-            rows += [{"model": model, "corruption": c, "family": FAMILY_OF[c], "severity": s, "accuracy": a}
-                     for (c, s), a in zip(self.cells, acc)]
-        return pd.DataFrame(rows)
-
-
-def robustness(models: dict, cset: CorruptionSet, batch_size: int | None = None,
-               progress: bool = True) -> Robustness:
-    """:func:`corruption_correct` of several models on the same images."""
-    return Robustness(cset.variant, cset.cells,
-                      {name: corruption_correct(model, cset, batch_size,
-                                                f"{name} on {cset.variant}" if progress else None)
-                       for name, model in models.items()})
-
-
-def corruption_accuracy(model, cset: CorruptionSet, batch_size: int | None = None, progress: str | None = None):
-    """Accuracy of ``model`` on every (corruption, severity) of ``cset``: a DataFrame
-    with columns corruption, family, severity, accuracy."""
-    hits = corruption_correct(model, cset, batch_size, progress)
-    return Robustness(cset.variant, cset.cells, {"model": hits}).table().drop(columns="model")
-
-
-def summarise(table) -> dict:
-    """Mean accuracy over everything, per family and per severity, from
-    :func:`corruption_accuracy`'s table (families averaged over their corruptions)."""
-    out = {"mean": float(table["accuracy"].mean())}
-    for fam, sub in table.groupby("family"):
-        out[f"family/{fam}"] = float(sub["accuracy"].mean())
-    for s, sub in table.groupby("severity"):
-        out[f"severity/{s}"] = float(sub["accuracy"].mean())
-    return out
 
 
 def example_grid(image: torch.Tensor, names=CORRUPTIONS, severity: int = 3, seed: int = 0):

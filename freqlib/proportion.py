@@ -50,7 +50,6 @@ them. A criterion holds when its whole 95% interval is on the right side
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -327,11 +326,11 @@ def score(models: dict, cset, clean_x, clean_y, progress: bool = True) -> Scores
     ``cset`` and on the clean images. Each model's scores are cached
     (:func:`freqlib.results.measured`, keyed by the set's fingerprint and the clean
     images), so a model scored before is neither loaded nor run again."""
-    from .corruptions import Robustness, corruption_correct
+    from .corruption_sets import Robustness, corruption_correct
     from .evaluate import correct
     from .results import digest, measured
     if not cset.fingerprint:
-        raise ValueError("the corruption set has no fingerprint: make it with freqlib.corruptions.cifar10c")
+        raise ValueError("the corruption set has no fingerprint: make it with freqlib.corruption_sets.cifar10c")
     config = {"set": cset.fingerprint, "cells": [list(c) for c in cset.cells], "clean": digest(clean_x, clean_y)}
     per = {}
     for name, model in models.items():
@@ -339,7 +338,7 @@ def score(models: dict, cset, clean_x, clean_y, progress: bool = True) -> Scores
         per[name] = measured(model, "cifar10c-scores", config,
                              lambda m: {"corrupt": corruption_correct(m, cset, progress=shown).bool(),
                                         "clean": correct(m, clean_x, clean_y).bool()},
-                             code=("corruptions.py",))
+                             code=("corruption_sets.py",))
     rob = Robustness(cset.variant, cset.cells, {name: r["corrupt"].float() for name, r in per.items()})
     return Scores(rob, {name: r["clean"].float() for name, r in per.items()},
                   {name: rob.mean_c(name) for name in models})
@@ -368,7 +367,7 @@ def summary_table(scores: Scores, boot=bootstrap, **kw):
     means (point estimates)."""
     import pandas as pd
 
-    from .corruptions import summarise
+    from .corruption_sets import summarise
     table = scores.robustness.table()
     rows = {}
     for name in scores.clean:
@@ -410,7 +409,7 @@ def jpeg_comparison(ctx, claim_list: list[Claim], settings: dict, seed: int, swe
     Not run when the main numbers already use JPEG pixels."""
     import pandas as pd
 
-    from . import corruptions as cc
+    from . import corruption_sets
     from .notebooks import glue
     n_c, n_clean = settings["n_corrupt"], settings["n_clean"]
     if not (pixel_kind(ctx, n_c) == "original" and pixel_kind(ctx, n_clean) == "original"):
@@ -421,8 +420,9 @@ def jpeg_comparison(ctx, claim_list: list[Claim], settings: dict, seed: int, swe
         return (pd.DataFrame({"comparison": ["not run: the main numbers already use JPEG pixels"]}),
                 "not measured in this run (the main numbers use JPEG pixels)")
     xj, yj = ctx.test_set(n_c, pixels="jpeg")
-    cset_j = cc.cifar10c(settings["corruptions"], settings["severities"], n_c, seed=seed, device=ctx.device,
-                         clean=(xj.cpu(), yj.cpu()), pixels="jpeg", use_released=False, lazy=True)
+    cset_j = corruption_sets.cifar10c(settings["corruptions"], settings["severities"], n_c, seed=seed,
+                                      device=ctx.device, clean=(xj.cpu(), yj.cpu()), pixels="jpeg",
+                                      use_released=False, lazy=True)
     xcj, ycj = ctx.test_set(n_clean, pixels="jpeg")
     b1_j = [score(models, cset_j, xcj, ycj) for models in sweeps]
     b2_j = [score({k: ms[k] for k in ("standard", "modulated+amplitude")}, cset_j, xcj, ycj) for ms in b2_sets]

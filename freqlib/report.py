@@ -153,14 +153,14 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
 
     The mask is trained on ``mask_set`` = (images, labels), held out from ``images`` (name it
     in ``mask_set_name``); without one, on the first ``mask_images`` analysed images
-    (in-sample, said in ``settings``). ``mask_cfg`` (a :class:`freqlib.masks.MaskConfig`)
+    (in-sample, said in ``settings``). ``mask_cfg`` (a :class:`freqlib.mask_training.MaskConfig`)
     replaces the default (batch 50, ``mask_epochs`` epochs); with ``mask_tag`` the mask is
-    cached (:func:`freqlib.masks.train_mask_cached`), so a chapter can read chapter 3's.
+    cached (:func:`freqlib.mask_training.train_mask_cached`), so a chapter can read chapter 3's.
     A mask that never met the keep criterion is flagged in ``warnings``.
     The data variant goes into the report's header and each figure's caption
     (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
-    from . import attribution, heatmap, mask_geometry, masks
+    from . import attribution, heatmap, mask_geometry, mask_training, masks
     from .plots import show_spectrum
     from .verdicts import bootstrap
     rep = FrequencyReport(description, variant)
@@ -214,11 +214,12 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
         mx, my = mask_set
         rep.settings["mask training images"] = f"{len(mx)} held-out images" + (f" ({mask_set_name})"
                                                                                 if mask_set_name else "")
-    cfg = mask_cfg or masks.MaskConfig(batch_size=50, lr=masks.scaled_lr(50), max_epochs=mask_epochs, seed=seed)
+    cfg = mask_cfg or mask_training.MaskConfig(batch_size=50, lr=mask_training.scaled_lr(50),
+                                               max_epochs=mask_epochs, seed=seed)
     if mask_tag:
-        res = masks.train_mask_cached(model, mx, my, cfg, mask_tag, device=device)
+        res = mask_training.train_mask_cached(model, mx, my, cfg, mask_tag, device=device)
     else:
-        res = masks.train_mask(model, mx.to(device), my.to(device), cfg, device=device)
+        res = mask_training.train_mask(model, mx.to(device), my.to(device), cfg, device=device)
     rep.settings["mask training"] = (f"batch {cfg.batch_size}, lr {cfg.lr:g}, at most {cfg.max_epochs} epochs, "
                                      f"keep ratio {cfg.keep_ratio}")
     ratio_key = "mask: masked / unmasked accuracy (mask-training images)"

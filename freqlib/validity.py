@@ -45,7 +45,7 @@ from typing import Callable
 
 import torch
 
-from . import attacks, attribution, heatmap, masks, spectral
+from . import attacks, attribution, heatmap, mask_training, masks, spectral
 from .data import PlantedBand
 from .shortcut import COMPETENCE, amplitude_text
 from .verdicts import Claim, Criterion, Estimate, verdict
@@ -234,7 +234,7 @@ def heatmap_lens(model, x, y, n_blocks: int, eps: float = 4.0, seed: int = 0) ->
 
 def mask_lens(model, x, y, cfg, tag: str) -> LensMap:
     """One dataset-level Fourier mask (Paper C), cached in the zoo folder; no sampling interval."""
-    res = masks.train_mask_cached(model, x, y, cfg, tag)
+    res = mask_training.train_mask_cached(model, x, y, cfg, tag)
     m = masks.symmetrize(res.mask.float()).reshape(-1, *res.mask.shape[-2:]).mean(0).double()
     return LensMap("Fourier mask", None, fixed=m, over="one mask (no interval)",
                    extra={"result": res})

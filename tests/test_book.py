@@ -10,8 +10,10 @@ from freqlib.runner import build_site, chapters_in_toc
 from freqlib.verdicts import VERDICTS
 
 CHAPTERS = [c.stem for c in chapters_in_toc()]
-API_MODULES = ["spectral", "attribution", "heatmap", "masks", "mask_geometry", "probe", "similarity", "corruptions",
-               "attacks", "evaluate", "data", "zoo", "report", "verdicts", "synthetic", "validity", "shortcut"]
+API_MODULES = ["spectral", "attribution", "heatmap", "masks", "mask_training", "mask_reliability",
+               "mask_generalisation", "mask_geometry", "probe", "similarity", "corruptions", "frost",
+               "corruption_sets", "attacks", "evaluate", "data", "zoo", "report", "verdicts", "synthetic",
+               "validity", "shortcut"]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from freqlib import corruption_sets as csets
 from freqlib import corruptions as cc
+from freqlib import frost
 from freqlib import similarity
 
 
@@ -125,7 +127,7 @@ def test_brightness_and_contrast_are_exact(images):
 
 
 def test_frost_textures_are_deterministic_and_bright():
-    a, b = cc.frost_textures(0), cc.frost_textures(0)
+    a, b = frost.frost_textures(0), frost.frost_textures(0)
     assert torch.equal(a, b) and a.shape == (5, 3, 128, 128)
     assert 0.2 < a.mean() < 0.8 and a.std() > 0.05
 
@@ -139,10 +141,10 @@ def test_bad_input_is_named():
 
 def test_cache_is_used_and_deterministic(tmp_path):
     names, sev = ("gaussian_noise", "contrast"), (1, 5)
-    a = cc.cifar10c(names, sev, n=20, seed=0, cache_dir=tmp_path, use_released=False, progress=False)
+    a = csets.cifar10c(names, sev, n=20, seed=0, cache_dir=tmp_path, use_released=False, progress=False)
     assert a.variant == "CIFAR-10-C (regenerated from original test images 0–19)" and a.generation_seconds > 0
     assert len(list(tmp_path.glob("*.npz"))) == 4
-    b = cc.cifar10c(names, sev, n=20, seed=0, cache_dir=tmp_path, use_released=False, progress=False)
+    b = csets.cifar10c(names, sev, n=20, seed=0, cache_dir=tmp_path, use_released=False, progress=False)
     assert b.generation_seconds == 0.0
     for key in a:
         assert torch.equal(a.images(*key), b.images(*key))
@@ -155,9 +157,9 @@ def test_released_files_are_preferred(tmp_path, monkeypatch):
     data.flush()
     np.save(tmp_path / "labels.npy", np.arange(50_000) % 10)
     monkeypatch.setenv("FREQLIB_CIFAR10C", str(tmp_path))
-    got = cc.cifar10c(("fog",), (2,), n=5, progress=False)
-    assert got.variant == cc.VARIANT_RELEASED and got.pixels == "original"
-    jpeg_pixels = cc.cifar10c(("fog",), (2,), n=5, progress=False, cache=False,
+    got = csets.cifar10c(("fog",), (2,), n=5, progress=False)
+    assert got.variant == csets.VARIANT_RELEASED and got.pixels == "original"
+    jpeg_pixels = csets.cifar10c(("fog",), (2,), n=5, progress=False, cache=False,
                               clean=(torch.rand(5, 3, 32, 32), torch.zeros(5, dtype=torch.long)), pixels="jpeg")
     assert jpeg_pixels.variant.startswith("CIFAR-10-C (regenerated from JPEG")   # released files are original pixels
     assert torch.allclose(got.images("fog", 2), torch.full((5, 3, 32, 32), 7 / 255))
@@ -169,7 +171,7 @@ def test_summarise_averages_families_and_severities():
     t = pd.DataFrame([{"corruption": c, "family": cc.FAMILY_OF[c], "severity": s,
                        "accuracy": 1.0 if cc.FAMILY_OF[c] == "noise" else 0.5 - 0.1 * s}
                       for c in cc.CORRUPTIONS for s in cc.SEVERITIES])
-    s = cc.summarise(t)
+    s = csets.summarise(t)
     assert s["family/noise"] == 1.0 and abs(s["family/blur"] - 0.2) < 1e-9
     assert s["severity/1"] > s["severity/5"]
 
@@ -215,18 +217,18 @@ def test_glass_shuffle_copies_rather_than_swaps():
 
 def test_cv2_linear_resize_subsamples_at_one_fifth():
     img = np.random.default_rng(0).integers(0, 256, (63, 112, 3), dtype=np.uint8)
-    small = cc.cv2_linear_resize(img, 0.2)
+    small = frost.cv2_linear_resize(img, 0.2)
     assert small.shape == (13, 22, 3)                             # round(63 * 0.2), round(112 * 0.2)
     assert np.array_equal(small, img[2::5][:13, 2::5][:, :22])    # source pixel 5 i + 2 exactly
-    half = cc.cv2_linear_resize(np.arange(8, dtype=np.uint8).reshape(1, 8, 1).repeat(2, 0), 0.5)
+    half = frost.cv2_linear_resize(np.arange(8, dtype=np.uint8).reshape(1, 8, 1).repeat(2, 0), 0.5)
     assert half[0, :, 0].tolist() == [1, 3, 5, 7]                  # 2 i + 0.5: halves round up, as OpenCV
 
 
 def test_frost_uses_the_original_photographs():
-    layers = cc.frost_layers()
+    layers = frost.frost_layers()
     assert layers.kind == "photos", "the frost photographs in ../shared/data/frost should be found"
     assert layers.sizes.tolist() == [[120, 180], [63, 112], [63, 112], [70, 105], [99, 132]]
-    assert set(cc.FROST_FILES) == {f"frost{i}.{'png' if i < 4 else 'jpg'}" for i in range(1, 6)}
+    assert set(frost.FROST_FILES) == {f"frost{i}.{'png' if i < 4 else 'jpg'}" for i in range(1, 6)}
 
 
 def test_frost_crops_stay_inside_the_drawn_photograph():
@@ -236,7 +238,7 @@ def test_frost_crops_stay_inside_the_drawn_photograph():
     images = torch.ones(5, 3, 64, 90)
     for k, (h, w) in enumerate(sizes.tolist()):
         images[k, :, :h, :w] = 0.1 * (k + 1)                      # photograph k has value 0.1 (k + 1)
-    layers = cc.FrostLayers(images, sizes, "photos", "test")
+    layers = frost.FrostLayers(images, sizes, "photos", "test")
     out = cc._frost(torch.zeros(400, 3, 32, 32), (1.0, 1.0), torch.Generator().manual_seed(0), layers)
     per_image = out.flatten(1)
     assert torch.equal(per_image.amin(1), per_image.amax(1))     # one photograph per crop, no padding
@@ -247,38 +249,38 @@ def test_frost_crops_stay_inside_the_drawn_photograph():
 def test_missing_or_damaged_frost_photographs_fall_back_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("FREQLIB_FROST", str(tmp_path))
     with pytest.warns(RuntimeWarning, match="frost1.png.*not found.*put frost1.png"):
-        layers = cc.frost_layers()
+        layers = frost.frost_layers()
     assert layers.kind == "synthetic"
-    for f in cc.FROST_FILES:
+    for f in frost.FROST_FILES:
         (tmp_path / f).write_bytes(b"not a photograph")
-    cc._frost_photos.cache_clear()
+    frost._frost_photos.cache_clear()
     with pytest.warns(RuntimeWarning, match="sha256"):
-        assert cc.frost_layers().kind == "synthetic"
-    got = cc.cifar10c(("frost",), (1,), n=4, cache=False, progress=False, use_released=False,
+        assert frost.frost_layers().kind == "synthetic"
+    got = csets.cifar10c(("frost",), (1,), n=4, cache=False, progress=False, use_released=False,
                       clean=(torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)), pixels="original")
     assert got.frost == "synthetic" and got.variant.endswith("0–3; synthetic frost)")
-    cc._frost_photos.cache_clear()
+    frost._frost_photos.cache_clear()
 
 
 def test_clean_pixels_choose_the_label_and_the_cache_key(tmp_path):
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(0)).float() / 255
     y = torch.arange(6)
     kw = dict(n=6, cache_dir=tmp_path, use_released=False, progress=False)
-    a = cc.cifar10c(("contrast",), (1,), clean=(x, y), pixels="original", **kw)
-    b = cc.cifar10c(("contrast",), (1,), clean=(cc.jpeg(x, 75), y), pixels="jpeg", **kw)
+    a = csets.cifar10c(("contrast",), (1,), clean=(x, y), pixels="original", **kw)
+    b = csets.cifar10c(("contrast",), (1,), clean=(cc.jpeg(x, 75), y), pixels="jpeg", **kw)
     assert a.variant == "CIFAR-10-C (regenerated from original test images 0–5)"
     assert b.variant == "CIFAR-10-C (regenerated from JPEG-q75 pixels of test images 0–5)"
     assert len(list(tmp_path.glob("*.npz"))) == 2 and b.generation_seconds > 0
     assert not torch.equal(a.images("contrast", 1), b.images("contrast", 1))
-    c = cc.cifar10c(("contrast",), (1,), clean=(x.flip(-1), y), pixels="original", **kw)
+    c = csets.cifar10c(("contrast",), (1,), clean=(x.flip(-1), y), pixels="original", **kw)
     assert c.generation_seconds > 0                                # other pixels: not the cached set
     with pytest.raises(ValueError, match="pixels="):
-        cc.cifar10c(("contrast",), (1,), clean=(x, y), **kw)
+        csets.cifar10c(("contrast",), (1,), clean=(x, y), **kw)
 
 
 def test_default_clean_pixels_are_the_lossless_head():
     from freqlib.data import load_test_head
-    x, y, pixels = cc.default_clean(50)
+    x, y, pixels = csets.default_clean(50)
     head = load_test_head()
     if head is None:
         pytest.skip("lossless test head not present")
@@ -290,13 +292,13 @@ def test_robustness_keeps_per_image_correctness(tmp_path):
     from freqlib.models import build_model
     torch.manual_seed(0)
     x = torch.rand(30, 3, 32, 32)
-    cset = cc.cifar10c(("contrast", "gaussian_noise"), (1, 5), n=30, clean=(x, torch.arange(30) % 10),
+    cset = csets.cifar10c(("contrast", "gaussian_noise"), (1, 5), n=30, clean=(x, torch.arange(30) % 10),
                        pixels="original", cache_dir=tmp_path, use_released=False, progress=False)
     models = {"a": build_model("fastnet", (8, 16, 32)).eval(), "b": build_model("fastnet", (8, 16, 32)).eval()}
-    rob = cc.robustness(models, cset, progress=False)
+    rob = csets.robustness(models, cset, progress=False)
     assert rob.correct["a"].shape == (30, 4) and set(rob.correct["a"].unique().tolist()) <= {0.0, 1.0}
     table = rob.table()
     assert len(table) == 8
     assert abs(table[table.model == "a"]["accuracy"].mean() - rob.mean_c("a").mean().item()) < 1e-6
-    single = cc.corruption_accuracy(models["b"], cset)
+    single = csets.corruption_accuracy(models["b"], cset)
     assert np.allclose(single["accuracy"].to_numpy(), rob.correct["b"].mean(0).numpy())

@@ -11,7 +11,10 @@ import os
 import pytest
 import torch
 
+from freqlib import mask_generalisation as mgen
 from freqlib import mask_geometry as mg
+from freqlib import mask_reliability as mrel
+from freqlib import mask_training as mtrain
 from freqlib import masks as fm
 from freqlib import probe, results, similarity
 from freqlib.data import PlantedBand, planted_frequency_dataset
@@ -34,8 +37,8 @@ def planted():
                       flip=False, translate=0, label_smoothing=0.0)
     train_model(model, x[:2048], y[:2048], cfg)
     assert accuracy(model, x[2560:], y[2560:]) > 0.9, "the planted task should be learnable"
-    cfg = fm.MaskConfig(batch_size=64, lr=fm.scaled_lr(64), max_epochs=8, tol=2e-3, patience=2)
-    result = fm.train_mask(model, x[2048:2560], y[2048:2560], cfg)
+    cfg = mtrain.MaskConfig(batch_size=64, lr=mtrain.scaled_lr(64), max_epochs=8, tol=2e-3, patience=2)
+    result = mtrain.train_mask(model, x[2048:2560], y[2048:2560], cfg)
     return model, x[2560:], y[2560:], band, result
 
 
@@ -57,14 +60,14 @@ def test_complement_destroys_accuracy_and_random_masks_are_the_null(planted):
     comparisons; a mask on the wrong band fails them (and its accuracy ratio)."""
     model, x, y, band, result = planted
     mask = fm.symmetrize(result.mask)
-    good = fm.reliability_estimates(fm.reliability(model, mask, x, y, n_random=6), n_boot=400)
+    good = mrel.reliability_estimates(mrel.reliability(model, mask, x, y, n_random=6), n_boot=400)
     assert good["ratio"].low > 0.95
     assert good["complement"].value < 0.45               # chance is 0.25
     assert good["vs_random"].low > 0 and good["complement_vs_random"].low > 0
     assert good["vs_random"].over == "images × random masks"
     # the same support budget on a band the network does not use
     wrong = PlantedBand(12, 16).mask()[None, None] * 1.0
-    bad = fm.reliability_estimates(fm.reliability(model, wrong, x, y, n_random=6), n_boot=400)
+    bad = mrel.reliability_estimates(mrel.reliability(model, wrong, x, y, n_random=6), n_boot=400)
     assert bad["ratio"].high < 0.98 and bad["vs_random"].high <= 0
     assert bad["complement_vs_random"].high <= 0
 
@@ -109,7 +112,7 @@ def test_radial_null_rejects_a_mask_drawn_from_it(planted):
     all radii (the old rule held), but not the annulus-shuffled null (the new rule does not hold)."""
     model, x, y, band, result = planted
     drawn = fm.annulus_shuffled_masks(fm.symmetrize(result.mask), 1, seed=123)[0:1]
-    e = fm.reliability_estimates(fm.reliability(model, drawn, x, y, n_random=6, seed=1), n_boot=400)
+    e = mrel.reliability_estimates(mrel.reliability(model, drawn, x, y, n_random=6, seed=1), n_boot=400)
     assert e["vs_random"].low > 0                         # the scattered null is beaten by shape alone
     assert e["vs_radial"].over == "images × random masks"
     for key in ("vs_radial", "complement_vs_radial"):
@@ -123,13 +126,13 @@ def test_generalisation_estimates_with_the_radial_null():
     acc = lambda p: (torch.rand(n, generator=g) < p).float()
     s = {"normal": acc(0.8), "masked": acc(0.7), "complement": acc(0.2), "random": acc(0.5),
          "random_complement": acc(0.4), "radial": acc(0.7), "radial_complement": acc(0.2)}
-    e = fm.generalisation_estimates(s, n_boot=300)
+    e = mgen.generalisation_estimates(s, n_boot=300)
     assert e["vs_random"].low > 0 and e["complement_vs_random"].low > 0
     # a radially matched run as good as the mask: C3's revised rules do not hold
     for key in ("vs_radial", "complement_vs_radial"):
         assert _criterion("C3", f"gen_{key}").judge({f"gen_{key}": e[key]}) != "holds"
     s.update(radial=acc(0.3), radial_complement=acc(0.6))
-    e = fm.generalisation_estimates(s, n_boot=300)
+    e = mgen.generalisation_estimates(s, n_boot=300)
     for key in ("vs_radial", "complement_vs_radial"):
         assert _criterion("C3", f"gen_{key}").judge({f"gen_{key}": e[key]}) == "holds"
 
@@ -159,17 +162,17 @@ def test_reliability_estimates_constructed():
     ones, zeros = torch.ones(n), torch.zeros(n)
     s = {"unmasked": ones, "masked": ones, "complement": zeros,
          "random": torch.zeros(n, k), "random_complement": torch.ones(n, k)}
-    e = fm.reliability_estimates(s, n_boot=200)
+    e = mrel.reliability_estimates(s, n_boot=200)
     assert e["vs_random"].value == 1 and e["complement_vs_random"].value == 1 and e["ratio"].value == 1
     s = {"unmasked": ones, "masked": zeros, "complement": ones,
          "random": torch.ones(n, k), "random_complement": torch.zeros(n, k)}
-    e = fm.reliability_estimates(s, n_boot=200)
+    e = mrel.reliability_estimates(s, n_boot=200)
     assert e["vs_random"].value == -1 and e["complement_vs_random"].value == -1 and e["ratio"].value == 0
     # the random masks are resampled too: masks that disagree widen the interval
     g = torch.Generator().manual_seed(0)
     half = {"unmasked": ones, "masked": (torch.rand(n, generator=g) < 0.6).float(), "complement": zeros,
             "random": torch.cat([torch.ones(n, 2), torch.zeros(n, 2)], 1), "random_complement": torch.zeros(n, 4)}
-    e = fm.reliability_estimates(half, n_boot=400)
+    e = mrel.reliability_estimates(half, n_boot=400)
     assert e["vs_random"].low < 0 < e["vs_random"].high      # 0.6 vs 0.5 with four random masks: undecided
 
 
@@ -185,21 +188,21 @@ def test_training_keeps_the_mask_symmetric_and_in_range(planted):
 def test_epoch_one_mask_is_never_kept(planted):
     model, x, y, *_ = planted
     # keep_ratio tiny: every epoch meets the accuracy bar, but epoch 1 still is not kept
-    cfg = fm.MaskConfig(batch_size=128, lr=0.05, max_epochs=2, keep_ratio=1e-3, patience=5)
-    r = fm.train_mask(model, x[:256], y[:256], cfg)
+    cfg = mtrain.MaskConfig(batch_size=128, lr=0.05, max_epochs=2, keep_ratio=1e-3, patience=5)
+    r = mtrain.train_mask(model, x[:256], y[:256], cfg)
     assert [h["kept"] for h in r.history] == [False, True] and r.kept_epoch == 2
-    r1 = fm.train_mask(model, x[:256], y[:256], fm.MaskConfig(batch_size=128, lr=0.05, max_epochs=1,
+    r1 = mtrain.train_mask(model, x[:256], y[:256], mtrain.MaskConfig(batch_size=128, lr=0.05, max_epochs=1,
                                                                keep_ratio=1e-3))
     assert not r1.kept and "criterion never met" in r1.stopped
-    assert fm.keep_and_count(1, 1.0, 1.0, 0.5, None, 0, fm.MaskConfig())[0] is False
+    assert mtrain.keep_and_count(1, 1.0, 1.0, 0.5, None, 0, mtrain.MaskConfig())[0] is False
 
 
 def test_failed_epoch_does_not_reset_patience():
-    cfg = fm.MaskConfig(keep_ratio=0.99, tol=1e-3, patience=3)
+    cfg = mtrain.MaskConfig(keep_ratio=0.99, tol=1e-3, patience=3)
     count, prev, states = 0, 1.0, []
     # (epoch, accuracy, sparsity): kept-still, failed, kept-still, kept-moved
     for epoch, acc, sp in [(2, 1.0, 1.0), (3, 0.5, 1.0), (4, 1.0, 1.0), (5, 1.0, 0.9)]:
-        ok, count = fm.keep_and_count(epoch, acc, 1.0, sp, prev, count, cfg)
+        ok, count = mtrain.keep_and_count(epoch, acc, 1.0, sp, prev, count, cfg)
         states.append((ok, count))
         prev = sp
     assert states == [(True, 1), (False, 1), (True, 2), (True, 0)]
@@ -207,7 +210,7 @@ def test_failed_epoch_does_not_reset_patience():
 
 def test_l1_regulariser_does_not_push_zero_entries():
     m = torch.tensor([[[[0.0, 0.5], [1.0, 0.0]]]], requires_grad=True)
-    fm.l1_penalty(m).sum().backward()
+    mtrain.l1_penalty(m).sum().backward()
     assert torch.equal(m.grad, torch.tensor([[[[0.0, 0.25], [0.25, 0.0]]]]))
     # mean(M), the old form, would push the zero entries below the clamp at every step
     m2 = m.detach().clone().requires_grad_(True)
@@ -230,7 +233,7 @@ def test_image_masks_use_the_reference_schedule_and_stopping_rule():
     model = Classifier(_Flat()).eval()
     x = torch.rand(3, 3, 32, 32)
     y = torch.zeros(3, dtype=torch.long)
-    out = fm.train_image_masks(model, x, y, steps=400, patience=5, check_every=10)
+    out = mtrain.train_image_masks(model, x, y, steps=400, patience=5, check_every=10)
     first, last = out["lr"]
     assert math.isclose(first, 0.2 / 25, rel_tol=1e-6)   # the reference's lr/25 start ...
     # ... and it barely rises: the schedule spans the reference's 4,000,000 steps (warm-up 400,000),
@@ -248,7 +251,7 @@ def test_image_stop_rule_ignores_changed_predictions():
     done = torch.tensor([False, False, False, True])
     same = torch.tensor([True, False, True, True])
     still = torch.tensor([True, True, False, True])
-    count, newly = fm.image_stop_update(count, done, same, still, patience=3)
+    count, newly = mtrain.image_stop_update(count, done, same, still, patience=3)
     assert count.tolist() == [3, 2, 0, 0] and newly.tolist() == [True, False, False, False]
 
 
@@ -257,11 +260,11 @@ def test_image_masks_are_batched_and_independent():
     x = torch.rand(6, 3, 32, 32)
     with torch.no_grad():
         y = model(x).argmax(1)
-    out = fm.train_image_masks(model, x, y, steps=5)
+    out = mtrain.train_image_masks(model, x, y, steps=5)
     assert out["masks"].shape == (6, 1, 32, 32)
     assert out["masks"].min() >= 0 and out["masks"].max() <= 1
     # each mask depends on its own image only: the first mask is the same when trained alone
-    alone = fm.train_image_masks(model, x[:1], y[:1], steps=5)
+    alone = mtrain.train_image_masks(model, x[:1], y[:1], steps=5)
     assert torch.allclose(alone["masks"][0], out["masks"][0], atol=1e-4)
 
 
@@ -274,20 +277,20 @@ def test_masks_trained_together_follow_their_own_runs(planted):
         for p in other.body.parameters():
             p.mul_(1.05)                     # a second network of the same architecture
     x, y = x[:256], y[:256]
-    base = dict(batch_size=64, lr=fm.scaled_lr(64), max_epochs=4)
-    cfgs = [fm.MaskConfig(**base, tol=2e-3, patience=2, seed=0), fm.MaskConfig(**base, tol=1.0, patience=1, seed=1),
-            fm.MaskConfig(**base, tol=2e-3, patience=2, seed=2, lam=0.3)]
+    base = dict(batch_size=64, lr=mtrain.scaled_lr(64), max_epochs=4)
+    cfgs = [mtrain.MaskConfig(**base, tol=2e-3, patience=2, seed=0), mtrain.MaskConfig(**base, tol=1.0, patience=1, seed=1),
+            mtrain.MaskConfig(**base, tol=2e-3, patience=2, seed=2, lam=0.3)]
     nets = [model, other, model]
-    alone = [fm.train_mask(n, x, y, c) for n, c in zip(nets, cfgs)]
+    alone = [mtrain.train_mask(n, x, y, c) for n, c in zip(nets, cfgs)]
     assert alone[1].epochs == 2 and alone[0].epochs == 4      # one stops early, the others run on
     for vmapped in (False, True):
-        together = fm.train_masks(nets, x, y, cfgs, vmapped=vmapped)
+        together = mtrain.train_masks(nets, x, y, cfgs, vmapped=vmapped)
         for a, t in zip(alone, together):
             assert (t.epochs, t.kept_epoch, t.stopped, t.joint) == (a.epochs, a.kept_epoch, a.stopped, 3)
             assert torch.allclose(t.mask, a.mask, atol=1e-3)
             assert torch.equal(t.correct_masked, a.correct_masked)
     with pytest.raises(ValueError, match="must share batch_size"):
-        fm.train_masks([model, model], x, y, [cfgs[0], fm.MaskConfig(batch_size=32)])
+        mtrain.train_masks([model, model], x, y, [cfgs[0], mtrain.MaskConfig(batch_size=32)])
 
 
 def test_masks_cached_together_are_read_back_alone(planted, tmp_path, monkeypatch):
@@ -296,13 +299,13 @@ def test_masks_cached_together_are_read_back_alone(planted, tmp_path, monkeypatc
     monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
     model, x, y, *_ = planted
     x, y = x[:128], y[:128]
-    cfg = fm.MaskConfig(batch_size=64, lr=fm.scaled_lr(64), max_epochs=2)
-    pair = fm.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=1)], ["a", "b"])
+    cfg = mtrain.MaskConfig(batch_size=64, lr=mtrain.scaled_lr(64), max_epochs=2)
+    pair = mtrain.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=1)], ["a", "b"])
     stored = results._session                # names of the results computed in this process
     n = len(stored)
-    again = fm.train_mask_cached(model, x, y, dataclasses.replace(cfg, seed=1), "b")
+    again = mtrain.train_mask_cached(model, x, y, dataclasses.replace(cfg, seed=1), "b")
     assert len(stored) == n and torch.equal(again.mask, pair[1].mask)
-    fm.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=2)], ["a", "c"])
+    mtrain.train_masks_cached([model, model], x, y, [cfg, dataclasses.replace(cfg, seed=2)], ["a", "c"])
     assert len(stored) == n + 1 and stored[-1].startswith("fmask-c-")
 
 
@@ -435,9 +438,9 @@ def test_every_criterion_can_hold_fail_and_stay_undecided(cid):
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError):
-        fm.MaskConfig(batch_size=0)
+        mtrain.MaskConfig(batch_size=0)
     with pytest.raises(ValueError):
-        fm.MaskConfig(keep_ratio=1.5)
+        mtrain.MaskConfig(keep_ratio=1.5)
     with pytest.raises(ValueError, match="at least one"):
         fm.matched_random_masks(torch.ones(1, 1, 32, 32), 0)
 
@@ -484,17 +487,17 @@ def test_complement_rule_has_no_power_at_chance():
     s = {"unmasked": acc(0.9), "masked": acc(0.9), "complement": zeros + (torch.arange(n) % 11 == 0),
          "random": acc(0.5, k), "random_complement": acc(0.1, k), "radial": acc(0.9, k)}
     s["radial_complement"] = torch.zeros(n, k)                    # both complements at (or below) chance
-    e = fm.reliability_estimates(s, n_boot=300)
+    e = mrel.reliability_estimates(s, n_boot=300)
     rule = _criterion("C1", "complement_vs_radial/*")
     assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial_raw"]}) == "fails"   # the old reading
     assert e["complement_vs_radial"].value != e["complement_vs_radial"].value
     assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial"]}) == "undecided"
     s["radial_complement"] = acc(0.4, k)
-    e = fm.reliability_estimates(s, n_boot=300)
+    e = mrel.reliability_estimates(s, n_boot=300)
     assert rule.judge({"complement_vs_radial/r": e["complement_vs_radial"]}) == "holds"
     g3 = {"normal": acc(0.8), "masked": acc(0.7), "complement": acc(0.1), "random": acc(0.5),
           "random_complement": acc(0.1), "radial": acc(0.7, 2), "radial_complement": acc(0.1, 2)}
-    e = fm.generalisation_estimates(g3, n_boot=300)
+    e = mgen.generalisation_estimates(g3, n_boot=300)
     assert _criterion("C3", "gen_complement_vs_radial").judge({"gen_complement_vs_radial": e["complement_vs_radial"]}) \
         == "undecided"
     assert mg.full_annuli(torch.ones(1, 1, 32, 32)) == 23 and mg.full_annuli(radial_mask(32, 32, 6)[None, None]) == 6

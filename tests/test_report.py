@@ -85,7 +85,7 @@ def test_report_on_a_checkpoint_writes_html(tmp_path):
 
 
 def test_report_trains_its_mask_on_the_held_out_set():
-    from freqlib.masks import MaskConfig
+    from freqlib.mask_training import MaskConfig
     torch.manual_seed(0)
     model = build_model("fastnet", (8, 8, 16)).eval()
     x, y = torch.rand(30, 3, 32, 32), torch.randint(0, 10, (30,))

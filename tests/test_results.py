@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from freqlib import corruptions as cc
+from freqlib import corruption_sets as csets
 from freqlib import proportion as pb
 from freqlib import results, zoo
 from freqlib.deadline import DEADLINE_ENV, OutOfTime
@@ -67,8 +67,8 @@ def _models(profile="smoke"):
 
 
 def test_scores_and_first_layers_are_read_back_without_the_model(data_dir, monkeypatch):
-    x, y, pixels = cc.default_clean(40)
-    make = lambda: cc.cifar10c(("gaussian_noise", "contrast"), (1, 5), 40, clean=(x, y), pixels=pixels,
+    x, y, pixels = csets.default_clean(40)
+    make = lambda: csets.cifar10c(("gaussian_noise", "contrast"), (1, 5), 40, clean=(x, y), pixels=pixels,
                                lazy=True, progress=False)
     cset = make()
     first = pb.score(_models(), cset, x, y, progress=False)
@@ -88,7 +88,7 @@ def test_scores_and_first_layers_are_read_back_without_the_model(data_dir, monke
         assert torch.equal(first.robustness.correct[name], second.robustness.correct[name])
         assert torch.equal(first.clean[name], second.clean[name])
         assert torch.equal(pb.first_layer(refs[name])["ratio"], layers[name]["ratio"])
-    other = cc.cifar10c(("gaussian_noise", "contrast"), (1, 5), 40, clean=(x, y), pixels=pixels, lazy=True,
+    other = csets.cifar10c(("gaussian_noise", "contrast"), (1, 5), 40, clean=(x, y), pixels=pixels, lazy=True,
                         progress=False, seed=1)
     assert other.fingerprint != again.fingerprint
     with pytest.raises(RuntimeError, match="a model was loaded"):          # other images: scored anew
@@ -96,10 +96,10 @@ def test_scores_and_first_layers_are_read_back_without_the_model(data_dir, monke
 
 
 def test_a_lazy_set_equals_the_eager_one(data_dir):
-    x, y, pixels = cc.default_clean(12)
+    x, y, pixels = csets.default_clean(12)
     kw = dict(clean=(x, y), pixels=pixels, cache=False, progress=False)
-    eager = cc.cifar10c(("shot_noise", "frost"), (2,), 12, **kw)
-    lazy = cc.cifar10c(("shot_noise", "frost"), (2,), 12, lazy=True, **kw)
+    eager = csets.cifar10c(("shot_noise", "frost"), (2,), 12, **kw)
+    lazy = csets.cifar10c(("shot_noise", "frost"), (2,), 12, lazy=True, **kw)
     assert eager.fingerprint == lazy.fingerprint and lazy.seconds == {}
     assert torch.equal(eager.images("frost", 2), lazy.images("frost", 2)) and list(lazy.seconds) == [("frost", 2)]
     with pytest.raises(KeyError, match="not a cell"):

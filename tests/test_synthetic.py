@@ -18,7 +18,7 @@ from freqlib import shortcut
 from freqlib import validity as V
 from freqlib.data import PlantedBand, mirror_path, planted_frequency_dataset
 from freqlib.evaluate import accuracy
-from freqlib.masks import MaskConfig, scaled_lr
+from freqlib.mask_training import MaskConfig, scaled_lr
 from freqlib.similarity import psnr
 from freqlib.verdicts import Estimate, bootstrap
 

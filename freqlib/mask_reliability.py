@@ -1,0 +1,139 @@
+"""Does a learned Fourier mask hold what the network needs? (Paper C's claim C1.)
+
+The network is evaluated through its mask, through the mask's complement, and
+through masks of the same budget (:func:`freqlib.masks.matched_random_masks`:
+the mask's values at random frequencies; :func:`freqlib.masks.annulus_shuffled_masks`:
+shuffled within each annulus, so the radial profile stays too), all on the same
+images. :func:`reliability_estimates` turns those paired 0/1 into bootstrap
+intervals; a difference to the null picks *one* draw per replicate, so a mask
+that is itself a draw of the null does not pass.
+"""
+from __future__ import annotations
+
+import torch
+
+from .masks import complement, mask_correct, matched_random_masks, symmetrize
+from .verdicts import Estimate, bootstrap
+
+__all__ = [
+    "reliability", "reliability_estimates", "pick_one", "CHANCE", "CHANCE_MARGIN", "at_chance",
+    "unless_at_chance",
+]
+
+
+def reliability(model, mask: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
+                n_random: int = 8, seed: int = 0) -> dict:
+    """Per-image 0/1 of ``model`` unmasked, through ``mask``, through its complement, and
+    through ``n_random`` :func:`~freqlib.masks.matched_random_masks` and their complements, and through
+    ``n_random`` :func:`~freqlib.masks.annulus_shuffled_masks` (same radial profile) and their complements.
+
+    Returns ``{"unmasked", "masked", "complement": (n,), "random", "random_complement",
+    "radial", "radial_complement": (n, k)}`` (CPU), the paired samples of
+    :func:`reliability_estimates`.
+    """
+    out = {"unmasked": mask_correct(model, images, labels, None),
+           "masked": mask_correct(model, images, labels, mask),
+           "complement": mask_correct(model, images, labels, complement(symmetrize(mask)))}
+    for key, by_annulus in (("random", False), ("radial", True)):
+        rand = matched_random_masks(mask, n_random, seed, by_annulus=by_annulus)
+        out[key] = torch.stack([mask_correct(model, images, labels, r[None]) for r in rand], 1)
+        out[f"{key}_complement"] = torch.stack([mask_correct(model, images, labels, complement(r[None]))
+                                                for r in rand], 1)
+    return out
+
+
+def _pick_columns(k: int, n_boot: int, seed: int):
+    """A statistic helper: mean over ``k`` columns, resampled with replacement per bootstrap
+    replicate (the random masks are a sample too); the plain mean for the point value."""
+    idx = torch.randint(0, k, (n_boot, k), generator=torch.Generator().manual_seed(seed + 1))
+
+    def mean_of(values: torch.Tensor) -> torch.Tensor:
+        if values.shape[0] != n_boot:
+            return values.mean(1)
+        return values.gather(1, idx.to(values.device)).mean(1)
+    return mean_of
+
+
+def pick_one(k: int, n_boot: int, seed: int):
+    """A statistic helper for a *single* null draw: each bootstrap replicate takes one of the
+    ``k`` columns at random (the mean over them for the point value). A difference to it
+    has an interval that covers how much the null draws differ from each other, so a mask
+    that is itself a draw from the null holds only when it beats (nearly) every one of the
+    ``k`` draws, with probability about 1 / (k + 1); a difference to the *mean* of the
+    draws would let it hold far more often (its interval ignores the spread between draws)."""
+    idx = torch.randint(0, k, (n_boot, 1), generator=torch.Generator().manual_seed(seed + 2))
+
+    def one_of(values: torch.Tensor) -> torch.Tensor:
+        if values.shape[0] != n_boot:
+            return values.mean(1)
+        return values.gather(1, idx.to(values.device))[:, 0]
+    return one_of
+
+
+# A comparison of two accuracies has no power when both sit at chance: both upper interval ends
+# at most chance + this margin (fixed before any number, the same 1.5 x chance as C3's leak check).
+CHANCE = 0.1
+CHANCE_MARGIN = 0.05
+
+
+def at_chance(*sides: Estimate, chance: float = CHANCE, margin: float = CHANCE_MARGIN) -> bool:
+    """Whether every accuracy in ``sides`` has its upper interval end at most ``chance + margin``."""
+    return all(e.high <= chance + margin for e in sides)
+
+
+def unless_at_chance(diff: Estimate, *sides: Estimate, chance: float = CHANCE,
+                     margin: float = CHANCE_MARGIN) -> Estimate:
+    """``diff`` (a difference of the accuracies ``sides``), or a nan estimate without power
+    (:meth:`~freqlib.verdicts.Estimate.no_power`) when both sides are :func:`at_chance`: two
+    complements that both leave the network at chance cannot say which hurts more (a zero-width
+    interval at 0 there would read as "fails")."""
+    return Estimate.no_power(diff) if at_chance(*sides, chance=chance, margin=margin) else diff
+
+
+def reliability_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, device=None) -> dict:
+    """Estimates from one :func:`reliability` sample, all paired over the same images:
+
+    ``unmasked``, ``masked``, ``complement`` accuracies; ``ratio`` = masked / unmasked;
+    ``random`` / ``random_complement`` accuracies (mean over the random masks);
+    ``vs_random`` = masked - random (> 0: the learned mask beats same-budget random masks);
+    ``complement_vs_random`` = random complement - complement (> 0: the learned mask's
+    complement hurts more than a random one's). Where ``sample`` has ``radial`` /
+    ``radial_complement`` (annulus-shuffled masks), the same four for them: ``radial``,
+    ``radial_complement`` (means over the draws), ``vs_radial`` and ``complement_vs_radial``:
+    differences to *one* draw picked at random per replicate (``pick_one``), so their
+    intervals cover the spread between draws and a mask that is itself a draw of the null
+    does not pass. Intervals involving random masks resample the images *and* the random
+    masks (two-way bootstrap). ``complement_vs_radial`` is nan ("undecided") when the complement
+    and the annulus-shuffled complements are both :func:`at_chance` (no power);
+    ``complement_vs_radial_raw`` keeps the difference.
+    """
+    k = sample["random"].shape[1]
+    cols = _pick_columns(k, n_boot, seed)
+    kw = dict(n_boot=n_boot, seed=seed, device=device)
+    two = dict(kw, over="images × random masks")
+    keys = ("unmasked", "masked", "complement", "random", "random_complement", "radial", "radial_complement")
+    s = {key: sample[key] for key in keys if key in sample}
+    radial = {}
+    if "radial" in s:
+        one = pick_one(s["radial"].shape[1], n_boot, seed)
+        single = dict(kw, over="images × random masks")
+        radial = {
+            "radial": bootstrap(lambda m: cols(m["radial"]), s, **two),
+            "radial_complement": bootstrap(lambda m: cols(m["radial_complement"]), s, **two),
+            "vs_radial": bootstrap(lambda m: m["masked"] - one(m["radial"]), s, **single),
+            "complement_vs_radial_raw": bootstrap(lambda m: one(m["radial_complement"]) - m["complement"], s,
+                                                  **single),
+        }
+        radial["complement_vs_radial"] = unless_at_chance(radial["complement_vs_radial_raw"],
+                                                          radial["radial_complement"],
+                                                          bootstrap(lambda m: m["complement"], s, **kw))
+    return {**radial,
+        "unmasked": bootstrap(lambda m: m["unmasked"], s, **kw),
+        "masked": bootstrap(lambda m: m["masked"], s, **kw),
+        "complement": bootstrap(lambda m: m["complement"], s, **kw),
+        "ratio": bootstrap(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), s, **kw),
+        "random": bootstrap(lambda m: cols(m["random"]), s, **two),
+        "random_complement": bootstrap(lambda m: cols(m["random_complement"]), s, **two),
+        "vs_random": bootstrap(lambda m: m["masked"] - cols(m["random"]), s, **two),
+        "complement_vs_random": bootstrap(lambda m: cols(m["random_complement"]) - m["complement"], s, **two),
+    }
