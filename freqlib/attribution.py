@@ -368,10 +368,12 @@ def plot_band_profiles(profiles: dict, title: str, ylabel: str, labels: dict | N
     """Small multiples: one bar plot of a (K,) band profile per model, upper bands shaded."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.patches import Patch
     n = len(profiles)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False, sharey=True,
+                             layout="constrained")
     for ax, (name, prof) in zip(axes.flat, profiles.items()):
         prof = torch.as_tensor(prof).double().numpy()
         k = np.arange(len(prof))
@@ -383,5 +385,8 @@ def plot_band_profiles(profiles: dict, title: str, ylabel: str, labels: dict | N
         ax.set_ylabel(ylabel)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    fig.legend(handles=[Patch(color="C0", label=f"bands k < {start}"),
+                        Patch(facecolor="C3", edgecolor="0.75", label=f"bands k ≥ {start} ('high', shaded)")],
+               loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(title)
     return fig

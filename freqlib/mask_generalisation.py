@@ -60,7 +60,7 @@ def generalisation_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, de
     masked / normal, ``vs_random`` = masked - random, ``complement_vs_random`` =
     random complement - complement, paired over the images (the random mask is
     one draw: a training run each). With ``radial`` / ``radial_complement``, (n,) or (n, k)
-    for ``k`` :func:`annulus_shuffled_masks` draws (a training run each), also their means and
+    for ``k`` :func:`~freqlib.masks.annulus_shuffled_masks` draws (a training run each), also their means and
     ``vs_radial`` and ``complement_vs_radial``, differences to one draw picked per replicate
     (``pick_one``; with k = 1 the interval covers the images only). ``complement_vs_radial`` is nan
     when both complements' runs are :func:`~freqlib.mask_reliability.at_chance` (``complement_vs_radial_raw`` keeps it). Each

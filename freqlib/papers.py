@@ -11,7 +11,7 @@ import re
 __all__ = ["PAPERS", "SOURCES", "paper_of", "cite_paper"]
 
 PAPERS = {
-    "A": {"key": "wang2020towards", "short": "Wang et al. 2020", "arxiv": "2005.03141",
+    "A": {"key": "wang2020towards", "short": "Z. Wang et al. 2020", "arxiv": "2005.03141",
           "code": "https://github.com/zifanw/frequency_explain", "chapter": "01_high_frequency_reliance"},
     "B": {"key": "jia2019exploring", "short": "Jia, Bao & Ma 2019", "arxiv": "1911.12044",
           "code": None, "chapter": "02_filter_proportion"},           # no code was published

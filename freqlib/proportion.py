@@ -57,7 +57,7 @@ import torch
 from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
 
 __all__ = ["PAPER_GAIN", "THRESHOLDS", "COMPETENCE", "claims", "criteria_table", "slope",
-           "half_width", "spread", "paired_gain", "null_spread", "b1_numbers", "b2_numbers", "previous_b1",
+           "half_width", "spread", "paired_gain", "gain_phrase", "null_spread", "b1_numbers", "b2_numbers", "previous_b1",
            "pooled", "judge_b2", "not_judged", "steps", "direction_text", "best_text",
            "relative_gain", "family_accuracy", "competence", "corruption_gains", "family_intervals",
            "jpeg_comparison", "Scores", "score", "summary_table", "variant_table", "pixel_kind", "first_layer"]
@@ -149,6 +149,17 @@ def spread(per_image: dict, boot=bootstrap, **kw) -> Estimate:
 def paired_gain(a, b, boot=bootstrap, **kw) -> Estimate:
     """``100 * (mean(a) - mean(b))`` for per-image values of the same images (points)."""
     return boot(lambda m: 100 * (m["a"] - m["b"]), {"a": a, "b": b}, **kw)
+
+
+def gain_phrase(e: Estimate) -> str:
+    """A paired gain in points as a verb phrase read from its interval: "gains 2.1 [0.5, 3.6]
+    points", "loses: -4.6 [-7.6, -1.6] points", or "changes it by 1.4 [-0.8, 3.7] points, not
+    resolved (the interval includes zero)"."""
+    if e.low > 0:
+        return f"gains {e.fmt(digits=2)} points"
+    if e.high < 0:
+        return f"loses: {e.fmt(digits=2)} points"
+    return f"changes it by {e.fmt(digits=2)} points, not resolved (the interval includes zero)"
 
 
 def relative_gain(a, b, boot=bootstrap, **kw) -> Estimate:
@@ -251,6 +262,10 @@ def direction_text(step_estimates: dict) -> str:
         return f"falls at every step, each step's paired interval below zero ({listed})"
     if len(up) == n:
         return f"rises at every step, each step's paired interval above zero ({listed})"
+    if bool(down) != bool(up):
+        way, moved, other = ("falls", down, "rises") if down else ("rises", up, "falls")
+        return (f"{way} where a step is resolved: {len(moved)} of {n} steps {way[:-1]} with paired intervals clear "
+                f"of zero, none {other}, the others are within image noise ({listed})")
     return (f"has no resolved step-by-step direction: {len(down)} of {n} steps fall and {len(up)} rise with "
             f"paired intervals clear of zero, the others are within image noise ({listed})")
 
@@ -381,17 +396,20 @@ def summary_table(scores: Scores, boot=bootstrap, **kw):
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def variant_table(claim_list: list[Claim], label: str, numbers: dict):
+def variant_table(claim_list: list[Claim], label: str, numbers: dict, not_judged_ids=()):
     """Each criterion's number and state on the main pixels and on ``label``'s
-    (``numbers``: claim id -> that variant's numbers), and each claim's verdict."""
+    (``numbers``: claim id -> that variant's numbers), and each claim's verdict. The
+    numbers of claims in ``not_judged_ids`` (:func:`not_judged`) read "not judged"."""
     import pandas as pd
     rows = []
     for c in claim_list:
         other = numbers[c.id]
+        shown = (lambda e: "not judged" if e.is_nan else e.fmt(digits=2)) if c.id in not_judged_ids else \
+            (lambda e: e.fmt(digits=2))
         for k in c.criteria:
             (key, main), = k.used.items()
-            rows.append({"claim": c.id, "criterion": k.describe, "main pixels": f"{main.fmt(digits=2)}",
-                         "main state": k.state, label: other[key].fmt(digits=2), f"{label} state": k.judge(other)})
+            rows.append({"claim": c.id, "criterion": k.describe, "main pixels": shown(main),
+                         "main state": k.state, label: shown(other[key]), f"{label} state": k.judge(other)})
         rows.append({"claim": c.id, "criterion": "verdict", "main pixels": "", "main state": c.verdict,
                      label: "", f"{label} state": c.variants[label]["verdict"] if label in c.variants else ""})
     return pd.DataFrame(rows).set_index(["claim", "criterion"])
@@ -439,7 +457,7 @@ def jpeg_comparison(ctx, claim_list: list[Claim], settings: dict, seed: int, swe
     glue("jpeg_std_shift", shift.fmt(digits=2))
     effect = (f"{'no criterion changes' if not changed else 'changes: ' + ' | '.join(changed)}; "
               f"standard model's mean-C original minus JPEG pixels {shift.fmt(digits=2)} pts")
-    return variant_table(claim_list, label, numbers), effect
+    return variant_table(claim_list, label, numbers, () if judged else ("B2",)), effect
 
 
 def pixel_kind(ctx, n: int) -> str:

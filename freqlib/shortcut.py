@@ -344,7 +344,7 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     ]
     parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + (end if matched else "")
              for ps, text, num, end in groups if ps]
-    return head + " " + "; ".join(parts) + "."
+    return head + " " + "; it ".join(parts) + "."     # "it": each part has ST as its subject
 
 
 def reach_reading(d3: str, d4: str, matched_ignores: bool = False) -> str:

@@ -560,12 +560,17 @@ _SYNTHESIS = {
 }
 
 
-def synthesis_sentence(verdicts: dict, shortcut_band: str = "high") -> str:
-    """One sentence reading the verdicts of D1-D3, and D4 where given (``verdicts[claim id]``), in words."""
-    parts = [_SYNTHESIS[c][verdicts[c]].format(s=shortcut_band) + f" ({c})" for c in ("D1", "D2", "D3")]
+def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: dict | None = None) -> str:
+    """One sentence reading the verdicts of D1-D3, and D4 where given (``verdicts[claim id]``), in words.
+    ``undecided`` (claim id -> the criteria whose interval straddles their threshold) names, for an
+    inconclusive claim, what is undecided, so the sentence does not doubt what the other criteria settled."""
+    def read(c: str) -> str:
+        what = (undecided or {}).get(c) if verdicts[c] == "inconclusive" else None
+        return f"{c}; undecided: {'; '.join(what)}" if what else c
+    parts = [_SYNTHESIS[c][verdicts[c]].format(s=shortcut_band) + f" ({read(c)})" for c in ("D1", "D2", "D3")]
     text = "; ".join(parts)
     if "D4" in verdicts:
-        text += ", " + _SYNTHESIS["D4"][verdicts["D4"]] + " (D4)"
+        text += ", " + _SYNTHESIS["D4"][verdicts["D4"]] + f" ({read('D4')})"
     text += "."
     return text[0].upper() + text[1:]
 
@@ -620,7 +625,8 @@ def validity_table(records: list[dict]):
     def cell(r):
         auc, mar = (Estimate(r[k]["value"], r[k]["low"], r[k]["high"], r[k]["over"]) for k in ("auroc", "margin"))
         flag = " (borderline)" if r.get("borderline") else ""
-        return f"{auc.fmt(digits=2)} · {mar.fmt(digits=2)} → {r['state']}{flag}"
+        d = 3 if r.get("borderline") else 2          # a borderline number must not round onto its threshold
+        return f"{auc.fmt(digits=d)} · {mar.fmt(digits=d)} → {r['state']}{flag}"
     table = pd.DataFrame({(r["lens"], r["planting"]): [cell(r)] for r in records}).T[0].unstack()
     lenses = list(dict.fromkeys(r["lens"] for r in records))
     plantings = list(dict.fromkeys(r["planting"] for r in records))

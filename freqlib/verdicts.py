@@ -119,10 +119,11 @@ class Estimate:
             return "no power"
         k, unit = (100.0, "%") if pct else (1.0, "")
         d = digits if digits is not None else (1 if pct else 3)
-        v = f"{k * self.value:.{d}f}{unit}"
+        shown = lambda x: f"{round(k * x, d) + 0.0:.{d}f}"     # + 0.0: a float32 zero such as -3e-8 prints 0.0
+        v = f"{shown(self.value)}{unit}"
         if self.over == "exact" or self.low == self.high:
             return v
-        return f"{v} [{k * self.low:.{d}f}, {k * self.high:.{d}f}]"
+        return f"{v} [{shown(self.low)}, {shown(self.high)}]"
 
     def to_dict(self) -> dict:
         return {"value": self.value, "low": self.low, "high": self.high, "over": self.over, "n": self.n}

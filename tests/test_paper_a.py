@@ -457,3 +457,14 @@ def test_heat_per_image_is_one_batched_heat_map_with_each_images_errors():
     whole = heatmap.fourier_heatmap(model, x, y, eps=4.0, seed=1)
     assert per["per_image"].shape == (6, 8, 8) and set(per["per_image"].unique().tolist()) <= {0.0, 1.0}
     assert torch.allclose(per["per_image"].mean(0), whole["error"]) and torch.allclose(per["error"], whole["error"])
+
+
+def test_curve_lead_text_says_where_each_curve_leads():
+    labels = torch.zeros(4, dtype=torch.long)
+    right, wrong = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    curve = lambda *cols: {"radius": torch.tensor([2.0, 8.0, 16.0]), "labels": labels,
+                           "low_pred": torch.stack(cols, 1)}
+    st, at = curve(wrong, right, right), curve(right, right, wrong)      # AT ahead at 2, ST at 16, level at 8
+    assert paper_a.curve_lead_text(st, at) == "AT's curve is the higher at r = 2 and ST's at r = 16"
+    assert paper_a.curve_lead_text(st, curve(right, right, right)).startswith("AT's curve is the higher at every")
+    assert paper_a.curve_lead_text(st, st) == "the two curves coincide"

@@ -134,6 +134,19 @@ def test_steps_and_best_wording_follow_their_intervals():
     flat = models_with_accuracies(dict.fromkeys(SHARES, 0.5), n=400, shared=False)
     assert pb.direction_text(pb.steps(flat, n_boot=300)).startswith("has no resolved")
     assert pb.best_text(flat, "mean accuracy", n_boot=300).endswith("not resolved")
+    # some steps fall, none rises: a fall where resolved, not "no direction"
+    mixed = {"a": Estimate(-3.0, -4.0, -2.0), "b": Estimate(-0.5, -2.0, 1.0), "c": Estimate(-2.0, -3.0, -1.0)}
+    assert pb.direction_text(mixed).startswith("falls where a step is resolved: 2 of 3 steps fall")
+    rising = {"a": Estimate(3.0, 2.0, 4.0), "b": Estimate(0.5, -1.0, 2.0)}
+    assert pb.direction_text(rising).startswith("rises where a step is resolved: 1 of 2 steps rise")
+    both = {"a": Estimate(3.0, 2.0, 4.0), "b": Estimate(-3.0, -4.0, -2.0)}
+    assert pb.direction_text(both).startswith("has no resolved")
+
+
+def test_gain_phrase_follows_the_interval():
+    assert pb.gain_phrase(Estimate(2.1, 0.5, 3.6)).startswith("gains 2.10")
+    assert pb.gain_phrase(Estimate(-4.6, -7.6, -1.6)).startswith("loses: -4.60")
+    assert pb.gain_phrase(Estimate(1.4, -0.8, 3.7)).endswith("not resolved (the interval includes zero)")
 
 
 def test_b2_reproduced_for_the_papers_gain_at_no_clean_cost():
@@ -184,6 +197,10 @@ def test_pooled_over_seeds_and_variant_table():
     table = pb.variant_table([claims[1]], "JPEG-q75 pixels", {"B2": other})
     assert table.loc[("B2", "verdict"), "JPEG-q75 pixels state"] == "partly"
     assert table.loc[("B2", "verdict"), "main state"] == "reproduced"
+    unjudged = pb.not_judged(other)
+    shown = pb.variant_table([claims[1]], "JPEG-q75 pixels", {"B2": unjudged}, not_judged_ids=("B2",))
+    assert (shown.loc["B2"]["JPEG-q75 pixels"].iloc[:2] == "not judged").all()
+    assert "no power" in pb.variant_table([claims[1]], "JPEG-q75 pixels", {"B2": unjudged}).to_string()
 
 
 def test_spread_needs_two_models():

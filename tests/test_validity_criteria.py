@@ -208,6 +208,15 @@ def test_d4_needs_a_signature_beyond_the_reach_of_eps():
     assert "cannot erase any of them" in text and f"{255 * margin:.2f}/255 of each remains" in text
 
 
+def test_synthesis_sentence_names_what_is_undecided():
+    verdicts = {"D1": "partly", "D2": "inconclusive", "D3": "reproduced"}
+    named = V.synthesis_sentence(verdicts, "high", {"D2": ["cost beyond no-class gratings > 10 pts"]})
+    assert "(D2; undecided: cost beyond no-class gratings > 10 pts)" in named
+    assert "(D2)" in V.synthesis_sentence(verdicts, "high")
+    settled = V.synthesis_sentence({**verdicts, "D2": "reproduced"}, "high", {"D2": ["anything"]})
+    assert "undecided: anything" not in settled          # only an inconclusive claim names its open criteria
+
+
 def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     for combo in itertools.product(VERDICTS, repeat=4):
         text = V.synthesis_sentence(dict(zip(("D1", "D2", "D3", "D4"), combo)), "high")
@@ -325,6 +334,7 @@ def test_the_matched_reading_can_support_either_reading_or_neither():
                               20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
     assert "more often than AT does at 29 dB" in text and "survives the accuracy control" in text
     assert "neither does AT" in text and "D3's same-budget contrast included" in text and "20 dB" not in text
+    assert "survives the accuracy control; it does not adopt the signature" in text        # one subject, ST
     # neither network follows anything within reach: lower accuracy explains it as well
     text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)
     assert "explains its ignoring it as well" in text and "survives" not in text

@@ -118,6 +118,7 @@ def test_compare_variant_names_changed_criteria():
 def test_estimate_formatting_and_validation():
     assert Estimate(0.388, 0.351, 0.42).fmt(pct=True) == "38.8% [35.1, 42.0]"
     assert Estimate.exact(2.5).fmt() == "2.500"
+    assert Estimate(-2.98e-8, -2.98e-8, 0.15).fmt(digits=1) == "0.0 [0.0, 0.1]"      # no "-0.0"
     with pytest.raises(ValueError, match="empty"):
         Estimate(1.0, 2.0, 0.5)
     assert math.isclose(Estimate(0.1, 0.0, 0.2).scaled(100).high, 20.0)
