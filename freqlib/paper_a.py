@@ -53,7 +53,7 @@ import torch
 
 from . import attacks, attribution, spectral
 from .attribution import UPPER_BAND, band_centroid, positive_normalise, upper_share
-from .verdicts import Claim, Criterion, Estimate
+from .verdicts import Claim, Criterion, Estimate, direction_text
 
 __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS", "R_HIGH", "SQUARE_ACCEPT",
            "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
@@ -434,6 +434,11 @@ def relative_upper(delta: torch.Tensor, images: torch.Tensor, start: int = UPPER
     return float(rel[band >= start].sum() / rel.sum())
 
 
+def _hits(cur: dict, kind: str) -> torch.Tensor:
+    """Per-image, per-radius 0/1 of a filtered-accuracy curve: (N, radii)."""
+    return (cur[f"{kind}_pred"] == cur["labels"][:, None]).float()
+
+
 def low_area_evidence(st: dict, at: dict, kind: str = "low") -> dict:
     """Per-image normalised areas under the ``kind``-pass accuracy curve (trapezoid over the
     radii, divided by their range) of ST and AT on the same images; their means are the
@@ -443,8 +448,7 @@ def low_area_evidence(st: dict, at: dict, kind: str = "low") -> dict:
         raise ValueError("ST and AT curves must come from the same images (paired)")
 
     def area(cur):
-        hits = (cur[f"{kind}_pred"] == cur["labels"][:, None]).double()
-        return (torch.trapezoid(hits, r, dim=-1) / (r[-1] - r[0])).float()
+        return (torch.trapezoid(_hits(cur, kind).double(), r, dim=-1) / (r[-1] - r[0])).float()
     return {"st": area(st), "at": area(at)}
 
 
@@ -454,7 +458,7 @@ def curve_lead_text(st: dict, at: dict, kind: str = "low") -> str:
     throughout. Read beside :func:`low_area_evidence`: the area averages over radii where the
     curves may cross."""
     r = [float(v) for v in st["radius"]]
-    acc = {n: (cur[f"{kind}_pred"] == cur["labels"][:, None]).float().mean(0) for n, cur in (("ST", st), ("AT", at))}
+    acc = {n: _hits(cur, kind).mean(0) for n, cur in (("ST", st), ("AT", at))}
     ahead = {"AT": [x for x, a, b in zip(r, acc["AT"], acc["ST"]) if a > b],
              "ST": [x for x, a, b in zip(r, acc["AT"], acc["ST"]) if a < b]}
     show = lambda xs: ", ".join(f"{x:g}" for x in xs)
@@ -463,11 +467,6 @@ def curve_lead_text(st: dict, at: dict, kind: str = "low") -> str:
     if ahead["AT"] or ahead["ST"]:
         return f"{'AT' if ahead['AT'] else 'ST'}'s curve is the higher at every radius where the two differ"
     return "the two curves coincide"
-
-
-def direction_text(e: Estimate, up: str, down: str, neither: str) -> str:
-    """``up`` when the interval lies above 0, ``down`` when below, else ``neither``."""
-    return up if e.low > 0 else down if e.high < 0 else neither
 
 
 def heat_per_image(model, images: torch.Tensor, labels: torch.Tensor, eps: float, seed: int = 0) -> dict:

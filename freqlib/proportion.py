@@ -155,11 +155,10 @@ def gain_phrase(e: Estimate) -> str:
     """A paired gain in points as a verb phrase read from its interval: "gains 2.1 [0.5, 3.6]
     points", "loses: -4.6 [-7.6, -1.6] points", or "changes it by 1.4 [-0.8, 3.7] points, not
     resolved (the interval includes zero)"."""
-    if e.low > 0:
-        return f"gains {e.fmt(digits=2)} points"
-    if e.high < 0:
-        return f"loses: {e.fmt(digits=2)} points"
-    return f"changes it by {e.fmt(digits=2)} points, not resolved (the interval includes zero)"
+    from . import verdicts        # its direction_text: this module has a direction_text of its own (steps)
+    shown = e.fmt(digits=2)
+    return verdicts.direction_text(e, f"gains {shown} points", f"loses: {shown} points",
+                                   f"changes it by {shown} points, not resolved (the interval includes zero)")
 
 
 def relative_gain(a, b, boot=bootstrap, **kw) -> Estimate:

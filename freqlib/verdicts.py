@@ -42,7 +42,7 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "Criterion", "Claim",
-           "verdict", "publish", "VERDICTS", "STATES", "SYMBOLS"]
+           "verdict", "publish", "direction_text", "VERDICTS", "STATES", "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 STATES = ("holds", "fails", "undecided")
@@ -311,6 +311,12 @@ class Criterion:
     def threshold_text(self) -> str:
         text = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
         return f"size {text}" if self.size else text
+
+
+def direction_text(e: Estimate, up: str, down: str, neither: str) -> str:
+    """``up`` when the interval lies above 0, ``down`` when below, else ``neither``: prose that
+    follows an estimate's sign only where its interval resolves it."""
+    return up if e.low > 0 else down if e.high < 0 else neither
 
 
 def verdict(states: list[str]) -> str:

@@ -106,3 +106,13 @@ def test_the_plan_trains_the_st_budgets_the_chapter_matches_against():
     ladder = {s.kwargs["epochs"] for s in paper_plan.default_plan("paper")["06"]
               if s.name == "shortcut_standard" and "epochs" in s.kwargs}
     assert ladder == {f * full for f in shortcut.MATCH_FRACTIONS}
+
+
+def test_an_attack_radius_other_than_the_training_radius_is_refused(tmp_path):
+    """D3 and D4 read reach at the AT networks' training radius: a different attack_eps must stop the
+    chapter in its settings cell with a one-line error, before any network is trained."""
+    from freqlib import runner
+    path = runner.resolve_chapter("06_causal_frequencies")
+    with pytest.raises(runner.ChapterFailed, match=r"attack_eps=4 differs from the AT networks' training radius 8/255"):
+        runner.execute_chapter(path, {"profile": "smoke", "device": "cpu", "attack_eps": 4.0}, tmp_path,
+                               failed_dir=tmp_path / "failed", log=lambda *a: None)
