@@ -61,6 +61,13 @@ class ChapterContext:
         """The architecture this chapter's zoo models have at this profile, for its settings table."""
         return network_name(self.profile, self.arch or None)
 
+    def record_variant(self) -> None:
+        """Glue the data label of the images analysed so far (``analysis_variant``), which the
+        runner puts on the run card. :func:`freqlib.verdicts.publish` glues it for a chapter
+        with verdicts (from any context with a ``variant``); a chapter without verdicts calls
+        this after its last analysis."""
+        glue("analysis_variant", self.variant)
+
     def title(self, text: str) -> str:
         """A figure title that carries the data variant."""
         return f"{text}\n[{self.variant}, {self.profile} profile{' (dry run)' if self.dry else ''}]"

@@ -150,14 +150,16 @@ def annulus_shuffled_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.T
     return matched_random_masks(mask, k, seed, by_annulus=True)
 
 
-def equal_support(mask: torch.Tensor, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
+def equal_support(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``mask`` (symmetrised) cut to as many frequencies as ``like`` keeps (``like > 0``):
     its largest values stay, the rest become 0.
 
-    Whole ``{f, -f}`` pairs are kept or dropped (largest values first, ties in a
-    seeded random order), until the next pair would exceed ``like``'s support
-    size, per channel. Used to compare radial centroids of masks of different
-    sparsity at the same support: a sparser mask that keeps the lowest
+    Whole ``{f, -f}`` pairs are kept or dropped, largest values first, per channel. Where
+    several pairs tied at the cut's value do not all fit, the slots left are spread evenly over
+    them: each keeps its value scaled by the square root of the share that fits, so their energy
+    (what centroids and anisotropies weigh) is that of a random order among the ties on average,
+    and no seed can move a centroid. Used to compare radial centroids of masks
+    of different sparsity at the same support: a sparser mask that keeps the lowest
     frequencies has a lower centroid whatever the network.
     """
     h, w = mask.shape[-2:]
@@ -167,15 +169,19 @@ def equal_support(mask: torch.Tensor, like: torch.Tensor, seed: int = 0) -> torc
         n = n.max().expand(m.shape[0])
     rep, single = mirror_orbits(h, w)
     reps = rep.unique()
-    size = torch.where(single[reps], 1, 2)
-    g = torch.Generator().manual_seed(seed)
-    keep = torch.zeros_like(m)
+    size = torch.where(single[reps], 1, 2).float()
+    keep = torch.ones_like(m)
     for c in range(m.shape[0]):
-        shuffle = torch.randperm(len(reps), generator=g)              # random order among ties
-        order = shuffle[torch.argsort(m[c, reps[shuffle]], descending=True, stable=True)]
-        chosen = reps[order][size[order].cumsum(0) <= n[c]]
-        keep[c, chosen] = 1.0
-        keep[c] = keep[c, rep]                                         # both members of a kept pair
+        v = m[c, reps]
+        order = torch.argsort(v, descending=True, stable=True)
+        fits = size[order].cumsum(0) <= n[c]
+        if fits.all():
+            continue
+        cut = v[order][~fits][0]                      # the value of the first pair that does not fit
+        above, tied = v > cut, v == cut
+        share = (n[c] - size[above].sum()) / size[tied].sum() if tied.sum() > 1 else 0.0   # a lone pair: dropped
+        keep[c, reps] = torch.where(above, 1.0, torch.where(tied, share ** 0.5, 0.0))
+        keep[c] = keep[c, rep]                        # both members of a pair alike
     return (m * keep).view(*mask.shape[:-2], h, w).to(mask.device) if mask.dim() > 2 else (m * keep).view(h, w)
 
 

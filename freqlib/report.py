@@ -182,7 +182,9 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     ax.plot(curves["radius"], curves["low"], "o-", label="low-pass")
     ax.plot(curves["radius"], curves["high"], "s-", label="high-pass")
     ax.axhline(0.1, color="grey", ls=":", label="chance")
-    ax.set(xlabel="radius r", ylabel="accuracy", title="Filtered-input accuracy")
+    # fixed axes and colour scales below: reports are read side by side
+    ax.set(xlabel="filter radius r (cycles per image)", ylabel="accuracy", ylim=(0, 1.02),
+           title="Filtered-input accuracy")
     ax.legend()
     rep.figures["Accuracy on low-pass and high-pass filtered test images"] = fig
 
@@ -199,12 +201,17 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
            title="Occluded-frequency attribution")
     rep.figures["Occluded-frequency attribution per DCT band"] = fig
 
-    heat = heatmap.fourier_heatmap(model, images[:n_heatmap], labels[:n_heatmap], seed=seed)
-    rep.numbers["Fourier heat map: mean error"] = float(heat["error"].mean())
+    heat = heatmap.fourier_heatmap(model, images[:n_heatmap], labels[:n_heatmap], seed=seed, per_image=True)
+    rep.settings["Fourier heat map"] = (f"the first {min(n_heatmap, len(images))} analysed images, each Fourier basis "
+                                        f"image at L2 norm {heat['eps']:g} per channel with a random sign")
+    key = "Fourier heat map: mean error"
+    rep.intervals[key] = boot(lambda m: m["e"], {"e": heat["per_image"].flatten(1).mean(1)})
+    rep.numbers[key] = rep.intervals[key].value
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = show_spectrum(ax, heat["error"], "Fourier heat map (error rate, eps=4)", log=False,
+    im = show_spectrum(ax, heat["error"], f"Fourier heat map (ε = {heat['eps']:g})", log=False,
                        cmap="viridis")
-    fig.colorbar(im, ax=ax)
+    im.set_clim(0, 1)
+    fig.colorbar(im, ax=ax, label="test error rate")
     rep.figures["Error rate under each Fourier basis perturbation"] = fig
 
     if mask_set is None:
@@ -234,12 +241,19 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     held = "mask: masked / unmasked accuracy (analysed images)"
     rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)
     rep.numbers[held] = rep.intervals[held].value
+    # how far the keep carries over to images the mask did not see: flagged when the whole interval
+    # is below the keep ratio (no ratio when nothing is right unmasked)
+    if correct["unmasked"].any() and rep.intervals[held].high < cfg.keep_ratio:
+        where = "which the mask was not trained on" if mask_set is not None else "the mask's training images among them"
+        rep.warnings[held] = (f"⚠ below the keep ratio {cfg.keep_ratio} on the analysed images ({where}), "
+                              "the whole 95% interval")
     rep.intervals["mask: radial centroid"] = mask_geometry.bootstrap_centroid(res.mask, n_boot, seed)
     rep.numbers["mask: radial centroid"] = rep.intervals["mask: radial centroid"].value
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     im = show_spectrum(ax, res.mask.reshape(-1, 32, 32).mean(0), "Fourier mask M (centred)",
                        log=False, cmap="viridis")
-    fig.colorbar(im, ax=ax)
+    im.set_clim(0, 1)
+    fig.colorbar(im, ax=ax, label="mask value (mean over channels)")
     rep.figures["Learned Fourier mask"] = fig
     return rep
 

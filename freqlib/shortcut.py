@@ -34,9 +34,9 @@ from . import evaluate, profiles, synthetic
 __all__ = [
     "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "amplitude_text", "beyond_reach",
     "shortcut_conditions", "shortcut_rates", "rate_row", "shortcut_numbers", "adoption_numbers",
-    "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
+    "robust_with_signature", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
     "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
-    "matched_outcome", "is_matched", "learned_less", "matched_reading", "reach_reading",
+    "matched_outcome", "match_state", "faint_control", "matched_reading", "reach_reading",
 ]
 
 
@@ -147,6 +147,17 @@ def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:
 
 
 # ------------------------------------------------------- adoption (D4)
+def robust_with_signature(model, conditions: dict, labels: torch.Tensor, eps: float, steps: int,
+                          seed: int = 0) -> dict:
+    """Per image, 0/1: still correct after L-inf PGD (``steps`` steps, one random start) on the
+    clean images and on the same images carrying their own class's signature (``conditions`` from
+    :func:`shortcut_conditions`). A network that adopted a signature beyond ε's reach should be
+    robust where the signature is: the attack cannot erase it."""
+    from . import attacks
+    return {cond: attacks.robust_accuracy(model, conditions[cond], labels, eps=eps, steps=steps, restarts=1,
+                                          seed=seed, progress=None) for cond in ("clean", "own signature")}
+
+
 def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
     """The numbers of D4 from the strong-signature AT network's :func:`shortcut_rates` and those of
     the same-budget AT that never saw a signature (``plain``), on the same images and conditions:
@@ -293,22 +304,28 @@ def matched_outcome(n: dict) -> str:
     return "unresolved"
 
 
-def _clean_gap(points: dict, faint: float):
-    """ST − AT clean accuracy (one per budget: every strength's point carries the same)."""
-    return (points[faint] if faint in points else next(iter(points.values())))["clean_gap"]
+def match_state(n: dict) -> str:
+    """Whether ST's clean accuracy at one strength (``n`` from :func:`matched_point`) matches
+    AT's there: ``"matched"`` when the 95% interval of the difference lies within
+    ±``MATCH_TOLERANCE``, ``"apart"`` when it lies outside, ``"unsure"`` otherwise. Each
+    strength has its own pair of networks, so a budget matched on D3's set need not stay
+    matched on the others."""
+    e = n["clean_gap"]
+    if -MATCH_TOLERANCE <= e.low and e.high <= MATCH_TOLERANCE:
+        return "matched"
+    return "apart" if e.low > MATCH_TOLERANCE or e.high < -MATCH_TOLERANCE else "unsure"
 
 
-def is_matched(points: dict, faint: float) -> bool:
-    """Whether ST's clean accuracy is within ``MATCH_TOLERANCE`` of AT's."""
-    return abs(_clean_gap(points, faint).value) <= MATCH_TOLERANCE
-
-
-def learned_less(points: dict, reach_max: float, faint: float) -> bool:
-    """Whether ST at AT's clean accuracy ignores D3's signature (PSNR ``faint``, within ε's reach)
-    just as AT does: then AT's lower accuracy explains D3's contrast as well as ε's reach."""
+def faint_control(points: dict, reach_max: float, faint: float) -> str:
+    """What ST at AT's clean accuracy says at D3's strength (PSNR ``faint``): ``"separated"``
+    (matched, and ST follows the signature where AT does not: AT's lower accuracy does not
+    explain D3), ``"neither"`` (matched, and neither adopts it: it explains D3 as well as ε's
+    reach does) or ``"open"`` (not matched for sure, unresolved, beyond ε's reach or not measured)."""
     n = points.get(faint)
-    return (n is not None and n["weakest"] <= reach_max and is_matched(points, faint)
-            and matched_outcome(n) == "neither")
+    if n is None or n["weakest"] > reach_max or match_state(n) != "matched":
+        return "open"
+    outcome = matched_outcome(n)
+    return outcome if outcome in ("separated", "neither") else "open"
 
 
 def matched_reading(points: dict, reach_max: float, faint: float) -> str:
@@ -317,22 +334,23 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     Read at the strengths ε can (partly) forge, where the two readings differ: there "AT ignores
     what ε can forge" predicts that ST at AT's accuracy follows the signature more often than AT
     (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach both
-    readings predict adoption, so those strengths are drawn, not read."""
+    readings predict adoption, so those strengths are drawn, not read. A strength whose accuracies
+    are not matched for sure (:func:`match_state`) gets its numbers and no conclusion."""
     def pts(n):
         return n.scaled(100).fmt(digits=1) + " pts"
     fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
+    tol = f"{100 * MATCH_TOLERANCE:g} points"
+    head = "ST at the budget matched on D3's set"
     within = sorted((p for p, n in points.items() if n["weakest"] <= reach_max), reverse=True)
-    clean_gap, matched = _clean_gap(points, faint), is_matched(points, faint)
-    head = (f"ST at AT's clean accuracy (difference {pts(clean_gap)})" if matched
-            else f"ST's clean accuracy differs from AT's by {pts(clean_gap)}, more than {100 * MATCH_TOLERANCE:g} "
-                 "points, so this is no matched comparison; this ST")
     if not within:
         return head + " was not read: no strength of the curve is within ε's reach."
-    group = {p: matched_outcome(points[p]) for p in within}
+    group = {p: matched_outcome(points[p]) if match_state(points[p]) == "matched" else match_state(points[p])
+             for p in within}
     of = lambda outcome: [p for p in within if group[p] == outcome]
-    gap = lambda n: pts(n["gap"])
-    both = lambda n: f"ST {pts(n['d4_follow_excess'])}, AT {pts(n['at_excess'])}"
-    groups = [  # (strengths, what ST does there, its numbers, what that means when the accuracies match)
+    clean = lambda n: f"clean accuracy ST − AT {pts(n['clean_gap'])}"
+    gap = lambda n: f"{pts(n['gap'])}, {clean(n)}"
+    both = lambda n: f"ST {pts(n['d4_follow_excess'])}, AT {pts(n['at_excess'])}, {clean(n)}"
+    groups = [  # (strengths, what ST does there, its numbers, what that means at matched accuracies)
         (of("separated"), "follows the signature more often than AT does at {} (ST − AT excess, {})", gap,
          ": there the reach reading survives the accuracy control"),
         (of("neither"), "does not adopt the signature at {}, and neither does AT (excess, {})", both,
@@ -341,27 +359,34 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
         (of("against"), "follows the signature less often than AT at {} (ST − AT excess, {})", gap,
          ", against the reach reading"),
         (of("unresolved"), "does not differ resolvably from AT at {} (ST − AT excess, {})", gap, ""),
+        (of("unsure"), "is not surely at AT's clean accuracy at {} (ST − AT excess, {})", gap,
+         f": the interval of the clean-accuracy difference reaches beyond ±{tol}, so no conclusion is drawn there"),
+        (of("apart"), "is not at AT's clean accuracy at {} (ST − AT excess, {})", gap,
+         f": more than {tol} apart, so there it is no matched comparison"),
     ]
-    parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + (end if matched else "")
+    parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + end
              for ps, text, num, end in groups if ps]
     return head + " " + "; it ".join(parts) + "."     # "it": each part has ST as its subject
 
 
-def reach_reading(d3: str, d4: str, matched_ignores: bool = False) -> str:
+def reach_reading(d3: str, d4: str, control: str = "open") -> str:
     """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut.
-    ``matched_ignores``: ST at AT's clean accuracy ignores D3's signature too (:func:`learned_less`),
-    so adopting the strong one shows only that AT *can* learn a signature, not why it ignored the
-    faint one."""
+    ``control``: what ST at AT's clean accuracy says at D3's strength (:func:`faint_control`).
+    Adopting the strong signature shows that AT *can* learn a signature in the band; why it
+    ignored the faint one is settled only when that control separates the readings."""
     if d3 == "reproduced" and d4 == "reproduced":
-        if matched_ignores:
-            return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it does "
-                    "not avoid high frequencies as such, and the same recipe and budget can learn a signature there. "
-                    "But a standard network at AT's clean accuracy ignores the faint one too (below), so whether AT "
-                    "ignores it because ε can forge it or because AT learned less is not told apart at D3's "
-                    "strength.")
-        return ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it avoids "
-                "what an ε-bounded change can forge, not high frequencies as such. The same recipe and budget "
-                "learned the strong signature, so AT did not ignore the faint one for lack of capacity.")
+        both = ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it does "
+                "not avoid high frequencies as such, and the same recipe and budget can learn a signature there. ")
+        if control == "separated":
+            return both + ("A standard network at AT's clean accuracy follows the faint signature where AT does not "
+                           "(below), so AT avoids what an ε-bounded change can forge, not merely what it had too "
+                           "little accuracy to learn.")
+        if control == "neither":
+            return both + ("But a standard network at AT's clean accuracy ignores the faint one too (below), so "
+                           "whether AT ignores it because ε can forge it or because AT learned less is not told "
+                           "apart at D3's strength.")
+        return both + ("Whether it ignores the faint one because ε can forge it or because it learned less, the "
+                       "accuracy-matched control (below) does not settle at D3's strength.")
     if d3 == "reproduced" and d4 == "not reproduced":
         return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
                 "frequency story says, not only what ε can forge.")

@@ -39,6 +39,7 @@ editing an analysis must not retrain the models it analyses.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
@@ -57,7 +58,7 @@ __all__ = [
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
-    "HEADROOM", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
+    "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
     "BORDER", "borderline", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -377,6 +378,38 @@ def random_sign_delta(x: torch.Tensor, eps: float, seed: int = 0) -> torch.Tenso
     g = torch.Generator().manual_seed(seed)
     s = torch.randint(0, 2, x.shape, generator=g).to(x.device, x.dtype) * 2 - 1
     return (x + eps * s).clamp(0, 1) - x
+
+
+def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, seed: int = 0) -> float:
+    """The largest share of a +-eps pattern's energy (mean colour removed, DC left out, as in
+    :func:`band_enrichment`) that lands in ``band`` (centred (H, W) mask), as far as an ascent
+    finds it: from a square wave at each frequency of the band and ``starts`` signs of random
+    band-limited noise, repeat d <- sign(P d), P the
+    projection onto the band, which never lowers the band energy of a sign pattern (P is a
+    projection and every sign pattern has the same norm). A lower bound on the true maximum. A square wave keeps 8/pi^2
+    of its energy in its fundamental and the rest in harmonics, which alias back into some bands
+    (a wave at (12, 4) keeps all of it in the high band) and not into others (the low band), so
+    the ceiling of D1's normalised share depends on the band."""
+    h, w = band.shape
+    if int(band.bool().sum()) - int(band.bool()[h // 2, w // 2]) == 0:
+        raise ValueError("sign_share_ceiling: the band holds no frequency but DC; pass a band with others")
+    keep = torch.fft.ifftshift(band.bool().clone().index_put_((torch.tensor(h // 2), torch.tensor(w // 2)),
+                                                            torch.tensor(False)))
+
+    def project(d):
+        return torch.fft.ifft2(torch.fft.fft2(d) * keep).real
+
+    g = torch.Generator().manual_seed(seed)
+    fy, fx = (torch.nonzero(torch.fft.fftshift(keep)) - torch.tensor([h // 2, w // 2])).T.double()
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    # half a pixel of phase keeps the square waves off zero
+    waves = torch.cos(2 * math.pi * (fy[:, None, None] * yy / h + fx[:, None, None] * xx / w) + math.pi / (2 * max(h, w)))
+    d = torch.sign(torch.cat([waves, project(torch.randn(starts, h, w, generator=g, dtype=torch.float64))]))
+    for _ in range(steps):
+        d = torch.sign(project(d))
+        d[d == 0] = 1.0         # sign(0) would leave a pixel out of the +-eps budget
+    p = power_map(d[:, None])
+    return float((band_energy(p, band) / band_energy(p, torch.ones_like(band, dtype=torch.bool))).max())
 
 
 HEADROOM = 0.5      # D1: PGD must move more than half-way from the null's band share to all of its energy

@@ -36,6 +36,9 @@ def test_primer_smoke(executed_chapter):
 def test_chapter_smoke_has_computed_verdicts(executed_chapter, chapter):
     path, glued = executed_chapter(chapter)
     assert glued["variant"].startswith("CIFAR-10")
+    # the run card names the pixels analysed, not only those trained on (every chapter draws test images)
+    shown = glued.get("analysis_variant", "")
+    assert shown == glued["variant"] or "analysed on" in shown, f"{chapter}: no analysis variant (ctx.record_variant)"
     makes_claims = "publish(" in next(c for c in chapters_in_toc() if c.stem == chapter).read_text()
     assert ("claims" in glued) == makes_claims, f"{chapter}: claims glued={'claims' in glued}, publish() in source={makes_claims}"
     if not makes_claims:

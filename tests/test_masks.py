@@ -526,3 +526,39 @@ def test_probe_must_beat_the_image_spectrum():
     e = probe.probe_estimates(masks, noise, y, scrambled, n_boot=300)
     assert rule.judge({"probe_vs_spectrum": e["probe_vs_spectrum"]}) == "holds"
     assert _criterion("C3", "probe_scrambled").judge({"probe_scrambled": e["scrambled"]}) != "fails"
+
+
+def test_equal_support_spreads_the_slots_left_over_pairs_tied_at_the_cut():
+    """Ties at the cut get the expected cut (in energy, which centroids weigh), not a seeded
+    random subset whose centroid would move with the seed; a lone pair at the cut is dropped."""
+    from freqlib.spectral import frequency_radius
+    like = radial_mask(32, 32, 6)[None, None]
+    n = float((fm.symmetrize(like) > 0).sum())
+    flat = fm.equal_support(torch.ones(1, 1, 32, 32), like)        # every pair tied
+    assert torch.allclose(flat.pow(2).sum(), torch.tensor(n))       # the energy of n kept frequencies
+    assert len(flat.unique()) == 1                                  # no tied pair favoured over another
+    # ones at low radii, then ties at 0.5 that only partly fit: the centroid is that of random tie-breaks
+    r = frequency_radius(32, 32)[None, None]
+    step = torch.where(r < 3, 1.0, 0.5)
+    cut = fm.equal_support(step, like)
+    assert torch.equal(cut[r < 3], torch.ones_like(cut[r < 3]))
+    g = torch.Generator().manual_seed(0)
+    rep, single = fm.mirror_orbits(32, 32)
+    reps, sym = rep.unique(), fm.symmetrize(step).flatten()
+    size = torch.where(single[reps], 1, 2)
+    centroids = []
+    for _ in range(200):                                            # the old rule: a random order among ties
+        order = torch.randperm(len(reps), generator=g)
+        order = order[torch.argsort(sym[reps[order]], descending=True, stable=True)]
+        keep = torch.zeros(32 * 32)
+        keep[reps[order][size[order].cumsum(0) <= n]] = 1.0
+        centroids.append(float(mg.radial_centroid((sym * keep[rep]).view(1, 1, 32, 32))))
+    mean = sum(centroids) / len(centroids)
+    assert float(mg.radial_centroid(cut)) == pytest.approx(mean, rel=0.02)
+    assert max(centroids) - min(centroids) > 0.1                    # what the seed used to move
+    # distinct values: whole pairs only, the pair that does not fit is dropped, not halved
+    graded = fm.symmetrize(torch.rand(1, 1, 32, 32, generator=g))
+    odd = torch.zeros(1, 1, 32, 32)
+    odd[..., 16, 16] = 1.0                                          # DC: a self-mirrored frequency
+    odd[..., 16, 17] = odd[..., 16, 15] = 1.0                       # and one pair: 3 slots
+    assert set(fm.equal_support(graded, odd).unique().tolist()) <= {0.0} | set(graded.unique().tolist())

@@ -96,3 +96,22 @@ def test_report_trains_its_mask_on_the_held_out_set():
     assert rep.settings["mask training images"] == "20 held-out images (planted)"
     assert "batch 10" in rep.settings["mask training"]
     assert not rep.warnings                                  # kept under a keep ratio of 0.01
+
+
+def test_report_flags_a_mask_that_does_not_carry_over_and_draws_on_fixed_scales(monkeypatch):
+    from freqlib import masks
+    from freqlib.mask_training import MaskConfig
+    torch.manual_seed(0)
+    model = build_model("fastnet", (8, 8, 16)).eval()
+    x, y = torch.rand(30, 3, 32, 32), torch.randint(0, 10, (30,))
+    held = (torch.rand(20, 3, 32, 32), torch.randint(0, 10, (20,)))
+    cfg = MaskConfig(batch_size=10, lr=0.01, max_epochs=3, keep_ratio=0.01, patience=1)
+    # kept on its training images, but on the analysed ones the masked network gets nothing right
+    monkeypatch.setattr(masks, "mask_correct", lambda m, xx, yy, mask: torch.full((len(xx),), mask is None))
+    rep = make_report(model, "tiny", x, y, "synthetic data", n_heatmap=2, mask_set=held, mask_cfg=cfg, n_boot=50)
+    held_key = "mask: masked / unmasked accuracy (analysed images)"
+    assert list(rep.warnings) == [held_key] and "not trained on" in rep.warnings[held_key]
+    assert rep.settings["Fourier heat map"].startswith("the first 2 analysed images")
+    # two models' panels are comparable only on one scale: error rate and mask value both span [0, 1]
+    for caption in ("Error rate under each Fourier basis perturbation", "Learned Fourier mask"):
+        assert rep.figures[caption].axes[0].images[0].get_clim() == (0, 1), caption

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from freqlib import spectral
-from freqlib import shortcut
+from freqlib import shortcut, synthetic
 from freqlib import validity as V
 from freqlib.verdicts import VERDICTS, Estimate, bootstrap, verdict
 
@@ -83,6 +83,24 @@ def test_d1_band_share_criterion_is_equally_hard_for_every_band_size():
         # concentration in the high band: it was not equally hard for every band
         old_state = old.judge({f"d1_enrich/{band}": weak["enrichment"]})
         assert old_state == {"low": "holds", "horizontal": "holds", "high": "fails"}[band], band
+
+
+def test_the_sign_pattern_ceiling_is_a_square_waves_share_and_depends_on_the_band():
+    """D1's criterion must be reachable by a +-eps pattern: the ceiling is what one can put in a band."""
+    one = torch.zeros(32, 32, dtype=torch.bool)
+    one[16, 16 + 5] = one[16, 16 - 5] = True            # a single frequency pair, harmonics outside it
+    assert 0.80 < V.sign_share_ceiling(one) < 0.83      # a square wave's fundamental: about 8/pi^2
+    bands = V.band_masks(["low", "high"])
+    low, high = V.sign_share_ceiling(bands["low"]), V.sign_share_ceiling(bands["high"])
+    assert 0.85 < low < 0.97                            # r = 1 and its harmonic r = 3 are in the band, r = 5 is not
+    assert high > 0.999                                 # (12, 4)'s harmonics alias back into the band
+    assert V.sign_share_ceiling(torch.ones(32, 32, dtype=torch.bool)) == pytest.approx(1.0)
+    s0 = float(bands["low"].sum()) / 1023               # the random pattern's share: a flat spectrum
+    assert (low - s0) / (1 - s0) > V.HEADROOM           # the threshold is within reach for the low band
+    dc = torch.zeros(32, 32, dtype=torch.bool)
+    dc[16, 16] = True
+    with pytest.raises(ValueError, match="no frequency but DC"):
+        V.sign_share_ceiling(dc)
 
 
 def test_rule_change_reports_both_states():
@@ -183,6 +201,38 @@ def test_d4_fails_for_an_at_network_that_ignores_the_strong_signature_and_holds_
     assert follow_excess.judge(adopting) == excess.judge(adopting) == "holds"
 
 
+class _SignatureReader(torch.nn.Module):
+    """Logit c: the power of the image at class c's signature frequencies (what a network that
+    learned only the signature computes), or, with ``blind``, a function of the mean colour alone."""
+    def __init__(self, blind: bool = False):
+        super().__init__()
+        self.blind = blind
+        self.scale = torch.nn.Parameter(torch.tensor(1e3))
+        own = torch.zeros(10, 32, 32)
+        for c, group in enumerate(synthetic.shortcut_frequencies("high")):
+            for fy, fx in group:
+                own[c, 16 + fy, 16 + fx] = own[c, 16 - fy, 16 - fx] = 1.0
+        self.register_buffer("own", own)
+
+    def forward(self, x):
+        x = x.float()
+        if self.blind:
+            return self.scale * torch.stack([x.mean((1, 2, 3)) * (c - 4.5) for c in range(10)], 1)
+        power = torch.fft.fftshift(torch.fft.fft2(x - x.mean((-2, -1), keepdim=True)), dim=(-2, -1)).abs().pow(2)
+        return self.scale * torch.einsum("nchw,khw->nk", power, self.own) / 1024
+
+
+def test_a_signature_beyond_reach_makes_a_network_that_reads_it_robust_and_no_other():
+    g = torch.Generator().manual_seed(0)
+    x = 0.5 + 0.02 * torch.randn(40, 3, 32, 32, generator=g)
+    y = torch.arange(40) % 10
+    cond = shortcut.shortcut_conditions(x, y, (y + 1) % 10, "high", rms=10 ** (-20 / 20))   # beyond 8/255's reach
+    reader = shortcut.robust_with_signature(_SignatureReader().eval(), cond, y, 8 / 255, steps=10)
+    assert reader["own signature"].mean() == 1.0 and reader["clean"].mean() < 0.3
+    blind = shortcut.robust_with_signature(_SignatureReader(blind=True).eval(), cond, y, 8 / 255, steps=10)
+    assert blind["own signature"].mean() == blind["clean"].mean()        # the signature adds nothing
+
+
 def test_d4_holds_for_an_at_network_that_learned_only_the_signature_where_the_first_rule_failed():
     """At chance without a signature, a moved one has about 10 points to remove: the absolute rule fails
     a complete adoption, the relative one does not."""
@@ -221,15 +271,17 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     for combo in itertools.product(VERDICTS, repeat=4):
         text = V.synthesis_sentence(dict(zip(("D1", "D2", "D3", "D4"), combo)), "high")
         assert text[0].isupper() and text.endswith("(D4).") and "(D3), and " in text
-    assert "not high frequencies as such" in shortcut.reach_reading("reproduced", "reproduced")
+    assert "does not avoid high frequencies as such" in shortcut.reach_reading("reproduced", "reproduced")
     assert "avoided the band itself" in shortcut.reach_reading("reproduced", "not reproduced")
     assert "not told apart" in shortcut.reach_reading("reproduced", "inconclusive")
     assert "not told apart" in shortcut.reach_reading("not reproduced", "reproduced")
-    # when ST at AT's accuracy ignores the faint signature too, adopting the strong one no longer
-    # rules out that AT ignored the faint one for having learned less
-    both_ignore = shortcut.reach_reading("reproduced", "reproduced", matched_ignores=True)
-    assert "lack of capacity" not in both_ignore and "not told apart at D3's strength" in both_ignore
-    assert "lack of capacity" in shortcut.reach_reading("reproduced", "reproduced", matched_ignores=False)
+    # adopting the strong signature settles why AT ignored the faint one only when ST at AT's
+    # accuracy follows the faint one; when it ignores it too, or the control is open, it does not
+    settled = shortcut.reach_reading("reproduced", "reproduced", "separated")
+    assert "not merely what it had too little accuracy to learn" in settled
+    both_ignore = shortcut.reach_reading("reproduced", "reproduced", "neither")
+    assert "not told apart at D3's strength" in both_ignore and "not merely" not in both_ignore
+    assert "does not settle" in shortcut.reach_reading("reproduced", "reproduced")     # open by default
 
 
 def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_strength():
@@ -341,17 +393,32 @@ def test_the_matched_reading_can_support_either_reading_or_neither():
     # AT follows more than ST within reach: against the reach reading
     text = shortcut.matched_reading({32.0: _point(0.08, 0.4)}, reach, 32.0)
     assert "less often than AT" in text and "against the reach reading" in text
-    # accuracies 20 points apart: facts without conclusions
+    # accuracies 22 points apart: facts without conclusions
     text = shortcut.matched_reading({32.0: _point(0.3, 0.08, st_clean=0.55)}, reach, 32.0)
-    assert "more than 5 points, so this is no matched comparison" in text and "survives" not in text
+    assert "more than 5 points apart, so there it is no matched comparison" in text and "survives" not in text
+    assert "clean accuracy ST − AT 22.0" in text
+    # each strength is judged on its own pair's accuracies: matched at 32 dB, not at 29 dB
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, st_clean=0.55, psnr=29.0)},
+                                    reach, 32.0)
+    assert "is not at AT's clean accuracy at 29 dB" in text and "survives" not in text
+    assert "neither does AT (excess, 32 dB: ST 0.0" in text and "clean accuracy ST − AT 0.0" in text
+    # a difference whose interval crosses the tolerance is not called matched, whatever its point value
+    near = _point(0.30, 0.08, st_clean=0.37)
+    assert near["clean_gap"].value < shortcut.MATCH_TOLERANCE < near["clean_gap"].high
+    assert shortcut.match_state(near) == "unsure" and shortcut.match_state(_point(0.3, 0.08)) == "matched"
+    text = shortcut.matched_reading({32.0: near}, reach, 32.0)
+    assert "is not surely at AT's clean accuracy at 32 dB" in text and "survives" not in text
     # nothing within reach: nothing read
     assert "was not read" in shortcut.matched_reading({20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
     # the faint signature's own outcome, which the reach reading takes into account
-    assert shortcut.learned_less({32.0: _point(0.08, 0.08)}, reach, 32.0)
-    assert not shortcut.learned_less({32.0: _point(0.30, 0.08)}, reach, 32.0)                   # ST adopts it
-    assert not shortcut.learned_less({32.0: _point(0.08, 0.08, st_clean=0.55)}, reach, 32.0)    # not matched
-    assert not shortcut.learned_less({20.0: _point(0.08, 0.08, psnr=20.0)}, reach, 20.0)        # beyond reach
-    assert not shortcut.learned_less({29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)        # no faint point
+    control = lambda points, faint=32.0: shortcut.faint_control(points, reach, faint)
+    assert control({32.0: _point(0.08, 0.08)}) == "neither"
+    assert control({32.0: _point(0.30, 0.08)}) == "separated"                     # ST adopts it, AT does not
+    assert control({32.0: _point(0.08, 0.08, st_clean=0.55)}) == "open"           # not matched
+    assert control({32.0: _point(0.08, 0.08, st_clean=0.37)}) == "open"           # not surely matched
+    assert control({32.0: _point(0.08, 0.4)}) == "open"                           # against: settles nothing
+    assert control({20.0: _point(0.08, 0.08, psnr=20.0)}, 20.0) == "open"         # beyond reach
+    assert control({29.0: _point(0.08, 0.08, psnr=29.0)}) == "open"               # no faint point
     point = _point(0.30, 0.08)
     assert point["gap"].value == pytest.approx(0.22) and point["clean_gap"].value == 0
     assert point["at_excess"].value == 0 and point["d4_follow_excess"].value == pytest.approx(0.22)
