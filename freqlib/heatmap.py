@@ -116,8 +116,8 @@ def plot_heatmaps(maps: dict, title: str, labels: dict | None = None, vmax: floa
         im = ax.imshow(err.numpy(), cmap="viridis", vmin=0, vmax=vmax,
                        extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
         clean = f", clean error {res['clean_error']:.2f}" if isinstance(res, dict) else ""
-        ax.set(title=f"{(labels or {}).get(name, name)}{clean}", xlabel="horizontal frequency",
-               ylabel="vertical frequency")
+        ax.set(title=f"{(labels or {}).get(name, name)}{clean}", xlabel="horizontal frequency (cycles / image)",
+               ylabel="vertical frequency (cycles / image)")
     fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="test error")
     fig.suptitle(title)
     return fig

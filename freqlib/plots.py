@@ -49,8 +49,8 @@ def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: s
     h, w = p.shape
     im = ax.imshow(np.log10(p + 1e-12) if log else p, cmap=cmap,
                    extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
-    ax.set_xlabel("horizontal frequency")
-    ax.set_ylabel("vertical frequency")
+    ax.set_xlabel("horizontal frequency (cycles / image)")
+    ax.set_ylabel("vertical frequency (cycles / image)")
     if title:
         ax.set_title(title)
     return im

@@ -58,7 +58,8 @@ __all__ = [
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
     "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
-    "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome", "count_sentence",
+    "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
+    "count_sentence",
     "BORDER", "borderline", "synthesis_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -384,12 +385,12 @@ def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, s
     """The largest share of a +-eps pattern's energy (mean colour removed, DC left out, as in
     :func:`band_enrichment`) that lands in ``band`` (centred (H, W) mask), as far as an ascent
     finds it: from a square wave at each frequency of the band and ``starts`` signs of random
-    band-limited noise, repeat d <- sign(P d), P the
-    projection onto the band, which never lowers the band energy of a sign pattern (P is a
-    projection and every sign pattern has the same norm). A lower bound on the true maximum. A square wave keeps 8/pi^2
-    of its energy in its fundamental and the rest in harmonics, which alias back into some bands
-    (a wave at (12, 4) keeps all of it in the high band) and not into others (the low band), so
-    the ceiling of D1's normalised share depends on the band."""
+    band-limited noise, repeat d <- sign(P d), P the projection onto the band, which never
+    lowers the band energy of a sign pattern (P is a projection and every sign pattern has the
+    same norm). A lower bound on the true maximum. A square wave keeps 8/pi^2 of its energy in
+    its fundamental and the rest in harmonics, which alias back into some bands (a wave at
+    (12, 4) keeps all of it in the high band) and not into others (the low band), so the
+    ceiling of D1's normalised share depends on the band."""
     h, w = band.shape
     if int(band.bool().sum()) - int(band.bool()[h // 2, w // 2]) == 0:
         raise ValueError("sign_share_ceiling: the band holds no frequency but DC; pass a band with others")
@@ -403,7 +404,8 @@ def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, s
     fy, fx = (torch.nonzero(torch.fft.fftshift(keep)) - torch.tensor([h // 2, w // 2])).T.double()
     yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
     # half a pixel of phase keeps the square waves off zero
-    waves = torch.cos(2 * math.pi * (fy[:, None, None] * yy / h + fx[:, None, None] * xx / w) + math.pi / (2 * max(h, w)))
+    phase = 2 * math.pi * (fy[:, None, None] * yy / h + fx[:, None, None] * xx / w)
+    waves = torch.cos(phase + math.pi / (2 * max(h, w)))
     d = torch.sign(torch.cat([waves, project(torch.randn(starts, h, w, generator=g, dtype=torch.float64))]))
     for _ in range(steps):
         d = torch.sign(project(d))
@@ -703,7 +705,7 @@ def plot_lens_maps(maps: dict, bands: dict, title: str, subtitles: dict | None =
         ax.set_title(f"{name}" + (f"\n{subtitles[name]}" if subtitles and name in subtitles else ""), fontsize=8)
         ax.set_xticks([-16, 0, 15]), ax.set_yticks([-16, 0, 15])
         ax.set_xlabel("horizontal frequency (cycles / image)", fontsize=7)
-        ax.set_ylabel("vertical frequency", fontsize=7)
+        ax.set_ylabel("vertical frequency (cycles / image)", fontsize=7)
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=9)
     return fig
