@@ -55,9 +55,11 @@ from dataclasses import dataclass, field
 import torch
 
 from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
+from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
 __all__ = ["PAPER_GAIN", "THRESHOLDS", "COMPETENCE", "claims", "criteria_table", "slope",
-           "half_width", "spread", "paired_gain", "gain_phrase", "null_spread", "b1_numbers", "b2_numbers", "previous_b1",
+           "half_width", "spread", "paired_gain", "gain_phrase", "null_spread", "b1_numbers", "b2_numbers",
+           "previous_b1",
            "pooled", "judge_b2", "not_judged", "steps", "direction_text", "best_text",
            "relative_gain", "family_accuracy", "competence", "corruption_gains", "family_intervals",
            "jpeg_comparison", "Scores", "score", "summary_table", "variant_table", "pixel_kind", "first_layer"]
@@ -155,10 +157,9 @@ def gain_phrase(e: Estimate) -> str:
     """A paired gain in points as a verb phrase read from its interval: "gains 2.1 [0.5, 3.6]
     points", "loses: -4.6 [-7.6, -1.6] points", or "changes it by 1.4 [-0.8, 3.7] points, not
     resolved (the interval includes zero)"."""
-    from . import verdicts        # its direction_text: this module has a direction_text of its own (steps)
     shown = e.fmt(digits=2)
-    return verdicts.direction_text(e, f"gains {shown} points", f"loses: {shown} points",
-                                   f"changes it by {shown} points, not resolved (the interval includes zero)")
+    return interval_direction(e, f"gains {shown} points", f"loses: {shown} points",
+                              f"changes it by {shown} points, not resolved (the interval includes zero)")
 
 
 def relative_gain(a, b, boot=bootstrap, **kw) -> Estimate:

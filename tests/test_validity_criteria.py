@@ -233,6 +233,28 @@ def test_a_signature_beyond_reach_makes_a_network_that_reads_it_robust_and_no_ot
     assert blind["own signature"].mean() == blind["clean"].mean()        # the signature adds nothing
 
 
+def test_the_robustness_reading_follows_the_intervals():
+    E = Estimate
+    gain, none, taken = E(0.40, 0.33, 0.47), E(0.015, -0.015, 0.05), E(0.285, 0.225, 0.35)
+    text = shortcut.robust_reading(gain, none, taken, "68.5%")
+    assert "more robust, and the AT network that never saw one gains nothing resolvable" in text
+    assert "what the reach reading predicts" in text and "takes 28.5 [22.5, 35.0] pts of the 68.5%" in text
+    # the signature helps the network that never saw one as well: not the prediction
+    text = shortcut.robust_reading(gain, E(0.2, 0.1, 0.3), taken, "68.5%")
+    assert "also makes the AT network that never saw one more robust" in text and "predicts" not in text
+    # no resolved gain for the strong-signature network, and nothing taken
+    text = shortcut.robust_reading(none, none, E(0.0, -0.02, 0.02), "40.0%")
+    assert text.startswith("The signature does not make") and "predicts" not in text
+    assert "takes nothing resolvable of the 40.0%" in text
+
+
+def test_a_rate_without_spread_shows_its_count():
+    assert shortcut.rate_text(torch.zeros(200), _boot) == "0.0% (0 of 200)"
+    assert shortcut.rate_text(torch.ones(50), _boot) == "100.0% (50 of 50)"
+    half = shortcut.rate_text((torch.arange(200) < 100).float(), _boot)
+    assert half.startswith("50.0% [") and "of 200" not in half
+
+
 def test_d4_holds_for_an_at_network_that_learned_only_the_signature_where_the_first_rule_failed():
     """At chance without a signature, a moved one has about 10 points to remove: the absolute rule fails
     a complete adoption, the relative one does not."""
