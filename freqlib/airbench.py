@@ -198,10 +198,9 @@ class AirbenchNet(nn.Module):
 
     def forward(self, x):
         if self.training and not self._whitened:
-            # No whitening yet at the first training step: do it from this batch. The
-            # training loop whitens from 5,000 images when TrainConfig.whiten is set, but
-            # on CUDA it calls init_whitening before moving the model to the device,
-            # which fails, so the paper profile sets whiten=False and lands here.
+            # No whitening yet at the first training step (a loop run with whiten=False, or
+            # outside the zoo's loop): do it from this batch. The zoo's loop whitens from
+            # 5,000 clean images first when TrainConfig.whiten is set (every profile).
             self.init_whitening(x.detach())
         if self.compilable and x.is_cuda and compile_enabled():
             if self._compiled is None:

@@ -277,19 +277,27 @@ def null_square(images: torch.Tensor, eps: float, n_queries: int, p_init: float 
     if not 0 <= accept <= 1 or n_queries < 0:
         raise ValueError(f"need 0 <= accept <= 1 and n_queries >= 0, got {accept}, {n_queries}")
     n, c, h, w = images.shape
+    dev = images.device
     g = torch.Generator().manual_seed(seed)
     sign = lambda *shape: (torch.randint(0, 2, shape, generator=g) * 2 - 1).to(images.dtype)  # noqa: E731
-    delta = eps * sign(n, c, 1, w).expand(n, c, h, w).clone()
-    rows = torch.arange(h).view(1, h, 1)
-    cols = torch.arange(w).view(1, 1, w)
-    for s in square_schedule(n_queries, p_init, min(h, w)):
+    delta = (eps * sign(n, c, 1, w).expand(n, c, h, w)).to(dev)
+    sides = square_schedule(n_queries, p_init, min(h, w))
+    # every iteration's draws on the CPU generator, in the attack's order, moved to the device once
+    draws = []
+    for s in sides:
         vh = torch.randint(0, max(h - s, 1), (n, 1, 1), generator=g)   # torchattacks: [0, h - s)
         vw = torch.randint(0, max(w - s, 1), (n, 1, 1), generator=g)
         keep = torch.rand(n, 1, 1, generator=g) < accept
-        inside = ((rows >= vh) & (rows < vh + s) & (cols >= vw) & (cols < vw + s) & keep).unsqueeze(1)
-        delta = torch.where(inside, eps * sign(n, c, 1, 1), delta)
-    x = images.cpu()
-    return ((x + delta).clamp(0, 1) - x).to(images.device)
+        draws.append((vh, vw, keep, sign(n, c, 1, 1)))
+    if draws:
+        vhs, vws, keeps, signs = (torch.stack(t).to(dev) for t in zip(*draws))
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        for i, s in enumerate(sides):
+            vh, vw = vhs[i], vws[i]
+            inside = ((rows >= vh) & (rows < vh + s) & (cols >= vw) & (cols < vw + s) & keeps[i]).unsqueeze(1)
+            delta = torch.where(inside, eps * signs[i], delta)
+    return (images + delta).clamp(0, 1) - images
 
 
 def robust_accuracy(model, images, labels, norm: str = "linf", eps: float = 8 / 255, steps: int = 50,
@@ -358,15 +366,15 @@ def plot_perturbation_spectra(profiles: dict, title: str, reference: dict | None
     fig, ax = plt.subplots(figsize=(10, 3.8))
     for name, prof in profiles.items():
         prof = torch.as_tensor(prof)
-        ax.plot(range(1, len(prof)), prof[1:].numpy(), "o-", ms=3, label=name)
+        ax.plot(range(1, len(prof)), prof[1:].cpu().numpy(), "o-", ms=3, label=name)
     # references in grey/black, each with its own dash pattern and marker
     styles = [("k", "--", None), ("0.45", ":", "s"), ("0.25", "-.", "^"), ("0.6", (0, (5, 1, 1, 1, 1, 1)), "v"),
               ("0.1", (0, (1, 3)), "x")]
     for (name, prof), (color, dash, marker) in zip((reference or {}).items(), styles * 4):
         prof = torch.as_tensor(prof)
-        ax.plot(range(1, len(prof)), prof[1:].numpy(), color=color, ls=dash, marker=marker, ms=3, markevery=3,
+        ax.plot(range(1, len(prof)), prof[1:].cpu().numpy(), color=color, ls=dash, marker=marker, ms=3, markevery=3,
                 lw=1.3, label=name)
-    ax.axvspan(15.5, 31.5, color="0.93", zorder=0)
+    ax.axvspan(15.5, 31.5, color="0.93", zorder=0, label="bands k ≥ 16 ('high', shaded)")
     ax.set(yscale="log", xlabel="DCT band k (band 0, the mean colour, left out)",
            ylabel="mean |DCT| per coefficient\n(bands 1-31 sum to 1)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

@@ -375,7 +375,7 @@ def plot_band_profiles(profiles: dict, title: str, ylabel: str, labels: dict | N
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows + 0.4), squeeze=False, sharey=True,
                              layout="constrained")
     for ax, (name, prof) in zip(axes.flat, profiles.items()):
-        prof = torch.as_tensor(prof).double().numpy()
+        prof = torch.as_tensor(prof).double().cpu().numpy()
         k = np.arange(len(prof))
         ax.axvspan(start - 0.5, len(prof) - 0.5, color="0.92", zorder=0)
         ax.bar(k, prof, width=0.85, color=np.where(k >= start, "C3", "C0"))

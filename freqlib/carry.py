@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 from pathlib import Path
@@ -90,16 +91,39 @@ def pack(out: Path, dest: Path, extra: tuple = (), part_mb: int = PART_MB, max_f
         raise ValueError(f"{out} packs into {len(data) / 2 ** 20:.1f} MiB = {len(parts)} parts of {part_mb} MiB, "
                          f"over the {max_files - 1} that fit beside status.md: lower --carry-mb or move "
                          "executed notebooks out")
+    for stale in dest.glob("run.tgz.*"):          # parts of an earlier pack would join this one
+        stale.unlink()
     written = []
     for i, chunk in enumerate(parts):
-        path = dest / f"run.tgz.{i:02d}"
-        path.write_bytes(chunk)
+        # each part whole or absent; its name says how many belong together, so unpack can
+        # tell a complete pack from one whose last parts a killed call never wrote
+        path = dest / f"run.tgz.{i:02d}of{len(parts):02d}"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(chunk)
         written.append(path)
     status = out / "status.md"
     if status.is_file():
-        shutil.copyfile(status, dest / "status.md")
+        with atomic_path(dest / "status.md") as tmp:
+            shutil.copyfile(status, tmp)
         written.append(dest / "status.md")
     return written
+
+
+def _pack_parts(files_at: Path) -> list[Path]:
+    """The parts of one complete pack in ``files_at``, in order, or a one-line error."""
+    found = {}
+    for p in files_at.glob("run.tgz.*"):
+        m = re.fullmatch(r"run\.tgz\.(\d+)of(\d+)", p.name)
+        if not m:
+            raise ValueError(f"{p} is not a part this version packs (run.tgz.NNofMM): pack the run again")
+        found[(int(m[1]), int(m[2]))] = p
+    if not found:
+        raise FileNotFoundError(f"no run.tgz.* parts in {files_at}")
+    totals = {n for _, n in found}
+    if len(totals) != 1 or set(found) != {(i, n) for n in totals for i in range(n)}:
+        raise ValueError(f"{files_at} holds parts {sorted(p.name for p in found.values())}, not one whole pack: "
+                         "a part is missing or from another pack; fetch the call's files again")
+    return [found[k] for k in sorted(found)]
 
 
 def unpack(files_at: Path, out: Path, results: Path | None = None, bench: Path | None = None,
@@ -108,9 +132,7 @@ def unpack(files_at: Path, out: Path, results: Path | None = None, bench: Path |
     notebooks move to ``results`` (same relative paths), so they stop travelling;
     ``extra/bench/results.json`` entries merge into ``bench``."""
     files_at, out = Path(files_at), Path(out)
-    parts = sorted(files_at.glob("run.tgz.*"))
-    if not parts:
-        raise FileNotFoundError(f"no run.tgz.* parts in {files_at}")
+    parts = _pack_parts(files_at)
     data = b"".join(p.read_bytes() for p in parts)
     stage = out.parent / f".{out.name}.unpack"
     if stage.exists():

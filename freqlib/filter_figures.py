@@ -68,22 +68,40 @@ def _kernel_rgb(w: torch.Tensor):
 
 
 def plot_band_basis(title: str):
-    """The nine eigen-kernels of the ratio, with their high-frequency ratio and band."""
+    """The nine eigen-kernels of the ratio, with their high-frequency ratio and band.
+
+    Top row: the unit-norm kernels on one diverging scale (red positive, blue
+    negative). Bottom row: their centred power spectra, zero-padded to
+    ``PAD`` × ``PAD``, on one shared scale in units of a delta's flat spectrum
+    (each map sums to ``PAD`` squared), with the rule's radius ``R_CUT`` dashed.
+    One labelled colour bar per row; a shared scale keeps the panels comparable.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
     vals, vecs = band_eigen(3, R_CUT, PAD)
-    fig, axes = plt.subplots(2, 9, figsize=(13, 3.3))
+    kernels = vecs.reshape(9, 3, 3).float()
+    # the ortho DFT keeps a unit-norm kernel's energy at 1; times PAD**2 a delta's flat spectrum reads 1
+    powers = (kernel_power(kernels[:, None]) * PAD ** 2).numpy()
+    weight_max, power_max = kernels.abs().max().item(), float(powers.max())
+    kernels = kernels.numpy()
+    centre = PAD // 2  # fftshift puts frequency 0 at index PAD // 2
+    fig, axes = plt.subplots(2, 9, figsize=(13.5, 3.5), layout="constrained")
     for i in range(9):
-        k = vecs[i].reshape(3, 3).float()
-        axes[0, i].imshow(k, cmap="RdBu_r", vmin=-1, vmax=1)
+        kernel_image = axes[0, i].imshow(kernels[i], cmap="RdBu_r", vmin=-weight_max, vmax=weight_max)
         axes[0, i].set_title(f"rho={vals[i]:.2f}\n{'high' if vals[i] > THRESHOLD else 'low'}", fontsize=8)
-        p = kernel_power(k[None, None])[0]
-        axes[1, i].imshow(p, cmap="magma")
+        power_image = axes[1, i].imshow(powers[i], cmap="magma", vmin=0, vmax=power_max)
+        axes[1, i].add_patch(Circle((centre, centre), R_CUT, fill=False, color="w", ls="--", lw=0.8))
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0, 0].set_ylabel("3x3 kernel")
-    axes[1, 0].set_ylabel("power, 32x32")
-    fig.suptitle(title, fontsize=10)
+    axes[1, 0].set_ylabel(f"power, {PAD}x{PAD}")
+    fig.colorbar(kernel_image, ax=axes[0, :], shrink=0.9, pad=0.01).set_label(
+        "weight\n(red +, blue \u2212)", fontsize=8)
+    fig.colorbar(power_image, ax=axes[1, :], shrink=0.9, pad=0.01).set_label(
+        "power (flat\nspectrum = 1)", fontsize=8)
+    fig.suptitle(f"{title}\n(dashed: radius R_CUT = {R_CUT:.2f}; rho is the share of energy outside it)",
+                 fontsize=10)
     return fig
 
 

@@ -78,9 +78,12 @@ def fourier_heatmap(model, images: torch.Tensor, labels: torch.Tensor, eps: floa
     for s in range(0, n, ni):
         x, y = x_all[s:s + ni], y_all[s:s + ni]
         k = x.shape[0]
+        # every block's signs in one draw (the same stream), moved once: a copy per block would
+        # wait for the device each time
+        signs_all = (torch.randint(0, 2, (m, k, c, 1, 1), generator=gen) * 2 - 1).to(device, x.dtype)
         for b in range(0, m, nb):
             u = ub[b:b + nb]                                                  # (nb, H, W)
-            signs = (torch.randint(0, 2, (u.shape[0], k, c, 1, 1), generator=gen) * 2 - 1).to(device, x.dtype)
+            signs = signs_all[b:b + u.shape[0]]
             pert = x[None] + eps * signs * u[:, None, None]                   # (nb, k, C, H, W)
             if clip:
                 pert = pert.clamp_(0, 1)
@@ -113,7 +116,7 @@ def plot_heatmaps(maps: dict, title: str, labels: dict | None = None, vmax: floa
     for ax, (name, res) in zip(axes[0], maps.items()):
         err = res["error"] if isinstance(res, dict) else res
         h, w = err.shape
-        im = ax.imshow(err.numpy(), cmap="viridis", vmin=0, vmax=vmax,
+        im = ax.imshow(err.cpu().numpy(), cmap="viridis", vmin=0, vmax=vmax,
                        extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
         clean = f", clean error {res['clean_error']:.2f}" if isinstance(res, dict) else ""
         ax.set(title=f"{(labels or {}).get(name, name)}{clean}", xlabel="horizontal frequency (cycles / image)",

@@ -127,6 +127,8 @@ def train_through_mask(mask: torch.Tensor | None, profile: str, device="cpu", ta
                 model.load_state_dict(ckpt["state_dict"])
                 model.record = dict(ckpt["record"], cached=True)
                 return evaluate.prepare_model(model, device).eval()
+        except torch.OutOfMemoryError:
+            raise       # the device is full, the file may be fine: retraining would overwrite it
         except Exception:
             pass  # unreadable: retrain below and overwrite atomically
     check_deadline(f"training through {tag}")

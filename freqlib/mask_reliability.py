@@ -31,11 +31,13 @@ def reliability(model, mask: torch.Tensor, images: torch.Tensor, labels: torch.T
     "radial", "radial_complement": (n, k)}`` (CPU), the paired samples of
     :func:`reliability_estimates`.
     """
+    # masks go to the network's device once: a CPU mask would be copied at every batch
+    device = next(model.parameters()).device
     out = {"unmasked": mask_correct(model, images, labels, None),
-           "masked": mask_correct(model, images, labels, mask),
-           "complement": mask_correct(model, images, labels, complement(symmetrize(mask)))}
+           "masked": mask_correct(model, images, labels, mask.to(device)),
+           "complement": mask_correct(model, images, labels, complement(symmetrize(mask)).to(device))}
     for key, by_annulus in (("random", False), ("radial", True)):
-        rand = matched_random_masks(mask, n_random, seed, by_annulus=by_annulus)
+        rand = matched_random_masks(mask, n_random, seed, by_annulus=by_annulus).to(device)
         out[key] = torch.stack([mask_correct(model, images, labels, r[None]) for r in rand], 1)
         out[f"{key}_complement"] = torch.stack([mask_correct(model, images, labels, complement(r[None]))
                                                 for r in rand], 1)

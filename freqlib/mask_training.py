@@ -64,7 +64,7 @@ __all__ = [
     "DATASET_MASKS", "IMAGE_MASK_DEFAULTS", "MaskConfig", "MaskResult", "scaled_lr", "l1_penalty",
     "keep_and_count", "image_stop_update", "train_masks", "train_mask", "train_image_masks",
     "dataset_mask_config", "dataset_mask_tag", "describe_config", "method_digest", "train_mask_cached",
-    "train_masks_cached", "train_image_masks_cached",
+    "train_masks_cached", "train_image_masks_cached", "stopped_by_rule",
 ]
 
 # Chapter 3's dataset-mask settings per profile. Chapters 4 and 5 train their masks with these, on
@@ -460,6 +460,12 @@ def describe_config(cfg: MaskConfig) -> dict:
 
 
 # ------------------------------------------------------------ cached
+def stopped_by_rule(result: MaskResult) -> bool:
+    """Whether a dataset mask stopped because its sparsity stopped moving (the reference's
+    rule), not at the epoch cap. A mask at the cap was still losing mass when training ended."""
+    return result.stopped.startswith("sparsity_converged")
+
+
 def method_digest() -> str:
     """Hash of the source of the functions that define a dataset-mask run (not the whole
     module, so editing an analysis helper does not invalidate cached masks)."""

@@ -31,12 +31,12 @@ import torch
 
 from . import evaluate
 from .spectral import centred_dft, frequency_radius, inverse_centred_dft
-from .verdicts import Claim, Criterion, bootstrap
+from .verdicts import SYMBOLS, Claim, Criterion, bootstrap, not_judged
 
 __all__ = [
     "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "support", "complement", "mirror_orbits",
     "matched_random_masks", "annulus_shuffled_masks", "equal_support", "mask_correct", "mask_accuracy",
-    "masked_pixels", "cross_accuracy", "plot_masks", "paper_claims",
+    "masked_pixels", "cross_accuracy", "plot_masks", "paper_claims", "unfinished_aside", "judge_c4",
 ]
 
 
@@ -223,7 +223,8 @@ def cross_accuracy(models: dict, masks: dict, images: torch.Tensor, labels: torc
 
     def correct(owner, ev):
         if (owner, ev) not in known:
-            known[(owner, ev)] = mask_correct(models[ev], images, labels, None if owner is None else masks[owner])
+            mask = None if owner is None else masks[owner].to(next(models[ev].parameters()).device)
+            known[(owner, ev)] = mask_correct(models[ev], images, labels, mask)
         return known[(owner, ev)].float()
     table, masked, clean = {}, [], []
     for owner in masks:
@@ -313,3 +314,42 @@ def paper_claims() -> list[Claim]:
                Criterion("the other networks keep < 0.5 of their clean accuracy on images seen through a "
                          "network's mask (mean over pairs)", "cross_other", below=0.5)]),
     ]
+
+
+def unfinished_aside(claim: Claim, numbers: dict, unfinished) -> list[str]:
+    """C4's numbers that fail only on a mask still being trained: keys to set aside.
+
+    C4 asks how much a mask removes. A mask stopped at its epoch cap
+    (:func:`freqlib.mask_training.stopped_by_rule` is False) was still losing mass, and
+    more training would only remove more, so a number that *fails* on it (SSIM not
+    below 0.5, cross accuracy not below 0.5) says the budget ended too early, not that
+    the claim is false; a number that *holds* on it stays judged. Keys
+    ``"<quantity>/<network>"`` name their mask; a key without a network (a mean over
+    every pair of masks) depends on every mask.
+    """
+    unfinished = set(unfinished)
+    aside = []
+    for c in claim.criteria:
+        for k in c.keys(numbers):
+            mask = k.split("/", 1)[1] if "/" in k else None
+            if (mask in unfinished if mask else bool(unfinished)) and c.judge_one(numbers[k]) == "fails":
+                aside.append(k)
+    return aside
+
+
+def judge_c4(claim: Claim, per_seed: list[dict], ours: str, unfinished) -> dict:
+    """Judge C4 on ``per_seed`` numbers, then again with :func:`unfinished_aside`'s keys
+    undecided; ``ours`` then names them and gives the states and verdict as measured.
+
+    Returns ``{"aside": keys, "measured_states": [...], "measured_verdict": str}``.
+    """
+    claim.evaluate(per_seed, ours)
+    measured = [c.state for c in claim.criteria]
+    out = {"aside": unfinished_aside(claim, claim.numbers, unfinished), "measured_states": measured,
+           "measured_verdict": claim.verdict}
+    if out["aside"]:
+        states = "".join(SYMBOLS[s] for s in measured)
+        claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
+                       f"{ours}; not judged: {', '.join(out['aside'])}, whose masks stopped at the epoch cap "
+                       f"while still removing frequencies; as measured, criteria {states} → {out['measured_verdict']}")
+    return out

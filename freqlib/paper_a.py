@@ -24,7 +24,9 @@ st_of_upper_over_norm           of, norm, energy (N, 32)              AC upper s
                                                                       Square's are descriptive: see
                                                                       :data:`DESCRIPTIVE_ONLY`)
 pgd_st_minus_at_upper           st_upper, st_total, at_upper, ...     share(vs ST) - share(vs AT)
-at_minus_st_of_centroid         st, at (N, 32) OF                     centroid(AT) - centroid(ST)
+at_minus_st_of_centroid         st, at (N, 32) OF                     centroid(AT) - centroid(ST), bands 0..31 (the
+                                                                      same over bands 1..31 is shown, not judged:
+                                                                      :func:`of_centroid`)
 at_minus_st_low_small           st, at correct (N,)                   acc(AT) - acc(ST)
 ==============================  =================================================================
 
@@ -37,7 +39,10 @@ The A1 attribution null (revised 2026-11-24) is the attribution of a
 network with no band preference, on the same images (paired): to first order
 OF[k] = grad z . x_k, so a network whose gradient favours no band loses, when
 band k is removed, in proportion to the size (L2 norm) of what is removed,
-||x_k||. It respects the images' falling spectrum without adopting it (an
+||x_k||. That weighting is one heuristic choice: with gradient signs unrelated to
+the image OF[k] has mean 0 and only its spread scales with ||x_k||, while a
+gradient aligned in sign with the image would give the L1 norm, which weights the
+upper bands (more coefficients) more. It respects the images' falling spectrum without adopting it (an
 attribution proportional to the band's *energy* ||x_k||^2 would be a network
 whose sensitivity itself falls like the images' spectrum, a low-frequency
 preference; that share is shown, not judged). The band-shuffled null it
@@ -58,7 +63,8 @@ from .verdicts import Claim, Criterion, Estimate, direction_text
 __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS", "R_HIGH", "SQUARE_ACCEPT",
            "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
            "perturbation_evidence", "pair_evidence", "null_of", "attack_all", "attack_evidence", "collect",
-           "ours_text", "OLD_STATISTICS", "ac_upper_share", "fmt", "image_band_energy", "image_band_norm",
+           "ours_text", "OLD_STATISTICS", "ac_upper_share", "of_centroid", "criterion_radii", "fmt",
+           "image_band_energy", "image_band_norm",
            "sign_patterns", "sign_pattern_text",
            "square_prior", "relative_upper", "low_area_evidence", "direction_text", "heat_per_image",
            "heat_evidence", "curve_lead_text", "heat_trade_text", "high_pass_shares", "jpeg_subsets"]
@@ -85,15 +91,25 @@ def _of_upper(p):
     return upper_share(positive_normalise(p))
 
 
+def _from_band(p, first: int):
+    """``p`` with the bands below ``first`` set to 0 (the band indices keep their meaning)."""
+    if not first:
+        return p
+    p = p.clone()
+    p[..., :first] = 0
+    return p
+
+
 def ac_upper_share(p):
     """Upper share of a positive-normalised mean profile over bands 1..K-1 (band 0 set to 0)."""
-    p = p.clone()
-    p[..., 0] = 0
-    return upper_share(positive_normalise(p))
+    return upper_share(positive_normalise(_from_band(p, 1)))
 
 
-def _of_centroid(p):
-    return band_centroid(positive_normalise(p))
+def of_centroid(p, first: int = 0):
+    """Centroid (attribution-weighted mean band) of the positive-normalised mean profile ``p``
+    over bands ``first``..K-1. A3's criterion reads ``first=0``; ``first=1`` leaves out band 0
+    (the mean colour), as A1's attribution criterion does, and is shown beside A3, not judged."""
+    return band_centroid(positive_normalise(_from_band(p, first)))
 
 
 # Each number is a function of resampled means (name -> (B, ...)) returning (B,).
@@ -102,7 +118,7 @@ STATISTICS = {
     "st_of_upper_over_norm": lambda m: ac_upper_share(m["of"]) - ac_upper_share(m["norm"]),
     **{f"{a}_st_upper_over_null": (lambda m: _share(m) - _share(m, "null_upper", "null_total")) for a in ATTACKS},
     "pgd_st_minus_at_upper": lambda m: _share(m, "st_upper", "st_total") - _share(m, "at_upper", "at_total"),
-    "at_minus_st_of_centroid": lambda m: _of_centroid(m["at"]) - _of_centroid(m["st"]),
+    "at_minus_st_of_centroid": lambda m: of_centroid(m["at"]) - of_centroid(m["st"]),
     "at_minus_st_low_small": lambda m: m["at"] - m["st"],
 }
 # The parts of each difference, for the prose and the `ours` strings (not judged).
@@ -118,8 +134,13 @@ DESCRIPTIVE = {
     **{f"{a}_null_upper": (f"{a}_st_upper_over_null", lambda m: _share(m, "null_upper", "null_total"))
        for a in ATTACKS},
     "pgd_at_upper": ("pgd_st_minus_at_upper", lambda m: _share(m, "at_upper", "at_total")),
-    "st_of_centroid": ("at_minus_st_of_centroid", lambda m: _of_centroid(m["st"])),
-    "at_of_centroid": ("at_minus_st_of_centroid", lambda m: _of_centroid(m["at"])),
+    "st_of_centroid": ("at_minus_st_of_centroid", lambda m: of_centroid(m["st"])),
+    "at_of_centroid": ("at_minus_st_of_centroid", lambda m: of_centroid(m["at"])),
+    # A3's centroid without band 0, whose size depends on where black is (A1 leaves it out): not judged
+    "at_minus_st_of_centroid_1to31": ("at_minus_st_of_centroid",
+                                      lambda m: of_centroid(m["at"], 1) - of_centroid(m["st"], 1)),
+    "st_of_centroid_1to31": ("at_minus_st_of_centroid", lambda m: of_centroid(m["st"], 1)),
+    "at_of_centroid_1to31": ("at_minus_st_of_centroid", lambda m: of_centroid(m["at"], 1)),
     "st_low_small": ("at_minus_st_low_small", lambda m: m["st"]),
     "at_low_small": ("at_minus_st_low_small", lambda m: m["at"]),
 }
@@ -158,6 +179,9 @@ NUMBER_LABELS = {
     "pgd_at_upper": "PGD δ vs AT: share k≥16",
     "st_of_centroid": "ST: OF centroid",
     "at_of_centroid": "AT: OF centroid",
+    "at_minus_st_of_centroid_1to31": "A3 (not judged): OF centroid over bands 1–31, AT − ST",
+    "st_of_centroid_1to31": "ST: OF centroid over bands 1–31 (not judged)",
+    "at_of_centroid_1to31": "AT: OF centroid over bands 1–31 (not judged)",
     "st_low_small": "ST: low-pass accuracy",
     "at_low_small": "AT: low-pass accuracy",
 }
@@ -320,18 +344,25 @@ def numbers(evidence: dict, boot, descriptive: bool = True) -> dict:
     return out
 
 
+def criterion_radii(r_small: int, r_high: int = R_HIGH) -> list[int]:
+    """The filter radii the criteria read: 0 (the clean reference of the share of accuracy
+    kept), ``r_small`` (A3's low-pass accuracy) and ``r_high`` (A1's high-pass share)."""
+    return sorted({0, r_small, r_high})
+
+
 def collect(models: dict, data: dict, settings: dict, r_small: int, seed: int = 0,
             rescale: str | None = "per_image_max") -> tuple[dict, dict]:
     """Everything the criteria need, and nothing more, for models ``{"standard", "linf_at"}``.
 
     ``data`` maps ``"filter"``, ``"attr"``, ``"attack"``, ``"square"``, ``"simba"``
-    to (images, labels). Filtered accuracy is measured at ``r_small`` only,
-    the attribution without its keep-only half. Returns (evidence, attack
-    results) so that a caller can show or reuse the perturbations.
+    to (images, labels). Filtered accuracy is measured at the radii of
+    :func:`criterion_radii` only (not whole curves), the attribution without its
+    keep-only half. Returns (evidence, attack results) so that a caller can show
+    or reuse the perturbations.
     """
     st, at = models["standard"], models["linf_at"]
     xf, yf = data["filter"]
-    radii = sorted({0, r_small, R_HIGH})
+    radii = criterion_radii(r_small)
     curves = {n: attribution.filtered_accuracy(m, xf, yf, radii, rescale=rescale)
               for n, m in (("standard", st), ("linf_at", at))}
     ev = filtered_evidence(curves["standard"], curves["linf_at"], r_small)
@@ -396,8 +427,9 @@ def ours_text(d: dict, r_small: int) -> dict:
         "A2": (f"energy share k≥16 of δ vs ST minus its null: PGD {pts('pgd_st_upper_over_null')}; PGD vs ST "
                f"minus vs AT: {pts('pgd_st_minus_at_upper')} (not judged: SimBA minus random steps "
                f"{pts('simba_st_upper_over_null')}, Square minus its prior {pts('square_st_upper_over_null')})"),
-        "A3": (f"OF centroid AT − ST: {d['at_minus_st_of_centroid'].fmt(digits=3)} bands; low-pass accuracy at "
-               f"r={r_small} AT − ST: {pts('at_minus_st_low_small')}"),
+        "A3": (f"OF centroid AT − ST: {d['at_minus_st_of_centroid'].fmt(digits=3)} bands (not judged: over bands "
+               f"1–31, without the mean colour, {d['at_minus_st_of_centroid_1to31'].fmt(digits=3)} bands); low-pass "
+               f"accuracy at r={r_small} AT − ST: {pts('at_minus_st_low_small')}"),
     }
 
 

@@ -43,8 +43,10 @@ def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None,
     return fig
 
 
-def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: str = "magma"):
-    """imshow a centred (H, W) power map, log-scaled, with frequency axes."""
+def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: str = "magma",
+                  colorbar: str | None = None):
+    """imshow a centred (H, W) power map, log-scaled, with frequency axes; with ``colorbar``, a
+    colour bar beside ``ax`` labelled with that text (e.g. ``"log10 power"``)."""
     p = power.detach().float().cpu().numpy() if isinstance(power, torch.Tensor) else np.asarray(power)
     h, w = p.shape
     im = ax.imshow(np.log10(p + 1e-12) if log else p, cmap=cmap,
@@ -53,6 +55,8 @@ def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: s
     ax.set_ylabel("vertical frequency (cycles / image)")
     if title:
         ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label=colorbar)
     return im
 
 

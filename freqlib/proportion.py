@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
+from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
 __all__ = ["PAPER_GAIN", "THRESHOLDS", "COMPETENCE", "claims", "criteria_table", "slope",
@@ -212,12 +213,8 @@ def pooled(per_seed: list[dict]) -> dict:
 
 
 def not_judged(numbers: dict, keys=B2_KEYS) -> dict:
-    """``numbers`` with ``keys`` replaced by nan Estimates (undecided criteria)."""
-    out = dict(numbers)
-    for k in keys:
-        e = numbers[k]
-        out[k] = Estimate.no_power(e)
-    return out
+    """``numbers`` with ``keys`` (B2's by default) replaced by nan Estimates (undecided criteria)."""
+    return set_aside(numbers, keys)
 
 
 def competence(scores: "Scores", boot=bootstrap, control: str = "gaussian", baseline: str = "standard",

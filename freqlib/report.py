@@ -196,7 +196,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
         rep.intervals[key] = boot(lambda m, fn=fn: fn(attribution.positive_normalise(m["occ"])), occ)
         rep.numbers[key] = rep.intervals[key].value
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.bar(range(len(profile)), profile.numpy())
+    ax.bar(range(len(profile)), profile.cpu().numpy())
     ax.set(xlabel="DCT band k", ylabel="share of positive attribution",
            title="Occluded-frequency attribution")
     rep.figures["Occluded-frequency attribution per DCT band"] = fig
@@ -236,7 +236,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
         rep.warnings[ratio_key] = (f"⚠ mask not kept: no epoch from the second on reached the keep ratio "
                                    f"{cfg.keep_ratio}; the most accurate epoch's mask, at "
                                    f"{rep.numbers[ratio_key]:.4f}")
-    correct = {"masked": masks.mask_correct(model, images, labels, res.mask).float(),
+    correct = {"masked": masks.mask_correct(model, images, labels, res.mask.to(next(model.parameters()).device)).float(),
                "unmasked": masks.mask_correct(model, images, labels, None).float()}
     held = "mask: masked / unmasked accuracy (analysed images)"
     rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)

@@ -57,7 +57,7 @@ __all__ = [
     "map_label", "MAP_LABELS",
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
-    "band_energy", "upper_share_parts", "upper_share_excess", "random_sign_delta", "matched_filter",
+    "band_energy", "upper_share_parts", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence",
@@ -138,7 +138,7 @@ def shuffled_auroc(one_map: torch.Tensor, band: torch.Tensor, n_perm: int = 1000
     """The ``q`` quantile of the AUROC when the map's values are shuffled over the
     frequencies (one per mirror pair): the chance level's upper edge for this map."""
     h, w = one_map.shape[-2:]
-    v = _flat_reps(one_map.double())
+    v = _flat_reps(one_map.double().cpu())
     g = torch.Generator().manual_seed(seed)
     perm = torch.argsort(torch.rand(n_perm, v.numel(), generator=g), dim=1)
     shuffled = torch.zeros(n_perm, h * w, dtype=torch.float64)
@@ -298,7 +298,11 @@ def matched_filter(images: torch.Tensor, labels: torch.Tensor, band, n_classes: 
     from torch import nn
 
     from .models import Classifier
-    mask = PlantedBand.named(band).mask(*images.shape[-2:])
+    counts = torch.bincount(labels.cpu(), minlength=n_classes)[:n_classes]
+    if (counts == 0).any():
+        raise ValueError(f"matched_filter needs images of every class 0..{n_classes - 1}; classes "
+                         f"{(counts == 0).nonzero().flatten().tolist()} have none (pass n_classes= the data's count)")
+    mask = PlantedBand.named(band).mask(*images.shape[-2:]).to(images.device)
     centre = images.mean(0, keepdim=True)
     means = torch.stack([images[labels == c].mean(0) for c in range(n_classes)]) - centre
     w = spectral.inverse_centred_dft(spectral.centred_dft(means) * mask)          # in-band part only
@@ -372,13 +376,6 @@ def upper_share_excess(delta: torch.Tensor, null: torch.Tensor, bootstrap,
     up, tot = upper_share_parts(delta, start)
     nup, ntot = upper_share_parts(null.to(delta.device, delta.dtype), start)
     return bootstrap(lambda m: m["u"] / m["t"] - m["nu"] / m["nt"], {"u": up, "t": tot, "nu": nup, "nt": ntot})
-
-
-def random_sign_delta(x: torch.Tensor, eps: float, seed: int = 0) -> torch.Tensor:
-    """The same-budget null of an L-inf attack: a random +-eps pattern, clipped like the attack's."""
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randint(0, 2, x.shape, generator=g).to(x.device, x.dtype) * 2 - 1
-    return (x + eps * s).clamp(0, 1) - x
 
 
 def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, seed: int = 0) -> float:
@@ -701,7 +698,7 @@ def plot_lens_maps(maps: dict, bands: dict, title: str, subtitles: dict | None =
         if bands.get(name) is not None:
             # data coordinates of row i / column j are i - h//2 and j - w//2, as in the imshow extent
             ax.contour((torch.arange(w) - w // 2).numpy(), (torch.arange(h) - h // 2).numpy(),
-                       bands[name].float().numpy(), levels=[0.5], colors="w", linewidths=0.8)
+                       bands[name].float().cpu().numpy(), levels=[0.5], colors="w", linewidths=0.8)
         ax.set_title(f"{name}" + (f"\n{subtitles[name]}" if subtitles and name in subtitles else ""), fontsize=8)
         ax.set_xticks([-16, 0, 15]), ax.set_yticks([-16, 0, 15])
         ax.set_xlabel("horizontal frequency (cycles / image)", fontsize=7)

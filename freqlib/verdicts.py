@@ -42,7 +42,7 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "Criterion", "Claim",
-           "verdict", "publish", "direction_text", "VERDICTS", "STATES", "SYMBOLS"]
+           "verdict", "publish", "direction_text", "not_judged", "VERDICTS", "STATES", "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 STATES = ("holds", "fails", "undecided")
@@ -317,6 +317,15 @@ def direction_text(e: Estimate, up: str, down: str, neither: str) -> str:
     """``up`` when the interval lies above 0, ``down`` when below, else ``neither``: prose that
     follows an estimate's sign only where its interval resolves it."""
     return up if e.low > 0 else down if e.high < 0 else neither
+
+
+def not_judged(numbers: dict, keys) -> dict:
+    """``numbers`` with ``keys`` replaced by no-power Estimates: the criteria reading them
+    are undecided. For numbers a budget check sets aside (the claim's text says why)."""
+    out = dict(numbers)
+    for k in keys:
+        out[k] = Estimate.no_power(numbers[k])
+    return out
 
 
 def verdict(states: list[str]) -> str:

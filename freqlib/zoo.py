@@ -96,6 +96,8 @@ def _try_load(path: Path, key: str, cfg: dict, device: str):
         model = build_model(cfg["arch"], cfg["widths"], stem=cfg["stem"] or None)
         model.load_state_dict(ckpt["state_dict"])
         return prepare_model(model, device).eval()
+    except torch.OutOfMemoryError:
+        raise           # the device is full, the file may be fine: retraining would overwrite it
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:160]
         warnings.warn(f"zoo checkpoint {path.name} is unusable ({type(exc).__name__}: {reason}); "

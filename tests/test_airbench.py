@@ -152,3 +152,20 @@ def test_paper_profile_adversarial_recipe_trains_through_the_zoo(tmp_path, monke
     cfg = model.record["config"]
     assert (cfg["arch"], cfg["perturbation"], cfg["batch_size"], cfg["warmup"]) == ("airbench", "fgsm_linf", 512, 0.5)
     assert model.body._whitened and len(model.record["co_guard"]) >= 1
+
+
+@pytest.mark.parametrize("recipe", ["gaussian", "linf_at"])
+def test_paper_recipes_whiten_from_clean_images_as_chapter_2_rebuilds_them(recipe):
+    """The paper profile whitens the stem from clean training images before training, so
+    chapter 2's whitening_start finds the frozen stem where it began (cosine 1). Whitening
+    from the first training batch instead would read the recipe's noise into the stem."""
+    from freqlib.filter_figures import whitening_start
+    assert profiles.recipe_config(recipe, "paper").whiten
+    cfg = profiles.recipe_config(recipe, "paper", widths=(8, 16, 16), epochs=1, n_train=128, batch_size=64)
+    x = correlated_images(128)[:, :, :32, :32].sigmoid()
+    y = torch.arange(128) % 10
+    torch.manual_seed(0)
+    model = build_model("airbench", cfg.widths)
+    train_model(model, x, y, cfg)
+    start = whitening_start({recipe: model}, x, n=5000)
+    assert start.loc[recipe, "similarity to the start"] > 0.999

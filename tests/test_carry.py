@@ -38,6 +38,24 @@ def test_pack_and_unpack_round_trip(tmp_path):
         unpack(tmp_path / "nothing", here)
 
 
+def test_a_pack_missing_a_part_or_mixed_with_another_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "big.bin").write_bytes(os.urandom(3 * 2 ** 20))
+    (out / "state.json").write_text('{"profile": "paper"}')
+    dest = tmp_path / "OUT"
+    dest.mkdir()
+    (dest / "run.tgz.00of05").write_bytes(b"from an earlier pack")
+    parts = pack(out, dest, part_mb=1)
+    assert sorted(p.name for p in dest.glob("run.tgz.*")) == [p.name for p in parts]   # the stale part is gone
+    parts[-1].unlink()                                   # a call killed before its last part
+    with pytest.raises(ValueError, match="not one whole pack"):
+        unpack(dest, tmp_path / "here" / "run")
+    (dest / "run.tgz.03").write_bytes(b"old name")
+    with pytest.raises(ValueError, match="not a part this version packs"):
+        unpack(dest, tmp_path / "here" / "run")
+
+
 def _repo(root):
     root.mkdir(parents=True)
     (root / "freqlib.txt").write_bytes(os.urandom(2 ** 20))                 # 1 MiB of tracked source

@@ -127,3 +127,28 @@ def test_whitening_start_tells_a_trained_layer_from_its_start():
     assert table.loc["kept", "similarity to the start"] == pytest.approx(1.0, abs=1e-5)
     assert table.loc["kept", "high at the start"] == table.loc["kept", "high after training"]
     assert abs(table.loc["moved", "similarity to the start"]) < 0.5
+
+
+def test_band_basis_figure_has_one_labelled_scale_per_row():
+    """Kernels share one symmetric diverging scale, spectra one scale from 0 in units
+    of a flat spectrum (each map sums to PAD**2); each row has a labelled colour bar."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from freqlib.filter_figures import plot_band_basis
+    fig = plot_band_basis("t")
+    try:
+        axes = fig.axes[:18]
+        kernel_clims = {ax.images[0].get_clim() for ax in axes[:9]}
+        power_clims = {ax.images[0].get_clim() for ax in axes[9:]}
+        assert len(kernel_clims) == 1 and len(power_clims) == 1
+        (low, high), = kernel_clims
+        assert low == -high > -1
+        assert next(iter(power_clims))[0] == 0
+        for ax in axes[9:]:
+            assert float(ax.images[0].get_array().sum()) == pytest.approx(ff.PAD ** 2, rel=1e-4)
+        colour_bars = fig.axes[18:]
+        assert len(colour_bars) == 2 and all(ax.get_ylabel() for ax in colour_bars)
+    finally:
+        plt.close(fig)

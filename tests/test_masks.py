@@ -562,3 +562,45 @@ def test_equal_support_spreads_the_slots_left_over_pairs_tied_at_the_cut():
     odd[..., 16, 16] = 1.0                                          # DC: a self-mirrored frequency
     odd[..., 16, 17] = odd[..., 16, 15] = 1.0                       # and one pair: 3 slots
     assert set(fm.equal_support(graded, odd).unique().tolist()) <= {0.0} | set(graded.unique().tolist())
+
+
+def _c4_numbers(ssim_standard, ssim_robust, cross):
+    e = lambda v: Estimate(v, v - 0.02, v + 0.02)
+    return {"ssim/standard": e(ssim_standard), "ssim/linf_at": e(ssim_robust), "cross_other": e(cross)}
+
+
+def test_c4_sets_aside_only_failures_of_masks_stopped_at_the_cap():
+    c4 = lambda: next(c for c in fm.paper_claims() if c.id == "C4")
+    failing = _c4_numbers(0.9, 0.3, 0.8)
+    # every mask stopped by the rule: C4 fails as measured
+    claim = c4()
+    out = fm.judge_c4(claim, [failing], "ours", unfinished=set())
+    assert out["aside"] == [] and claim.verdict == "not reproduced"
+    # the standard mask at the cap: its failing SSIM and the pairs' mean are set aside, the
+    # robust mask's holding SSIM stays judged
+    claim = c4()
+    out = fm.judge_c4(claim, [failing], "ours", unfinished={"standard"})
+    assert out["aside"] == ["ssim/standard", "cross_other"]
+    assert out["measured_verdict"] == "not reproduced" and claim.verdict == "inconclusive"
+    assert "not judged: ssim/standard, cross_other" in claim.ours and "→ not reproduced" in claim.ours
+    assert claim.numbers["ssim/linf_at"].value == 0.3
+    # a mask at the cap that already removes enough still holds: the gate never adds a "holds"
+    claim = c4()
+    out = fm.judge_c4(claim, [_c4_numbers(0.3, 0.2, 0.1)], "ours", unfinished={"standard", "linf_at"})
+    assert out["aside"] == [] and claim.verdict == "reproduced"
+    # and only failures are set aside, so a finished mask's failure still fails the claim
+    claim = c4()
+    fm.judge_c4(claim, [failing], "ours", unfinished={"linf_at"})
+    assert [c.state for c in claim.criteria] == ["fails", "undecided"]   # standard's SSIM fails; the mean is aside
+
+
+def test_stopped_by_rule_reads_why_a_mask_stopped():
+    r = lambda why: dataclasses.replace(_dummy_mask_result(), stopped=why)
+    assert mtrain.stopped_by_rule(r("sparsity_converged"))
+    assert not mtrain.stopped_by_rule(r("max_epochs"))
+    assert not mtrain.stopped_by_rule(r("max_epochs; criterion never met, best epoch's mask"))
+
+
+def _dummy_mask_result():
+    return mtrain.MaskResult(mask=torch.ones(1, 1, 4, 4), kept=True, kept_epoch=2, acc_unmasked=1.0, acc_masked=1.0,
+                             epochs=2, steps=2, seconds=0.0, stopped="max_epochs")

@@ -117,6 +117,47 @@ def test_attribution_criteria_on_constructed_profiles():
         paper_a.attribution_evidence(SimpleNamespace(occlusion=high), SimpleNamespace(occlusion=high), x[:5])
 
 
+def test_a3_centroid_without_band_0_is_shown_not_judged_and_can_reverse_the_order():
+    """A3 reads the centroid over bands 0..31; the same centroid over bands 1..31 (band 0, the
+    mean colour, left out as A1 leaves it out) is shown beside it, and the two can disagree."""
+    g = torch.Generator().manual_seed(4)
+    n = 200
+    st, at = 0.02 * torch.randn(n, 32, generator=g), 0.02 * torch.randn(n, 32, generator=g)
+    st[:, 0] += 1.0                      # ST: much attribution on the mean colour, the rest at band 10
+    st[:, 10] += 1.0
+    at[:, 0] += 0.1                      # AT: little on the mean colour, the rest at band 8
+    at[:, 8] += 1.0
+    ev = {"st": st, "at": at}
+    # with band 0 ST's centroid is about 5 and AT's about 8 / 1.1: A3's centroid criterion fails ...
+    assert float(paper_a.of_centroid(st.mean(0))) == pytest.approx(5, abs=0.2)
+    assert float(paper_a.of_centroid(at.mean(0))) == pytest.approx(8 / 1.1, abs=0.2)
+    assert judge("at_minus_st_of_centroid", ev) == "fails"
+    # ... over bands 1..31 the order reverses (about 10 against 8), with a paired interval below 0
+    nums = paper_a.numbers({"at_minus_st_of_centroid": ev}, boot)
+    assert nums["st_of_centroid_1to31"].value == pytest.approx(10, abs=0.2)
+    assert nums["at_of_centroid_1to31"].value == pytest.approx(8, abs=0.2)
+    d = nums["at_minus_st_of_centroid_1to31"]
+    assert d.low <= d.value <= d.high < 0
+    # the same profiles with the mean colour's share equal for both: the two readings agree
+    at_same = at.clone()
+    at_same[:, 0] += 0.9
+    same = paper_a.numbers({"at_minus_st_of_centroid": {"st": st, "at": at_same}}, boot)
+    assert same["at_minus_st_of_centroid"].high < 0 and same["at_minus_st_of_centroid_1to31"].high < 0
+    # band 0's size does not move the centroid over bands 1..31
+    scaled = st.mean(0).clone()
+    scaled[0] *= 100
+    assert float(paper_a.of_centroid(scaled, 1)) == pytest.approx(float(paper_a.of_centroid(st.mean(0), 1)))
+    # shown, not judged, and named so
+    assert "at_minus_st_of_centroid_1to31" not in CRITERIA
+    assert "not judged" in paper_a.label("at_minus_st_of_centroid_1to31")
+    assert paper_a.fmt("at_minus_st_of_centroid_1to31", d).endswith(" bands")
+
+
+def test_the_criteria_read_three_radii():
+    assert paper_a.criterion_radii(4) == [0, 4, paper_a.R_HIGH]
+    assert paper_a.criterion_radii(paper_a.R_HIGH) == [0, paper_a.R_HIGH]
+
+
 def test_spectrum_criteria_on_constructed_perturbations():
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(64, 3, 32, 32, generator=g)

@@ -13,7 +13,7 @@ from functools import partial
 import pytest
 import torch
 
-from freqlib import synthetic
+from freqlib import attacks, synthetic
 from freqlib import shortcut
 from freqlib import validity as V
 from freqlib.data import PlantedBand, mirror_path, planted_frequency_dataset
@@ -288,7 +288,7 @@ def test_d1_fails_for_a_null_attack_that_ignores_the_model():
     """A 'perturbation' that is just another random ±ε pattern is not enriched in any band."""
     x, _, _ = planted_frequency_dataset(200, "low", n_classes=10, seed=0)
     eps = 8 / 255
-    null, ref = V.random_sign_delta(x, eps, seed=1), V.random_sign_delta(x, eps, seed=2)
+    null, ref = attacks.null_linf(x, eps, seed=1), attacks.null_linf(x, eps, seed=2)
     nums = {}
     for b in ("low", "high", "horizontal"):
         e = V.band_enrichment(null, ref, PlantedBand.named(b).mask().bool(), BOOT)
@@ -324,3 +324,10 @@ def test_d2_d3_on_per_image_outcomes_of_a_model_that_ignores_or_follows_the_text
     assert d3.evaluate({k: v for k, v in num(both).items() if k.startswith("d3")}, "c") == "not reproduced"
     assert d3.evaluate({k: v for k, v in num(ignores).items() if k.startswith("d3")}, "c") == "not reproduced"
     assert math.isfinite(num(follows)["d3_reduction"].value)
+
+
+def test_matched_filter_refuses_a_class_without_images():
+    x, y, _ = planted_frequency_dataset(64, "low", n_classes=4, seed=0)
+    with pytest.raises(ValueError, match=r"classes \[4, 5, 6, 7, 8, 9\] have none"):
+        V.matched_filter(x, y, "low")                        # default n_classes=10, the data has 4
+    V.matched_filter(x, y, "low", n_classes=4)

@@ -10,7 +10,7 @@ import itertools
 import pytest
 import torch
 
-from freqlib import spectral
+from freqlib import attacks, spectral
 from freqlib import shortcut, synthetic
 from freqlib import validity as V
 from freqlib.verdicts import VERDICTS, Estimate, bootstrap, verdict
@@ -30,12 +30,12 @@ def _upper_criterion():
 
 def test_d1_upper_criterion_fails_when_pgd_is_the_null():
     x = torch.rand(40, 3, 32, 32)
-    null = V.random_sign_delta(x, 8 / 255, seed=0)
+    null = attacks.null_linf(x, 8 / 255, seed=0)
     same = V.upper_share_excess(null, null, _boot)
     assert same.value == same.low == same.high == 0.0
     assert _upper_criterion().judge({"d1_upper_excess/high": same}) == "fails"
     # another random pattern of the same budget does not pass either (it is the null again)
-    other = V.random_sign_delta(x, 8 / 255, seed=1)
+    other = attacks.null_linf(x, 8 / 255, seed=1)
     assert _upper_criterion().judge({"d1_upper_excess/high": V.upper_share_excess(other, null, _boot)}) != "holds"
 
 
@@ -44,7 +44,7 @@ def test_d1_upper_criterion_holds_for_a_high_frequency_perturbation():
     i = torch.arange(32)
     checker = ((i[:, None] + i[None, :]) % 2 * 2 - 1).float() * (8 / 255)     # all energy at the Nyquist frequency
     delta = checker.expand(40, 3, 32, 32) * (1 + 0.1 * torch.rand(40, 1, 1, 1))
-    null = V.random_sign_delta(x, 8 / 255, seed=0)
+    null = attacks.null_linf(x, 8 / 255, seed=0)
     est = V.upper_share_excess(delta, null, _boot)
     assert est.low > 0.2
     assert _upper_criterion().judge({"d1_upper_excess/high": est}) == "holds"
@@ -67,7 +67,7 @@ def _headroom_criterion():
 
 def test_d1_band_share_criterion_is_equally_hard_for_every_band_size():
     x = torch.full((60, 3, 32, 32), 0.5)
-    null = V.random_sign_delta(x, 8 / 255, seed=0)
+    null = attacks.null_linf(x, 8 / 255, seed=0)
     crit, old = _headroom_criterion(), V.PREVIOUS_CRITERIA["D1 enrichment"]
     for band in ("low", "high", "horizontal"):
         key = f"d1_headroom/{band}"
@@ -77,7 +77,7 @@ def test_d1_band_share_criterion_is_equally_hard_for_every_band_size():
         weak = V.band_enrichment(_concentrated(band, 0.3), null, V.band_masks([band])[band], _boot)
         assert crit.judge({key: weak["headroom"]}) == "fails", band
         # the null pattern itself (another random +-eps draw) is nowhere near
-        other = V.band_enrichment(V.random_sign_delta(x, 8 / 255, seed=1), null, V.band_masks([band])[band], _boot)
+        other = V.band_enrichment(attacks.null_linf(x, 8 / 255, seed=1), null, V.band_masks([band])[band], _boot)
         assert abs(other["headroom"].value) < 0.05 and crit.judge({key: other["headroom"]}) == "fails", band
         # the old rule (enrichment > 2) passed the weak low-band perturbation and failed the same
         # concentration in the high band: it was not equally hard for every band

@@ -100,6 +100,19 @@ def test_damaged_checkpoint_is_retrained_with_warning(tiny_zoo, damage):
     assert torch.load(ckpt, weights_only=True)["key"] != "0" * 16
 
 
+def test_a_full_device_while_loading_is_raised_and_the_checkpoint_kept(tiny_zoo, monkeypatch):
+    zoo.get_model("standard", "smoke", "cpu")
+    ckpt = next(tiny_zoo.glob("*.pt"))
+    before = ckpt.read_bytes()
+
+    def full(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+    monkeypatch.setattr(zoo, "prepare_model", full)
+    with pytest.raises(torch.OutOfMemoryError):
+        zoo.get_model("standard", "smoke", "cpu")
+    assert ckpt.read_bytes() == before                  # not retrained over a good file
+
+
 def test_interrupted_training_leaves_nothing(tiny_zoo, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
