@@ -258,7 +258,8 @@ class DeviceLoader:
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.flip, self.translate = flip, translate
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        # drawn where the images are: a CPU draw copied to a GPU every step would wait for it
+        self.generator = torch.Generator(device=images.device).manual_seed(seed)
 
     def __len__(self) -> int:
         n = self.images.shape[0]
@@ -267,14 +268,16 @@ class DeviceLoader:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         if self.flip:
-            flip = torch.rand(n, generator=self.generator) < 0.5
+            flip = torch.rand(n, generator=self.generator, device=self.generator.device) < 0.5
             x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
         if self.translate:
             t = self.translate
             h, w = x.shape[-2:]
             padded = torch.nn.functional.pad(x, (t, t, t, t), mode="reflect")
-            dy = torch.randint(0, 2 * t + 1, (n,), generator=self.generator).to(x.device)
-            dx = torch.randint(0, 2 * t + 1, (n,), generator=self.generator).to(x.device)
+            draw = lambda: torch.randint(0, 2 * t + 1, (n,), generator=self.generator,  # noqa: E731
+                                         device=self.generator.device).to(x.device)
+            dy = draw()
+            dx = draw()
             rows = (torch.arange(h, device=x.device)[None] + dy[:, None])[:, None, :, None]
             cols = (torch.arange(w, device=x.device)[None] + dx[:, None])[:, None, None, :]
             batch = torch.arange(n, device=x.device)[:, None, None, None]
@@ -284,7 +287,7 @@ class DeviceLoader:
 
     def __iter__(self):
         n = self.images.shape[0]
-        order = (torch.randperm(n, generator=self.generator) if self.shuffle
+        order = (torch.randperm(n, generator=self.generator, device=self.generator.device) if self.shuffle
                  else torch.arange(n)).to(self.images.device)
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):

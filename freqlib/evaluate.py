@@ -52,6 +52,9 @@ def logits(model, images: torch.Tensor, batch_size: int | None = None, precise: 
     ``transform`` (optional, batched) is applied to each batch on the device
     before the model, e.g. a Fourier mask or a corruption.
     """
+    if images.dim() != 4 or not images.is_floating_point():
+        raise ValueError(f"logits needs float images (N, C, H, W) in [0, 1], got {images.dtype} of shape "
+                         f"{tuple(images.shape)}: convert uint8 (N, H, W, C) arrays with freqlib.data.to_tensor")
     device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     model.eval()

@@ -267,7 +267,8 @@ def perturb_amplitude(x: torch.Tensor, sigma: float, generator: torch.Generator 
     brightness jitter. The result is clipped to [0, 1] unless ``clip=False``.
     """
     h, w = x.shape[-2:]
-    z = torch.randn(x.shape, generator=generator).to(x.device)
+    z = torch.randn(x.shape, generator=generator,
+                    device=generator.device if generator is not None else x.device).to(x.device)
     # one draw per pair {f, -f}: the partner of DFT index (k, l) is (-k mod H, -l mod W);
     # the lexicographically smaller index of each pair keeps its own draw, the other copies it
     ky = torch.arange(h, device=x.device)[:, None]

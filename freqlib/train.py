@@ -95,6 +95,16 @@ def _l2_normalise(g):
     return g / g.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None, None]
 
 
+def _rand(shape, gen: torch.Generator) -> torch.Tensor:
+    """Uniform draws on the generator's device (the loop's generator lives where the data does,
+    so no host copy waits for the device); ``.to`` moves them only for a generator elsewhere."""
+    return torch.rand(shape, generator=gen, device=gen.device)
+
+
+def _randn(shape, gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=gen, device=gen.device)
+
+
 def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
     """The training input for batch ``x``: the clean batch or its perturbation.
 
@@ -106,21 +116,21 @@ def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
     if p == "none":
         return x
     if p == "gaussian":
-        return (x + cfg.noise_sigma * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
+        return (x + cfg.noise_sigma * _randn(x.shape, gen).to(x.device)).clamp(0, 1)
     if p == "amplitude":
         from .spectral import perturb_amplitude
         return perturb_amplitude(x, cfg.amplitude_sigma, gen)
     if p == "geometric":
         return random_affine(x, gen, **cfg.geometric)
     if p == "fgsm_linf":
-        delta = (torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1) * cfg.eps
+        delta = (_rand(x.shape, gen).to(x.device) * 2 - 1) * cfg.eps
         delta = ((x + delta).clamp(0, 1) - x)
         g = _input_grad(model, x + delta, y)
         delta = (delta + cfg.alpha * g.sign()).clamp(-cfg.eps, cfg.eps)
         adv = (x + delta).clamp(0, 1)
     elif p == "fgsm_l2":
-        start = _l2_normalise(torch.randn(x.shape, generator=gen).to(x.device))
-        radius = torch.rand(x.shape[0], 1, 1, 1, generator=gen).to(x.device) * cfg.eps
+        start = _l2_normalise(_randn(x.shape, gen).to(x.device))
+        radius = _rand((x.shape[0], 1, 1, 1), gen).to(x.device) * cfg.eps
         delta = ((x + start * radius).clamp(0, 1) - x)
         g = _input_grad(model, x + delta, y)
         delta = delta + cfg.alpha * _l2_normalise(g)
@@ -148,7 +158,7 @@ def random_affine(x, gen, scale: float = 0.0, rotate: float = 0.0, translate: fl
     """Random zoom by up to ``scale`` (fraction), rotation by up to ``rotate``
     degrees and shift by up to ``translate`` (fraction of the side), per image."""
     n = x.shape[0]
-    u = lambda: (torch.rand(n, generator=gen) * 2 - 1)
+    u = lambda: (_rand((n,), gen) * 2 - 1)
     s = 1 + scale * u()
     a = math.radians(rotate) * u()
     tx, ty = translate * 2 * u(), translate * 2 * u()
@@ -179,7 +189,7 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
     augmentation, e.g. a Fourier mask (Paper C, generalisation test).
     """
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)    # draws on the device: no copy per step
     images, labels = images[: cfg.n_train].to(device), labels[: cfg.n_train].to(device)
     model = prepare_model(model, device)       # first, so whitening sees model and images on one device
     if cfg.whiten and hasattr(model.body, "init_whitening"):
