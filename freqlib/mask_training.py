@@ -64,7 +64,7 @@ __all__ = [
     "DATASET_MASKS", "IMAGE_MASK_DEFAULTS", "MaskConfig", "MaskResult", "scaled_lr", "l1_penalty",
     "keep_and_count", "image_stop_update", "train_masks", "train_mask", "train_image_masks",
     "dataset_mask_config", "dataset_mask_tag", "describe_config", "method_digest", "train_mask_cached",
-    "train_masks_cached", "train_image_masks_cached", "stopped_by_rule",
+    "train_masks_cached", "train_image_masks_cached", "stopped_by_rule", "cut_off_while_shrinking",
 ]
 
 # Chapter 3's dataset-mask settings per profile. Chapters 4 and 5 train their masks with these, on
@@ -461,9 +461,20 @@ def describe_config(cfg: MaskConfig) -> dict:
 
 # ------------------------------------------------------------ cached
 def stopped_by_rule(result: MaskResult) -> bool:
-    """Whether a dataset mask stopped because its sparsity stopped moving (the reference's
-    rule), not at the epoch cap. A mask at the cap was still losing mass when training ended."""
+    """Whether a dataset mask stopped by the reference's rule (patience reached), not at the epoch cap."""
     return result.stopped.startswith("sparsity_converged")
+
+
+def cut_off_while_shrinking(result: MaskResult) -> bool:
+    """Whether the epoch cap stopped a mask that was still losing mass, so that more epochs
+    would have returned a sparser one: its last epoch was kept (the returned mask is the last
+    one) and that epoch's mean sparsity fell by more than the stopping rule's tolerance.
+    Not so for a mask stopped by the rule, one whose last epoch was not kept (an earlier
+    epoch's mask is returned), or one whose sparsity had stopped moving."""
+    h = result.history
+    if stopped_by_rule(result) or len(h) < 2 or not h[-1]["kept"] or result.kept_epoch != h[-1]["epoch"]:
+        return False
+    return h[-2]["sparsity"] - h[-1]["sparsity"] > result.config.get("tol", 0.0)
 
 
 def method_digest() -> str:

@@ -317,15 +317,15 @@ def paper_claims() -> list[Claim]:
 
 
 def unfinished_aside(claim: Claim, numbers: dict, unfinished) -> list[str]:
-    """C4's numbers that fail only on a mask still being trained: keys to set aside.
+    """C4's numbers that fail only on a mask cut off while still shrinking: keys to set aside.
 
-    C4 asks how much a mask removes. A mask stopped at its epoch cap
-    (:func:`freqlib.mask_training.stopped_by_rule` is False) was still losing mass, and
-    more training would only remove more, so a number that *fails* on it (SSIM not
-    below 0.5, cross accuracy not below 0.5) says the budget ended too early, not that
-    the claim is false; a number that *holds* on it stays judged. Keys
-    ``"<quantity>/<network>"`` name their mask; a key without a network (a mean over
-    every pair of masks) depends on every mask.
+    C4 asks how much a mask removes. ``unfinished`` names the masks the epoch cap stopped
+    while they were still losing mass (:func:`freqlib.mask_training.cut_off_while_shrinking`):
+    more epochs would have returned sparser masks, so a number that *fails* on one (SSIM
+    not below 0.5, cross accuracy not below 0.5) says the budget ended too early, not that
+    the claim is false; a number that *holds* on it stays judged, and every other mask is
+    judged as measured. Keys ``"<quantity>/<network>"`` name their mask; a key without a
+    network (a mean over every pair of masks) depends on every mask.
     """
     unfinished = set(unfinished)
     aside = []
@@ -350,6 +350,6 @@ def judge_c4(claim: Claim, per_seed: list[dict], ours: str, unfinished) -> dict:
     if out["aside"]:
         states = "".join(SYMBOLS[s] for s in measured)
         claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
-                       f"{ours}; not judged: {', '.join(out['aside'])}, whose masks stopped at the epoch cap "
-                       f"while still removing frequencies; as measured, criteria {states} → {out['measured_verdict']}")
+                       f"{ours}; not judged: {', '.join(out['aside'])}, whose masks the epoch cap cut off while "
+                       f"still losing mass; as measured, criteria {states} → {out['measured_verdict']}")
     return out

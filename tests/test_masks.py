@@ -594,6 +594,21 @@ def test_c4_sets_aside_only_failures_of_masks_stopped_at_the_cap():
     assert [c.state for c in claim.criteria] == ["fails", "undecided"]   # standard's SSIM fails; the mean is aside
 
 
+def _history(sparsities, kept):
+    return [{"epoch": i + 1, "sparsity": s, "kept": k} for i, (s, k) in enumerate(zip(sparsities, kept))]
+
+
+def test_cut_off_while_shrinking_reads_the_last_epochs():
+    r = lambda sp, kept, why="max_epochs": dataclasses.replace(
+        _dummy_mask_result(), history=_history(sp, kept), kept_epoch=max(i + 1 for i, k in enumerate(kept) if k)
+        if any(kept) else 1, kept=any(kept), stopped=why, config={"tol": 0.002})
+    assert mtrain.cut_off_while_shrinking(r([0.6, 0.5, 0.49], [False, True, True]))         # fell 0.01 > tol
+    assert not mtrain.cut_off_while_shrinking(r([0.6, 0.4784, 0.4777], [False, True, True]))  # 0.0007: stopped moving
+    assert not mtrain.cut_off_while_shrinking(r([0.6, 0.5, 0.4], [False, True, False]))     # last epoch not kept
+    assert not mtrain.cut_off_while_shrinking(r([0.6, 0.5, 0.4], [False, False, False]))    # never kept
+    assert not mtrain.cut_off_while_shrinking(r([0.6, 0.5, 0.4], [False, True, True], "sparsity_converged"))
+
+
 def test_stopped_by_rule_reads_why_a_mask_stopped():
     r = lambda why: dataclasses.replace(_dummy_mask_result(), stopped=why)
     assert mtrain.stopped_by_rule(r("sparsity_converged"))

@@ -208,3 +208,14 @@ def test_l2_adversarial_training_and_l2_robust_accuracy_run():
         assert len(train_model(model, x, y, cfg)["co_guard"]) == 1
     robust = robust_accuracy(model, x[200:], y[200:], "l2", eps=0.5, steps=3, restarts=1, progress=None)
     assert robust.shape == (100,) and float(robust.mean()) <= accuracy(model, x[200:], y[200:])
+
+
+def test_logits_refuses_images_that_are_not_float_nchw():
+    from freqlib.evaluate import logits
+    model = build_model("fastnet", (8, 16, 16))
+    raw = (torch.rand(4, 32, 32, 3) * 255).to(torch.uint8)            # as load_cifar10 returns them
+    with pytest.raises(ValueError, match="to_tensor"):
+        logits(model, raw)
+    with pytest.raises(ValueError, match=r"shape \(3, 32, 32\)"):
+        logits(model, torch.rand(3, 32, 32))                           # one image without its batch axis
+    assert logits(model, torch.rand(2, 3, 32, 32)).shape == (2, 10)
