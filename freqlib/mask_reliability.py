@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .evaluate import model_device
 from .masks import complement, mask_correct, matched_random_masks, symmetrize
 from .verdicts import Estimate, bootstrap
 
@@ -32,7 +33,7 @@ def reliability(model, mask: torch.Tensor, images: torch.Tensor, labels: torch.T
     :func:`reliability_estimates`.
     """
     # masks go to the network's device once: a CPU mask would be copied at every batch
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = {"unmasked": mask_correct(model, images, labels, None),
            "masked": mask_correct(model, images, labels, mask.to(device)),
            "complement": mask_correct(model, images, labels, complement(symmetrize(mask)).to(device))}

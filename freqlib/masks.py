@@ -31,7 +31,7 @@ import torch
 
 from . import evaluate
 from .spectral import centred_dft, frequency_radius, inverse_centred_dft
-from .verdicts import SYMBOLS, Claim, Criterion, bootstrap, not_judged
+from .verdicts import Claim, Criterion, bootstrap, judge_setting_aside
 
 __all__ = [
     "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "support", "complement", "mirror_orbits",
@@ -223,7 +223,7 @@ def cross_accuracy(models: dict, masks: dict, images: torch.Tensor, labels: torc
 
     def correct(owner, ev):
         if (owner, ev) not in known:
-            mask = None if owner is None else masks[owner].to(next(models[ev].parameters()).device)
+            mask = None if owner is None else masks[owner].to(evaluate.model_device(models[ev]))
             known[(owner, ev)] = mask_correct(models[ev], images, labels, mask)
         return known[(owner, ev)].float()
     table, masked, clean = {}, [], []
@@ -339,17 +339,10 @@ def unfinished_aside(claim: Claim, numbers: dict, unfinished) -> list[str]:
 
 def judge_c4(claim: Claim, per_seed: list[dict], ours: str, unfinished) -> dict:
     """Judge C4 on ``per_seed`` numbers, then again with :func:`unfinished_aside`'s keys
-    undecided; ``ours`` then names them and gives the states and verdict as measured.
+    undecided (:func:`freqlib.verdicts.judge_setting_aside`; the text names them).
 
     Returns ``{"aside": keys, "measured_states": [...], "measured_verdict": str}``.
     """
-    claim.evaluate(per_seed, ours)
-    measured = [c.state for c in claim.criteria]
-    out = {"aside": unfinished_aside(claim, claim.numbers, unfinished), "measured_states": measured,
-           "measured_verdict": claim.verdict}
-    if out["aside"]:
-        states = "".join(SYMBOLS[s] for s in measured)
-        claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
-                       f"{ours}; not judged: {', '.join(out['aside'])}, whose masks the epoch cap cut off while "
-                       f"still losing mass; as measured, criteria {states} → {out['measured_verdict']}")
-    return out
+    return judge_setting_aside(claim, per_seed, ours, lambda numbers: unfinished_aside(claim, numbers, unfinished),
+                               lambda keys: f"not judged: {', '.join(keys)}, whose masks the epoch cap cut off "
+                                            "while still losing mass")

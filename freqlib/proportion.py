@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
+from .verdicts import judge_setting_aside
 from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
@@ -231,16 +232,11 @@ def judge_b2(claim: Claim, per_seed: list[dict], check: Estimate, ours: str) -> 
     inconclusive) and ``ours`` says "not judged at this budget" with the measured
     states and the verdict they would give. Returns {judged, measured_states,
     measured_verdict}."""
-    claim.evaluate(per_seed, ours)
-    measured = [c.state for c in claim.criteria]
-    out = {"judged": check.low > COMPETENCE and check.value == check.value, "measured_states": measured,
-           "measured_verdict": claim.verdict}
-    if not out["judged"]:
-        states = ", ".join(f"{c.key} {c.state}" for c in claim.criteria)
-        claim.evaluate([not_judged(n) for n in per_seed],
-                       f"not judged at this budget (Gaussian control's noise-family gain {check.fmt(digits=2)} pts, "
-                       f"needs > {COMPETENCE:g}); as measured: {ours}; criteria {states} → {out['measured_verdict']}")
-    return out
+    judged = check.low > COMPETENCE and check.value == check.value
+    out = judge_setting_aside(claim, per_seed, ours, lambda numbers: [] if judged else B2_KEYS,
+                              lambda _: f"not judged at this budget (Gaussian control's noise-family gain "
+                                        f"{check.fmt(digits=2)} pts, needs > {COMPETENCE:g})")
+    return {"judged": judged, "measured_states": out["measured_states"], "measured_verdict": out["measured_verdict"]}
 
 
 def steps(per_image: dict, boot=bootstrap, **kw) -> dict:

@@ -161,6 +161,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
     from . import attribution, heatmap, mask_geometry, mask_training, masks
+    from .evaluate import model_device
     from .plots import show_spectrum
     from .verdicts import bootstrap
     rep = FrequencyReport(description, variant)
@@ -236,7 +237,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
         rep.warnings[ratio_key] = (f"⚠ mask not kept: no epoch from the second on reached the keep ratio "
                                    f"{cfg.keep_ratio}; the most accurate epoch's mask, at "
                                    f"{rep.numbers[ratio_key]:.4f}")
-    correct = {"masked": masks.mask_correct(model, images, labels, res.mask.to(next(model.parameters()).device)).float(),
+    correct = {"masked": masks.mask_correct(model, images, labels, res.mask.to(model_device(model))).float(),
                "unmasked": masks.mask_correct(model, images, labels, None).float()}
     held = "mask: masked / unmasked accuracy (analysed images)"
     rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)

@@ -42,7 +42,8 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "Criterion", "Claim",
-           "verdict", "publish", "direction_text", "not_judged", "VERDICTS", "STATES", "SYMBOLS"]
+           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "VERDICTS", "STATES",
+           "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 STATES = ("holds", "fails", "undecided")
@@ -325,6 +326,23 @@ def not_judged(numbers: dict, keys) -> dict:
     out = dict(numbers)
     for k in keys:
         out[k] = Estimate.no_power(numbers[k])
+    return out
+
+
+def judge_setting_aside(claim: "Claim", per_seed: list[dict], ours: str, aside, why) -> dict:
+    """Judge ``claim`` on ``per_seed`` numbers as measured, then again with the keys
+    ``aside(pooled numbers)`` returns set aside (:func:`not_judged`) when there are any; the
+    claim's text then starts with ``why(keys)`` and keeps the states and verdict as measured.
+    For a budget check that can only take a judgement away, never add one.
+
+    Returns ``{"aside": keys, "measured_states": [...], "measured_verdict": str}``."""
+    claim.evaluate(per_seed, ours)
+    out = {"aside": list(aside(claim.numbers)), "measured_states": [c.state for c in claim.criteria],
+           "measured_verdict": claim.verdict}
+    if out["aside"]:
+        states = ", ".join(f"{c.key} {c.state}" for c in claim.criteria)
+        claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
+                       f"{why(out['aside'])}; as measured: {ours}; criteria {states} → {out['measured_verdict']}")
     return out
 
 
