@@ -1,15 +1,19 @@
-"""CIFAR-10 loading (offline-first), a device-resident batch iterator, and the
+"""CIFAR-10 loading (the original first, an offline mirror else), a device-resident batch iterator, and the
 planted-frequency synthetic dataset used as ground truth by the tests.
 
-Sources for CIFAR-10, tried in this order:
+Sources for CIFAR-10, tried in this order (``$FREQLIB_CIFAR10_SOURCE=auto``, the default):
 
 1. a torchvision-format copy under ``data/cifar-10-batches-py`` (lossless);
-2. the JPEG-q75 mirror ``cifar10-jpeg.npz`` (``$FREQLIB_CIFAR10_MIRROR``, else
+2. torchvision's download into ``data/``, when its host answers within a few
+   seconds: the original CIFAR-10 stays the default wherever a download works;
+3. the JPEG-q75 mirror ``cifar10-jpeg.npz`` (``$FREQLIB_CIFAR10_MIRROR``, else
    ``../shared/data/cifar10-jpeg.npz`` beside the repository), checked against
-   its sha256 and decoded once into ``data/cache/``;
-3. torchvision's download into ``data/`` (needs internet).
+   its sha256 and decoded once into ``data/cache/``.
 
-The variant string says which one was used; every figure must carry it.
+``FREQLIB_CIFAR10_SOURCE=original`` allows only 1 and 2 (never the lossy mirror);
+``mirror`` allows only 3 (to re-run the published quick pages, which were
+computed on the mirror). The variant string says which one was used; every
+figure must carry it.
 
 The mirror is lossy, so test-set analyses of up to 932 images read the
 *original* pixels of test images 0-931 from ``cifar10-test-head-lossless.npz``
@@ -23,7 +27,10 @@ import io
 import math
 import os
 import pickle
+import socket
+import urllib.parse
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -175,23 +182,49 @@ def _load_download(root: Path, split: str):
     return _load_torchvision_copy(root, split)
 
 
-def available_variant() -> str:
-    """Which variant :func:`load_cifar10` would return, without loading anything."""
-    if (data_dir() / "cifar-10-batches-py" / "test_batch").is_file():
-        return VARIANT_ORIGINAL
-    if mirror_path().is_file():
-        return VARIANT_MIRROR
-    return VARIANT_ORIGINAL + " (download)"
+SOURCES = ("auto", "original", "mirror")
+PROBE_TIMEOUT_S = 3.0     # an offline machine answers at once or not at all; a reachable host within this
+
+
+def source_choice() -> str:
+    """``$FREQLIB_CIFAR10_SOURCE`` (``auto`` when unset), checked."""
+    choice = os.environ.get("FREQLIB_CIFAR10_SOURCE", "auto").strip().lower() or "auto"
+    if choice not in SOURCES:
+        raise ValueError(f"FREQLIB_CIFAR10_SOURCE={choice!r} is not one of {', '.join(SOURCES)}: "
+                         "unset it (auto), or set original (never the JPEG mirror) or mirror (only the mirror)")
+    return choice
+
+
+@lru_cache(maxsize=None)
+def _download_host_answers(url: str = CIFAR10_URL) -> bool:
+    """Whether the download's host accepts a connection (asked once per process)."""
+    host = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((host.hostname, host.port or 443), timeout=PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
+
+
+def _sources(choice: str, root: Path, split: str):
+    """(loader, variant) pairs in the order ``choice`` tries them."""
+    copy = (lambda: _load_torchvision_copy(root, split), VARIANT_ORIGINAL)
+    download = (lambda: _load_download(root, split), VARIANT_ORIGINAL)
+    mirror = (lambda: _load_mirror(split), VARIANT_MIRROR)
+    if choice == "mirror":
+        return (mirror,)
+    if choice == "original":
+        return copy, download
+    # auto: the download only when its host answers, so an offline machine reaches the mirror at once
+    return (copy, download, mirror) if _download_host_answers() else (copy, mirror, download)
 
 
 def load_cifar10(split: str = "train"):
     """Return ``(images, labels, variant)``: uint8 (N, 32, 32, 3), int64 (N,), str."""
     if split not in SPLIT_SIZES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = data_dir()
-    for loader, variant in ((lambda: _load_torchvision_copy(root, split), VARIANT_ORIGINAL),
-                            (lambda: _load_mirror(split), VARIANT_MIRROR),
-                            (lambda: _load_download(root, split), VARIANT_ORIGINAL)):
+    root, choice = data_dir(), source_choice()
+    for loader, variant in _sources(choice, root, split):
         got = loader()
         if got is not None:
             x, y = got
@@ -200,12 +233,23 @@ def load_cifar10(split: str = "train"):
                     f"{variant} {split} split has {len(x)} images, expected {SPLIT_SIZES[split]}: "
                     f"the source is incomplete. Remove it (and data/cache/) and provide it again.")
             return x, y, variant
+    copy = f"put the torchvision copy (folder cifar-10-batches-py) under {root}"
+    mirror = f"put the JPEG mirror cifar10-jpeg.npz at {mirror_path()} or set FREQLIB_CIFAR10_MIRROR to its path"
+    internet = "run on a machine with internet so torchvision can download it"
+    ways = {"auto": [copy, mirror, internet], "original": [copy, internet], "mirror": [mirror]}[choice]
     raise DataUnavailableError(
-        "CIFAR-10 is not available. Provide it in one of three ways:\n"
-        f"  1. put the torchvision copy (folder cifar-10-batches-py) under {root};\n"
-        f"  2. put the JPEG mirror cifar10-jpeg.npz at {mirror_path()} "
-        "or set FREQLIB_CIFAR10_MIRROR to its path;\n"
-        "  3. run on a machine with internet so torchvision can download it.")
+        f"CIFAR-10 is not available (FREQLIB_CIFAR10_SOURCE={choice}). Provide it in one of these ways:\n"
+        + "\n".join(f"  {i}. {w};" for i, w in enumerate(ways, 1)))
+
+
+def available_variant() -> str:
+    """Which variant :func:`load_cifar10` would return, without loading anything."""
+    choice = source_choice()
+    if choice != "mirror" and (data_dir() / "cifar-10-batches-py" / "test_batch").is_file():
+        return VARIANT_ORIGINAL
+    if choice == "mirror" or (choice == "auto" and not _download_host_answers() and mirror_path().is_file()):
+        return VARIANT_MIRROR
+    return VARIANT_ORIGINAL     # what the download will give
 
 
 _HEAD_CHECKED: dict[Path, tuple[float, int]] = {}

@@ -100,7 +100,8 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
     import warnings
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated, still worth reading
+            for category in (FutureWarning, DeprecationWarning):   # jit is deprecated, still worth reading
+                warnings.simplefilter("ignore", category)
             model = torch.jit.load(str(path), map_location=device)
         model = PixelSpaceModel(model).eval()
         _check_shape(model, device, str(path))

@@ -57,7 +57,7 @@ __all__ = [
     "map_label", "MAP_LABELS",
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
-    "band_energy", "upper_share_parts", "upper_share_excess", "matched_filter",
+    "band_energy", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence",
@@ -359,23 +359,16 @@ def band_energy(power: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
     return (power * keep).flatten(1).sum(1)
 
 
-def upper_share_parts(delta: torch.Tensor, start: int = attribution.UPPER_BAND) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image: (energy in DCT bands k >= start, total energy), mean colour removed.
-    Their ratio of means is the book's upper-band energy share (chapter 01)."""
-    d = delta - delta.mean((-2, -1), keepdim=True)
-    e = spectral.dct_band_energy(d)
-    return e[:, start:].sum(1), e.sum(1)
-
-
 def upper_share_excess(delta: torch.Tensor, null: torch.Tensor, bootstrap,
                        start: int = attribution.UPPER_BAND):
     """PGD's energy share in DCT bands k >= ``start`` minus that of the same-budget ``null``
     perturbation of the same images (ratio of means each; paired bootstrap over images)."""
     if delta.shape != null.shape:
         raise ValueError(f"the null must perturb the same images: {tuple(delta.shape)} vs {tuple(null.shape)}")
-    up, tot = upper_share_parts(delta, start)
-    nup, ntot = upper_share_parts(null.to(delta.device, delta.dtype), start)
-    return bootstrap(lambda m: m["u"] / m["t"] - m["nu"] / m["nt"], {"u": up, "t": tot, "nu": nup, "nt": ntot})
+    # the book's one upper-band energy (chapter 01's): mean colour removed, float64 DCT
+    e, z = attribution.upper_energy(delta, start), attribution.upper_energy(null, start)
+    return bootstrap(lambda m: m["u"] / m["t"] - m["nu"] / m["nt"],
+                     {"u": e["upper"], "t": e["total"], "nu": z["upper"], "nt": z["total"]})
 
 
 def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, seed: int = 0) -> float:
@@ -422,7 +415,7 @@ def band_enrichment(delta: torch.Tensor, null: torch.Tensor, band: torch.Tensor,
     * ``headroom``: (share - s0) / (1 - s0), s0 the null's share: 0 for the null, 1 when all
       of the energy is in the band, whatever the band's size (the largest enrichment, 1 / s0,
       is 23 for a small band and below 3 for a large one);
-    * ``upper``: the share in DCT bands k >= 16 (:func:`upper_share_parts`);
+    * ``upper``: the share in DCT bands k >= 16 (:func:`freqlib.attribution.upper_energy`);
 
     plus ``power`` (the mean power map) and ``null_share`` (s0, ratio of means). Paired over
     images when ``delta`` and ``null`` perturb the same images (same length); otherwise (Square:
@@ -444,11 +437,11 @@ def band_enrichment(delta: torch.Tensor, null: torch.Tensor, band: torch.Tensor,
 
         def s0(m):
             return fixed
-    up, tot = upper_share_parts(delta)
+    upper = attribution.upper_energy(delta)
     return {"null_share": float(ref["br"].mean() / ref["tr"].mean()),
             "enrichment": bootstrap(lambda m: share(m) / s0(m), sample),
             "headroom": bootstrap(lambda m: (share(m) - s0(m)) / (1 - s0(m)), sample),
-            "upper": bootstrap(lambda m: m["u"] / m["t"], {"u": up, "t": tot}),
+            "upper": bootstrap(lambda m: m["u"] / m["t"], {"u": upper["upper"], "t": upper["total"]}),
             "power": p.mean(0)}
 
 

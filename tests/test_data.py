@@ -13,11 +13,78 @@ def no_download(monkeypatch):
     def refuse(*a, **k):
         raise RuntimeError("no internet in tests")
     monkeypatch.setattr(fdata, "_download", refuse)
+    monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: False)
 
 
-def test_mirror_loads_in_canonical_order():
+def _fake_copy(root, n=10_000, seed=0):
+    """A torchvision-format test split of random pixels under ``root``; returns its flat pixels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    flat = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({"data": flat, "labels": list(rng.integers(0, 10, n))}, fh)
+    return flat
+
+
+@pytest.fixture
+def bad_mirror(tmp_path, monkeypatch):
+    """A mirror path that raises (sha256) as soon as a loader opens it: shows whether it was tried."""
+    bad = tmp_path / "not-the-mirror.npz"
+    np.savez(bad, train_jpeg=np.zeros(3, np.uint8))
+    monkeypatch.setenv("FREQLIB_CIFAR10_MIRROR", str(bad))
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path / "data"))
+    return bad
+
+
+def test_download_comes_before_the_mirror_where_it_works(tmp_path, monkeypatch, bad_mirror):
+    monkeypatch.delenv("FREQLIB_CIFAR10_SOURCE", raising=False)
+    monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: True)
+    calls = []
+    monkeypatch.setattr(fdata, "_download", lambda root, split: calls.append(split) or _fake_copy(root))
+    assert fdata.available_variant() == "CIFAR-10"
+    x, y, variant = fdata.load_cifar10("test")
+    assert variant == "CIFAR-10" and calls == ["test"], "the original download, not the (lossy) mirror"
+
+
+def test_offline_goes_to_the_mirror_without_waiting_for_a_download(monkeypatch, bad_mirror):
+    monkeypatch.delenv("FREQLIB_CIFAR10_SOURCE", raising=False)
+    monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: False)
+    calls = []
+    monkeypatch.setattr(fdata, "_download", lambda root, split: calls.append(split))
+    assert fdata.available_variant() == "CIFAR-10 (JPEG-q75 mirror)"
+    with pytest.raises(fdata.DataUnavailableError, match="sha256"):
+        fdata.load_cifar10("test")
+    assert calls == [], "an unreachable host is not tried before the mirror"
+
+
+def test_source_original_never_reads_the_mirror(monkeypatch, no_download, bad_mirror):
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "original")
+    with pytest.raises(fdata.DataUnavailableError) as err:
+        fdata.load_cifar10("test")
+    msg = str(err.value)
+    assert "FREQLIB_CIFAR10_SOURCE=original" in msg and "cifar-10-batches-py" in msg
+    assert "FREQLIB_CIFAR10_MIRROR" not in msg and "sha256" not in msg
+
+
+def test_source_mirror_ignores_a_lossless_copy(tmp_path, monkeypatch, no_download, bad_mirror):
+    _fake_copy(tmp_path / "data")
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "mirror")
+    assert fdata.available_variant() == "CIFAR-10 (JPEG-q75 mirror)"
+    with pytest.raises(fdata.DataUnavailableError, match="sha256"):
+        fdata.load_cifar10("test")
+
+
+def test_unknown_source_is_named(monkeypatch):
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "jpeg")
+    with pytest.raises(ValueError, match="FREQLIB_CIFAR10_SOURCE='jpeg'.*auto, original, mirror"):
+        fdata.load_cifar10("test")
+
+
+def test_mirror_loads_in_canonical_order(monkeypatch):
     if not fdata.mirror_path().is_file():
         pytest.skip("the JPEG mirror is not beside the repository")
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "mirror")
     x, y, variant = fdata.load_cifar10("test")
     assert x.shape == (10_000, 32, 32, 3) and x.dtype == np.uint8 and y.dtype == np.int64
     assert variant == "CIFAR-10 (JPEG-q75 mirror)"
@@ -50,12 +117,7 @@ def test_damaged_mirror_is_refused(tmp_path, monkeypatch, no_download, damage):
 
 
 def test_lossless_copy_is_preferred(tmp_path, monkeypatch, no_download):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    flat = rng.integers(0, 256, (10_000, 3072), dtype=np.uint8)
-    with open(folder / "test_batch", "wb") as fh:
-        pickle.dump({"data": flat, "labels": list(rng.integers(0, 10, 10_000))}, fh)
+    flat = _fake_copy(tmp_path)
     monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
     x, y, variant = fdata.load_cifar10("test")
     assert variant == "CIFAR-10"
@@ -130,3 +192,13 @@ def test_download_without_torchvision_checks_and_unpacks(tmp_path, monkeypatch):
     monkeypatch.setattr(fdata, "CIFAR10_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
     fdata._download(tmp_path / "root", "test")
     assert (tmp_path / "root" / "cifar-10-batches-py" / "test_batch").read_bytes() == b"x"
+
+
+def test_host_probe_tells_open_from_closed_ports():
+    import socket
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        assert fdata._download_host_answers.__wrapped__(f"https://127.0.0.1:{port}/cifar.tar.gz")
+    assert not fdata._download_host_answers.__wrapped__(f"https://127.0.0.1:{port}/cifar.tar.gz")

@@ -83,6 +83,22 @@ def test_permutation_p_matches_brute_force_enumeration(a, b):
     assert synthesis.permutation_p(a, b) == pytest.approx(_brute_p(a, b))
 
 
+def test_sampled_orderings_match_the_exact_p_beyond_enumeration():
+    """Nine models are sampled, not enumerated: every row a permutation, and the sampled p
+    within four standard errors of the exact one (all 9! orderings)."""
+    import itertools
+    n = synthesis.EXACT_UP_TO + 1
+    perms, exact = synthesis._orderings(n, 20_000, 0)
+    assert not exact and torch.equal(perms.sort(1).values, torch.arange(n).expand(20_000, -1))
+    a = torch.arange(n, dtype=torch.float64)
+    b = torch.tensor([1, 0, 3, 2, 5, 4, 8, 6, 7], dtype=torch.float64)          # rho = 0.9
+    every = torch.tensor(list(itertools.permutations(range(n))))
+    want = float((synthesis.spearman(a[:, None].expand(-1, len(every)), b[every].T)
+                  >= synthesis.spearman(a, b) - 1e-9).double().mean())
+    got = synthesis.permutation_p(a, b)[0]
+    assert abs(got - want) <= 4 * (want * (1 - want) / 20_000) ** 0.5 + 1 / 20_001
+
+
 def test_four_models_reach_p_005_only_at_rho_one():
     assert synthesis.permutation_p([1, 2, 3, 4], [1, 2, 3, 4])[0] == pytest.approx(1 / 24)
     assert synthesis.permutation_p([1, 2, 3, 4], [2, 1, 4, 3])[0] == pytest.approx(5 / 24)   # rho = 0.6

@@ -26,6 +26,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # TQDM_DISABLE: progress bars would fill the 12,000 characters of output the reply shows
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 FREQLIB_CALL_START=$START TQDM_DISABLE=1
 export FREQLIB_CIFAR10_MIRROR=$PWD/.carry/data/cifar10-jpeg.npz
+export FREQLIB_CIFAR10_SOURCE=mirror   # the device reaches nothing outside: no probe, the carried mirror
 export FREQLIB_CIFAR10_LOSSLESS_HEAD=$PWD/.carry/data/cifar10-test-head-lossless.npz
 export FREQLIB_FROST=$PWD/.carry/data/frost
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
