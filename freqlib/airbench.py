@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AIRBENCH94", "LEFT_OUT", "WHITEN_WIDTH", "AirbenchNet", "BatchNorm", "sgd_settings",
-           "compile_enabled", "count_parameters"]
+           "compile_enabled", "count_parameters", "learned_first_layer"]
 
 # airbench94 as published (legacy/airbench94.py): the reference every setting is compared with.
 AIRBENCH94 = dict(
@@ -233,3 +233,13 @@ class AirbenchNet(nn.Module):
         self.stem.weight.requires_grad_(False)   # frozen, as in the reference; the bias keeps learning
         self.whitened.fill_(True)
         self._whitened = True
+
+
+def learned_first_layer(model: nn.Module) -> bool:
+    """Whether training shaped the model's first-layer kernels. False for an airbench stem that
+    holds its whitening filters: frozen, as in the reference, so its kernels are the training
+    images' patch statistics, the same for every recipe trained on the same images, and a
+    filter lens (chapter 4's score, chapter 6's band power) would read no learning. True for
+    every other first layer (FastNet's whitening start is trained with the rest)."""
+    body = getattr(model, "body", model)
+    return not (isinstance(body, AirbenchNet) and body.whitening and body._whitened)

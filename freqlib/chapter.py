@@ -44,17 +44,18 @@ class ChapterContext:
     test_sources: set = field(default_factory=set)
     arch: str = ""       # the network this chapter trains at this profile
     head_n: int = 0      # how many of the original test images (0, 1, ...) were drawn so far
+    trained_on: str = ""  # what the chapter's models were trained on, where that is not train_variant alone
 
     @property
     def variant(self) -> str:
-        """The data label every figure and verdict carries."""
+        """The data label every figure and verdict carries (the run card's "data variant")."""
         from .data import VARIANT_MIRROR
         if self.train_variant != VARIANT_MIRROR or not self.test_sources or self.test_sources == {"mirror"}:
-            return self.train_variant
+            return f"models trained on {self.trained_on}" if self.trained_on else self.train_variant
         # the images actually drawn, not the whole file ("test images 0–499", not "0–931")
         analysed = {"head": f"original CIFAR-10 test images 0–{self.head_n - 1}", "mirror": "JPEG-mirror test images"}
         used = " and ".join(analysed[s] for s in sorted(self.test_sources) if s in analysed)
-        return f"models trained on {VARIANT_MIRROR}; analysed on {used}"
+        return f"models trained on {self.trained_on or VARIANT_MIRROR}; analysed on {used}"
 
     @property
     def network(self) -> str:

@@ -19,7 +19,9 @@ Either way the model takes float images of shape (N, 3, 32, 32) with values in
 
 The report runs four lenses on the first test images (filtered-input accuracy,
 DCT band attribution, Fourier heat map, a Fourier mask) and writes one
-self-contained HTML page with the figures and numbers.
+self-contained HTML page with the figures and numbers. Its settings per profile
+(:func:`freqlib.report.report_settings`) are chapter 5's, so
+``python -m freqlib report NAME --profile P`` reproduces the chapter's numbers for NAME at profile P.
 """
 from __future__ import annotations
 
@@ -34,12 +36,24 @@ import torch
 from torch import nn
 
 from .io import atomic_write_text
+from .mask_training import DATASET_MASKS
 
-__all__ = ["ReportError", "load_classifier", "FrequencyReport", "make_report", "write_html"]
+__all__ = ["ReportError", "load_classifier", "FrequencyReport", "make_report", "write_html", "REPORT_SETTINGS",
+           "report_settings", "profile_report", "compare_reports", "kept_frequencies", "report_lines"]
 
 EXPECTED = ("a freqlib zoo checkpoint (a dict with 'config' and 'state_dict'), a torch.export "
             "program (.pt2) or a TorchScript file, of a model taking (N, 3, 32, 32) images in [0, 1] "
             "and returning (N, 10) logits")
+# How to make a file the report reads, in one line (error messages end with it).
+EXPORT_HINT = ('export it with torch.export: torch.export.save(torch.export.export(model.eval(), '
+               '(torch.rand(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim("batch")},)), "mine.pt2")')
+
+# The report's settings per profile, read by both chapter 5 and ``python -m freqlib report``:
+# analysed images (the first test images), heat-map images (the first of those), and chapter 3's
+# dataset-mask settings (the mask learns on the last ``n_mask`` test images, never analysed ones).
+REPORT_SETTINGS = {"smoke": dict(n_images=64, n_heatmap=8, **DATASET_MASKS["smoke"]),
+                   "quick": dict(n_images=500, n_heatmap=100, **DATASET_MASKS["quick"]),
+                   "paper": dict(n_images=10_000, n_heatmap=10_000, **DATASET_MASKS["paper"])}
 
 
 class ReportError(ValueError):
@@ -47,12 +61,27 @@ class ReportError(ValueError):
 
 
 class PixelSpaceModel(nn.Module):
-    """A foreign classifier seen as freqlib's ``normalize`` + ``body`` (normalise = identity)."""
+    """A foreign classifier seen as freqlib's ``normalize`` + ``body``. Its normalisation is
+    inside it, so freqlib's is the identity (mean 0, std 1): masks and filters act on [0, 1] pixels.
 
-    def __init__(self, model: nn.Module):
+    ``fixed_mode``: the body is an exported program's module, which refuses ``train()`` and
+    ``eval()`` (NotImplementedError in torch 2.x); it was exported in eval mode and stays so,
+    and only the wrapper's own flag follows ``train``/``eval``.
+    """
+
+    def __init__(self, model: nn.Module, fixed_mode: bool = False):
+        from .models import Normalize
         super().__init__()
-        self.normalize = nn.Identity()
+        self.normalize = Normalize(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
         self.body = model
+        self.fixed_mode = fixed_mode
+
+    def train(self, mode: bool = True):
+        if not self.fixed_mode:
+            return super().train(mode)
+        self.training = mode
+        self.normalize.train(mode)
+        return self
 
     def forward(self, x):
         return self.body(x)
@@ -63,17 +92,34 @@ class PixelSpaceModel(nn.Module):
 PROBE = (5, 3, 32, 32)
 
 
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (200 characters at most): error messages stay one line."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[0].strip()[:200]}" if lines else type(exc).__name__
+
+
 def _check_shape(model: nn.Module, device: str, source: str) -> None:
     try:
         with torch.no_grad():
             out = model(torch.rand(*PROBE, device=device))
     except Exception as exc:
         raise ReportError(f"{source}: the model failed on a {PROBE} input "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); expected {EXPECTED}") from None
+                          f"({_first_line(exc)}); expected {EXPECTED}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (PROBE[0], 10):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ReportError(f"{source}: the model returned {shape} for a {PROBE} input; "
                           f"expected ({PROBE[0]}, 10) logits ({EXPECTED})")
+
+
+def _fixed_batch(program) -> int | None:
+    """The batch size an exported program was fixed to (exported without a dynamic batch
+    dimension), or None when its first input's batch dimension is symbolic."""
+    user = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            return shape[0] if shape and isinstance(shape[0], int) else None
+    return None
 
 
 def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> tuple[nn.Module, str]:
@@ -92,9 +138,14 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
         try:
             program = torch.export.load(str(path))
         except Exception as exc:
-            raise ReportError(f"cannot load {path} as a torch.export program ({type(exc).__name__}); "
+            raise ReportError(f"cannot load {path} as a torch.export program ({_first_line(exc)}); "
                               f"expected {EXPECTED}") from None
-        model = PixelSpaceModel(program.module()).to(device)
+        fixed = _fixed_batch(program)
+        if fixed is not None:
+            raise ReportError(f"{path}: the program was exported for batches of exactly {fixed} images (no "
+                              f"dynamic batch dimension), the report evaluates other batch sizes; export it again "
+                              f'with dynamic_shapes=({{0: torch.export.Dim("batch")}},)') from None
+        model = PixelSpaceModel(program.module(), fixed_mode=True).to(device)
         _check_shape(model, device, str(path))
         return model, f"exported model {path.name}"
     import warnings
@@ -113,7 +164,16 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
-        raise ReportError(f"cannot load {path}: {type(exc).__name__}. Expected {EXPECTED}.") from None
+        import re
+        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if code:   # torch.save(model): the file holds the model's classes, which only pickle can rebuild
+            raise ReportError(f"cannot load {path}: it holds pickled code ({code.group(1)}; a whole model saved "
+                              "with torch.save?), and the report loads with weights_only=True, which refuses to "
+                              f"run pickled code; {EXPORT_HINT}") from None
+        raise ReportError(f"cannot load {path} ({_first_line(exc)}). Expected {EXPECTED}.") from None
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise ReportError(f"{path} holds a bare state_dict ({len(ckpt)} tensors, weights only): the "
+                          f"architecture is missing; {EXPORT_HINT}")
     if not (isinstance(ckpt, dict) and "config" in ckpt and "state_dict" in ckpt):
         raise ReportError(f"{path} holds a {type(ckpt).__name__} without 'config' and 'state_dict'; expected {EXPECTED}")
     cfg = ckpt["config"]
@@ -122,7 +182,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:
         raise ReportError(f"{path}: the weights do not fit the architecture in its config "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+                          f"({_first_line(exc)})") from None
     model = prepare_model(model, device).eval()
     _check_shape(model, device, str(path))
     return model, f"checkpoint {path.name} ({cfg['arch']}, {ckpt.get('variant', 'unknown data')})"
@@ -137,6 +197,9 @@ class FrequencyReport:
     intervals: dict = field(default_factory=dict)    # number -> Estimate (95% interval), where one is drawn
     warnings: dict = field(default_factory=dict)     # number -> "⚠ ..." a reader must see next to it
     settings: dict = field(default_factory=dict)     # how the numbers were made (images, mask training)
+    mask: torch.Tensor | None = None                 # the learned mask (centred), for comparisons
+    seed: int = 0                                    # the bootstrap's seed: same seed, paired replicates
+    training_seed: int | None = None                 # the network's training seed (zoo models; else unknown)
 
 
 def _curve_area(m, radius):
@@ -165,7 +228,8 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     from .evaluate import model_device
     from .plots import show_spectrum
     from .verdicts import bootstrap
-    rep = FrequencyReport(description, variant)
+    rep = FrequencyReport(description, variant, seed=seed,
+                          training_seed=(getattr(model, "record", None) or {}).get("seed"))
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
     boot = lambda stat, sample: bootstrap(stat, sample, n_boot=n_boot, seed=seed, device="cpu")
@@ -232,6 +296,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     rep.settings["mask training"] = (f"batch {cfg.batch_size}, lr {cfg.lr:g}, at most {cfg.max_epochs} epochs, "
                                      f"keep ratio {cfg.keep_ratio}")
     ratio_key = "mask: masked / unmasked accuracy (mask-training images)"
+    rep.mask = res.mask
     rep.numbers["mask: mean(M)"] = res.sparsity
     rep.numbers[ratio_key] = res.acc_masked / max(res.acc_unmasked, 1e-12)
     if not res.kept or rep.numbers[ratio_key] < cfg.keep_ratio:
@@ -258,6 +323,131 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     fig.colorbar(im, ax=ax, label="mask value (mean over channels)")
     rep.figures["Learned Fourier mask"] = fig
     return rep
+
+
+def report_settings(profile: str) -> dict:
+    """The report's settings at ``profile`` (``REPORT_SETTINGS``, with the profile's
+    ``n_boot``); in a dry run of ``paper``, paper's row at smoke's sizes, as a chapter's."""
+    from .profiles import dry_sized, paper_dry, profile_settings
+    if profile not in REPORT_SETTINGS:
+        raise ValueError(f"profile={profile!r} is not one of {tuple(REPORT_SETTINGS)} (resolve 'auto' first)")
+    row = (dry_sized(REPORT_SETTINGS["paper"], REPORT_SETTINGS["smoke"]) if profile == "paper" and paper_dry()
+           else dict(REPORT_SETTINGS[profile]))
+    return {**row, "n_boot": profile_settings(profile)["n_boot"]}
+
+
+def profile_report(spec: str, ctx, n_images: int | None = None, loaded: tuple | None = None) -> FrequencyReport:
+    """The report of ``spec`` (a zoo name or a file) at ``ctx``'s profile, device and seed, with
+    :func:`freqlib.report.report_settings`: the first ``n_images`` (default: the profile's) test images as
+    ``ctx.test_set`` (a chapter's context) gives them, the mask trained with chapter 3's
+    settings on the last ``n_mask`` test images and cached under chapter 3's tag (a zoo model
+    reads chapter 3's mask). Chapter 5 and ``python -m freqlib report`` both call this;
+    ``loaded``: the (model, description) of ``spec`` if :func:`freqlib.report.load_classifier` has read it already."""
+    from . import mask_training
+    from .zoo import cifar10_tensors
+    s = report_settings(ctx.profile)
+    all_x, all_y, _ = cifar10_tensors("test", "cpu")
+    n = min(n_images or s["n_images"], len(all_x) - s["n_mask"])      # never the mask's images
+    x, y = ctx.test_set(n)
+    model, description = loaded or load_classifier(spec, ctx.profile, ctx.device)
+    rep = make_report(model, description, x, y, ctx.variant, n_heatmap=s["n_heatmap"], seed=ctx.seed,
+                      mask_set=(all_x[-s["n_mask"]:], all_y[-s["n_mask"]:]),
+                      mask_set_name=f"the last {s['n_mask']} test images",
+                      mask_cfg=mask_training.dataset_mask_config(s, ctx.seed),
+                      mask_tag=mask_training.dataset_mask_tag(Path(spec).stem, ctx.profile, ctx.seed),
+                      n_boot=s["n_boot"])
+    rep.settings = {"analysed images": f"the first {n} test images", "profile": ctx.profile,
+                    "bootstrap resamples": s["n_boot"], **rep.settings}
+    return rep
+
+
+def _resolved(diff, null: float = 0.0) -> str:
+    return (f"resolved (its interval excludes {null:g})" if diff.low > null or diff.high < null
+            else f"not resolved (its interval includes {null:g})")
+
+
+def _training_seeds(reports: dict) -> str:
+    """How many networks stand behind each model and which training seeds they are, from the reports."""
+    seeds = {n: r.training_seed for n, r in reports.items()}
+    if None not in seeds.values() and len(set(seeds.values())) == 1:
+        which = f"training seed {next(iter(seeds.values()))} each"
+    else:
+        which = "training seed " + ", ".join(f"{'unknown' if v is None else v} for {n}" for n, v in seeds.items())
+    return f"one trained network per model ({which}), so training seeds are not resampled"
+
+
+def kept_frequencies(mask: torch.Tensor) -> int:
+    """Frequencies a mask keeps (value > 0 after symmetrising), as
+    :func:`freqlib.masks.equal_support` counts its support."""
+    from .masks import symmetrize
+    return int((symmetrize(mask.detach().float()) > 0).sum())
+
+
+def compare_reports(reports: dict) -> dict:
+    """Sentences comparing the first two reports (made on the same images with one seed, so
+    their intervals are paired; none for fewer than two): ``"attribution"`` (the DCT-band
+    centroids), ``"mask"`` (the masks' radial centroids) and ``"mask_equal_support"``: the
+    sparser mask's centroid over that of the other mask cut to as many frequencies
+    (:func:`freqlib.mask_geometry.centroid_ratio_equal_support`), because a sparser mask that
+    keeps the low frequencies has a lower raw centroid by construction."""
+    from . import mask_geometry
+    from .synthesis import paired_difference
+    if len(reports) < 2:
+        return {}
+    (a, ra), (b, rb) = list(reports.items())[:2]
+    out = {}
+    for key, what in (("attribution centroid (DCT band)", "attribution centroid (DCT band)"),
+                      ("mask: radial centroid", "mask's radial centroid (cycles per image)")):
+        ea, eb = ra.intervals[key], rb.intervals[key]
+        diff = paired_difference(ea, eb)
+        out[key] = (f"The {what} is {ea.fmt(digits=2)} for {a} and {eb.fmt(digits=2)} for {b}; the paired "
+                    f"difference {a} − {b} is {diff.fmt(digits=2)}, {_resolved(diff)}")
+    out["attribution"] = (out.pop("attribution centroid (DCT band)") + "; the interval is over the analysed test "
+                          f"images, with {_training_seeds({a: ra, b: rb})}")
+    out["mask"] = (out.pop("mask: radial centroid") + " over the mask's frequencies; one mask per network, so "
+                   "neither training seeds nor mask training are resampled"
+                   + "".join(f"; {n}'s mask is flagged ⚠ (read it with care)" for n, r in ((a, ra), (b, rb))
+                             if any(k.startswith("mask") for k in r.warnings)))
+    mean = {a: ra.numbers["mask: mean(M)"], b: rb.numbers["mask: mean(M)"]}
+    if ra.mask is None or rb.mask is None:
+        out["mask_equal_support"] = (
+            f"The raw difference includes the masks' sparsity (mean(M) {mean[a]:.3f} for {a}, {mean[b]:.3f} for "
+            f"{b}): a sparser mask that keeps the low frequencies has a lower centroid by construction")
+        return out
+    kept = {a: kept_frequencies(ra.mask), b: kept_frequencies(rb.mask)}
+    total = ra.mask[0].numel()
+    if kept[a] == kept[b]:
+        out["mask_equal_support"] = (f"Both masks keep {kept[a]} of {total} frequencies (mean(M) {mean[a]:.3f} for "
+                                     f"{a}, {mean[b]:.3f} for {b}), so their centroids are already compared at "
+                                     "equal support")
+        return out
+    (sparse, rs), (dense, rd) = sorted(((a, ra), (b, rb)), key=lambda item: kept[item[0]])
+    n_boot = len(ra.intervals["mask: radial centroid"].boot)       # as many, same seed: paired with the centroids
+    ratio = mask_geometry.centroid_ratio_equal_support(rs.mask, rd.mask, n_boot, ra.seed)
+    if ratio.low <= 1 <= ratio.high:
+        reading = "the two do not differ resolvably, so the raw difference is consistent with their sparsity alone"
+    elif ratio.high < 1:
+        reading = (f"{sparse}'s mask sits at lower frequencies than {dense}'s largest values at the same support, "
+                   "beyond its sparsity")
+    else:
+        reading = f"{sparse}'s mask sits at higher frequencies than {dense}'s largest values at the same support"
+    out["mask_equal_support"] = (
+        f"The raw difference includes the masks' sparsity ({a} keeps {kept[a]} of {total} frequencies, mean(M) "
+        f"{mean[a]:.3f}; {b} keeps {kept[b]}, mean(M) {mean[b]:.3f}): a sparser mask that keeps the low "
+        f"frequencies has a lower centroid by construction. At equal support, {sparse}'s centroid over that of "
+        f"{dense}'s mask cut to its {kept[sparse]} frequencies is {ratio.fmt(digits=2)}, {_resolved(ratio, 1.0)}: "
+        f"{reading}")
+    return out
+
+
+def report_lines(rep: FrequencyReport) -> list[str]:
+    """The numbers for a terminal, one per line: value, 95% interval where one is drawn, ⚠ warning."""
+    lines = []
+    for k, v in rep.numbers.items():
+        e = rep.intervals.get(k)
+        shown = e.fmt(digits=4) if e is not None else f"{v:.4f}"
+        lines.append(f"  {k}: {shown}" + (f"  {rep.warnings[k]}" if k in rep.warnings else ""))
+    return lines
 
 
 def _png(fig) -> str:

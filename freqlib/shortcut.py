@@ -37,7 +37,7 @@ __all__ = [
     "shortcut_conditions", "shortcut_rates", "rate_text", "rate_row", "shortcut_numbers", "adoption_numbers",
     "robust_with_signature", "robust_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
     "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
-    "matched_outcome", "match_state", "faint_control", "matched_reading", "reach_reading",
+    "matched_outcome", "match_state", "faint_control", "matched_reading", "matched_lean", "reach_reading",
 ]
 
 
@@ -144,15 +144,22 @@ def rate_row(model, out: dict, bootstrap) -> dict:
 
 def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:
     """The numbers of D2 and D3 (see :func:`freqlib.validity.causal_claims`) from ST's and AT's :func:`shortcut_rates`,
-    paired over the same test images."""
+    paired over the same test images; and, shown beside D3's first criterion but not judged, each network's
+    drop net of the same-budget null, (no-class - moved) / clean (``d3_net_st``, ``d3_net_at``, and ST's
+    minus AT's, ``d3_net_gap``): no-class gratings alone also cost accuracy, which D3's relative drop counts."""
     sample = {"sc": st["clean"], "sw": st["moved signature"], "sn": st["no-class gratings (null)"],
-              "sf": st["follow"], "ac": at["clean"], "aw": at["moved signature"], "af": at["follow"]}
+              "sf": st["follow"], "ac": at["clean"], "aw": at["moved signature"], "af": at["follow"],
+              "an": at["no-class gratings (null)"]}
+    net_st = lambda m: (m["sn"] - m["sw"]) / m["sc"]
+    net_at = lambda m: (m["an"] - m["aw"]) / m["ac"]
     return {"d2_drop": bootstrap(lambda m: m["sc"] - m["sw"], sample),
             "d2_excess": bootstrap(lambda m: m["sn"] - m["sw"], sample),
             "d3_reduction": bootstrap(lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]), sample),
             "d3_follow_gap": bootstrap(lambda m: m["sf"] - m["af"], sample),
             "d3_at_competence": bootstrap(lambda m: m["ac"] - CHANCE, sample),
-            "d3_at_floor": bootstrap(lambda m: m["ac"] - CHANCE - COMPETENCE, sample)}
+            "d3_at_floor": bootstrap(lambda m: m["ac"] - CHANCE - COMPETENCE, sample),
+            "d3_net_st": bootstrap(net_st, sample), "d3_net_at": bootstrap(net_at, sample),
+            "d3_net_gap": bootstrap(lambda m: net_st(m) - net_at(m), sample)}
 
 
 # ------------------------------------------------------- adoption (D4)
@@ -400,6 +407,33 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     parts = [text.format(fmt(ps), "; ".join(f"{p:g} dB: {num(points[p])}" for p in ps)) + end
              for ps, text, num, end in groups if ps]
     return head + " " + "; it ".join(parts) + "."     # "it": each part has ST as its subject
+
+
+def matched_lean(n: dict, full_excess, budget: str) -> str:
+    """Which way the point estimates of ST at AT's clean accuracy lean at D3's strength, whatever their
+    intervals (shown, not judged; :func:`matched_reading` draws the conclusions): ``n`` from
+    :func:`matched_point`, ``full_excess`` ST's excess rate of following a moved signature at the full
+    budget (an Estimate: ST minus the standard network of that budget that never saw one), ``budget``
+    the matched budget in words. D3's contrast is the full-budget ST's excess minus AT's; the part of it
+    that remains at matched accuracy is ST's excess there minus AT's (``n['gap']``). Less than half
+    remaining leans towards AT's lower accuracy, at least half towards ε's reach."""
+    pt = lambda x: f"{100 * x:.1f}"
+    st, at, gap, full = n["d4_follow_excess"].value, n["at_excess"].value, n["gap"].value, full_excess.value
+    clean = n["clean_gap"].value
+    where = (f"{pt(abs(clean))} points {'above' if clean > 0 else 'below'} AT's clean accuracy" if clean
+             else "at AT's clean accuracy")
+    head = (f"On point estimates alone (shown, not judged): ST at {budget} is {where} and follows the faint "
+            f"signature {pt(st)} points more often than its null, AT {pt(at)} points; ")
+    contrast = full - at
+    if not contrast > 0:
+        return head + (f"ST at the full budget follows it no more often than AT ({pt(full)} vs {pt(at)} points), "
+                       "so there is no contrast for the accuracy control to explain.")
+    share = gap / contrast
+    body = (f"of the {pt(contrast)} points by which ST at the full budget exceeds AT in that excess, {pt(gap)} "
+            f"({100 * share:.0f}%) remain at matched accuracy, so the numbers lean towards ")
+    if share < 0.5:
+        return head + body + "AT's lower accuracy: most of D3's contrast goes with what ST learns in its longer budget."
+    return head + body + "ε's reach: most of D3's contrast remains when ST is held to AT's accuracy."
 
 
 def reach_reading(d3: str, d4: str, control: str = "open") -> str:

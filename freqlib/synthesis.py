@@ -13,17 +13,22 @@ Fourier mask                C      minus the energy-weighted mean radius of the 
                                    every mask cut to the smallest support compared
 ==========================  =====  =====================================================  ==================
 
+The mask ranking depends on the support the masks are cut to, so
+:func:`mask_pair_orders` also orders every pair of masks at the pair's own equal
+support (chapter 3's convention) and tells a pair apart only where both cuts agree.
+
 The two image-based scores are bootstrapped with the same seed on the same
 images, so their replicates are paired; :func:`rank_agreement` uses the
 replicates to put an interval on each Spearman correlation between lenses, and
 :func:`permutation_p` gives each correlation its exact chance level (all
 orderings of the models), which :func:`pair_state` requires before it reads
-two lenses as agreeing.
+two lenses as agreeing. ``VALIDITY_NAMES`` names each lens as chapter 6 does.
 """
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -31,11 +36,14 @@ from . import attribution, filters, mask_geometry, masks
 from .models import first_conv
 from .verdicts import Estimate
 
-__all__ = ["LENSES", "filtered_score", "attribution_score", "filter_score", "mask_score", "mask_scores_equal_support",
-           "lens_scores", "spearman", "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES",
+__all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "filter_score", "mask_score",
+           "mask_scores_equal_support", "MaskPairOrder", "mask_pair_orders", "lens_scores", "spearman",
+           "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES",
            "rank_agreement", "separated_pairs", "paired_difference"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
+# the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
+VALIDITY_NAMES = dict(zip(LENSES, ("filtered accuracy", "occluded frequency", "first-layer filters", "Fourier mask")))
 
 
 def filtered_score(curves: dict, boot) -> Estimate:
@@ -64,7 +72,10 @@ def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
 
     ``n_boot > 0``: percentile interval over the first-layer kernels (resampled with
     replacement), which says how much the score depends on which kernels the network
-    happened to learn; ``n_boot = 0``: the point value only (exact)."""
+    happened to learn; ``n_boot = 0``: the point value only (exact). The resampled kernel
+    indices depend on ``seed`` only, so two networks with as many kernels get the same ones and
+    kernel i of one is differenced against kernel i of the other: like with like where every stem
+    starts from the same whitening filters (``freqlib.models.FastNet.init_whitening``)."""
     weight = first_conv(model)
     energy = filters.kernel_power(weight).sum((-2, -1)).detach().double().cpu()
     ratio = filters.high_frequency_ratio(weight).detach().double().cpu()
@@ -92,11 +103,65 @@ def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
     its largest values staying (:func:`freqlib.masks.equal_support`, the cut of chapter 3's
     ``centroid_ratio_eq``); the centroids are bootstrapped over mask frequencies with one
     seed (paired resamples)."""
-    sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
-    support = {n: int((s > 0).sum()) for n, s in sym.items()}
+    sym, support = _symmetrised_supports(mask_of)
     like = sym[min(support, key=support.get)]
     return ({n: mask_geometry.bootstrap_centroid(masks.equal_support(s, like), n_boot=n_boot, seed=seed).scaled(-1.0)
              for n, s in sym.items()}, min(support.values()))
+
+
+def _symmetrised_supports(mask_of: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
+    return sym, {n: int((s > 0).sum()) for n, s in sym.items()}
+
+
+def _side_of_one(e: Estimate) -> int:
+    """+1: the interval lies below 1 (the first mask sits lower); -1: above 1; 0: it holds 1."""
+    return 1 if e.high < 1 else -1 if e.low > 1 else 0
+
+
+@dataclass(frozen=True)
+class MaskPairOrder:
+    """One pair of masks, sparser first, ordered at two cuts. Both are the radial centroid of
+    the sparser mask over the denser one's (below 1: the sparser sits at lower frequencies):
+
+    * ``common``: every compared mask cut to the smallest support among them
+      (:func:`mask_scores_equal_support`, the cut this chapter ranks with);
+    * ``own``: the denser cut to the sparser one's support (``own_support`` values),
+      :func:`freqlib.mask_geometry.centroid_ratio_equal_support`, chapter 3's convention."""
+    common: Estimate
+    own: Estimate
+    own_support: int
+
+    @property
+    def told_apart(self) -> bool:
+        """Both cuts order the pair the same way, each with an interval excluding 1."""
+        side = _side_of_one(self.common)
+        return side != 0 and side == _side_of_one(self.own)
+
+    @property
+    def reversed(self) -> bool:
+        """The two cuts' point values order the pair oppositely."""
+        return (self.common.value - 1) * (self.own.value - 1) < 0
+
+
+def mask_pair_orders(mask_of: dict[str, torch.Tensor], n_boot: int,
+                     seed: int = 0) -> dict[tuple[str, str], MaskPairOrder]:
+    """(sparser, denser) -> :class:`MaskPairOrder` for every pair of the masks of ``mask_of``.
+
+    Which of two masks is the more low-frequency can depend on the support they are cut to;
+    a pair counts as told apart only when the common cut and the pair's own cut agree
+    (:attr:`MaskPairOrder.told_apart`). Every centroid is bootstrapped with ``seed``, so the
+    ratios' replicates are paired."""
+    common, _ = mask_scores_equal_support(mask_of, n_boot, seed)     # minus centroids: their ratio is the centroids'
+    _, support = _symmetrised_supports(mask_of)
+    out = {}
+    for a, b in itertools.combinations(mask_of, 2):
+        sparse, dense = (a, b) if support[a] <= support[b] else (b, a)
+        ratio = Estimate.from_boot(common[sparse].value / common[dense].value,
+                                   common[sparse].boot.double() / common[dense].boot.double(), over="mask frequencies")
+        own = mask_geometry.centroid_ratio_equal_support(mask_of[sparse], mask_of[dense], n_boot, seed)
+        out[sparse, dense] = MaskPairOrder(ratio, own, support[sparse])
+    return out
 
 
 def lens_scores(model, images: torch.Tensor, labels: torch.Tensor, boot, n_boot: int,
@@ -183,7 +248,8 @@ def smallest_agreeing_rho(n: int, alpha: float) -> tuple[float, float]:
     return best
 
 
-STATES = ("agree", "opposite", "undecided", "does not agree")
+# "not shown to agree" is no finding of disagreement: few models put every rho but the largest within chance
+STATES = ("agree", "opposite", "undecided", "not shown to agree")
 
 
 def pair_state(e: Estimate, p_upper: float, p_lower: float, agree_at: float, alpha: float) -> str:
@@ -192,13 +258,15 @@ def pair_state(e: Estimate, p_upper: float, p_lower: float, agree_at: float, alp
     * agree: beyond chance (upper permutation p <= ``alpha``) and the whole interval at or above ``agree_at``;
     * opposite: beyond chance in the other direction (lower p <= ``alpha``) and the whole interval below 0;
     * undecided: beyond chance at the point value, but the interval reaches past the threshold;
-    * does not agree: the ranking is within what random rankings give (rho = 0 among them).
+    * not shown to agree: the ranking is within what random rankings give (rho = 0 among them), so
+      the test cannot tell it from chance; that is no evidence of disagreement (with four models
+      only rho = 1 is beyond chance at ``alpha`` = 0.05).
     """
     if p_upper <= alpha:
         return "agree" if e.low >= agree_at else "undecided"
     if p_lower <= alpha:
         return "opposite" if e.high < 0 else "undecided"
-    return "does not agree"
+    return "not shown to agree"
 
 
 def _replicates(e: Estimate, n_boot: int) -> torch.Tensor:

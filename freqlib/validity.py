@@ -47,6 +47,7 @@ from typing import Callable
 import torch
 
 from . import attacks, attribution, heatmap, mask_training, masks, spectral
+from .airbench import learned_first_layer
 from .data import PlantedBand
 from .shortcut import COMPETENCE, amplitude_text
 from .verdicts import Claim, Criterion, Estimate, verdict
@@ -60,7 +61,8 @@ __all__ = [
     "band_energy", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
-    "BORDER", "borderline", "synthesis_sentence",
+    "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
+    "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
 
@@ -509,7 +511,7 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255, strong_psnr
                          ("d3_follow_gap", "d3_at_floor"), above=0.0)]),
         Claim("D4", BEYOND + "our test (Ilyas et al. 2019)",
               f"L∞ adversarial training adopts a {shortcut_band}-band shortcut that an ε-bounded change cannot "
-              "erase: it ignores what ε can forge, not high frequencies as such.",
+              "erase.",
               "not tested in the papers: robust training keeps features an ε-bounded change cannot remove, "
               f"whatever their frequency; at {strong_psnr:g} dB, "
               + amplitude_text(shortcut_band, eps, 10 ** (-strong_psnr / 20)),
@@ -585,19 +587,108 @@ _SYNTHESIS = {
 }
 
 
-def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: dict | None = None) -> str:
+# what each criterion of D1-D4 says when it holds, in words: an inconclusive claim whose other
+# criteria hold is read criterion by criterion, so the sentence does not doubt what they settled
+_CRITERION_WORDS = {
+    "D1": ("PGD δ's energy moved more than half-way into the planted band for every planted network",
+           "against the low-band network PGD δ kept most of its energy below DCT band 16",
+           "against the high-band network PGD δ put more of its energy into DCT bands k ≥ 16 than a random ±ε "
+           "pattern does"),
+    "D2": ("moving the {s}-band signature to another class cost the standard network more than 20 points of "
+           "accuracy",
+           "the move cost it more than 10 points beyond no-class gratings of the same band and strength"),
+    "D3": ("AT's relative drop under a moved signature was more than 10 points below ST's, with AT above its "
+           "competence floor",
+           "AT followed the moved signature less often than ST, with AT above its competence floor"),
+    "D4": ("AT trained with the strong signature followed a moved one more than 10 points more often than AT "
+           "that never saw one",
+           "a moved strong signature removed more than 10% of the accuracy that no-class gratings leave"),
+}
+_ORDINALS = ("first", "second", "third", "fourth")
+
+# what ST at AT's clean accuracy (freqlib.shortcut.faint_control) adds to a reduction D3 found
+D3_CONTROL = {
+    "separated": "ST at AT's clean accuracy follows the signature, so AT's lower accuracy does not explain the "
+                 "reduction",
+    "neither": "ST at AT's clean accuracy ignores the signature too, so AT's lower accuracy explains the reduction "
+               "as well as ε's reach does",
+    "open": "whether AT's lower clean accuracy explains the reduction is open: the accuracy-matched control does "
+            "not settle it at this strength",
+}
+
+
+def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: dict | None = None,
+                       states: dict | None = None, d3_control: str | None = None) -> str:
     """One sentence reading the verdicts of D1-D3, and D4 where given (``verdicts[claim id]``), in words.
     ``undecided`` (claim id -> the criteria whose interval straddles their threshold) names, for an
-    inconclusive claim, what is undecided, so the sentence does not doubt what the other criteria settled."""
+    inconclusive claim, what is undecided, so the sentence does not doubt what the other criteria settled.
+    ``states`` (claim id -> its criteria's states, in order) does more: an inconclusive claim with a
+    criterion that holds says which holds and which is undecided, in words. ``d3_control`` (a key of
+    ``D3_CONTROL``: what ST at AT's clean accuracy says at D3's strength) qualifies a reduction D3 found."""
+    def held_in_part(c: str) -> list | None:
+        st = (states or {}).get(c)
+        return st if verdicts[c] == "inconclusive" and st and "holds" in st and c in _CRITERION_WORDS else None
+
     def read(c: str) -> str:
-        what = (undecided or {}).get(c) if verdicts[c] == "inconclusive" else None
-        return f"{c}; undecided: {'; '.join(what)}" if what else c
-    parts = [_SYNTHESIS[c][verdicts[c]].format(s=shortcut_band) + f" ({read(c)})" for c in ("D1", "D2", "D3")]
+        st = held_in_part(c)
+        if st:
+            label = f"{c}: " + ", ".join(f"{_ORDINALS[i]} criterion {s}" for i, s in enumerate(st))
+        else:
+            what = (undecided or {}).get(c) if verdicts[c] == "inconclusive" else None
+            label = f"{c}; undecided: {'; '.join(what)}" if what else c
+        reduction_found = verdicts[c] in ("reproduced", "partly") or st is not None
+        if c == "D3" and d3_control and reduction_found:
+            label += f"; {D3_CONTROL[d3_control]}"
+        return label
+
+    def words(c: str) -> str:
+        st = held_in_part(c)
+        if not st:
+            return _SYNTHESIS[c][verdicts[c]].format(s=shortcut_band)
+        said = [w.format(s=shortcut_band) for w in _CRITERION_WORDS[c]]
+        held = " and ".join(w for w, s in zip(said, st) if s == "holds")
+        open_ = " and ".join(w for w, s in zip(said, st) if s != "holds")
+        return ("and " if c == "D4" else "") + f"{held}, but whether {open_} is undecided"
+
+    parts = [words(c) + f" ({read(c)})" for c in ("D1", "D2", "D3")]
     text = "; ".join(parts)
     if "D4" in verdicts:
-        text += ", " + _SYNTHESIS["D4"][verdicts["D4"]] + f" ({read('D4')})"
+        text += ", " + words("D4") + f" ({read('D4')})"
     text += "."
     return text[0].upper() + text[1:]
+
+
+# ---------------------------------------------------- the shortcut readout
+SEES = Criterion("shortcut network's AUROC for the signature frequencies minus the same-budget plain network's > 0",
+                 "diff", above=0.0)
+SEES_WORDS = {"holds": "yes", "fails": "no", "undecided": "undecided"}
+
+
+def sees_readout(diff: Estimate) -> tuple[str, str]:
+    """(the difference as printed, the reading) of one lens in the shortcut readout: does the shortcut
+    network's map rank the signature frequencies above the plain network's (``SEES``)?
+
+    A difference with an interval is judged like every criterion. A lens with one map per network
+    (Fourier mask, first-layer filters; ``over`` ends in "(no interval)") is judged on its point value,
+    and one that :func:`borderline` flags (within ``BORDER`` of 0, as in section 1) reads
+    "borderline (one map each)" and is printed with 3 digits, so it does not round onto 0: a point
+    value that close to the threshold is not called either way."""
+    single = diff.over.endswith("(no interval)")
+    if single and borderline({"diff": diff}, (SEES,)):
+        return diff.fmt(digits=3), "borderline (one map each)"
+    word = SEES_WORDS[SEES.judge({"diff": diff})]
+    return diff.fmt(digits=2), word + (" (one map each: point value)" if single else "")
+
+
+def limits_sentence(seeds: list) -> str:
+    """What the verdicts of chapter 6 rest on: its training seeds (``ctx.seeds``) and what the intervals cover."""
+    if len(seeds) == 1:
+        return (f"These verdicts rest on one training seed ({seeds[0]}): their intervals are over test images "
+                "only, with one trained network per condition, so they leave out how much a retrained network "
+                "would differ.")
+    return (f"These verdicts pool {len(seeds)} training seeds ({', '.join(map(str, seeds))}) of the planted, "
+            "shortcut and strong-signature networks; the networks without a signature, the adoption curve and "
+            "the accuracy-matched control are one trained network each, with intervals over test images only.")
 
 
 # ------------------------------------------------------------ one model
@@ -607,14 +698,17 @@ def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, f
     """Every lens of the book on one model: lens label -> :class:`LensMap`.
 
     ``x, y`` are the analysed images (the first ``n_*`` of them per lens);
-    ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``).
+    ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``). The first-layer filter lens
+    is left out for a network whose first layer training did not shape
+    (:func:`freqlib.airbench.learned_first_layer`: airbench's frozen whitening stem).
     """
     runs = {"filtered accuracy": filtered_lens(model, x[:n_filter], y[:n_filter], filter_blocks),
             "occluded frequency": of_lens(model, x[:n_of])}
     for eps in heat_eps:
         runs[f"heat map ε={eps:g}"] = heatmap_lens(model, x[:n_heat], y[:n_heat], heat_blocks, eps=eps, seed=seed)
     runs["Fourier mask"] = mask_lens(model, mask_x, mask_y, mask_cfg, tag)
-    runs["first-layer filters"] = filter_lens(model)
+    if learned_first_layer(model):   # airbench's frozen whitening stem would show the data, not learning
+        runs["first-layer filters"] = filter_lens(model)
     runs["PGD spectrum"] = pgd_lens(model, x[:n_attack], y[:n_attack], eps=attack_eps, steps=pgd_steps, seed=seed)
     return runs
 

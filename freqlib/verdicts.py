@@ -115,14 +115,19 @@ class Estimate:
         return Estimate(self.value * factor, lo, hi, self.over, self.n, boot)
 
     def fmt(self, pct: bool = False, digits: int | None = None) -> str:
-        """``"38.8% [35.1, 42.0]"`` (pct) or ``"2.51 [2.30, 2.77]"``."""
+        """``"38.8% [35.1, 42.0]"`` (pct) or ``"2.51 [2.30, 2.77]"``.
+
+        The interval is printed whenever the number has one, also when its bounds coincide
+        (``"1.00 [1.00, 1.00]"``: every resample gave the same value). Only an exact number and a
+        single point value that declares it has no interval (``over`` ending in "(no interval)",
+        e.g. one Fourier mask) print without brackets."""
         if self.is_nan:
             return "no power"
         k, unit = (100.0, "%") if pct else (1.0, "")
         d = digits if digits is not None else (1 if pct else 3)
         shown = lambda x: f"{round(k * x, d) + 0.0:.{d}f}"     # + 0.0: a float32 zero such as -3e-8 prints 0.0
         v = f"{shown(self.value)}{unit}"
-        if self.over == "exact" or self.low == self.high:
+        if self.over == "exact" or (self.over.endswith("(no interval)") and self.low == self.high):
             return v
         return f"{v} [{shown(self.low)}, {shown(self.high)}]"
 

@@ -169,3 +169,13 @@ def test_paper_recipes_whiten_from_clean_images_as_chapter_2_rebuilds_them(recip
     train_model(model, x, y, cfg)
     start = whitening_start({recipe: model}, x, n=5000)
     assert start.loc[recipe, "similarity to the start"] > 0.999
+
+
+def test_a_whitened_airbench_stem_is_not_a_learned_first_layer():
+    from freqlib.airbench import learned_first_layer
+    net = build_model("airbench", (8, 8, 16))
+    assert learned_first_layer(net)                           # not whitened yet: nothing frozen
+    net.train()
+    net(torch.rand(64, 3, 32, 32))
+    assert not learned_first_layer(net) and not learned_first_layer(net.body)
+    assert learned_first_layer(build_model("fastnet", (8, 16, 32)))   # whitening-initialised, then trained

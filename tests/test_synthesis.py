@@ -124,7 +124,7 @@ def test_agreement_rule_fails_on_a_random_ordering():
     zero = [1.0, 3.0, 0.0, 2.0]                                          # rho = 0 exactly
     assert float(synthesis.spearman(torch.tensor(same), torch.tensor(zero))) == 0.0
     assert synthesis.pair_state(Estimate(0.0, 0.0, 0.0, "images"), *synthesis.permutation_p(same, zero),
-                                0.6, 0.05) == "does not agree"
+                                0.6, 0.05) == "not shown to agree"
     flipped = same[::-1]
     assert synthesis.pair_state(Estimate(-1.0, -1.0, -1.0, "images"), *synthesis.permutation_p(same, flipped),
                                 0.6, 0.05) == "opposite"
@@ -152,6 +152,41 @@ def test_mask_scores_at_equal_support_remove_the_sparsity_confound():
     high = (r >= 10).float()[None, None] * dense + 1e-3 * (r < 10).float()[None, None]
     eq, _ = synthesis.mask_scores_equal_support({"sparse": sparse, "high": high}, 200)
     assert eq["sparse"].value > eq["high"].value + 1                     # a real difference survives
+
+
+def test_mask_pairs_are_told_apart_only_where_both_cuts_order_them_alike():
+    from freqlib import mask_geometry
+    from freqlib.spectral import frequency_radius
+    r = frequency_radius(32, 32)
+    disk = (r < 2).float()
+    shapes = {"low": disk,                                               # the sparsest: sets the common cut
+              "near": disk + 0.9 * ((r >= 2.5) & (r < 3.5)).float(),
+              "mid": ((r >= 4) & (r < 5)).float(),
+              "far": disk + 0.9 * ((r >= 12) & (r < 14)).float()}       # its disk first, then a far ring
+    mask_of = {n: m[None, None] for n, m in shapes.items()}
+    orders = synthesis.mask_pair_orders(mask_of, 300)
+    assert len(orders) == 6 and ("mid", "far") in orders                 # sparser first
+    # cut to the disk's size, "far" keeps only its disk: "mid" sits higher; at "mid"'s own support
+    # "far" adds its far ring and "mid" sits lower. Either cut alone would call the pair told apart.
+    split = orders["mid", "far"]
+    assert split.common.low > 1 and split.own.high < 1
+    assert split.reversed and not split.told_apart
+    assert split.own.value == pytest.approx(
+        mask_geometry.centroid_ratio_equal_support(mask_of["mid"], mask_of["far"], 300).value)   # chapter 3's cut
+    assert split.own_support == int((shapes["mid"] > 0).sum())
+    # two different cuts that order the pair alike, each interval excluding 1: told apart
+    alike = orders["mid", "near"]
+    assert alike.common.low > 1 and alike.own.low > 1 and alike.common.value != pytest.approx(alike.own.value)
+    assert alike.told_apart and not alike.reversed
+    # the common cut cannot tell "near" from "far" (both are the disk there): not told apart
+    tie = orders["near", "far"]
+    assert tie.common.low <= 1 <= tie.common.high and tie.own.high < 1 and not tie.told_apart
+
+
+def test_validity_names_are_rows_of_chapter_6():
+    from freqlib import validity
+    assert set(synthesis.VALIDITY_NAMES) == set(synthesis.LENSES)
+    assert set(synthesis.VALIDITY_NAMES.values()) <= set(validity.LENSES)
 
 
 def test_paired_difference_uses_the_replicates():

@@ -462,3 +462,105 @@ def test_a_matched_curve_reads_each_strength_on_its_own_conditions():
                               synthetic.shortcut_rms(name), _boot)
         assert all(curve[p][k] == one[k] if k == "weakest" else curve[p][k].value == one[k].value for k in one)
     assert curve[20.0]["weakest"] > curve[32.0]["weakest"]
+
+
+# ------------------------------------------------- the readouts of the review (2026-11-25)
+def test_a_single_map_difference_near_zero_reads_borderline_not_yes():
+    """One map per network has no interval: a point difference within BORDER of 0 is not called either way."""
+    one = lambda d: Estimate(d, d, d, over="one map each (no interval)", n=1)
+    printed, word = V.sees_readout(one(0.445 - 0.441))
+    assert word == "borderline (one map each)" and printed == "0.004"          # 3 digits: not "0.00"
+    assert V.sees_readout(one(-0.005))[1] == "borderline (one map each)"
+    assert V.sees_readout(one(0.08)) == ("0.08", "yes (one map each: point value)")
+    assert V.sees_readout(one(-0.08))[1] == "no (one map each: point value)"
+    # a difference with an interval is judged on it, near 0 or not
+    assert V.sees_readout(Estimate(0.004, 0.002, 0.006))[1] == "yes"
+    assert V.sees_readout(Estimate(0.10, -0.03, 0.26)) == ("0.10 [-0.03, 0.26]", "undecided")
+    assert V.sees_readout(Estimate(-0.2, -0.3, -0.1))[1] == "no"
+
+
+def test_d3_drop_net_of_the_no_class_gratings_is_computed_per_network():
+    n = 400
+    bits = lambda p: (torch.arange(n) < round(p * n)).float()
+    st = {"clean": bits(0.55), "moved signature": bits(0.31), "no-class gratings (null)": bits(0.43), "follow": bits(0.3)}
+    at = {"clean": bits(0.33), "moved signature": bits(0.33), "no-class gratings (null)": bits(0.33), "follow": bits(0.08)}
+    numbers = shortcut.shortcut_numbers(st, at, _boot)
+    assert numbers["d3_net_st"].value == pytest.approx((0.43 - 0.31) / 0.55)
+    assert numbers["d3_net_at"].value == pytest.approx(0.0)
+    assert numbers["d3_net_gap"].value == pytest.approx((0.43 - 0.31) / 0.55)
+    assert numbers["d3_net_st"].low < numbers["d3_net_st"].value < numbers["d3_net_st"].high
+    # net of the gratings the drop is smaller than D3's drop from clean, which counts them
+    assert numbers["d3_net_st"].value < 1 - 0.31 / 0.55
+
+
+def test_synthesis_sentence_follows_which_criterion_of_an_inconclusive_claim_holds():
+    verdicts = {"D1": "partly", "D2": "inconclusive", "D3": "reproduced", "D4": "reproduced"}
+    states = {"D1": ["fails", "holds", "holds"], "D2": ["holds", "undecided"], "D3": ["holds", "holds"],
+              "D4": ["holds", "holds"]}
+    text = V.synthesis_sentence(verdicts, "high", {"D2": ["the excess criterion"]}, states)
+    assert "more than 20 points of accuracy, but whether the move cost it more than 10 points" in text
+    assert "(D2: first criterion holds, second criterion undecided)" in text
+    assert "whether the standard network adopted" not in text
+    # the other way round, and all undecided: the claim-level words
+    other = V.synthesis_sentence(verdicts, "high", None, {**states, "D2": ["undecided", "holds"]})
+    assert other.index("beyond no-class gratings") < other.index("but whether moving the high-band signature")
+    none_held = V.synthesis_sentence(verdicts, "high", None, {**states, "D2": ["undecided", "undecided"]})
+    assert "whether the standard network adopted the high-band shortcut is undecided (D2)" in none_held
+    # an inconclusive D4 with one criterion held keeps its leading "and"
+    d4 = V.synthesis_sentence({**verdicts, "D4": "inconclusive"}, "high", None, {**states, "D4": ["undecided", "holds"]})
+    assert "(D3), and a moved strong signature removed" in d4 and d4.endswith("second criterion holds).")
+
+
+def test_synthesis_sentence_qualifies_d3_with_the_matched_control():
+    verdicts = {"D1": "partly", "D2": "reproduced", "D3": "reproduced", "D4": "reproduced"}
+    for control, words in (("open", "is open"), ("neither", "explains the reduction as well"),
+                           ("separated", "does not explain the reduction")):
+        text = V.synthesis_sentence(verdicts, "high", d3_control=control)
+        assert f"reduced the reliance on it (D3; {V.D3_CONTROL[control]})" in text and words in text
+    # no reduction found: nothing to qualify
+    text = V.synthesis_sentence({**verdicts, "D3": "not reproduced"}, "high", d3_control="open")
+    assert "(D3)" in text and "accuracy-matched" not in text
+
+
+def test_the_limits_sentence_names_the_seeds():
+    assert "one training seed (0)" in V.limits_sentence([0])
+    assert "intervals are over test images only, with one trained network per condition" in V.limits_sentence([0])
+    several = V.limits_sentence([0, 1, 2])
+    assert "pool 3 training seeds (0, 1, 2)" in several and "one training seed" not in several
+
+
+def test_d4_states_only_what_its_criteria_test():
+    statement = _claim("D4").statement
+    assert "ignores what ε can forge" not in statement and "cannot erase" in statement
+
+
+def test_the_matched_controls_point_estimates_lean_either_way():
+    """Of D3's contrast (full-budget ST's excess minus AT's), less than half left at matched accuracy leans
+    towards AT's lower accuracy, at least half towards ε's reach; no contrast leaves nothing to explain."""
+    E = lambda v: Estimate(v, v - 0.02, v + 0.02)
+    point = lambda st, at, clean=0.028: {"d4_follow_excess": E(st), "at_excess": E(at), "gap": E(st - at),
+                                         "clean_gap": E(clean)}
+    text = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget")
+    assert "ST at 1/4 of the budget is 2.8 points above AT's clean accuracy" in text
+    assert "follows the faint signature 1.3 points more often than its null, AT -0.7 points" in text
+    assert "of the 31.1 points" in text and "2.0 (6%) remain" in text and "lean towards AT's lower accuracy" in text
+    reach = shortcut.matched_lean(point(0.25, 0.0, clean=-0.01), E(0.30), "1/2 of the budget")
+    assert "lean towards ε's reach" in reach and "1.0 points below AT's clean accuracy" in reach
+    none = shortcut.matched_lean(point(0.0, 0.05, clean=0.0), E(0.02), "1/4 of the budget")
+    assert "no contrast for the accuracy control to explain" in none and "is at AT's clean accuracy" in none
+
+
+def test_filter_lens_is_left_out_for_a_frozen_whitening_stem(monkeypatch):
+    """airbench's whitened stem is frozen: the same kernels for every network trained on the same
+    images, so the filter lens would read the data. run_lenses leaves it out there, and only there."""
+    from freqlib.models import build_model
+    for heavy in ("filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "pgd_lens"):
+        monkeypatch.setattr(V, heavy, lambda *a, **k: "stand-in")
+    x, y = torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
+    kw = dict(mask_x=x, mask_y=y, mask_cfg=None, tag="t", n_filter=4, filter_blocks=2, n_of=4, n_heat=4,
+              heat_blocks=2)
+    whitened = build_model("airbench", (8, 8, 16))
+    whitened.train()
+    whitened(torch.rand(64, 3, 32, 32))                     # whitens (and freezes) its stem
+    assert "first-layer filters" not in V.run_lenses(whitened.eval(), x, y, **kw)
+    assert "first-layer filters" in V.run_lenses(build_model("fastnet", (8, 16, 32)), x, y, **kw)

@@ -119,6 +119,12 @@ def test_estimate_formatting_and_validation():
     assert Estimate(0.388, 0.351, 0.42).fmt(pct=True) == "38.8% [35.1, 42.0]"
     assert Estimate.exact(2.5).fmt() == "2.500"
     assert Estimate(-2.98e-8, -2.98e-8, 0.15).fmt(digits=1) == "0.0 [0.0, 0.1]"      # no "-0.0"
+    # an interval whose bounds coincide is still an interval: every resample gave the same value
+    assert Estimate(1.0, 1.0, 1.0).fmt(digits=2) == "1.00 [1.00, 1.00]"
+    assert Estimate(0.5, 0.5, 0.5, over="3 seeds").fmt(digits=1) == "0.5 [0.5, 0.5]"
+    # only an exact number and a point value declared without an interval print bare
+    assert Estimate(0.445, 0.445, 0.445, over="one mask (no interval)", n=1).fmt(digits=3) == "0.445"
+    assert Estimate(0.4, 0.3, 0.5, over="2 seeds × one mask (no interval)").fmt(digits=1) == "0.4 [0.3, 0.5]"
     with pytest.raises(ValueError, match="empty"):
         Estimate(1.0, 2.0, 0.5)
     assert math.isclose(Estimate(0.1, 0.0, 0.2).scaled(100).high, 20.0)
