@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="smoke, quick (default), paper or auto: chapter 5's settings at that profile")
     report.add_argument("--device", default="auto")
     report.add_argument("--seed", type=int, default=0, help="seed of the heat map, mask and bootstrap (chapter 5's)")
-    report.add_argument("--n-images", type=int, default=None,
+    report.add_argument("--n-images", type=_positive_int, default=None,
                         help="test images analysed (default: the profile's, as chapter 5)")
     report.add_argument("--out", type=Path, default=None, help="HTML file (default: <model>-report.html)")
     shots = sub.add_parser("screenshots", help="screenshots of the built site into docs/")
@@ -187,8 +187,21 @@ def _sweep(args) -> int:
     return 0 if not result["failures"] else 1
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 or a negative count has no meaning here)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _report(args) -> int:
+    import torch
     from .chapter import ChapterContext
+    from .data import DataUnavailableError
     from .profiles import profile_settings, resolve_device, resolve_profile
     from .report import ReportError, load_classifier, profile_report, report_lines, write_html
     from .zoo import cifar10_tensors
@@ -200,8 +213,8 @@ def _report(args) -> int:
     ctx = ChapterContext(profile, device, args.seed, variant, profile_settings(profile))
     try:
         rep = profile_report(args.model, ctx, args.n_images, loaded)
-    except ReportError:
-        raise
+    except (ReportError, DataUnavailableError, torch.OutOfMemoryError):
+        raise                                         # the data's or the device's fault, said as such
     except Exception as exc:
         if not Path(args.model).is_file():
             raise                                     # a zoo model: a failure is freqlib's, show it whole

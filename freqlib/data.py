@@ -28,7 +28,9 @@ import math
 import os
 import pickle
 import socket
+import threading
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -174,10 +176,20 @@ def _download(root: Path, split: str) -> None:
         (Path(tmp) / "cifar-10-batches-py").replace(root / "cifar-10-batches-py")
 
 
+_DOWNLOAD_FAILED: list[str] = []       # why this process's download failed (then the mirror is what loads)
+
+
 def _load_download(root: Path, split: str):
+    if _DOWNLOAD_FAILED:
+        return None                     # tried once in this process; do not fetch 170 MB again per split
     try:
         _download(root, split)
-    except Exception:
+    except Exception as exc:
+        import warnings
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        _DOWNLOAD_FAILED.append(f"{type(exc).__name__}: {lines[0].strip()[:200]}" if lines else type(exc).__name__)
+        warnings.warn(f"the CIFAR-10 download failed ({_DOWNLOAD_FAILED[0]}); FREQLIB_CIFAR10_SOURCE=mirror "
+                      "skips it", RuntimeWarning, stacklevel=2)
         return None
     return _load_torchvision_copy(root, split)
 
@@ -197,13 +209,23 @@ def source_choice() -> str:
 
 @lru_cache(maxsize=None)
 def _download_host_answers(url: str = CIFAR10_URL) -> bool:
-    """Whether the download's host accepts a connection (asked once per process)."""
-    host = urllib.parse.urlsplit(url)
-    try:
-        socket.create_connection((host.hostname, host.port or 443), timeout=PROBE_TIMEOUT_S).close()
-    except OSError:
-        return False
-    return True
+    """Whether the download's host (or the https proxy that would carry it) accepts a connection
+    within ``PROBE_TIMEOUT_S``, name lookup included (asked once per process)."""
+    target = urllib.parse.urlsplit(urllib.request.getproxies().get("https") or url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    answered = []
+
+    def connect():
+        try:
+            socket.create_connection((target.hostname, port), timeout=PROBE_TIMEOUT_S).close()
+            answered.append(True)
+        except OSError:
+            pass
+    # a daemon thread: a resolver that hangs past the timeout neither blocks the caller nor the exit
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(PROBE_TIMEOUT_S)
+    return bool(answered)
 
 
 def _sources(choice: str, root: Path, split: str):
@@ -215,8 +237,12 @@ def _sources(choice: str, root: Path, split: str):
         return (mirror,)
     if choice == "original":
         return copy, download
-    # auto: the download only when its host answers, so an offline machine reaches the mirror at once
-    return (copy, download, mirror) if _download_host_answers() else (copy, mirror, download)
+    # auto: the download only when its host answers, so an offline machine reaches the mirror at once;
+    # asked lazily, after the copy, so a machine with the copy never waits for the probe
+    online = lambda: _download_host_answers()
+    then_download = (lambda: _load_download(root, split) if online() else None, VARIANT_ORIGINAL)
+    then_late_download = (lambda: None if online() else _load_download(root, split), VARIANT_ORIGINAL)
+    return copy, then_download, mirror, then_late_download
 
 
 def load_cifar10(split: str = "train"):
@@ -237,8 +263,9 @@ def load_cifar10(split: str = "train"):
     mirror = f"put the JPEG mirror cifar10-jpeg.npz at {mirror_path()} or set FREQLIB_CIFAR10_MIRROR to its path"
     internet = "run on a machine with internet so torchvision can download it"
     ways = {"auto": [copy, mirror, internet], "original": [copy, internet], "mirror": [mirror]}[choice]
+    failed = f"; the download failed: {_DOWNLOAD_FAILED[0]}" if _DOWNLOAD_FAILED else ""
     raise DataUnavailableError(
-        f"CIFAR-10 is not available (FREQLIB_CIFAR10_SOURCE={choice}). Provide it in one of these ways:\n"
+        f"CIFAR-10 is not available (FREQLIB_CIFAR10_SOURCE={choice}{failed}). Provide it in one of these ways:\n"
         + "\n".join(f"  {i}. {w};" for i, w in enumerate(ways, 1)))
 
 
@@ -247,7 +274,8 @@ def available_variant() -> str:
     choice = source_choice()
     if choice != "mirror" and (data_dir() / "cifar-10-batches-py" / "test_batch").is_file():
         return VARIANT_ORIGINAL
-    if choice == "mirror" or (choice == "auto" and not _download_host_answers() and mirror_path().is_file()):
+    if choice == "mirror" or (choice == "auto" and mirror_path().is_file()
+                              and (_DOWNLOAD_FAILED or not _download_host_answers())):
         return VARIANT_MIRROR
     return VARIANT_ORIGINAL     # what the download will give
 

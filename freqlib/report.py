@@ -154,7 +154,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
             for category in (FutureWarning, DeprecationWarning):   # jit is deprecated, still worth reading
                 warnings.simplefilter("ignore", category)
             model = torch.jit.load(str(path), map_location=device)
-        model = PixelSpaceModel(model).eval()
+        model = PixelSpaceModel(model).to(device).eval()   # its Normalize buffers too
         _check_shape(model, device, str(path))
         return model, f"TorchScript model {path.name}"
     except ReportError:

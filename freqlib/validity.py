@@ -700,7 +700,7 @@ def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, f
     ``x, y`` are the analysed images (the first ``n_*`` of them per lens);
     ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``). The first-layer filter lens
     is left out for a network whose first layer training did not shape
-    (:func:`freqlib.airbench.learned_first_layer`: airbench's frozen whitening stem).
+    (``freqlib.airbench.learned_first_layer``: airbench's frozen whitening stem).
     """
     runs = {"filtered accuracy": filtered_lens(model, x[:n_filter], y[:n_filter], filter_blocks),
             "occluded frequency": of_lens(model, x[:n_of])}

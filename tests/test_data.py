@@ -10,10 +10,15 @@ from freqlib import data as fdata
 
 @pytest.fixture
 def no_download(monkeypatch):
-    def refuse(*a, **k):
-        raise RuntimeError("no internet in tests")
-    monkeypatch.setattr(fdata, "_download", refuse)
+    """No internet: nothing downloads, and nothing was tried (the failure path has its own tests)."""
+    monkeypatch.setattr(fdata, "_load_download", lambda root, split: None)
     monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_download_state(monkeypatch):
+    """Each test starts as a new process would: no download tried yet."""
+    monkeypatch.setattr(fdata, "_DOWNLOAD_FAILED", [])
 
 
 def _fake_copy(root, n=10_000, seed=0):
@@ -194,11 +199,65 @@ def test_download_without_torchvision_checks_and_unpacks(tmp_path, monkeypatch):
     assert (tmp_path / "root" / "cifar-10-batches-py" / "test_batch").read_bytes() == b"x"
 
 
-def test_host_probe_tells_open_from_closed_ports():
+def test_host_probe_tells_open_from_closed_ports(monkeypatch):
     import socket
+    monkeypatch.setattr(fdata.urllib.request, "getproxies", lambda: {})
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
         assert fdata._download_host_answers.__wrapped__(f"https://127.0.0.1:{port}/cifar.tar.gz")
     assert not fdata._download_host_answers.__wrapped__(f"https://127.0.0.1:{port}/cifar.tar.gz")
+
+
+def test_a_failed_download_says_why_and_the_mirror_is_what_loads(monkeypatch, bad_mirror):
+    monkeypatch.delenv("FREQLIB_CIFAR10_SOURCE", raising=False)
+    monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: True)
+
+    def refused(root, split):
+        raise OSError("proxy said 403")
+    monkeypatch.setattr(fdata, "_download", refused)
+    with pytest.warns(RuntimeWarning, match="download failed.*proxy said 403"), \
+            pytest.raises(fdata.DataUnavailableError, match="sha256"):       # the (bad) mirror was read next
+        fdata.load_cifar10("test")
+    assert fdata.available_variant() == "CIFAR-10 (JPEG-q75 mirror)"     # what now loads, as the zoo keys it
+
+
+def test_source_original_names_why_the_download_failed(monkeypatch, bad_mirror):
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "original")
+
+    def refused(root, split):
+        raise OSError("proxy said 403")
+    monkeypatch.setattr(fdata, "_download", refused)
+    with pytest.warns(RuntimeWarning), pytest.raises(fdata.DataUnavailableError, match="download failed: OSError"):
+        fdata.load_cifar10("test")
+
+
+def test_a_present_copy_never_waits_for_the_probe(tmp_path, monkeypatch):
+    def no_probe(*a):
+        raise AssertionError("probed although the copy is there")
+    monkeypatch.setattr(fdata, "_download_host_answers", no_probe)
+    monkeypatch.delenv("FREQLIB_CIFAR10_SOURCE", raising=False)
+    _fake_copy(tmp_path)
+    monkeypatch.setenv("FREQLIB_DATA", str(tmp_path))
+    assert fdata.load_cifar10("test")[2] == "CIFAR-10" and fdata.available_variant() == "CIFAR-10"
+
+
+def test_probe_gives_up_on_a_hanging_name_lookup(monkeypatch):
+    import time
+    monkeypatch.setattr(fdata, "PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(fdata.socket, "create_connection", lambda *a, **k: time.sleep(30))
+    monkeypatch.setattr(fdata.urllib.request, "getproxies", lambda: {})
+    start = time.monotonic()
+    assert not fdata._download_host_answers.__wrapped__("https://cifar.example/x.tar.gz")
+    assert time.monotonic() - start < 5, "the probe must not wait for the resolver"
+
+
+def test_probe_asks_the_https_proxy_when_one_is_set(monkeypatch):
+    import socket
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(1)
+        port = proxy.getsockname()[1]
+        monkeypatch.setattr(fdata.urllib.request, "getproxies", lambda: {"https": f"http://127.0.0.1:{port}"})
+        assert fdata._download_host_answers.__wrapped__("https://unreachable.invalid/cifar.tar.gz")
