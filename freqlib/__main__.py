@@ -203,7 +203,7 @@ def _report(args) -> int:
     from .chapter import ChapterContext
     from .data import DataUnavailableError
     from .profiles import profile_settings, resolve_device, resolve_profile
-    from .report import ReportError, load_classifier, profile_report, report_lines, write_html
+    from .report import ReportError, first_line, load_classifier, profile_report, report_lines, write_html
     from .zoo import cifar10_tensors
     device = resolve_device(args.device)
     profile = resolve_profile(args.profile, device)
@@ -219,9 +219,7 @@ def _report(args) -> int:
         if not Path(args.model).is_file():
             raise                                     # a zoo model: a failure is freqlib's, show it whole
         # a foreign model that loads but breaks a lens (no gradient, an odd operator): one line, no traceback
-        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        raise ReportError(f"{args.model}: the report failed on this model ({type(exc).__name__}"
-                          + (f": {lines[0].strip()[:200]}" if lines else "") + ")") from None
+        raise ReportError(f"{args.model}: the report failed on this model ({first_line(exc)})") from None
     out = args.out or Path(f"{Path(args.model).stem}-report.html")
     print(write_html(rep, out))
     print(f"{profile} profile; 95% bootstrap intervals over the analysed images (the mask's centroid: over "

@@ -35,7 +35,8 @@ from .verdicts import Claim, Criterion, bootstrap, judge_setting_aside
 
 __all__ = [
     "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "support", "complement", "mirror_orbits",
-    "matched_random_masks", "annulus_shuffled_masks", "equal_support", "mask_correct", "mask_accuracy",
+    "matched_random_masks", "annulus_shuffled_masks", "kept_frequencies", "equal_support", "mask_correct",
+    "mask_accuracy",
     "masked_pixels", "cross_accuracy", "plot_masks", "paper_claims", "unfinished_aside", "judge_c4",
 ]
 
@@ -148,6 +149,12 @@ def annulus_shuffled_masks(mask: torch.Tensor, k: int, seed: int = 0) -> torch.T
     (a low-pass mask beats values scattered over all radii just because image
     energy falls off with frequency)."""
     return matched_random_masks(mask, k, seed, by_annulus=True)
+
+
+def kept_frequencies(mask: torch.Tensor) -> int:
+    """How many frequencies ``mask`` keeps (value > 0 once symmetrised): the support
+    :func:`equal_support` cuts other masks to."""
+    return int((symmetrize(mask.detach().float()) > 0).sum())
 
 
 def equal_support(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

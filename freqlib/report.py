@@ -39,7 +39,7 @@ from .io import atomic_write_text
 from .mask_training import DATASET_MASKS
 
 __all__ = ["ReportError", "load_classifier", "FrequencyReport", "make_report", "write_html", "REPORT_SETTINGS",
-           "report_settings", "profile_report", "compare_reports", "kept_frequencies", "report_lines"]
+           "report_settings", "profile_report", "first_line", "compare_reports", "report_lines"]
 
 EXPECTED = ("a freqlib zoo checkpoint (a dict with 'config' and 'state_dict'), a torch.export "
             "program (.pt2) or a TorchScript file, of a model taking (N, 3, 32, 32) images in [0, 1] "
@@ -92,7 +92,7 @@ class PixelSpaceModel(nn.Module):
 PROBE = (5, 3, 32, 32)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (200 characters at most): error messages stay one line."""
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0].strip()[:200]}" if lines else type(exc).__name__
@@ -104,7 +104,7 @@ def _check_shape(model: nn.Module, device: str, source: str) -> None:
             out = model(torch.rand(*PROBE, device=device))
     except Exception as exc:
         raise ReportError(f"{source}: the model failed on a {PROBE} input "
-                          f"({_first_line(exc)}); expected {EXPECTED}") from None
+                          f"({first_line(exc)}); expected {EXPECTED}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (PROBE[0], 10):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ReportError(f"{source}: the model returned {shape} for a {PROBE} input; "
@@ -138,7 +138,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
         try:
             program = torch.export.load(str(path))
         except Exception as exc:
-            raise ReportError(f"cannot load {path} as a torch.export program ({_first_line(exc)}); "
+            raise ReportError(f"cannot load {path} as a torch.export program ({first_line(exc)}); "
                               f"expected {EXPECTED}") from None
         fixed = _fixed_batch(program)
         if fixed is not None:
@@ -170,7 +170,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
             raise ReportError(f"cannot load {path}: it holds pickled code ({code.group(1)}; a whole model saved "
                               "with torch.save?), and the report loads with weights_only=True, which refuses to "
                               f"run pickled code; {EXPORT_HINT}") from None
-        raise ReportError(f"cannot load {path} ({_first_line(exc)}). Expected {EXPECTED}.") from None
+        raise ReportError(f"cannot load {path} ({first_line(exc)}). Expected {EXPECTED}.") from None
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         raise ReportError(f"{path} holds a bare state_dict ({len(ckpt)} tensors, weights only): the "
                           f"architecture is missing; {EXPORT_HINT}")
@@ -182,7 +182,7 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
         model.load_state_dict(ckpt["state_dict"])
     except Exception as exc:
         raise ReportError(f"{path}: the weights do not fit the architecture in its config "
-                          f"({_first_line(exc)})") from None
+                          f"({first_line(exc)})") from None
     model = prepare_model(model, device).eval()
     _check_shape(model, device, str(path))
     return model, f"checkpoint {path.name} ({cfg['arch']}, {ckpt.get('variant', 'unknown data')})"
@@ -376,13 +376,6 @@ def _training_seeds(reports: dict) -> str:
     return f"one trained network per model ({which}), so training seeds are not resampled"
 
 
-def kept_frequencies(mask: torch.Tensor) -> int:
-    """Frequencies a mask keeps (value > 0 after symmetrising), as
-    :func:`freqlib.masks.equal_support` counts its support."""
-    from .masks import symmetrize
-    return int((symmetrize(mask.detach().float()) > 0).sum())
-
-
 def compare_reports(reports: dict) -> dict:
     """Sentences comparing the first two reports (made on the same images with one seed, so
     their intervals are paired; none for fewer than two): ``"attribution"`` (the DCT-band
@@ -390,7 +383,7 @@ def compare_reports(reports: dict) -> dict:
     sparser mask's centroid over that of the other mask cut to as many frequencies
     (:func:`freqlib.mask_geometry.centroid_ratio_equal_support`), because a sparser mask that
     keeps the low frequencies has a lower raw centroid by construction."""
-    from . import mask_geometry
+    from . import mask_geometry, masks
     from .synthesis import paired_difference
     if len(reports) < 2:
         return {}
@@ -414,7 +407,7 @@ def compare_reports(reports: dict) -> dict:
             f"The raw difference includes the masks' sparsity (mean(M) {mean[a]:.3f} for {a}, {mean[b]:.3f} for "
             f"{b}): a sparser mask that keeps the low frequencies has a lower centroid by construction")
         return out
-    kept = {a: kept_frequencies(ra.mask), b: kept_frequencies(rb.mask)}
+    kept = {a: masks.kept_frequencies(ra.mask), b: masks.kept_frequencies(rb.mask)}
     total = ra.mask[0].numel()
     if kept[a] == kept[b]:
         out["mask_equal_support"] = (f"Both masks keep {kept[a]} of {total} frequencies (mean(M) {mean[a]:.3f} for "

@@ -111,7 +111,7 @@ def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
 
 def _symmetrised_supports(mask_of: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
-    return sym, {n: int((s > 0).sum()) for n, s in sym.items()}
+    return sym, {n: masks.kept_frequencies(s) for n, s in sym.items()}
 
 
 def _side_of_one(e: Estimate) -> int:
