@@ -472,7 +472,7 @@ def cut_off_while_shrinking(result: MaskResult) -> bool:
     Not so for a mask stopped by the rule, one whose last epoch was not kept (an earlier
     epoch's mask is returned), or one whose sparsity had stopped moving."""
     h = result.history
-    if stopped_by_rule(result) or len(h) < 2 or not h[-1]["kept"] or result.kept_epoch != h[-1]["epoch"]:
+    if stopped_by_rule(result) or len(h) < 2 or not h[-1]["kept"]:      # kept last: the returned mask is it
         return False
     return h[-2]["sparsity"] - h[-1]["sparsity"] > result.config.get("tol", 0.0)
 

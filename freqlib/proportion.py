@@ -54,8 +54,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .verdicts import Claim, Criterion, Estimate, bootstrap, pool, verdict
-from .verdicts import judge_setting_aside
+from .verdicts import Claim, Criterion, Estimate, bootstrap, judge_setting_aside, pool, verdict
 from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 

@@ -103,15 +103,11 @@ def mask_scores_equal_support(mask_of: dict[str, torch.Tensor], n_boot: int,
     its largest values staying (:func:`freqlib.masks.equal_support`, the cut of chapter 3's
     ``centroid_ratio_eq``); the centroids are bootstrapped over mask frequencies with one
     seed (paired resamples)."""
-    sym, support = _symmetrised_supports(mask_of)
+    sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
+    support = {n: masks.kept_frequencies(m) for n, m in mask_of.items()}
     like = sym[min(support, key=support.get)]
     return ({n: mask_geometry.bootstrap_centroid(masks.equal_support(s, like), n_boot=n_boot, seed=seed).scaled(-1.0)
              for n, s in sym.items()}, min(support.values()))
-
-
-def _symmetrised_supports(mask_of: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
-    sym = {n: masks.symmetrize(m.detach().float().cpu()) for n, m in mask_of.items()}
-    return sym, {n: masks.kept_frequencies(s) for n, s in sym.items()}
 
 
 def _side_of_one(e: Estimate) -> int:
@@ -153,7 +149,7 @@ def mask_pair_orders(mask_of: dict[str, torch.Tensor], n_boot: int,
     (:attr:`MaskPairOrder.told_apart`). Every centroid is bootstrapped with ``seed``, so the
     ratios' replicates are paired."""
     common, _ = mask_scores_equal_support(mask_of, n_boot, seed)     # minus centroids: their ratio is the centroids'
-    _, support = _symmetrised_supports(mask_of)
+    support = {n: masks.kept_frequencies(m) for n, m in mask_of.items()}
     out = {}
     for a, b in itertools.combinations(mask_of, 2):
         sparse, dense = (a, b) if support[a] <= support[b] else (b, a)

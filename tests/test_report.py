@@ -149,6 +149,17 @@ def test_cli_and_chapter_share_the_report_settings():
         report_settings("auto")
 
 
+def test_paper_dry_run_reports_at_smoke_sizes(monkeypatch):
+    """report_settings works out the dry run itself: paper's row with smoke's numbers."""
+    from freqlib.report import REPORT_SETTINGS, report_settings
+    monkeypatch.setenv("FREQLIB_PAPER_DRY", "1")
+    dry = report_settings("paper")
+    assert dry["n_images"] == REPORT_SETTINGS["smoke"]["n_images"] < REPORT_SETTINGS["paper"]["n_images"]
+    assert dry["n_heatmap"] == REPORT_SETTINGS["smoke"]["n_heatmap"]
+    monkeypatch.delenv("FREQLIB_PAPER_DRY")
+    assert report_settings("paper")["n_images"] == REPORT_SETTINGS["paper"]["n_images"]
+
+
 def test_profile_report_uses_the_profile_settings(monkeypatch):
     """The command and chapter 5 both go through profile_report: analysed and mask images,
     heat-map size, mask config and tag, and n_boot all come from report_settings."""

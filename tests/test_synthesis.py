@@ -187,6 +187,7 @@ def test_validity_names_are_rows_of_chapter_6():
     from freqlib import validity
     assert set(synthesis.VALIDITY_NAMES) == set(synthesis.LENSES)
     assert set(synthesis.VALIDITY_NAMES.values()) <= set(validity.LENSES)
+    assert len(set(synthesis.VALIDITY_NAMES.values())) == len(synthesis.LENSES)   # one row per lens, none shared
 
 
 def test_paired_difference_uses_the_replicates():
