@@ -18,7 +18,9 @@ Sections (``--only`` picks some; each writes ``paper_<section>_<device>`` into t
                  device, then evaluation per model (images/s)
 
 On CUDA everything runs at full size; on the CPU at a tiny size (same code paths), so the
-script is tested without a GPU. Times are synchronised wall-clock seconds.
+script is tested without a GPU. Times are synchronised wall-clock seconds. A section (or an
+airbench variant) that raises is recorded with its error and the others still run: the first
+GPU call must bring back what did work.
 
     python bench/bench_paper.py [--device cuda] [--only airbench heatmap] [--compile] [--out bench/results.json]
 """
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write  # noqa: E402
 
 from freqlib import evaluate  # noqa: E402
+from freqlib.errors import first_line  # noqa: E402
 from freqlib.models import build_model  # noqa: E402
 from freqlib.profiles import PROFILES, recipe_config, resolve_device  # noqa: E402
 from freqlib.train import train_model  # noqa: E402
@@ -153,9 +156,16 @@ def bench_airbench(device, size, train, test, compile_too: bool) -> dict:
     variants.append((base.epochs, False, True))
     for epochs, compiled, deterministic in variants:
         os.environ["FREQLIB_COMPILE"] = "1" if compiled else "0"
-        with deterministic_kernels(deterministic):
-            cfg = paper_config("standard", size, epochs=epochs)
-            model, seconds = timed_training(cfg, x, y, device)
+        try:
+            with deterministic_kernels(deterministic):
+                cfg = paper_config("standard", size, epochs=epochs)
+                model, seconds = timed_training(cfg, x, y, device)
+        except Exception as exc:                   # noqa: BLE001 -- e.g. torch.compile: the other runs still count
+            runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
+                         "error": first_line(exc)})
+            print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}: failed ({runs[-1]['error']})",
+                  flush=True)
+            continue
         runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
                      "train_seconds": round(seconds, 2),
                      "test_accuracy": round(evaluate.accuracy(model, tx, ty), 4),
@@ -327,21 +337,28 @@ def main() -> None:
     common = {"device": device_label(device), "variant": variant, "torch": torch.__version__}
     for section in args.only:
         start = time.perf_counter()
-        if section == "airbench":
-            result = bench_airbench(device, size, train, test, args.compile)
-        elif section == "adversarial":
-            result = bench_adversarial(device, size, train, test)
-        elif section == "resnet18":
-            result = bench_resnet18(device, size, train, args.compile)
-        elif section == "heatmap":
-            result = bench_heatmap(device, size, test)
-        elif section == "masks":
-            result = bench_masks(device, size, test)
-        else:
-            result = bench_cifar10c(device, size, test)
+        try:
+            result = run_section(section, device, size, train, test, args.compile)
+        except Exception as exc:                   # noqa: BLE001 -- one failing section must not cost the others
+            result = {"error": first_line(exc)}
+            print(f"{section}: failed ({result['error']})", flush=True)
         result.update(common, size="full" if kind == "cuda" else "tiny (CPU check of the code path)",
                       section_seconds=round(time.perf_counter() - start, 1))
         write(args.out, f"paper_{section}_{kind}", result)
+
+
+def run_section(section: str, device: str, size: dict, train, test, compile_too: bool) -> dict:
+    if section == "airbench":
+        return bench_airbench(device, size, train, test, compile_too)
+    if section == "adversarial":
+        return bench_adversarial(device, size, train, test)
+    if section == "resnet18":
+        return bench_resnet18(device, size, train, compile_too)
+    if section == "heatmap":
+        return bench_heatmap(device, size, test)
+    if section == "masks":
+        return bench_masks(device, size, test)
+    return bench_cifar10c(device, size, test)
 
 
 if __name__ == "__main__":

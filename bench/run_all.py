@@ -30,8 +30,15 @@ def table(results: dict) -> str:
     for key, r in results.items():
         if key.startswith("paper_") and key.endswith("_cpu"):
             continue          # bench_paper.py's tiny CPU run checks code paths, its figures mean nothing
+        if "error" in r:      # a section of bench_paper.py that raised: say so, do not drop the row
+            add(key, f"failed: {r['error']}", key)
+            continue
         if key.startswith("paper_airbench"):
             for run in r["runs"]:
+                if "error" in run:
+                    add(f"airbench, {run['epochs']:g} epochs" + (" (torch.compile)" if run["compiled"] else ""),
+                        f"failed: {run['error']}", key)
+                    continue
                 add(f"airbench {tuple(r['widths'])}, paper settings, {run['epochs']:g} epochs"
                     + (" (torch.compile, compile time counted)" if run["compiled"] else "")
                     + (" (deterministic kernels, as paper-run trains)" if run.get("deterministic") else ""),

@@ -203,7 +203,8 @@ def _report(args) -> int:
     from .chapter import ChapterContext
     from .data import DataUnavailableError
     from .profiles import profile_settings, resolve_device, resolve_profile
-    from .report import ReportError, first_line, load_classifier, profile_report, report_lines, write_html
+    from .errors import first_line
+    from .report import ReportError, load_classifier, profile_report, report_lines, write_html
     from .zoo import cifar10_tensors
     device = resolve_device(args.device)
     profile = resolve_profile(args.profile, device)

@@ -34,28 +34,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from . import evaluate, spectral
-from .evaluate import autocast
+from .evaluate import AutocastLogits
 
 __all__ = ["AttackResult", "pgd_linf", "square_linf", "simba", "SIMBA_BASES", "null_linf", "null_simba",
            "null_square", "square_schedule",
            "robust_accuracy", "attack_summary", "plot_perturbation_spectra"]
 
 SIMBA_BASES = ("pixel", "dct")
-
-
-class _AutocastLogits(nn.Module):
-    """Runs a model under bf16 autocast on CUDA and returns float32 logits (for query attacks)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        with autocast(x.device):
-            return self.model(x).float()
 
 
 @dataclass
@@ -122,7 +109,7 @@ def square_linf(model, images, labels, eps: float = 8 / 255, n_queries: int = 10
     import torchattacks
 
     def factory(m):
-        return torchattacks.Square(_AutocastLogits(m), norm="Linf", eps=eps, n_queries=n_queries,
+        return torchattacks.Square(AutocastLogits(m), norm="Linf", eps=eps, n_queries=n_queries,
                                    n_restarts=1, p_init=p_init, loss="margin", resc_schedule=True,
                                    seed=seed, verbose=False)
     return _run(factory, f"Square L∞ {eps * 255:.0f}/255, {n_queries} queries", model, images, labels,

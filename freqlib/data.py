@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import first_line
 from .io import atomic_save_npz, repo_root
 
 __all__ = [
@@ -186,8 +187,7 @@ def _load_download(root: Path, split: str):
         _download(root, split)
     except Exception as exc:
         import warnings
-        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        _DOWNLOAD_FAILED.append(f"{type(exc).__name__}: {lines[0].strip()[:200]}" if lines else type(exc).__name__)
+        _DOWNLOAD_FAILED.append(first_line(exc))
         warnings.warn(f"the CIFAR-10 download failed ({_DOWNLOAD_FAILED[0]}); FREQLIB_CIFAR10_SOURCE=mirror "
                       "skips it", RuntimeWarning, stacklevel=2)
         return None

@@ -6,7 +6,8 @@ batching, autocast, memory layout and device placement are decided once.
 
 * On CUDA the forward pass runs under bf16 autocast (enough for an argmax)
   in channels_last layout; ``precise=True`` keeps fp32, which logit
-  *differences* such as the occluded-frequency attribution need.
+  *differences* such as the occluded-frequency attribution need, and turns
+  off TF32 for it (:func:`full_fp32`).
 * On the CPU everything is fp32 (faster there than bf16 emulation).
 * Results stay on the model's device: no host synchronisation per batch.
   Callers move the (small) result to the CPU once.
@@ -14,12 +15,13 @@ batching, autocast, memory layout and device placement are decided once.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 from tqdm import tqdm
 
-__all__ = ["autocast", "prepare_model", "eval_batch_size", "model_device", "logits", "predict",
-           "correct", "accuracy", "for_attack"]
+__all__ = ["autocast", "full_fp32", "AutocastLogits", "prepare_model", "eval_batch_size", "model_device", "logits",
+           "predict", "correct", "accuracy", "for_attack"]
 
 
 def autocast(device) -> contextlib.AbstractContextManager:
@@ -27,6 +29,48 @@ def autocast(device) -> contextlib.AbstractContextManager:
     if torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# cuDNN runs float32 convolutions as TF32 by default on Ampere and later (a 10-bit mantissa):
+# the highest DCT bands move a pixel by a few TF32 steps, so a logit difference would be
+# rounding noise, and the positive part of noise looks like reliance on those bands.
+_TF32_FLAGS = ((torch.backends.cudnn, "allow_tf32"), (torch.backends.cuda.matmul, "allow_tf32"))
+
+
+def _set_tf32(values) -> list[bool]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # newer torch may announce these flags' successor; they still work
+        old = [getattr(owner, name) for owner, name in _TF32_FLAGS]
+        for (owner, name), value in zip(_TF32_FLAGS, values):
+            setattr(owner, name, value)
+    return old
+
+
+@contextlib.contextmanager
+def full_fp32(device):
+    """IEEE float32 convolutions and matrix products on CUDA while the block runs (TF32 off,
+    restored after); nothing on the CPU, which has no TF32."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    old = _set_tf32([False] * len(_TF32_FLAGS))
+    try:
+        yield
+    finally:
+        _set_tf32(old)
+
+
+class AutocastLogits(torch.nn.Module):
+    """``model`` under :func:`autocast` with float32 logits: what torchattacks should call
+    where bf16 is enough (query attacks, adversarial training's inner attack)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        with autocast(x.device):
+            return self.model(x).float()
 
 
 def prepare_model(model: torch.nn.Module, device) -> torch.nn.Module:
@@ -66,7 +110,7 @@ def logits(model, images: torch.Tensor, batch_size: int | None = None, precise: 
             x = transform(x)
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        with contextlib.nullcontext() if precise else autocast(device):
+        with full_fp32(device) if precise else autocast(device):
             out.append(model(x).float())
     if not out:
         return torch.empty(0, 0, device=device)

@@ -57,6 +57,7 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,24 +69,25 @@ from .paper_plan import (CARRY_MB, MARGIN_S, RESUMABLE, SAFETY, Estimator, Model
 __all__ = ["PaperRun", "Step", "device_name", "add_arguments", "cli"]
 
 
-class _deadline_env:
-    """``FREQLIB_DEADLINE`` set to ``value`` (None: unset) inside the block, restored after;
-    the chapter's kernel inherits it (freqlib.results stops between results there)."""
+@contextmanager
+def _env(name: str, value: str | None):
+    """``$name`` set to ``value`` (None: unset) inside the block, restored after; a chapter's
+    kernel started inside inherits it."""
+    old = os.environ.pop(name, None)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if old is not None:
+            os.environ[name] = old
 
-    def __init__(self, value: float | None):
-        from .deadline import DEADLINE_ENV
-        self.name, self.value = DEADLINE_ENV, value
 
-    def __enter__(self):
-        self.old = os.environ.pop(self.name, None)
-        if self.value is not None:
-            os.environ[self.name] = f"{self.value:.1f}"
-
-    def __exit__(self, *exc):
-        os.environ.pop(self.name, None)
-        if self.old is not None:
-            os.environ[self.name] = self.old
-
+def _deadline_env(value: float | None):
+    """``FREQLIB_DEADLINE`` for a chapter's kernel (freqlib.results stops between results there)."""
+    from .deadline import DEADLINE_ENV
+    return _env(DEADLINE_ENV, None if value is None else f"{value:.1f}")
 
 
 # ------------------------------------------------------------------- run
@@ -109,6 +111,7 @@ class PaperRun:
     plan: dict | None = None
     planned: dict | None = None              # replaces PLANNED[device] (tests)
     deterministic: bool = True
+    compile: bool = False                    # torch.compile the zoo trainings of this process (not the chapters')
     retry_failed: bool = False               # execute chapters that failed in an earlier call again
     split_groups: bool = False               # train models of a chapter too big for one call anyway
     force_next: bool = False                 # start a ready chapter over its estimate even if tried before
@@ -156,9 +159,9 @@ class PaperRun:
     def _variant(self, spec: ModelSpec) -> str:
         from .data import available_variant
         from .profiles import recipe_config
-        from .zoo import dataset_tensors
+        from .zoo import dataset_variant
         dataset = recipe_config(spec.name, self.profile, **spec.kwargs).dataset
-        return available_variant() if dataset == "cifar10" else dataset_tensors(dataset, "train")[2]
+        return available_variant() if dataset == "cifar10" else dataset_variant(dataset)
 
     def key_of(self, spec: ModelSpec) -> tuple[str, dict]:
         from .zoo import model_key
@@ -270,7 +273,9 @@ class PaperRun:
         from .zoo import get_model
         planned = self.estimator.planned_train(self.key_of(spec)[1])
         start = self.clock()
-        model = get_model(spec.name, self.profile, self.device, **spec.kwargs)
+        # compiled here only: a chapter's kernel would recompile per model, mode and batch size
+        with _env("FREQLIB_COMPILE", "1" if self.compile else None):
+            model = get_model(spec.name, self.profile, self.device, **spec.kwargs)
         seconds = self.clock() - start
         self.estimator.record("train", planned, seconds)
         stem = f"{spec.name}-{self.profile}-{model.record['key']}"
@@ -704,7 +709,8 @@ def add_arguments(p) -> None:
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="chapter parameter")
     p.add_argument("--carry-mb", type=float, default=None,
                    help=f"zoo MiB carried between calls (default: OUT/carry-mb.txt, else {CARRY_MB:g})")
-    p.add_argument("--compile", action="store_true", help="FREQLIB_COMPILE=1: torch.compile airbench on CUDA")
+    p.add_argument("--compile", action="store_true",
+                   help="FREQLIB_COMPILE=1 for this process's zoo trainings: torch.compile airbench on CUDA")
     p.add_argument("--no-deterministic", action="store_true", help="allow non-deterministic kernels in training")
     p.add_argument("--retry-failed", action="store_true", help="execute chapters that failed before again")
     p.add_argument("--force-next", action="store_true",
@@ -743,8 +749,6 @@ def cli(args, started: float | None = None) -> int:
         print(plan_table(args.profile if args.profile != "auto" else "paper",
                          "cuda" if args.device == "auto" else args.device, params=params))
         return 0
-    if args.compile:
-        os.environ["FREQLIB_COMPILE"] = "1"
     carry_mb = args.carry_mb
     if carry_mb is None:
         f = args.out / "carry-mb.txt"
@@ -756,7 +760,10 @@ def cli(args, started: float | None = None) -> int:
             opts = state.get("options", {})
             run = PaperRun(args.out, profile=state["profile"], device="cpu", chapters=opts.get("chapters"),
                            carry_mb=opts.get("carry_mb", carry_mb), log=lambda *a: None)
-            run.prune()   # a call killed before its end may have trained past the carry limit
+            try:
+                run.prune()   # a call killed before its end may have trained past the carry limit
+            except Exception as exc:                                   # noqa: BLE001 (the pack matters more)
+                print(f"note: carry not pruned ({type(exc).__name__}: {str(exc)[:200]}); packing as it is")
         written = pack(args.out, args.pack, tuple(args.extra))
         print(f"packed {args.out} into {len(written)} file(s) in {args.pack}: "
               + ", ".join(f"{p.name} {p.stat().st_size / 2 ** 20:.1f} MiB" for p in written))
@@ -767,6 +774,6 @@ def cli(args, started: float | None = None) -> int:
         print("note: no --budget-s or --deadline: running until the book is done", flush=True)
     run = PaperRun(args.out, profile=args.profile, device=args.device, chapters=args.chapters,
                    params=parse_assignments(args.param), carry_mb=carry_mb, deadline=deadline, planned=planned,
-                   deterministic=not args.no_deterministic, retry_failed=args.retry_failed,
+                   deterministic=not args.no_deterministic, compile=args.compile, retry_failed=args.retry_failed,
                    split_groups=args.split_groups, force_next=args.force_next, rerun=args.rerun)
     return run.run()

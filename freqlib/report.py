@@ -35,11 +35,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import first_line
 from .io import atomic_write_text
 from .mask_training import DATASET_MASKS
 
 __all__ = ["ReportError", "load_classifier", "FrequencyReport", "make_report", "write_html", "REPORT_SETTINGS",
-           "report_settings", "profile_report", "first_line", "compare_reports", "report_lines"]
+           "report_settings", "profile_report", "compare_reports", "report_lines"]
 
 EXPECTED = ("a freqlib zoo checkpoint (a dict with 'config' and 'state_dict'), a torch.export "
             "program (.pt2) or a TorchScript file, of a model taking (N, 3, 32, 32) images in [0, 1] "
@@ -87,15 +88,11 @@ class PixelSpaceModel(nn.Module):
         return self.body(x)
 
 
-# A batch size nobody exports with: a program exported without a dynamic batch
-# dimension fails here, with the cause named, not at the first evaluation batch.
+# A batch size nobody exports with: a model that runs only at the batch size it was
+# traced with, or returns no (N, 10) logits, fails here with the cause named, not at the
+# first evaluation batch (a .pt2 program fixed to one batch size is refused before this,
+# by _fixed_batch).
 PROBE = (5, 3, 32, 32)
-
-
-def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (200 characters at most): error messages stay one line."""
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0].strip()[:200]}" if lines else type(exc).__name__
 
 
 def _check_shape(model: nn.Module, device: str, source: str) -> None:

@@ -166,8 +166,8 @@ class ModelRef:
     @cached_property
     def key(self) -> str:
         from .profiles import recipe_config
-        from .zoo import dataset_tensors, model_key
-        variant = dataset_tensors(recipe_config(self.name, self.profile, **self.overrides).dataset, "train")[2]
+        from .zoo import dataset_variant, model_key
+        variant = dataset_variant(recipe_config(self.name, self.profile, **self.overrides).dataset)
         return model_key(self.name, self.profile, variant, **self.overrides)[0]
 
     @property

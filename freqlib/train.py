@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import DeviceLoader
-from .evaluate import autocast, for_attack, prepare_model
+from .evaluate import AutocastLogits, autocast, for_attack, prepare_model
 
 __all__ = ["TrainConfig", "train_model", "PERTURBATIONS", "ADVERSARIAL", "random_affine"]
 
@@ -146,7 +146,9 @@ def perturb_batch(model, x, y, cfg: TrainConfig, gen: torch.Generator):
 
 def _torchattacks(model, kind: str, eps: float, alpha: float, steps: int):
     import torchattacks
-    model = for_attack(model)
+    # the inner attack under the training step's bf16 autocast, as FGSM's gradient is
+    # (torchattacks calls the model outside any autocast: fp32, about twice the cost on a GPU)
+    model = for_attack(AutocastLogits(model))
     if kind == "pgd_linf":
         return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
     if kind == "pgd_l2":

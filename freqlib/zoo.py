@@ -26,12 +26,13 @@ from filelock import FileLock
 from . import data as fdata
 from .deadline import check_deadline
 from .environment import provenance
+from .errors import first_line
 from .evaluate import prepare_model
 from .io import atomic_torch_save, atomic_write_json, repo_root
 from .models import build_model
 from .profiles import profile_settings, recipe_config, resolve_device
 
-__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "is_current", "list_models"]
+__all__ = ["get_model", "model_key", "zoo_dir", "cifar10_tensors", "dataset_tensors", "dataset_variant", "is_current", "list_models"]
 
 # Files whose content defines what a training run does. filters.py and
 # spectral.py count only for the recipes that use them, so work on the Paper B
@@ -80,6 +81,16 @@ def dataset_tensors(dataset: str, split: str):
     return synthetic_tensors(dataset, split)
 
 
+def dataset_variant(dataset: str) -> str:
+    """The variant of a zoo training set, as :func:`dataset_tensors` names it for the
+    training split, without building a synthetic set (50,000 images with a signature
+    attached): a cached model's key needs only the name."""
+    if dataset == "cifar10":
+        return cifar10_tensors("train", "cpu")[2]
+    from .synthetic import describe
+    return describe(dataset)
+
+
 def _checkpoint_paths(name: str, profile: str, key: str) -> tuple[Path, Path]:
     stem = zoo_dir() / f"{name}-{profile}-{key}"
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
@@ -99,8 +110,7 @@ def _try_load(path: Path, key: str, cfg: dict, device: str):
     except torch.OutOfMemoryError:
         raise           # the device is full, the file may be fine: retraining would overwrite it
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [""])[0][:160]
-        warnings.warn(f"zoo checkpoint {path.name} is unusable ({type(exc).__name__}: {reason}); "
+        warnings.warn(f"zoo checkpoint {path.name} is unusable ({first_line(exc)}); "
                       "retraining it", RuntimeWarning, stacklevel=3)
         return None
 
@@ -114,7 +124,7 @@ def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = Fals
     """
     device = resolve_device(device)
     dataset = recipe_config(name, profile, **overrides).dataset
-    train_x, train_y, variant = dataset_tensors(dataset, "train")
+    variant = dataset_variant(dataset)
     key, cfg = model_key(name, profile, variant, **overrides)
     ckpt_path, record_path = _checkpoint_paths(name, profile, key)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +134,7 @@ def get_model(name: str, profile: str, device: str = "cpu", retrain: bool = Fals
             model.record = json.loads(record_path.read_text())
             return model
         check_deadline(f"training {name} ({profile})")
+        train_x, train_y, _ = dataset_tensors(dataset, "train")
         return _train_and_record(name, profile, key, cfg, variant, train_x, train_y, device,
                                  ckpt_path, record_path)
 

@@ -54,3 +54,28 @@ def test_mask_bench_reads_chapter_3s_paper_row():
     row = chapter3_paper()
     assert "linf_pgd_c" in row["models"] and "standard" in row["models"]
     assert all(isinstance(row[k], int) and row[k] > 0 for k in ("n_mask", "batch", "max_epochs"))
+
+
+def test_a_failed_section_or_variant_shows_as_failed_in_the_readme_table():
+    from run_all import table
+    gpu = {"gpu": "NVIDIA H200", "cpu": "x86_64", "threads": 16}
+    entry = {"widths": [64, 256, 256], "machine": gpu,
+             "runs": [{"epochs": 18, "compiled": False, "train_seconds": 7.1, "test_accuracy": 0.9391,
+                       "tta_accuracy": 0.9432},
+                      {"epochs": 18, "compiled": True, "deterministic": False, "error": "BackendCompilerFailed: x"}]}
+    text = table({"paper_airbench_cuda": entry, "paper_heatmap_cuda": {"error": "OutOfMemoryError: y", "machine": gpu}})
+    assert "93.91%" in text and "failed: BackendCompilerFailed: x" in text
+    assert "| paper_heatmap_cuda | failed: OutOfMemoryError: y |" in text
+
+
+def test_a_section_that_raises_is_recorded_and_the_next_still_runs(tmp_path, monkeypatch):
+    import bench_paper
+    out = tmp_path / "results.json"
+    monkeypatch.setattr(bench_paper, "bench_heatmap", lambda *a: (_ for _ in ()).throw(RuntimeError("boom\nmore")))
+    monkeypatch.setattr(bench_paper, "bench_masks", lambda *a: {"mask_steps_per_s": {"together": 1.0}})
+    monkeypatch.setattr(sys, "argv", ["bench_paper.py", "--device", "cpu", "--only", "heatmap", "masks",
+                                      "--out", str(out)])
+    bench_paper.main()
+    got = json.loads(out.read_text())
+    assert got["paper_heatmap_cpu"]["error"] == "RuntimeError: boom"
+    assert got["paper_masks_cpu"]["mask_steps_per_s"] == {"together": 1.0}

@@ -92,3 +92,24 @@ def test_bf16_shadow_gives_cpu_runs_the_dtypes_of_cuda():
         assert res.returncode == 0, res.stderr[-2000:]
         diffs[shadow] = float(res.stdout.split()[-1])
     assert diffs[""] == 0.0 and diffs["1"] > 1e-4     # fp32 on the CPU as usual; bf16 under the shadow
+
+
+def test_precise_logits_run_with_tf32_off_on_cuda_and_restore_it(monkeypatch):
+    """cuDNN's default TF32 (10-bit mantissa) would turn the occluded-frequency attribution's
+    small logit differences into rounding noise: ``precise=True`` runs in IEEE fp32 on CUDA."""
+    from freqlib import evaluate
+    flags = lambda: (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    before = flags()
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    with evaluate.full_fp32("cuda"):            # setting the flags needs no GPU
+        assert flags() == (False, False)
+    assert flags() == (True, before[1])
+    with evaluate.full_fp32("cpu"):             # no TF32 on the CPU: left alone
+        assert flags() == (True, before[1])
+    entered = []
+    real = evaluate.full_fp32
+    monkeypatch.setattr(evaluate, "full_fp32", lambda device: entered.append(str(device)) or real(device))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
+    evaluate.logits(model, torch.rand(2, 3, 2, 2), precise=True)
+    evaluate.logits(model, torch.rand(2, 3, 2, 2))
+    assert entered == ["cpu"]                   # the precise pass only, on the model's device

@@ -446,3 +446,22 @@ def test_a_resumable_chapter_that_makes_no_progress_gets_longer_steps(tmp_path, 
     soft = run._soft_deadline("02_filter_proportion")
     assert soft == pytest.approx(__import__("time").time() + 100 - MARGIN_S - 1.2 * 22.5, abs=1)
     assert run._soft_deadline("01_high_frequency_reliance") is None
+
+
+def test_compile_reaches_this_process_s_trainings_only(book, tmp_path, monkeypatch):
+    """--compile sets FREQLIB_COMPILE around paper-run's own zoo trainings; chapter kernels
+    started later do not inherit it (they would recompile per model, mode and batch size)."""
+    root, clock, _ = book
+    fresh_machine(tmp_path, monkeypatch, "d")
+    monkeypatch.delenv("FREQLIB_COMPILE", raising=False)
+    seen = []
+
+    def broken(name, *a, **k):
+        seen.append(os.environ.get("FREQLIB_COMPILE"))
+        raise RuntimeError("planted training failure")
+    monkeypatch.setattr(zoo, "get_model", broken)
+    spec = ModelSpec.make("standard", **TINY)
+    run = PaperRun(tmp_path / "run", profile="smoke", device="cpu", plan={"10": [spec], "11": [spec]},
+                   planned=PLANNED, clock=clock, compile=True, log=lambda *a: None)
+    run.run()
+    assert seen == ["1"] and "FREQLIB_COMPILE" not in os.environ

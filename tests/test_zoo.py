@@ -219,3 +219,13 @@ def test_logits_refuses_images_that_are_not_float_nchw():
     with pytest.raises(ValueError, match=r"shape \(3, 32, 32\)"):
         logits(model, torch.rand(3, 32, 32))                           # one image without its batch axis
     assert logits(model, torch.rand(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_synthetic_set_s_variant_is_named_without_building_the_set(monkeypatch):
+    """A cached model's key needs only the variant's name: chapter 6's shortcut sets (50,000
+    images each) are not rebuilt to key a model, and the name is the one training records."""
+    from freqlib import synthetic
+    planted = "planted-low"
+    assert zoo.dataset_variant(planted) == zoo.dataset_tensors(planted, "train")[2]
+    monkeypatch.setattr(synthetic, "_shortcut_train", lambda *a: pytest.fail("built the shortcut set"))
+    assert zoo.dataset_variant("shortcut-high") == synthetic.describe("shortcut-high")
