@@ -7,12 +7,20 @@ Conventions
   HaohanWang/HFC; the disk convention of :mod:`freqlib.spectral`): the
   low-pass of radius ``r`` keeps the centred-DFT disk of distance ``< r``, the
   high-pass keeps the rest. No clipping to [0, 1].
-* **Rescaling** (``rescale=``): the HFC reference divides every image it
-  feeds the model (clean, low-pass and high-pass alike) by that image's own
-  maximum (``"per_image_max"``, the default). A high-pass image has zero
-  mean and small values, so this stretches it several-fold; ``None`` feeds
-  the filtered image as it is (our earlier convention). The model then
-  normalises its input with the CIFAR-10 mean and std either way.
+* **Rescaling** (``rescale=``): ``"per_image_max"`` (the default) divides
+  every low-pass and high-pass image by its own maximum before the model
+  sees it; the clean image enters the criteria as the high-pass at r = 0
+  (the image itself), so it is divided by its maximum too. This is the HFC
+  code's convention for its *standard* models (scripts/resnet.py,
+  ``train()``: the training images and the filtered train and test sets
+  are each divided by their maximum; its clean validation batches are not).
+  Its script for adversarially trained models (``trainMadry()``) feeds the
+  filtered test sets without that division. We apply one convention to
+  every model, so that models compared on the same images see the same
+  transformation of them. A high-pass image has zero mean and small values,
+  so the division stretches it several-fold; ``None`` feeds the filtered
+  image as it is (our earlier convention). The model then normalises its
+  input with the CIFAR-10 mean and std either way.
 * **Bands**: orthonormal per-channel DCT-II, L-infinity band
   ``k = max(u, v)``, ``k = 0 .. 31`` for 32x32 images.
 * **Occluded frequency** (Wang, Yang, Shrivastava, Rawal, Ding 2020):
@@ -70,8 +78,9 @@ def rescale_images(x: torch.Tensor, rescale: str | None = "per_image_max") -> to
     """``x`` as the model sees it under a filtered-input convention (see the module notes).
 
     ``"per_image_max"`` divides each image by its own maximum over channels and
-    pixels (HFC); an image whose maximum is not positive (the all-zero low-pass
-    at r = 0) is left as it is. ``None`` returns ``x``.
+    pixels (the HFC code's convention for the filtered images of its standard
+    models); an image whose maximum is not positive (the all-zero low-pass at
+    r = 0) is left as it is. ``None`` returns ``x``.
     """
     if rescale not in RESCALE:
         raise ValueError(f"rescale={rescale!r} is not one of {RESCALE}")
@@ -91,8 +100,10 @@ def filtered_accuracy(model, images: torch.Tensor, labels: torch.Tensor, radii=r
     "high_pred": (N, R), "labels": (N,), "rescale": rescale}`` on the CPU:
     accuracies and every image's predicted class, so that intervals over
     images can be drawn. Each chunk of images is transformed once (one real
-    FFT) into all 2R filtered copies, rescaled per ``rescale`` and evaluated
-    in batches of ``batch_size``.
+    FFT) into all 2R filtered copies, rescaled per ``rescale`` (the same for
+    every model: see the module notes) and evaluated in batches of
+    ``batch_size``. The clean images are not evaluated separately: the
+    high-pass at radius 0 is the image itself, under the same rescaling.
     """
     _check_images(images, labels)
     if rescale not in RESCALE:

@@ -64,12 +64,12 @@ __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS",
            "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
            "perturbation_evidence", "pair_evidence", "null_of", "attack_all", "attack_evidence", "collect",
            "ours_text", "OLD_STATISTICS", "ac_upper_share", "of_centroid", "criterion_radii", "fmt",
-           "image_band_energy", "image_band_norm",
+           "image_band_energy", "image_band_norm", "filtered_reading", "near_bounds_share",
            "sign_patterns", "sign_pattern_text",
            "square_prior", "relative_upper", "low_area_evidence", "direction_text", "heat_per_image",
            "heat_evidence", "curve_lead_text", "heat_trade_text", "high_pass_shares", "jpeg_subsets"]
 
-PAPER = "Z. Wang et al. 2020"      # not H. Wang et al. 2020 (HFC), whose filtering convention chapter 1 uses
+PAPER = "Z. Wang et al. 2020"      # not H. Wang et al. 2020 (HFC), whose filter (and rescaling) chapter 1 uses
 ATTACKS = ("pgd", "simba", "square")     # the attacks whose spectra are measured for claim A2
 # Numbers measured and shown but not judged: Square's spectrum against its own prior
 # depends on how many of its proposals were accepted, which the attack does not record.
@@ -226,7 +226,8 @@ def claims(r_small: int = 4, start: int = UPPER_BAND, r_high: int = R_HIGH) -> l
         Claim("A1", PAPER, "Standard CNNs rely on high-frequency components to predict.",
               "plots only: ST still predicts from high-passed images; its OF attribution reaches high DCT bands",
               [Criterion(f"ST keeps a larger share of its clean accuracy than AT on images high-passed at "
-                         f"r = {r_high} (the DFT radius of DCT band {2 * r_high}; HFC rescaling; same images)",
+                         f"r = {r_high} (the DFT radius of DCT band {2 * r_high}; every image divided by its "
+                         "maximum; same images)",
                          "st_minus_at_high_kept", above=0.0),
                Criterion(f"ST's positive OF share in bands k ≥ {start} (of bands 1–31) exceeds the share of "
                          "a band-neutral attribution, proportional to the norm of each band of the same "
@@ -241,7 +242,8 @@ def claims(r_small: int = 4, start: int = UPPER_BAND, r_high: int = R_HIGH) -> l
               "plots only: AT's OF attribution shifted to low bands; AT more robust",
               [Criterion("AT's OF centroid (attribution-weighted mean band) minus ST's, same images, is "
                          "negative", "at_minus_st_of_centroid", below=0.0),
-               Criterion(f"AT's low-pass accuracy at r = {r_small} (HFC rescaling) minus ST's, same images, "
+               Criterion(f"AT's low-pass accuracy at r = {r_small} (every image divided by its maximum) minus "
+                         "ST's, same images, "
                          "is positive", "at_minus_st_low_small", above=0.0)]),
     ]
 
@@ -268,6 +270,18 @@ def filtered_evidence(st: dict, at: dict, r_small: int, r_high: int = R_HIGH) ->
     return {"st_minus_at_high_kept": {"st_upper": hit(st, "high", h), "st_total": hit(st, "high", c),
                                       "at_upper": hit(at, "high", h), "at_total": hit(at, "high", c)},
             "at_minus_st_low_small": {"st": hit(st, "low", i), "at": hit(at, "low", i)}}
+
+
+def filtered_reading(claims_: list[Claim], st: dict, at: dict, r_small: int, boot) -> dict:
+    """The criteria of ``claims_`` that read filtered accuracy, judged on the curves ``st`` and
+    ``at`` (:func:`freqlib.attribution.filtered_accuracy` results on the same images) instead
+    of the curves the verdicts use: another rescaling convention, or a different one per model
+    (HFC's scripts divide the filtered images of their standard models by the image's maximum
+    and feed those of their adversarially trained models without it). Not judged: a reading
+    shown beside the verdicts. Returns ``{key: (state, Estimate)}`` for every criterion
+    whose number :func:`filtered_evidence` gives; ``boot`` as in :func:`numbers`."""
+    got = numbers(filtered_evidence(st, at, r_small), boot, descriptive=False)
+    return {c.key: (c.judge(got), got[c.key]) for claim in claims_ for c in claim.criteria if c.key in got}
 
 
 def image_band_energy(images: torch.Tensor) -> torch.Tensor:
@@ -501,12 +515,23 @@ def curve_lead_text(st: dict, at: dict, kind: str = "low") -> str:
     return "the two curves coincide"
 
 
-def heat_per_image(model, images: torch.Tensor, labels: torch.Tensor, eps: float, seed: int = 0) -> dict:
+def heat_per_image(model, images: torch.Tensor, labels: torch.Tensor, eps: float, seed: int = 0,
+                   clip: bool = False) -> dict:
     """Fourier heat maps with each image's errors kept (:func:`freqlib.heatmap.fourier_heatmap`
     with ``per_image``, one batched pass): ``{"error": (H, W) mean map, "clean_error": float,
-    "per_image": (N, H, W), "eps": eps, "n_images": N}``, so that summaries get intervals."""
+    "per_image": (N, H, W), "eps": eps, "n_images": N}``, so that summaries get intervals.
+    ``clip`` clips the perturbed images to [0, 1] (the reference does not)."""
     from . import heatmap
-    return heatmap.fourier_heatmap(model, images, labels, eps=eps, seed=seed, per_image=True)
+    return heatmap.fourier_heatmap(model, images, labels, eps=eps, seed=seed, clip=clip, per_image=True)
+
+
+def near_bounds_share(images: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per-image share of pixel values within ``margin`` of 0 or 1, (N, C, H, W) -> (N,).
+
+    With ``margin`` the peak amplitude of a perturbation, these are the only values that
+    clipping to [0, 1] can change, so the share bounds how much of an image clipping touches."""
+    x = images.detach().float().cpu()
+    return ((x < margin) | (x > 1 - margin)).flatten(1).float().mean(1)
 
 
 def heat_evidence(st: dict, at: dict, radius: float = 8) -> dict:

@@ -44,12 +44,23 @@ def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None,
 
 
 def show_spectrum(ax, power, title: str | None = None, log: bool = True, cmap: str = "magma",
-                  colorbar: str | None = None):
+                  colorbar: str | None = None, mask_zero: bool = False):
     """imshow a centred (H, W) power map, log-scaled, with frequency axes; with ``colorbar``, a
-    colour bar beside ``ax`` labelled with that text (e.g. ``"log10 power"``)."""
+    colour bar beside ``ax`` labelled with that text (e.g. ``"log10 power"``).
+
+    ``mask_zero`` leaves frequency 0 (the centre pixel) out: drawn in light grey, and the colour
+    limits come from the other values. After the mean is removed its power is near 0, and on a
+    log scale it would stretch the colours over decades that no other frequency uses."""
     p = power.detach().float().cpu().numpy() if isinstance(power, torch.Tensor) else np.asarray(power)
     h, w = p.shape
-    im = ax.imshow(np.log10(p + 1e-12) if log else p, cmap=cmap,
+    shown = np.log10(p + 1e-12) if log else p
+    colours = plt.get_cmap(cmap)
+    if mask_zero:
+        hidden = np.zeros(shown.shape, dtype=bool)
+        hidden[h // 2, w // 2] = True                 # the centred spectrum puts frequency 0 there
+        shown = np.ma.masked_array(shown, hidden)
+        colours = colours.with_extremes(bad="lightgrey")
+    im = ax.imshow(shown, cmap=colours,
                    extent=(-w // 2 - 0.5, w - w // 2 - 0.5, h - h // 2 - 0.5, -h // 2 - 0.5))
     ax.set_xlabel("horizontal frequency (cycles / image)")
     ax.set_ylabel("vertical frequency (cycles / image)")

@@ -88,7 +88,7 @@ def test_filtered_accuracy_matches_direct_filtering(rescale):
     for i, r in enumerate(radii):
         with torch.no_grad():
             low, high = spectral.low_pass(x, r), spectral.high_pass(x, r)
-            if rescale == "per_image_max":      # HFC: every image divided by its own maximum
+            if rescale == "per_image_max":      # every filtered image divided by its own maximum
                 low = low / low.amax((1, 2, 3), keepdim=True).clamp(min=1e-12)
                 high = high / high.amax((1, 2, 3), keepdim=True)
             p_low, p_high = model(low).argmax(1), model(high).argmax(1)
@@ -125,7 +125,7 @@ def test_per_image_max_rescaling():
     A.filtered_accuracy(probe, x, torch.zeros(6, dtype=torch.long), [0, 2, 5], batch_size=64)
     seen = torch.cat(probe.seen)
     assert ((seen - 1).abs() < 1e-5).sum() == len(seen) - 6 and (seen == 0).sum() == 6
-    # ... so the HFC convention is blind to the images' scale, and the raw convention is not
+    # ... so the per-image-maximum convention is blind to the images' scale, and the raw convention is not
     model = build_model("fastnet", (8, 16, 32)).eval()
     y = torch.randint(0, 10, (6,))
     a = A.filtered_accuracy(model, x, y, [0, 4], rescale="per_image_max")

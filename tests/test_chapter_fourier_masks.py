@@ -102,3 +102,20 @@ def test_powerless_comparisons_are_undecided_and_said_so(chapter, rows):
     assert "probe_vs_spectrum" in rows["C3"]["numbers"] and "spectra" in rows["C3"]["ours"]
     assert glued["centroid_ones"] == "12.25"
     assert "patience" in glued["image_budget_note"] and "one training run" in glued["gen_ratio_note"]
+
+
+def test_per_image_masks_read_from_the_run(chapter):
+    """Section 5's schedule and settings come from the reference's constants, its masks' SSIM is
+    shown beside the dataset masks' with an interval, and exercise 2 names the pixels of this run."""
+    from freqlib.data import VARIANT_MIRROR
+    from freqlib.mask_training import IMAGE_MASK_DEFAULTS as ref
+    from freqlib.zoo import cifar10_tensors
+    _, glued = chapter
+    assert f"{ref['steps']:,}" in glued["image_schedule"] and glued["image_ref_steps"] == f"{ref['steps']:,}"
+    assert float(glued["image_lr_start"]) < ref["lr"]                     # one-cycle starts below its peak
+    assert re.search(r"\[-?\d", glued["image_ssim"]) and glued["image_psnr"].endswith(" dB")
+    assert 0 <= float(glued["image_density"]) <= 1
+    on_mirror = cifar10_tensors("test", "cpu")[2] == VARIANT_MIRROR
+    assert ("mirror's pixels" in glued["ex2_condition"]) == on_mirror
+    assert ("FREQLIB_CIFAR10_SOURCE=original" in glued["ex2_compare"]) == on_mirror
+    assert re.search(r"= \d\.\d{3,6}, ", glued["ratio_power"])            # decimals enough to compare with the bar

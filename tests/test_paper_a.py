@@ -189,6 +189,41 @@ def test_evidence_must_be_paired():
         paper_a.filtered_evidence(cur, dict(cur, labels=y.flip(0)), 4)
 
 
+def _curve(high_kept: float, low_small: float, n: int = 400, seed: int = 0) -> dict:
+    """A filtered-accuracy result at radii 0, R_SMALL and R_HIGH: every clean image right, a
+    share ``high_kept`` right when high-passed at R_HIGH and ``low_small`` when low-passed at R_SMALL."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    def col(rate):
+        return torch.where(torch.rand(n, generator=g) < rate, y, (y + 1) % 10)
+    return {"radius": torch.tensor([0.0, float(R_SMALL), float(paper_a.R_HIGH)]), "labels": y,
+            "high_pred": torch.stack([y, col(0.5), col(high_kept)], 1),
+            "low_pred": torch.stack([col(0.1), col(low_small), y], 1)}
+
+
+def test_filtered_reading_judges_the_accuracy_criteria_on_other_curves():
+    claims = paper_a.claims(R_SMALL)
+    st, at = _curve(0.8, 0.2), _curve(0.2, 0.8, seed=1)
+    got = paper_a.filtered_reading(claims, st, at, R_SMALL, boot)
+    # only the criteria that read filtered accuracy, each with its state and estimate
+    assert set(got) == {"st_minus_at_high_kept", "at_minus_st_low_small"}
+    assert {k: s for k, (s, _) in got.items()} == {"st_minus_at_high_kept": "holds", "at_minus_st_low_small": "holds"}
+    assert got["st_minus_at_high_kept"][1].value == pytest.approx(0.6, abs=0.1)
+    swapped = paper_a.filtered_reading(claims, at, st, R_SMALL, boot)
+    assert {s for s, _ in swapped.values()} == {"fails"}
+    same = paper_a.filtered_reading(claims, st, _curve(0.8, 0.2, seed=2), R_SMALL, boot)
+    assert {s for s, _ in same.values()} == {"undecided"}
+    # the criteria themselves are not touched (their stored state stays unset)
+    assert all(c.state is None for claim in claims for c in claim.criteria)
+
+
+def test_near_bounds_share_counts_the_values_clipping_can_change():
+    x = torch.tensor([0.0, 0.05, 0.5, 0.93, 1.0, 0.2, 0.5, 0.5]).view(2, 1, 2, 2)
+    assert paper_a.near_bounds_share(x, 0.1).tolist() == pytest.approx([0.75, 0.25])
+    assert paper_a.near_bounds_share(x, 0.0).tolist() == [0.0, 0.0]
+    assert paper_a.near_bounds_share(x, 0.6).tolist() == [1.0, 1.0]
+
+
 # --------------------------------------------------- planted-frequency ground truth
 @functools.lru_cache(maxsize=None)
 def planted():
@@ -498,6 +533,8 @@ def test_heat_per_image_is_one_batched_heat_map_with_each_images_errors():
     whole = heatmap.fourier_heatmap(model, x, y, eps=4.0, seed=1)
     assert per["per_image"].shape == (6, 8, 8) and set(per["per_image"].unique().tolist()) <= {0.0, 1.0}
     assert torch.allclose(per["per_image"].mean(0), whole["error"]) and torch.allclose(per["error"], whole["error"])
+    clipped = paper_a.heat_per_image(model, x, y, eps=4.0, seed=1, clip=True)
+    assert torch.allclose(clipped["error"], heatmap.fourier_heatmap(model, x, y, eps=4.0, seed=1, clip=True)["error"])
 
 
 def test_curve_lead_text_says_where_each_curve_leads():

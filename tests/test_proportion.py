@@ -253,3 +253,76 @@ def test_relative_gain_and_corruption_gains():
     fam = pb.family_intervals(_scores(0.2), n_boot=200)
     assert list(fam.columns) == ["family/noise 95% lower", "family/noise 95% upper",
                                  "family/blur 95% lower", "family/blur 95% upper"]
+
+
+def test_halves_text_gives_each_half_of_b1_its_own_state():
+    """The abstract's stated half (robustness) and our reading's half (clean accuracy) apart."""
+    claim = pb.claims()[0]
+    with pytest.raises(RuntimeError, match="evaluate"):
+        pb.halves_text(claim)
+    claim.evaluate({"c_slope": Estimate(-8.3, -11.2, -5.4), "clean_slope": Estimate(-1.2, -3.8, 1.4)}, "t")
+    assert pb.halves_text(claim) == ("The abstract's stated half (a great impact on robustness to common "
+                                     "corruptions) holds; our reading's half (little effect on clean accuracy) "
+                                     "is undecided.")
+    claim.evaluate({"c_slope": Estimate(1.0, -1.0, 3.0), "clean_slope": Estimate(0.1, -0.5, 0.6)}, "t")
+    assert pb.halves_text(claim).startswith("The abstract's stated half (a great impact on robustness to common "
+                                            "corruptions) fails;")
+    assert pb.halves_text(claim).endswith("clean accuracy) holds.")
+    claim.evaluate({"c_slope": Estimate(5.5, 4.0, 7.0), "clean_slope": Estimate(4.0, 3.0, 5.0)}, "t")
+    assert "corruptions) is undecided;" in pb.halves_text(claim) and pb.halves_text(claim).endswith("fails.")
+    assert "great impact on the robustness to common corruptions" in claim.paper_value
+    assert "our reading" in claim.paper_value
+
+
+def test_images_needed_scales_like_one_over_root_n():
+    assert pb.images_needed(932, 2.6, 2.0) == 1576                 # ceil(932 * 1.3**2)
+    assert pb.images_needed(1000, 4.0, 2.0) == 4000
+    assert pb.images_needed(1000, 1.0, 2.0) == 250                 # already narrow enough: fewer images
+    with pytest.raises(ValueError):
+        pb.images_needed(0, 1.0, 2.0)
+
+
+def test_null_bias_text_follows_the_null_spreads():
+    both = pb.null_bias_text(null_c=6.2, null_clean=3.5)
+    assert "identical models could fail 'clean spread below 2'" in both
+    assert "a null could pass 'spread above 5'" in both
+    neither = pb.null_bias_text(null_c=3.6, null_clean=1.4)
+    assert "would rarely fail 'clean spread below 2'" in neither
+    assert "so a null would not pass 'spread above 5'" in neither and "smaller samples" in neither
+    assert both.startswith("on this run, five models that do not differ")
+    assert "3.6 points of mean CIFAR-10-C" in neither and "1.4 points of clean" in neither
+
+
+def _family_scores(accs: dict, n=3000):
+    """One model ``m`` on one cell per family, accuracy ``accs[family]``; shared hard images."""
+    cells = (("gaussian_noise", 1), ("defocus_blur", 1), ("snow", 1), ("contrast", 1))
+    u = torch.rand(n, 1, generator=torch.Generator().manual_seed(13))
+    correct = (u < torch.tensor([[accs["noise"], accs["blur"], accs["weather"], accs["digital"]]])).float()
+    return pb.Scores(_Rob({"m": correct}, cells), {})
+
+
+def test_family_differences_are_paired_and_ordering_text_reads_their_intervals():
+    # noise > blur holds, blur below weather (against), the rest resolved or not as planted
+    diffs = pb.family_differences(_family_scores({"noise": 0.7, "blur": 0.5, "weather": 0.6, "digital": 0.6}), "m",
+                                  n_boot=300)
+    assert list(diffs) == ["noise > blur", "noise > weather", "noise > digital", "blur > weather", "blur > digital"]
+    assert diffs["noise > blur"].value == pytest.approx(20, abs=2) and diffs["noise > blur"].low > 0
+    assert diffs["blur > weather"].high < 0
+    text = pb.ordering_text(diffs)
+    assert text.startswith("of 5 predicted orderings, 3 are resolved and hold (noise > blur:")
+    assert "2 are resolved the other way, against the prediction (blur > weather:" in text
+    assert text.endswith("and 0 are not resolved, the paired interval including 0")
+    # identical families: nothing resolved (paired on the same images, so the difference is exactly 0)
+    flat = pb.family_differences(_family_scores(dict.fromkeys(("noise", "blur", "weather", "digital"), 0.5)), "m",
+                                 n_boot=300)
+    assert pb.ordering_text(flat).endswith("and 5 are not resolved, the paired interval including 0 "
+                                           "(" + "; ".join(f"{k}: {flat[k].fmt(digits=1)}" for k in flat) + ")")
+    mixed = {"noise > blur": Estimate(3.0, 1.0, 5.0), "blur > weather": Estimate(-1.0, -3.0, 1.0)}
+    assert pb.ordering_text(mixed) == ("of 2 predicted orderings, 1 is resolved and holds (noise > blur: "
+                                       f"{mixed['noise > blur'].fmt(digits=1)}), 0 are resolved the other way, "
+                                       "against the prediction and 1 is not resolved, the paired interval including 0 "
+                                       f"(blur > weather: {mixed['blur > weather'].fmt(digits=1)})")
+    assert pb.ordering_text({}).startswith("no predicted ordering")
+    # a family absent from the set drops its pairs
+    two = pb.Scores(_Rob({"m": torch.ones(10, 2)}, (("gaussian_noise", 1), ("defocus_blur", 1))), {})
+    assert list(pb.family_differences(two, "m", n_boot=50)) == ["noise > blur"]
