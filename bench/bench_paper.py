@@ -156,24 +156,25 @@ def bench_airbench(device, size, train, test, compile_too: bool) -> dict:
     variants.append((base.epochs, False, True))
     for epochs, compiled, deterministic in variants:
         os.environ["FREQLIB_COMPILE"] = "1" if compiled else "0"
-        try:
+        try:      # training and evaluation: a compiled model may fail in either
             with deterministic_kernels(deterministic):
                 cfg = paper_config("standard", size, epochs=epochs)
                 model, seconds = timed_training(cfg, x, y, device)
+            run = {"train_seconds": round(seconds, 2),
+                   "test_accuracy": round(evaluate.accuracy(model, tx, ty), 4),
+                   "tta_accuracy": round(tta_accuracy(model, tx, ty), 4)}
         except Exception as exc:                   # noqa: BLE001 -- e.g. torch.compile: the other runs still count
             runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
                          "error": first_line(exc)})
-            print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}: failed ({runs[-1]['error']})",
-                  flush=True)
+            print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}"
+                  f"{' deterministic' if deterministic else ''}: failed ({runs[-1]['error']})", flush=True)
             continue
-        runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
-                     "train_seconds": round(seconds, 2),
-                     "test_accuracy": round(evaluate.accuracy(model, tx, ty), 4),
-                     "tta_accuracy": round(tta_accuracy(model, tx, ty), 4)})
+        finally:
+            os.environ["FREQLIB_COMPILE"] = "0"    # the next sections run uncompiled, whatever happened
+        runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic, **run})
         print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}"
               f"{' deterministic' if deterministic else ''}: {seconds:.1f} s, "
               f"accuracy {runs[-1]['test_accuracy']:.4f} (TTA {runs[-1]['tta_accuracy']:.4f})", flush=True)
-    os.environ["FREQLIB_COMPILE"] = "0"
     return {"widths": list(base.widths), "batch_size": base.batch_size, "n_train": base.n_train,
             "n_test": len(ty), "runs": runs, "target": "standard model >= 93.5% clean (no TTA)"}
 

@@ -36,7 +36,8 @@ def table(results: dict) -> str:
         if key.startswith("paper_airbench"):
             for run in r["runs"]:
                 if "error" in run:
-                    add(f"airbench, {run['epochs']:g} epochs" + (" (torch.compile)" if run["compiled"] else ""),
+                    add(f"airbench, {run['epochs']:g} epochs" + (" (torch.compile)" if run["compiled"] else "")
+                        + (" (deterministic kernels)" if run.get("deterministic") else ""),
                         f"failed: {run['error']}", key)
                     continue
                 add(f"airbench {tuple(r['widths'])}, paper settings, {run['epochs']:g} epochs"

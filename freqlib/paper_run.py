@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .carry import canonical_fingerprint, carry_size, copy_missing, pack, stage_carry, unpack, weights_to
+from .errors import first_line
 from .io import atomic_path, atomic_torch_save, atomic_write_json, atomic_write_text, repo_root
 from .paper_plan import (CARRY_MB, MARGIN_S, RESUMABLE, SAFETY, Estimator, ModelSpec, check_params, params_for,
                          plan_for, plan_of_params, plan_table)
@@ -763,7 +764,7 @@ def cli(args, started: float | None = None) -> int:
             try:
                 run.prune()   # a call killed before its end may have trained past the carry limit
             except Exception as exc:                                   # noqa: BLE001 (the pack matters more)
-                print(f"note: carry not pruned ({type(exc).__name__}: {str(exc)[:200]}); packing as it is")
+                print(f"note: carry not pruned ({first_line(exc)}); packing as it is")
         written = pack(args.out, args.pack, tuple(args.extra))
         print(f"packed {args.out} into {len(written)} file(s) in {args.pack}: "
               + ", ".join(f"{p.name} {p.stat().st_size / 2 ** 20:.1f} MiB" for p in written))

@@ -242,8 +242,8 @@ def null_bias_text(null_c: float, null_clean: float, t: dict = PREVIOUS_THRESHOL
                                f"would rarely fail 'clean spread below {little:g}'"))
     corrupt = (f"and up to {null_c:.1f} points of mean CIFAR-10-C accuracy, " +
                (f"above the old {large:g}-point 'large' threshold, so a null could pass 'spread above {large:g}'"
-                if null_c > large else
-                f"below the old {large:g}-point 'large' threshold, so a null would not pass 'spread above "
+                if null_c >= large else
+                f"below the old {large:g}-point 'large' threshold, so a null would rarely pass 'spread above "
                 f"{large:g}' (that needed the interval's lower end above {large:g}); it could at smaller samples, "
                 "where the null spread is larger"))
     return f"{clean}, {corrupt}"

@@ -288,7 +288,9 @@ def test_null_bias_text_follows_the_null_spreads():
     assert "a null could pass 'spread above 5'" in both
     neither = pb.null_bias_text(null_c=3.6, null_clean=1.4)
     assert "would rarely fail 'clean spread below 2'" in neither
-    assert "so a null would not pass 'spread above 5'" in neither and "smaller samples" in neither
+    assert "so a null would rarely pass 'spread above 5'" in neither and "smaller samples" in neither
+    at_threshold = pb.null_bias_text(null_c=5.0, null_clean=2.0)     # both comparisons count a tie as reaching
+    assert "identical models could fail" in at_threshold and "a null could pass" in at_threshold
     assert both.startswith("on this run, five models that do not differ")
     assert "3.6 points of mean CIFAR-10-C" in neither and "1.4 points of clean" in neither
 
