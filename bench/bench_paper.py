@@ -325,7 +325,10 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile'd training")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:                  # no GPU where one was asked for: one line, not a traceback
+        sys.exit(f"bench_paper.py: {exc}")
     kind = "cuda" if device.startswith("cuda") else "cpu"
     size = SIZES[kind]
     if kind == "cuda":

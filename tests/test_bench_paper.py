@@ -79,3 +79,13 @@ def test_a_section_that_raises_is_recorded_and_the_next_still_runs(tmp_path, mon
     got = json.loads(out.read_text())
     assert got["paper_heatmap_cpu"]["error"] == "RuntimeError: boom"
     assert got["paper_masks_cpu"]["mask_steps_per_s"] == {"together": 1.0}
+
+
+def test_asking_for_a_gpu_that_is_not_there_is_one_line():
+    if __import__("torch").cuda.is_available():
+        return
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_paper.py"), "--device", "cuda", "--only", "heatmap"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and "CUDA is not available" in res.stderr

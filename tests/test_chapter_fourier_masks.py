@@ -113,6 +113,11 @@ def test_per_image_masks_read_from_the_run(chapter):
     _, glued = chapter
     assert f"{ref['steps']:,}" in glued["image_schedule"] and glued["image_ref_steps"] == f"{ref['steps']:,}"
     assert float(glued["image_lr_start"]) < ref["lr"]                     # one-cycle starts below its peak
+    # the chapter writes the reference's start as lr / 25: OneCycleLR's own first rate at those settings
+    import torch
+    sched = torch.optim.lr_scheduler.OneCycleLR(torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=ref["lr"]),
+                                                ref["lr"], total_steps=ref["schedule_steps"], pct_start=ref["pct_start"])
+    assert float(glued["image_lr_start"]) == pytest.approx(sched.get_last_lr()[0], rel=1e-3)
     assert re.search(r"\[-?\d", glued["image_ssim"]) and glued["image_psnr"].endswith(" dB")
     assert 0 <= float(glued["image_density"]) <= 1
     on_mirror = cifar10_tensors("test", "cpu")[2] == VARIANT_MIRROR
