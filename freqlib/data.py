@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .errors import first_line
-from .io import atomic_save_npz, repo_root
+from .io import atomic_save_npz, atomic_write_json, repo_root
 
 __all__ = [
     "VARIANT_ORIGINAL", "VARIANT_MIRROR", "VARIANT_HEAD", "HEAD_SIZE", "CLASS_NAMES", "DataUnavailableError",
@@ -177,20 +177,49 @@ def _download(root: Path, split: str) -> None:
         (Path(tmp) / "cifar-10-batches-py").replace(root / "cifar-10-batches-py")
 
 
-_DOWNLOAD_FAILED: list[str] = []       # why this process's download failed (then the mirror is what loads)
+_DOWNLOAD_FAILED: list[str] = []       # why the download failed (then the mirror is what loads)
+DOWNLOAD_RETRY_S = 3600   # a failure is remembered on disk this long: every chapter's kernel is a new process,
+                          # and one that got the download while another fell back would mix variants in a book
+
+
+def _failure_marker() -> Path:
+    return data_dir() / "download-failed.json"
+
+
+def _recent_failure() -> str | None:
+    """Why the download failed, if it failed in this process or (on disk) within ``DOWNLOAD_RETRY_S``."""
+    if _DOWNLOAD_FAILED:
+        return _DOWNLOAD_FAILED[0]
+    try:
+        import json
+        import time
+        record = json.loads(_failure_marker().read_text())
+        if 0 <= time.time() - float(record["time"]) < DOWNLOAD_RETRY_S:
+            _DOWNLOAD_FAILED.append(f"{record['reason']} (at {time.strftime('%H:%M', time.localtime(record['time']))}; "
+                                    f"remove {_failure_marker()} to try again now)")
+            return _DOWNLOAD_FAILED[0]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass                            # no marker, or not one of ours: try the download
+    return None
 
 
 def _load_download(root: Path, split: str):
-    if _DOWNLOAD_FAILED:
-        return None                     # tried once in this process; do not fetch 170 MB again per split
+    if _recent_failure():
+        return None                     # tried lately; do not fetch 170 MB again per split or per chapter
     try:
         _download(root, split)
     except Exception as exc:
+        import time
         import warnings
         _DOWNLOAD_FAILED.append(first_line(exc))
+        try:
+            atomic_write_json(_failure_marker(), {"reason": _DOWNLOAD_FAILED[0], "time": time.time()})
+        except OSError:
+            pass                        # a read-only data folder: remembered in this process only
         warnings.warn(f"the CIFAR-10 download failed ({_DOWNLOAD_FAILED[0]}); FREQLIB_CIFAR10_SOURCE=mirror "
                       "skips it", RuntimeWarning, stacklevel=2)
         return None
+    _failure_marker().unlink(missing_ok=True)
     return _load_torchvision_copy(root, split)
 
 
@@ -275,7 +304,7 @@ def available_variant() -> str:
     if choice != "mirror" and (data_dir() / "cifar-10-batches-py" / "test_batch").is_file():
         return VARIANT_ORIGINAL
     if choice == "mirror" or (choice == "auto" and mirror_path().is_file()
-                              and (_DOWNLOAD_FAILED or not _download_host_answers())):
+                              and (_recent_failure() or not _download_host_answers())):
         return VARIANT_MIRROR
     return VARIANT_ORIGINAL     # what the download will give
 

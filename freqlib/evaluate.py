@@ -90,28 +90,35 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def logits(model, images: torch.Tensor, batch_size: int | None = None, precise: bool = False,
-           transform=None, progress: str | None = None) -> torch.Tensor:
+           transform=None, progress: str | None = None, tf32: bool = False) -> torch.Tensor:
     """Float32 logits of ``model`` for float images in [0, 1], batched, on the model's device.
 
     ``transform`` (optional, batched) is applied to each batch on the device
-    before the model, e.g. a Fourier mask or a corruption.
+    before the model, e.g. a Fourier mask or a corruption. ``precise=True``:
+    fp32 without autocast, in IEEE arithmetic (:func:`full_fp32`) unless ``tf32``,
+    which keeps CUDA's default TF32 convolutions: for a reference that must match
+    a training pass run in them (the masks' unmasked loss).
     """
     if images.dim() != 4 or not images.is_floating_point():
         raise ValueError(f"logits needs float images (N, C, H, W) in [0, 1], got {images.dtype} of shape "
                          f"{tuple(images.shape)}: convert uint8 (N, H, W, C) arrays with freqlib.data.to_tensor")
+    if tf32 and not precise:
+        raise ValueError("tf32=True only applies to precise=True passes (the others run under bf16 autocast)")
     device = model_device(model)
     batch_size = batch_size or eval_batch_size(device)
     model.eval()
     out = []
     starts = range(0, images.shape[0], batch_size)
-    for s in tqdm(starts, desc=progress, leave=False, disable=progress is None):
-        x = images[s:s + batch_size].to(device, non_blocking=True)
-        if transform is not None:
-            x = transform(x)
-        if x.is_cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with full_fp32(device) if precise else autocast(device):
-            out.append(model(x).float())
+    ieee = full_fp32(device) if precise and not tf32 else contextlib.nullcontext()
+    with ieee:          # set once per call, not per batch; the transform runs in it too
+        for s in tqdm(starts, desc=progress, leave=False, disable=progress is None):
+            x = images[s:s + batch_size].to(device, non_blocking=True)
+            if transform is not None:
+                x = transform(x)
+            if x.is_cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with contextlib.nullcontext() if precise else autocast(device):
+                out.append(model(x).float())
     if not out:
         return torch.empty(0, 0, device=device)
     return torch.cat(out)

@@ -154,8 +154,10 @@ def _frozen(model):
 
 
 def _reference_ce(model, x, y) -> torch.Tensor:
-    """Per-image CE of the unmasked network in fp32 (the invariance compares with it)."""
-    return F.cross_entropy(evaluate.logits(model, x, precise=True), y, reduction="none")
+    """Per-image CE of the unmasked network in fp32 (the invariance compares with it), in the
+    training passes' arithmetic (TF32 convolutions on CUDA, as the reference ran both): in IEEE
+    arithmetic ``CE(masked) - CE`` would carry TF32's rounding even at M = 1."""
+    return F.cross_entropy(evaluate.logits(model, x, precise=True, tf32=True), y, reduction="none")
 
 
 def _descend(opt, sched, loss: torch.Tensor, mask: torch.Tensor) -> None:
@@ -397,7 +399,7 @@ def train_image_masks(model, images: torch.Tensor, targets: torch.Tensor, steps:
     model = _frozen(model.to(device))
     x, y = images.to(device), targets.to(device)
     b, _, h, w = x.shape
-    logits0 = evaluate.logits(model, x, precise=True)
+    logits0 = evaluate.logits(model, x, precise=True, tf32=True)     # the training passes' arithmetic
     ce_ref = F.cross_entropy(logits0, y, reduction="none")
     pred0 = logits0.argmax(1)
     masks = torch.ones(b, 1, h, w, device=device, requires_grad=True)

@@ -16,9 +16,11 @@ def no_download(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def fresh_download_state(monkeypatch):
-    """Each test starts as a new process would: no download tried yet."""
+def fresh_download_state(monkeypatch, tmp_path):
+    """Each test starts as a new process on a new machine would: no download tried yet."""
     monkeypatch.setattr(fdata, "_DOWNLOAD_FAILED", [])
+    marker = tmp_path / "markers" / "download-failed.json"
+    monkeypatch.setattr(fdata, "_failure_marker", lambda: marker)
 
 
 def _fake_copy(root, n=10_000, seed=0):
@@ -221,6 +223,40 @@ def test_a_failed_download_says_why_and_the_mirror_is_what_loads(monkeypatch, ba
             pytest.raises(fdata.DataUnavailableError, match="sha256"):       # the (bad) mirror was read next
         fdata.load_cifar10("test")
     assert fdata.available_variant() == "CIFAR-10 (JPEG-q75 mirror)"     # what now loads, as the zoo keys it
+
+
+def test_a_failed_download_is_not_retried_by_the_next_process_for_an_hour(monkeypatch, bad_mirror):
+    """Each chapter runs in its own kernel: without the marker on disk, every one would try the
+    170-MB download again, and one that got it would key its models on another variant."""
+    import json
+    import time
+    monkeypatch.delenv("FREQLIB_CIFAR10_SOURCE", raising=False)
+    monkeypatch.setattr(fdata, "_download_host_answers", lambda *a: True)
+    calls = []
+
+    def refused(root, split):
+        calls.append(split)
+        raise OSError("proxy said 403")
+    monkeypatch.setattr(fdata, "_download", refused)
+    with pytest.warns(RuntimeWarning), pytest.raises(fdata.DataUnavailableError, match="sha256"):
+        fdata.load_cifar10("test")
+    assert calls == ["test"] and fdata._failure_marker().is_file()
+    monkeypatch.setattr(fdata, "_DOWNLOAD_FAILED", [])                  # a new process
+    assert fdata.available_variant() == "CIFAR-10 (JPEG-q75 mirror)"
+    with pytest.raises(fdata.DataUnavailableError, match="sha256"):
+        fdata.load_cifar10("test")
+    assert calls == ["test"], "the download was tried again within the hour"
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "original")
+    with pytest.raises(fdata.DataUnavailableError, match="proxy said 403.*to try again now"):
+        fdata.load_cifar10("test")                                       # says how to retry at once
+    monkeypatch.setenv("FREQLIB_CIFAR10_SOURCE", "auto")
+    marker = fdata._failure_marker()
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**record, "time": time.time() - fdata.DOWNLOAD_RETRY_S - 1}))
+    monkeypatch.setattr(fdata, "_DOWNLOAD_FAILED", [])                  # an hour later
+    monkeypatch.setattr(fdata, "_download", lambda root, split: calls.append(split) or _fake_copy(root))
+    assert fdata.load_cifar10("test")[2] == "CIFAR-10" and calls == ["test", "test"]
+    assert not marker.exists(), "a download that worked forgets the failure"
 
 
 def test_source_original_names_why_the_download_failed(monkeypatch, bad_mirror):

@@ -110,6 +110,21 @@ def test_precise_logits_run_with_tf32_off_on_cuda_and_restore_it(monkeypatch):
     real = evaluate.full_fp32
     monkeypatch.setattr(evaluate, "full_fp32", lambda device: entered.append(str(device)) or real(device))
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
-    evaluate.logits(model, torch.rand(2, 3, 2, 2), precise=True)
+    evaluate.logits(model, torch.rand(5, 3, 2, 2), batch_size=2, precise=True)
     evaluate.logits(model, torch.rand(2, 3, 2, 2))
-    assert entered == ["cpu"]                   # the precise pass only, on the model's device
+    evaluate.logits(model, torch.rand(2, 3, 2, 2), precise=True, tf32=True)
+    assert entered == ["cpu"]                   # the IEEE pass only, once for its three batches, on the model's device
+    with pytest.raises(ValueError, match="tf32=True only applies to precise=True"):
+        evaluate.logits(model, torch.rand(2, 3, 2, 2), tf32=True)
+
+
+def test_the_masks_reference_loss_runs_in_the_training_passes_arithmetic(monkeypatch):
+    """Mask training runs fp32 with CUDA's default TF32; an IEEE reference would offset
+    CE(masked) - CE by TF32's rounding even where the mask keeps everything."""
+    from freqlib import evaluate, mask_training
+    seen = []
+    real = evaluate.logits
+    monkeypatch.setattr(evaluate, "logits", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
+    mask_training._reference_ce(model, torch.rand(2, 3, 2, 2), torch.tensor([0, 1]))
+    assert seen == [{"precise": True, "tf32": True}]
