@@ -7,9 +7,10 @@ the signature is attached as it was trained ("own"), moved to another class ("mo
 replaced by gratings of the same band and strength that belong to no class (the same-budget
 null). A network that follows a moved signature predicts its class rather than the image's.
 
-* **Reach.** An L-inf change of ε can remove or forge about 4ε/π of a grating's amplitude
-  (:func:`signature_reach`); a signature whose weakest grating lies beyond that reach cannot be
-  erased by an attack of that budget (:func:`beyond_reach`, claim D4).
+* **Reach.** An L-inf change of ε can remove or forge about 4ε/π of one grating's amplitude, but
+  less of a pair at once, which erasing or forging a class's signature takes
+  (:func:`signature_reach`); a signature beyond the reach along a whole signature cannot be erased
+  by an attack of that budget (:func:`beyond_reach`, claim D4).
 * **Read-outs.** :func:`shortcut_conditions` builds the test conditions, :func:`shortcut_rates`
   reads one network on them (0/1 per image, so every difference below is paired over images),
   :func:`shortcut_numbers` and :func:`adoption_numbers` turn two networks' rates into the
@@ -25,7 +26,7 @@ must not retrain the networks it reads.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -33,11 +34,13 @@ from . import evaluate, profiles, synthetic
 from .verdicts import direction_text
 
 __all__ = [
-    "CHANCE", "COMPETENCE", "signature_amplitudes", "signature_reach", "amplitude_text", "beyond_reach",
+    "CHANCE", "COMPETENCE", "signature_amplitudes", "Reach", "signature_reach", "amplitude_text", "beyond_reach",
+    "d3_scope", "left_after_reach", "clean_robustness_text",
     "shortcut_conditions", "shortcut_rates", "rate_text", "rate_row", "shortcut_numbers", "adoption_numbers",
     "robust_with_signature", "robust_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
     "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
     "matched_outcome", "match_state", "faint_control", "matched_reading", "matched_lean", "reach_reading",
+    "competence_text",
 ]
 
 
@@ -58,50 +61,128 @@ def signature_amplitudes(band: str = "high", rms: float | None = None) -> tuple[
     return float(a.min()), float(a.max())
 
 
-def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = 360) -> tuple[float, float]:
-    """(smallest, largest) over the signature gratings of ``band`` and ``n_phase`` phases of the
-    amplitude that an L-inf change of ``eps`` can remove from (or add to) one grating: the
-    component of ``eps * sign(grating)`` along the grating, about 4 eps / pi (a square wave's
-    fundamental), exactly computed on the 32 x 32 pixel grid."""
+class Reach(NamedTuple):
+    """How far an L-inf change of ε reaches along a signature (:func:`signature_reach`), each as
+    (smallest, largest) over classes and phases.
+
+    ``grating``: along one grating, in that grating's amplitude (about 4ε/π). ``whole``: along a
+    class's whole signature, all its gratings at once, in the amplitude of the set's weakest grating
+    (the scale of :func:`plot_adoption`'s axis): a signature whose weakest grating lies below
+    ``whole[0]`` can be erased or forged for every class at every phase, one above ``whole[1]`` for
+    none. Erasing a class's signature takes all its gratings (each one alone names the class), so
+    ``whole`` is the reach that decides erasing and forging; ``grating`` only says that any single
+    grating can be removed."""
+    grating: tuple[float, float]
+    whole: tuple[float, float]
+
+
+def _phase_grid(n_phase: int) -> torch.Tensor:
+    return torch.arange(n_phase, dtype=torch.float64) * (2 * torch.pi / n_phase)
+
+
+def _class_reach(band: str, eps: float, n_phase: int) -> list[tuple[float, float, float]]:
+    """Per class: (smallest, largest) over every pair of phases of the largest RMS of its signature
+    that ``eps * sign(signature)`` removes along the signature, eps * sum(abs(s)) / sum(s ** 2) with s the
+    class's signature at RMS 1; and the amplitude of its weakest grating at RMS 1. The two gratings
+    of a pair have independent uniform phases (:func:`freqlib.synthetic.attach_shortcut`), so every
+    pair of phases occurs."""
+    freqs, amps = synthetic._group_tensor(synthetic.shortcut_frequencies(band))
     ij = torch.arange(32, dtype=torch.float64)
-    phase = torch.arange(n_phase, dtype=torch.float64) * (2 * torch.pi / n_phase)
+    phase = _phase_grid(n_phase)
+    out = []
+    for f, a in zip(freqs.double(), amps.double()):
+        arg = [(2 * torch.pi / 32) * (fy * ij[:, None] + fx * ij[None, :]) for fy, fx in f]
+        s = (a[0] * torch.cos(arg[0] + phase[:, None, None, None])
+             + a[1] * torch.cos(arg[1] + phase[None, :, None, None]))       # (phase 1, phase 2, 32, 32)
+        t = eps * s.abs().sum((-2, -1)) / (s * s).sum((-2, -1))
+        out.append((float(t.min()), float(t.max()), float(a[a > 0].min())))
+    return out
+
+
+def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = 64) -> Reach:
+    """How far an L-inf change of ``eps`` reaches along the class signatures of ``band``
+    (:class:`Reach`): the component of ``eps * sign(pattern)`` along the pattern, the most any
+    ε-bounded change has, exactly computed on the 32 x 32 pixel grid at ``n_phase`` phases per
+    grating (on that grid the extremes lie on multiples of pi/32, so 64 phases find them).
+
+    Along one grating it is about 4ε/π (a square wave's fundamental). Along a pair of gratings
+    it is less, about 8ε/π^2 and lower still at some phases: ±ε·sign spends its budget on both at once."""
+    ij = torch.arange(32, dtype=torch.float64)
+    phase = _phase_grid(n_phase)
     reach = []
     for group in synthetic.shortcut_frequencies(band):
         for fy, fx in group:
             g = torch.cos((2 * torch.pi / 32) * (fy * ij[:, None] + fx * ij[None, :]) + phase[:, None, None])
             reach.append(eps * (g.abs().sum((1, 2)) / (g * g).sum((1, 2))))
     r = torch.cat(reach)
-    return float(r.min()), float(r.max())
+    per_class = _class_reach(band, eps, n_phase)
+    weakest = min(w for _, _, w in per_class)          # the set's weakest grating at RMS 1
+    # class c's signature is erased at RMS t_c, where the set's weakest grating has amplitude t_c * weakest
+    whole = (min(lo for lo, _, _ in per_class) * weakest, max(hi for _, hi, _ in per_class) * weakest)
+    return Reach((float(r.min()), float(r.max())), whole)
+
+
+def left_after_reach(band: str, eps: float, rms: float | None = None) -> float:
+    """The least amplitude, per grating, that a signature of RMS ``rms`` keeps along itself after
+    any ε-bounded change, over classes and phases (negative: ε can erase some class's signature)."""
+    rms = synthetic.SHORTCUT["rms"] if rms is None else rms
+    return min((rms - hi) * w for _, hi, w in _class_reach(band, eps, 64))
 
 
 def amplitude_text(band: str, eps: float, rms: float | None = None) -> str:
     """The signature's grating amplitudes against ε's reach, in words (a claim's paper-side text)."""
     lo, hi = signature_amplitudes(band, rms)
-    reach, reach_max = signature_reach(band, eps)
+    reach = signature_reach(band, eps)
+    (g_lo, g_hi), (w_lo, w_hi) = reach
     text = (f"the signature's gratings have amplitudes of {255 * lo:.2f}/255 to {255 * hi:.2f}/255 per colour "
-            f"channel (ε = {255 * eps:g}/255); an ε-bounded change ±ε·sign(grating) has a component of at least "
-            f"{255 * reach:.2f}/255 along each of them (≈ 4ε/π, at any phase)")
-    if hi < reach:
-        return text + ", so it can erase or forge every grating"
-    if lo > reach_max:
-        return text + (f" and at most {255 * reach_max:.2f}/255, so it cannot erase any of them: at least "
-                       f"{255 * (lo - reach_max):.2f}/255 of each remains")
-    return text + ", so it cannot erase or forge the strongest gratings entirely"
+            f"channel (ε = {255 * eps:g}/255); an ε-bounded change can remove or add up to {255 * g_lo:.2f}/255 to "
+            f"{255 * g_hi:.2f}/255 of one grating (≈ 4ε/π, by phase), but erasing or forging a class's signature "
+            f"takes all its gratings at once, and along a whole signature it reaches only {255 * w_lo:.2f}/255 to "
+            f"{255 * w_hi:.2f}/255 (in the weakest grating's amplitude, by class and phase)")
+    if lo < w_lo:
+        return text + ", so it can erase or forge every class's signature at every phase"
+    if lo > w_hi:
+        left = left_after_reach(band, eps, rms)
+        single = (", though it can remove the weakest gratings one at a time" if lo < g_lo else
+                  ", nor remove all of any single grating" if lo > g_hi else "")
+        return text + (f", so it cannot erase any class's signature{single}: along each signature at least "
+                       f"{255 * left:.2f}/255 of every grating remains")
+    return text + ", so it can erase or forge a class's signature only for some classes and phases"
 
 
 def beyond_reach(band: str, eps: float, psnr: float) -> float:
-    """How far (pixel units) the weakest grating of a ``psnr``-dB signature lies beyond ``eps``'s
-    reach; raises a one-line error when it is within reach, since D4 needs a signature no
-    ε-bounded change can erase."""
+    """How far (pixel units, per grating) a ``psnr``-dB signature lies beyond ``eps``'s reach along
+    a whole signature, the least over classes and phases; raises a one-line error when some class's
+    signature is within reach at some phase, since D4 needs a signature no ε-bounded change can erase."""
     if not psnr > 0:
         raise ValueError(f"strong_psnr={psnr!r}: give the signature's PSNR in dB, above 0 (e.g. 20)")
     rms = 10 ** (-psnr / 20)
-    lo, reach = signature_amplitudes(band, rms)[0], signature_reach(band, eps)[1]
-    if lo <= reach:
+    left = left_after_reach(band, eps, rms)
+    if left <= 0:
+        lo, reach = signature_amplitudes(band, rms)[0], signature_reach(band, eps).whole[1]
         top = -20 * math.log10(reach / lo * rms)
         raise ValueError(f"strong_psnr={psnr:g} dB gives gratings from {255 * lo:.2f}/255, within the reach "
-                         f"{255 * reach:.2f}/255 of ε = {255 * eps:g}/255: claim D4 needs a PSNR below {top:.1f} dB")
-    return lo - reach
+                         f"{255 * reach:.2f}/255 of ε = {255 * eps:g}/255 along a whole signature: claim D4 "
+                         f"needs a PSNR below {top:.1f} dB")
+    return left
+
+
+def d3_scope(band: str, eps: float, rms: float | None = None) -> str:
+    """What D3 can show, given where the faint signature (RMS ``rms``) lies against ε's reach along a
+    whole signature (:func:`signature_reach`), in words."""
+    weakest = signature_amplitudes(band, rms)[0]
+    w_lo, w_hi = signature_reach(band, eps).whole
+    if weakest < w_lo:
+        return ("Since ε can erase or forge every class's whole signature at every phase, D3 is close to "
+                "guaranteed for any AT network that learned its task, and the frequency story (AT avoids high "
+                "frequencies) predicts it as well; D3 alone cannot tell the two apart, D4 can.")
+    if weakest > w_hi:
+        return ("Since no class's whole signature is within that reach, a competent AT network can follow it, and "
+                "D3 can fail for a reason other than incompetence; if D3 holds, ε's reach does not explain it.")
+    return ("The faint signature thus lies at the edge of that reach: ε can erase or forge a class's whole signature "
+            "only for some classes and phases, so ε's reach makes D3 likely rather than guaranteed for a competent "
+            "AT network; the frequency story (AT avoids high frequencies) predicts D3 as well, so D3 alone cannot "
+            "tell the two apart, D4 can.")
 
 
 # ------------------------------------------------------------ read-outs
@@ -250,15 +331,19 @@ def parse_psnrs(text: str, name: str = "adoption_psnrs") -> list[float]:
     return values
 
 
-def plot_adoption(curves: dict, reach: tuple[float, float], title: str):
+def plot_adoption(curves: dict, reach: Reach, title: str):
     """Adoption of a signature against the weakest grating's amplitude: ``curves[label][psnr]`` from
     :func:`adoption_point` (one line per label, e.g. AT and ST at AT's clean accuracy); ``reach``
-    (smallest, largest) of an ε-bounded change, shaded. Two panels: the excess rate of following a
-    moved signature, and clean accuracy (what adopting it cost)."""
+    (:func:`signature_reach`): the reach of an ε-bounded change along a whole signature, shaded, and
+    along one grating, hatched. Two panels: the excess rate of following a moved signature, and clean
+    accuracy (what adopting it cost)."""
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), layout="constrained")
     for ax in axes:
-        ax.axvspan(255 * reach[0], 255 * reach[1], color="0.85", label="reach of ε (±ε·sign)")
+        ax.axvspan(255 * reach.whole[0], 255 * reach.whole[1], color="0.8",
+                   label="reach of ε along a whole signature (by class and phase)")
+        ax.axvspan(255 * reach.grating[0], 255 * reach.grating[1], facecolor="none", edgecolor="0.6", hatch="///",
+                   label="reach of ε along one grating")
     for i, ((label, curve), marker) in enumerate(zip(curves.items(), "osd^v")):
         pts = sorted(curve.items(), key=lambda kv: kv[1]["weakest"])
         amp = [255 * n["weakest"] for _, n in pts]
@@ -357,7 +442,8 @@ def match_state(n: dict) -> str:
 
 
 def faint_control(points: dict, reach_max: float, faint: float) -> str:
-    """What ST at AT's clean accuracy says at D3's strength (PSNR ``faint``): ``"separated"``
+    """What ST at AT's clean accuracy says at D3's strength (PSNR ``faint``; ``reach_max``: the
+    largest reach of ε along a whole signature, ``signature_reach(...).whole[1]``): ``"separated"``
     (matched, and ST follows the signature where AT does not: AT's lower accuracy does not
     explain D3), ``"neither"`` (matched, and neither adopts it: it explains D3 as well as ε's
     reach does) or ``"open"`` (not matched for sure, unresolved, beyond ε's reach or not measured)."""
@@ -370,7 +456,9 @@ def faint_control(points: dict, reach_max: float, faint: float) -> str:
 
 def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     """What ST at AT's clean accuracy says, in words: ``points[psnr]`` from :func:`matched_point`;
-    ``reach_max``: the largest reach of ε along a grating; ``faint``: the PSNR of D3's signature.
+    ``reach_max``: the largest reach of ε along a whole signature (``signature_reach(...).whole[1]``,
+    in the weakest grating's amplitude): a strength whose weakest grating lies above it is beyond
+    reach for every class and phase; ``faint``: the PSNR of D3's signature.
     Read at the strengths ε can (partly) forge, where the two readings differ: there "AT ignores
     what ε can forge" predicts that ST at AT's accuracy follows the signature more often than AT
     (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach both
@@ -409,53 +497,118 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     return head + " " + "; it ".join(parts) + "."     # "it": each part has ST as its subject
 
 
-def matched_lean(n: dict, full_excess, budget: str) -> str:
+def matched_lean(n: dict, full_excess, budget: str, strength: float | None = None,
+                 others: dict | None = None) -> str:
     """Which way the point estimates of ST at AT's clean accuracy lean at D3's strength, whatever their
     intervals (shown, not judged; :func:`matched_reading` draws the conclusions): ``n`` from
     :func:`matched_point`, ``full_excess`` ST's excess rate of following a moved signature at the full
     budget (an Estimate: ST minus the standard network of that budget that never saw one), ``budget``
-    the matched budget in words. D3's contrast is the full-budget ST's excess minus AT's; the part of it
-    that remains at matched accuracy is ST's excess there minus AT's (``n['gap']``). Less than half
-    remaining leans towards AT's lower accuracy, at least half towards ε's reach."""
+    the matched budget in words, ``strength`` D3's PSNR. D3's contrast is the full-budget ST's excess
+    minus AT's; the part of it that remains at matched accuracy is ST's excess there minus AT's
+    (``n['gap']``). Less than half remaining leans towards AT's lower accuracy, at least half towards
+    ε's reach. Only D3's strength has a full-budget ST; ``others`` (PSNR -> :func:`matched_point`, the
+    other strengths of the curve) are listed with ST's excess minus AT's and their clean-accuracy
+    difference, and where they point the other way from D3's strength, the sentence says so."""
     pt = lambda x: f"{100 * x:.1f}"
+    pts = lambda e: e.scaled(100).fmt(digits=1)
     st, at, gap, full = n["d4_follow_excess"].value, n["at_excess"].value, n["gap"].value, full_excess.value
     clean = n["clean_gap"].value
     where = (f"{pt(abs(clean))} points {'above' if clean > 0 else 'below'} AT's clean accuracy" if clean
              else "at AT's clean accuracy")
-    head = (f"On point estimates alone (shown, not judged): ST at {budget} is {where} and follows the faint "
-            f"signature {pt(st)} points more often than its null, AT {pt(at)} points; ")
+    at_d3 = "At D3's strength" + (f" ({strength:g} dB)" if strength is not None else "")
+    head = (f"On point estimates alone (shown, not judged): {at_d3}, ST at {budget} is {where} and follows the "
+            f"faint signature {pt(st)} points more often than its null, AT {pt(at)} points; ")
     contrast = full - at
+    lean = None
     if not contrast > 0:
-        return head + (f"ST at the full budget follows it no more often than AT ({pt(full)} vs {pt(at)} points), "
+        text = head + (f"ST at the full budget follows it no more often than AT ({pt(full)} vs {pt(at)} points), "
                        "so there is no contrast for the accuracy control to explain.")
-    share = gap / contrast
-    body = (f"of the {pt(contrast)} points by which ST at the full budget exceeds AT in that excess, {pt(gap)} "
-            f"({100 * share:.0f}%) remain at matched accuracy, so the numbers lean towards ")
-    if share < 0.5:
-        return head + body + "AT's lower accuracy: most of D3's contrast goes with what ST learns in its longer budget."
-    return head + body + "ε's reach: most of D3's contrast remains when ST is held to AT's accuracy."
+    else:
+        share = gap / contrast
+        lean = "accuracy" if share < 0.5 else "reach"
+        text = head + (f"of the {pt(contrast)} points by which ST at the full budget exceeds AT in that excess, "
+                       f"{pt(gap)} ({100 * share:.0f}%) remain at matched accuracy, so the numbers lean towards "
+                       + ("AT's lower accuracy: most of D3's contrast goes with what ST learns in its longer budget."
+                          if lean == "accuracy" else
+                          "ε's reach: most of D3's contrast remains when ST is held to AT's accuracy."))
+    rest = sorted((others or {}).items(), reverse=True)
+    if not rest:
+        return text
+    listed = "; ".join(f"{p:g} dB: {pts(m['gap'])} pts (clean accuracy ST − AT {pts(m['clean_gap'])} pts)"
+                       for p, m in rest)
+    text += (f" This is read at D3's strength only; at the other strengths of the curve, ST at {budget} "
+             f"minus AT in the excess rate of following the signature is {listed}.")
+    more = [f"{p:g} dB" for p, m in rest if m["gap"].low > 0]
+    if lean == "accuracy" and more:
+        text += (f" At {' and '.join(more)}, ST at this budget follows the signature resolvably more often than AT "
+                 "does, the other way from D3's strength: there AT's lower accuracy alone does not account for AT "
+                 "following it less (where the clean accuracies are not matched for sure, only in part).")
+    fewer = [f"{p:g} dB" for p, m in rest if m["gap"].high <= 0]
+    if lean == "reach" and fewer:
+        text += (f" At {' and '.join(fewer)}, ST at this budget follows the signature no more often than AT, "
+                 "the other way from D3's strength.")
+    return text
 
 
-def reach_reading(d3: str, d4: str, control: str = "open") -> str:
+def competence_text(clean, floor_text: str = "D3's competence floor (chance + 10 points)") -> str:
+    """A caveat on D4 when the strong-signature AT network's clean accuracy ``clean`` (an Estimate)
+    is not surely above ``CHANCE + COMPETENCE``; empty when it is."""
+    floor = CHANCE + COMPETENCE
+    if clean.low > floor:
+        return ""
+    where = "below" if clean.high < floor else "not surely above"
+    return (f" D4's network, though, classifies {clean.fmt(pct=True)} of clean images, {where} {floor_text}: it "
+            "learned the signature largely in place of the images, so D4 shows that AT can learn a signature "
+            "there, not that an AT network that learned its task does.")
+
+
+def reach_reading(d3: str, d4: str, control: str = "open", ignored_beyond=(), d4_clean=None) -> str:
     """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut.
     ``control``: what ST at AT's clean accuracy says at D3's strength (:func:`faint_control`).
-    Adopting the strong signature shows that AT *can* learn a signature in the band; why it
-    ignored the faint one is settled only when that control separates the readings."""
+    ``ignored_beyond``: strengths (PSNR) of the adoption curve beyond ε's reach along every whole
+    signature at which AT's excess rate of following the signature is not resolved above 0: AT then
+    ignored a signature ε cannot erase, against a reach reading with nothing more to it.
+    ``d4_clean``: the strong-signature AT network's clean accuracy (an Estimate), for
+    :func:`competence_text`. Adopting the strong signature shows that AT *can* learn a signature in the
+    band; why it ignored the faint one is settled only when the control separates the readings."""
+    caveat = competence_text(d4_clean) if d4_clean is not None else ""
+    beyond = " and ".join(f"{p:g} dB" for p in sorted(ignored_beyond, reverse=True))
     if d3 == "reproduced" and d4 == "reproduced":
-        both = ("AT ignored the signature ε can forge and adopted the one it cannot, in the same band: it does "
-                "not avoid high frequencies as such, and the same recipe and budget can learn a signature there. ")
+        both = ("AT ignored the faint signature and adopted the strong one, beyond ε's reach, in the same band: it "
+                "does not avoid high frequencies as such, and the same recipe and budget can learn a signature "
+                "there. ")
+        if beyond:
+            both += (f"But it also ignored the signature at {beyond}, beyond ε's reach along every whole signature: "
+                     "being beyond ε's reach did not suffice for AT to adopt a signature, so the reach alone does "
+                     "not say where AT starts to adopt one. ")
         if control == "separated":
-            return both + ("A standard network at AT's clean accuracy follows the faint signature where AT does not "
-                           "(below), so AT avoids what an ε-bounded change can forge, not merely what it had too "
-                           "little accuracy to learn.")
-        if control == "neither":
-            return both + ("But a standard network at AT's clean accuracy ignores the faint one too (below), so "
+            text = both + ("A standard network at AT's clean accuracy follows the faint signature where AT does "
+                           "not (below), so AT avoids what an ε-bounded change can forge, not merely what it had "
+                           "too little accuracy to learn.")
+        elif control == "neither":
+            text = both + ("But a standard network at AT's clean accuracy ignores the faint one too (below), so "
                            "whether AT ignores it because ε can forge it or because AT learned less is not told "
                            "apart at D3's strength.")
-        return both + ("Whether it ignores the faint one because ε can forge it or because it learned less, the "
-                       "accuracy-matched control (below) does not settle at D3's strength.")
+        else:
+            text = both + ("Whether it ignores the faint one because ε can forge it or because it learned less, "
+                           "the accuracy-matched control (below) does not settle at D3's strength.")
+        return text + caveat
     if d3 == "reproduced" and d4 == "not reproduced":
         return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
-                "frequency story says, not only what ε can forge.")
+                "frequency story says, not only what ε can forge." + caveat)
     return (f"With D3 {d3} and D4 {d4}, the two readings (AT avoids what ε can forge; AT avoids the band) "
-            "are not told apart at this profile.")
+            "are not told apart at this profile." + caveat)
+
+
+def clean_robustness_text(strong: str, plain: str, diff) -> str:
+    """The strong-signature AT network's PGD accuracy on clean images (``strong``, formatted) against
+    the AT network that never saw a signature (``plain``); ``diff``: plain minus strong, paired over
+    the same images (an Estimate), in words."""
+    pts = diff.scaled(100).fmt(digits=1) + " pts"
+    head = f"On clean images, without its signature, the strong-signature AT network keeps {strong} under attack"
+    if diff.low > 0:
+        return (head + f", the AT network that never saw a signature {plain} ({pts} fewer): without its "
+                "signature it is less robust than an AT network that never saw one.")
+    if diff.high < 0:
+        return head + f", more than the AT network that never saw a signature, {plain} ({pts})."
+    return head + f", the AT network that never saw a signature {plain} (difference {pts}, not resolved)."

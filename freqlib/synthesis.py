@@ -23,6 +23,10 @@ replicates to put an interval on each Spearman correlation between lenses, and
 :func:`permutation_p` gives each correlation its exact chance level (all
 orderings of the models), which :func:`pair_state` requires before it reads
 two lenses as agreeing. ``VALIDITY_NAMES`` names each lens as chapter 6 does.
+
+A lens does not order the pairs of models it does not tell apart (:func:`told_apart_pairs`,
+:func:`mask_told_apart`): :func:`shared_ranks` gives such models a shared rank, and
+:func:`rho_span` says how far a correlation moves over the orders they leave open.
 """
 from __future__ import annotations
 
@@ -39,7 +43,9 @@ from .verdicts import Estimate
 __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "filter_score", "mask_score",
            "mask_scores_equal_support", "MaskPairOrder", "mask_pair_orders", "lens_scores", "spearman",
            "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES",
-           "rank_agreement", "separated_pairs", "paired_difference"]
+           "rank_agreement", "told_apart_pairs", "separated_pairs", "paired_difference", "mask_told_apart",
+           "shared_ranks", "rho_span", "reordered_pairs", "reorder_text", "open_rho_text", "odd_lens_text",
+           "top_model_entry", "pairs_phrase", "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
 # the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
@@ -293,22 +299,27 @@ def rank_agreement(scores: dict[str, dict[str, Estimate]], lenses=LENSES) -> dic
     return out
 
 
-def separated_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> tuple[int, int]:
-    """(model pairs whose score difference under ``lens`` has an interval excluding 0,
-    all model pairs). Replicates are paired as in :func:`rank_agreement`; an exact
-    score separates every pair it does not tie (its uncertainty over training seeds
-    is not in these intervals)."""
+def told_apart_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> dict[frozenset, bool]:
+    """{model a, model b} -> whether the score difference under ``lens`` has an interval excluding 0.
+    Replicates are paired as in :func:`rank_agreement`; an exact score tells apart every pair it
+    does not tie (its uncertainty over training seeds is not in these intervals)."""
     names = list(scores)
     n_boot = min((len(scores[n][lens].boot) for n in names
                   if scores[n][lens].boot is not None and scores[n][lens].over != "exact"), default=1)
-    decided = total = 0
+    out = {}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ea, eb = scores[a][lens], scores[b][lens]
             diff = Estimate.from_boot(ea.value - eb.value, _replicates(ea, n_boot) - _replicates(eb, n_boot))
-            decided += diff.low > 0 or diff.high < 0
-            total += 1
-    return decided, total
+            out[frozenset((a, b))] = bool(diff.low > 0 or diff.high < 0)
+    return out
+
+
+def separated_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> tuple[int, int]:
+    """(model pairs whose score difference under ``lens`` has an interval excluding 0,
+    all model pairs): :func:`told_apart_pairs` counted."""
+    told = told_apart_pairs(scores, lens)
+    return sum(told.values()), len(told)
 
 
 def paired_difference(a: Estimate, b: Estimate) -> Estimate:
@@ -317,3 +328,153 @@ def paired_difference(a: Estimate, b: Estimate) -> Estimate:
     if a.boot is None or b.boot is None or len(a.boot) != len(b.boot):
         raise ValueError("paired_difference needs two estimates with as many bootstrap replicates")
     return Estimate.from_boot(a.value - b.value, a.boot.double() - b.boot.double(), over=a.over, n=a.n)
+
+
+def mask_told_apart(orders: dict[tuple[str, str], MaskPairOrder]) -> dict[frozenset, bool]:
+    """{mask a, mask b} -> :attr:`MaskPairOrder.told_apart`, for :func:`shared_ranks` and :func:`rho_span`."""
+    return {frozenset(k): o.told_apart for k, o in orders.items()}
+
+
+def _above(values: dict[str, float], told: dict[frozenset, bool], i: str) -> int:
+    return sum(told[frozenset((i, j))] and values[j] > values[i] for j in values if j != i)
+
+
+def shared_ranks(values: dict[str, float], told: dict[frozenset, bool]) -> dict[str, float]:
+    """Ranks by point value (1 = largest) in which a pair ``told`` does not tell apart shares its rank:
+    1 + the models told apart above, + 1/2 for every model not told apart (either order equally).
+    Models that none of a group tell apart from each other get the group's average rank; with every
+    pair told apart these are the ordinary ranks."""
+    return {i: 1 + _above(values, told, i) + 0.5 * sum(not told[frozenset((i, j))] for j in values if j != i)
+            for i in values}
+
+
+def rho_span(a: dict[str, float], b: dict[str, float], b_told: dict[frozenset, bool]) -> tuple[float, float]:
+    """(smallest, largest) Spearman rho of ``a``'s point values with every order of ``b``'s models
+    that keeps each pair ``b_told`` tells apart in its point-value order: how far rho moves over the
+    orders lens b leaves open. Enumerated up to ``EXACT_UP_TO`` models; (nan, nan) beyond."""
+    names = list(b)
+    n = len(names)
+    if n > EXACT_UP_TO:
+        return math.nan, math.nan
+    va = torch.tensor([a[m] for m in names], dtype=torch.float64)
+    perms, _ = _orderings(n, 0, 0)                # perms[k, r] = the model at position r (0 = largest)
+    position = perms.argsort(1)                   # position[k, i] of model i
+    keep = torch.ones(len(perms), dtype=torch.bool)
+    for i, j in itertools.combinations(range(n), 2):
+        if b_told[frozenset((names[i], names[j]))] and b[names[i]] != b[names[j]]:
+            first, second = (i, j) if b[names[i]] > b[names[j]] else (j, i)
+            keep &= position[:, first] < position[:, second]
+    scores = -position[keep].double().T           # larger score = earlier position
+    rho = spearman(va[:, None].expand(-1, scores.shape[1]), scores)
+    return float(rho.min()), float(rho.max())
+
+
+def reordered_pairs(before: dict[str, float], after: dict[str, float]) -> list[tuple[str, str]]:
+    """Pairs of models whose point values order them oppositely in ``before`` and ``after``."""
+    return [(a, b) for a, b in itertools.combinations(before, 2)
+            if (before[a] - before[b]) * (after[a] - after[b]) < 0]
+
+
+def _vs(pairs) -> str:
+    return ", ".join(f"{a} vs {b}" for a, b in pairs)
+
+
+def reorder_text(before: dict[str, float], after: dict[str, float], told: dict[frozenset, bool],
+                 lens: str = "this lens") -> str:
+    """Which pairs a change of scores reorders and whether ``told`` tells them apart: the pairs that
+    drive any change of a rank correlation with these scores."""
+    moved = reordered_pairs(before, after)
+    if not moved:
+        return "the ranking is the same"
+    loose = [p for p in moved if not told[frozenset(p)]]
+    if len(loose) == len(moved):
+        return f"the change comes only from {_vs(moved)}, which {lens} does not tell apart"
+    firm = [p for p in moved if told[frozenset(p)]]
+    return f"the ranking changes in {_vs(firm)} (told apart)" + (f" and {_vs(loose)} (not told apart)" if loose else "")
+
+
+def open_rho_text(lens: str, values: dict[str, dict[str, float]], told: dict[frozenset, bool], others) -> str:
+    """How far rho of each lens of ``others`` with ``lens`` moves over the orders of the pairs ``lens``
+    does not tell apart (:func:`rho_span`; ``values``: lens -> model -> point value)."""
+    names = list(values[lens])
+    untold = [(a, b) for a, b in itertools.combinations(names, 2) if not told[frozenset((a, b))]]
+    if not untold:
+        return f"{lens} tells every pair of models apart, so each ρ with it stands in its one order"
+    parts = []
+    for other in others:
+        lo, hi = rho_span(values[other], values[lens], told)
+        point = float(spearman(torch.tensor([values[other][n] for n in names], dtype=torch.float64),
+                               torch.tensor([values[lens][n] for n in names], dtype=torch.float64)))
+        parts.append(f"{other}: not enumerated (more than {EXACT_UP_TO} models)" if lo != lo else
+                     f"{other} {point:.2f} in every such order" if f"{lo:.2f}" == f"{hi:.2f}" else
+                     f"{other} {lo:.2f} to {hi:.2f} ({point:.2f} in the point values' order)")
+    return (f"over the orders {lens} leaves open ({_vs(untold)}: not told apart), ρ with it is "
+            + ", ".join(parts))
+
+
+def odd_lens_text(mean_rho: dict[str, float], separated: dict[str, tuple[int, int]], beyond_chance: bool) -> str:
+    """'The lens(es) least in line with the others is/are ...': the smallest mean rho with the other
+    lenses, every lens tied there named (none when all tie); ``beyond_chance`` False adds that these
+    are point values of rhos none of which is beyond chance."""
+    low = min(mean_rho.values())
+    odd = [l for l in mean_rho if abs(mean_rho[l] - low) < 1e-9]
+    told = [f"{l} ({separated[l][0]} of {separated[l][1]} model pairs told apart)" for l in odd]
+    noisy = all(separated[l][0] < separated[l][1] / 2 for l in odd)
+    if len(odd) == len(mean_rho) > 1:
+        return (f"No lens is less in line with the others than the rest: all {len(odd)} tie at mean ρ {low:.2f} with "
+                "the others" + (" (point values; no pair is beyond chance)" if not beyond_chance else ""))
+    head = (f"The lens least in line with the others is {told[0]}, mean ρ with the others {low:.2f}" if len(odd) == 1
+            else f"The lenses least in line with the others, tied at mean ρ {low:.2f} with the others, are "
+                 + ", ".join(told[:-1]) + f" and {told[-1]}")
+    return (head + (" (point values; no pair is beyond chance)" if not beyond_chance else "")
+            + (f"; {'its' if len(odd) == 1 else 'their'} scores tell fewer than half of the model pairs apart, so "
+               "being the odd one says little" if noisy else ""))
+
+
+def top_model_entry(lens: str, values: dict[str, float], told: dict[frozenset, bool], warn: str = "") -> str:
+    """'lens: model' for the largest point value, with ``warn`` after the model (e.g. an unkept mask's ⚠)
+    and '(not told apart from X)' where ``told`` does not tell it from the runner-up."""
+    order = sorted(values, key=values.get, reverse=True)
+    top = order[0]
+    tie = len(order) > 1 and not told[frozenset(order[:2])]
+    return f"{lens}: {top}{warn}" + (f" (not told apart from {order[1]})" if tie else "")
+
+
+def pairs_phrase(n: int, total: int) -> str:
+    """Subject of 'are not shown to agree': 'All 6 pairs are', 'The other 3 pairs are', ..."""
+    if n == total:
+        return f"All {n} pairs are" if n != 1 else "The one pair is"
+    if n == 0:
+        return "No other pair is"
+    return "The other pair is" if n == 1 else f"The other {n} pairs are"
+
+
+# what each verdict of freqlib.verdicts.verdict means for chapter 6's validity criteria
+VALIDITY_MEANINGS = {
+    "reproduced": "every criterion holds (its whole interval past its threshold)",
+    "partly": "one criterion holds and another fails",
+    "not reproduced": "every criterion fails (its whole interval on the wrong side of its threshold)",
+    "inconclusive": "an interval reaches across its threshold, and no criterion holds while another fails",
+}
+
+
+def state_legend(words: dict[str, str]) -> str:
+    """'found: every criterion holds ...; ...' for ``words`` (verdict -> table word, as
+    ``freqlib.validity.STATE_WORDS``): the states of chapter 6's table defined."""
+    return "; ".join(f"“{w}”: {VALIDITY_MEANINGS[v]}" for v, w in words.items())
+
+
+def mask_accuracy_text(kept: bool, acc_masked: float, acc_unmasked: float, keep_ratio: float) -> str:
+    """'yes: 0.912 / 0.915' or '⚠ no: 0.850 / 0.930 = 0.914 (< 0.99)': masked over unmasked accuracy on the
+    mask-training images (``freqlib.mask_training.MaskResult``), and how far an unkept mask falls short
+    of the keep ratio (never rounded onto it)."""
+    shown = f"{acc_masked:.3f} / {acc_unmasked:.3f}"
+    if kept:
+        return f"yes: {shown}"
+    ratio = acc_masked / acc_unmasked if acc_unmasked > 0 else math.nan
+    if not ratio < keep_ratio:       # met only at epoch 1, which the rule does not count (or no accuracy)
+        return f"⚠ no: {shown} (the keep ratio {keep_ratio:g} is counted from epoch 2 on)"
+    digits = 3
+    while digits < 8 and round(ratio, digits) >= keep_ratio:
+        digits += 1
+    return f"⚠ no: {shown} = {ratio:.{digits}f} (< {keep_ratio:g})"

@@ -50,11 +50,13 @@ PLANTED = dict(n_train=12_000, n_test=2_000, signal=0.08, seed=0)
 # images that carry their class's pattern; PSNR = -20 log10(rms) = 32.0 dB
 SHORTCUT = dict(rms=10 ** (-32 / 20), share=0.5, seed=0)
 # chapter 6's claim D4: a signature of this PSNR (dB) whose every grating lies at least 15/255
-# beyond what an 8/255 L-inf change can remove from it (more than the strongest grating of the
-# 32-dB signature, 9.06/255, which the standard network follows)
+# beyond what an 8/255 L-inf change can remove from it alone, and about 18/255 beyond what it can
+# remove from a class's whole signature (freqlib.shortcut.signature_reach: more than the strongest
+# grating of the 32-dB signature, 9.06/255, which the standard network follows)
 STRONG_PSNR = 20.0
 # chapter 6's adoption curve: signature strengths between the faint (32 dB) and the strong one,
-# AT trained once at each (29 dB: the weakest gratings within reach; 26 dB: all beyond)
+# AT trained once at each (29 dB: each weakest grating alone within an 8/255 change's reach, a
+# class's whole signature beyond it; 26 dB: beyond either)
 ADOPTION_PSNRS = (29.0, 26.0)
 
 

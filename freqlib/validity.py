@@ -56,7 +56,8 @@ __all__ = [
     "CANDIDATES", "LENSES", "band_masks", "auroc", "band_scores", "shuffled_auroc",
     "radial_map", "filtered_importance", "dct_to_dft", "dct_band_map", "power_map",
     "map_label", "MAP_LABELS",
-    "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "pgd_lens", "score_lens",
+    "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "PGD_STEP", "pgd_lens",
+    "score_lens",
     "VALIDITY_CRITERIA", "validity_state", "STATE_WORDS",
     "band_energy", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
@@ -253,7 +254,10 @@ def filter_lens(model) -> LensMap:
     return LensMap("first-layer filters", None, fixed=power, over="one network (no interval)")
 
 
-def pgd_lens(model, x, y, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 20, seed: int = 0) -> LensMap:
+PGD_STEP = 2 / 255      # the PGD lens's step size (the attack of chapter 1)
+
+
+def pgd_lens(model, x, y, eps: float = 8 / 255, alpha: float = PGD_STEP, steps: int = 20, seed: int = 0) -> LensMap:
     """Power spectrum of L-inf PGD perturbations, per image."""
     res = attacks.pgd_linf(model, x, y, eps=eps, alpha=alpha, steps=steps, seed=seed)
     return LensMap("PGD spectrum", power_map(res.delta).double(), lambda u: u, extra={"attack": res})

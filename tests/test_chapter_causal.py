@@ -58,8 +58,10 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert "d1_upper_excess/high" in rows["D1"]["numbers"] and "d1_upper/high" not in rows["D1"]["numbers"]
     assert "d3_at_competence" in rows["D3"]["numbers"]
     assert set(rows["D4"]["numbers"]) == {"d4_follow_excess", "d4_relative_excess"}
-    assert glued["reach_reading"] in {shortcut.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"], c)
-                                      for c in ("separated", "neither", "open")}
+    # the reach reading, less D4's competence caveat, for some control outcome and strengths AT ignored
+    core = glued["reach_reading"].split(" D4's network, though,")[0]
+    assert core in {shortcut.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"], c, beyond)
+                    for c in ("separated", "neither", "open") for beyond in ([], [29.0], [26.0], [29.0, 26.0])}
     # ST at AT's clean accuracy: the ladder is the fixed one, its reading glued and in the deviations
     assert glued["match_fractions"] == "1/16, 1/8, 1/4, 1/2"
     assert glued["matched_reading"].startswith("ST at the budget matched on D3's set")

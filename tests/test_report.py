@@ -195,16 +195,71 @@ def test_report_on_a_checkpoint_writes_html(tmp_path):
     x, y = torch.rand(40, 3, 32, 32), torch.randint(0, 10, (40,))
     rep = make_report(loaded, description, x, y, "synthetic data", n_heatmap=4, mask_images=40, mask_epochs=1,
                       n_boot=100)
-    assert {"clean accuracy", "attribution centroid (DCT band)", "mask: radial centroid"} <= set(rep.numbers)
-    assert len(rep.figures) == 4
+    keys = {"clean accuracy (max-rescaled)", "attribution centroid (DCT band)", "mask: radial centroid"}
+    assert keys <= set(rep.numbers) and keys <= set(rep.intervals) and len(rep.figures) == 4
     for k, e in rep.intervals.items():                       # every interval brackets its number
         assert e.low <= rep.numbers[k] <= e.high, k
-    assert {"clean accuracy", "attribution centroid (DCT band)", "mask: radial centroid"} <= set(rep.intervals)
+    # every row is defined, once, in the dict the chapter's table and the HTML page both read
+    from freqlib.report import CAPTIONS, DEFINITIONS
+    assert set(rep.numbers) <= set(DEFINITIONS)
+    n = rep.numbers
+    if n["clean accuracy (max-rescaled)"] > 0:              # relative accuracies: the raw ones over clean
+        for raw, rel in (("low-pass accuracy, r=4", "low-pass accuracy / clean, r=4"),
+                         ("area under high-pass curve", "area under high-pass curve / clean")):
+            assert n[rel] == pytest.approx(n[raw] / n["clean accuracy (max-rescaled)"], rel=1e-5)
+    assert n["Fourier heat map: excess error"] == pytest.approx(
+        n["Fourier heat map: mean error"] - n["Fourier heat map: clean error"], abs=1e-6)
+    assert rep.figure_data == {CAPTIONS["filtered"]: "all 40 analysed images",
+                               CAPTIONS["attribution"]: "all 40 analysed images",
+                               CAPTIONS["heatmap"]: "the first 4 analysed images",
+                               CAPTIONS["mask"]: "learned on the first 40 analysed images (in-sample)"}
     assert rep.settings["mask training images"] == "the first 40 analysed images (in-sample)"
     # one epoch never reaches the keep rule's second epoch: the mask is not kept, and the report says so
     assert any(w.startswith("⚠") for w in rep.warnings.values())
     page = write_html(rep, tmp_path / "r.html").read_text()
     assert page.count("data:image/png;base64,") == 4 and "synthetic data" in page and "⚠" in page
+    assert DEFINITIONS["mask: radial centroid"].replace("²", "&#178;")[:40] in page or \
+        DEFINITIONS["mask: radial centroid"][:40] in page
+    assert "<figcaption>Fourier" not in page and "— the first 4 analysed images</figcaption>" in page
+
+
+def test_report_of_a_model_that_is_never_right_draws_no_relative_accuracy_nor_centroid():
+    """A constant answer that is always wrong: no clean accuracy to divide by, no excess error to weigh."""
+    class Constant(nn.Module):
+        """Class 0 by a margin of 100 whatever the image; its logit follows the image's mean a
+        little, so that occluding the DCT band 0 has a positive attribution to draw."""
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return 100 * torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float() + \
+                0.01 * self.w * x.mean((1, 2, 3))[:, None]
+    x, y = torch.rand(12, 3, 32, 32), torch.ones(12, dtype=torch.long)
+    from freqlib.report import PixelSpaceModel
+    rep = make_report(PixelSpaceModel(Constant()), "constant", x, y, "synthetic data", n_heatmap=3, mask_images=12, mask_epochs=1,
+                      n_boot=20)
+    assert rep.numbers["clean accuracy (max-rescaled)"] == 0 and "low-pass accuracy / clean, r=4" not in rep.numbers
+    assert rep.warnings["clean accuracy (max-rescaled)"].startswith("⚠ no analysed image right")
+    assert rep.numbers["Fourier heat map: excess error"] == 0
+    assert "Fourier heat map: excess-error radial centroid" not in rep.numbers
+    assert "no centroid" in rep.warnings["Fourier heat map: excess error"]
+
+
+def test_excess_centroid_weighs_only_the_error_above_the_clean_error():
+    from freqlib.report import excess_centroid
+    from freqlib.spectral import frequency_radius
+    r = frequency_radius(32, 32)
+    ring = ((r >= 9.5) & (r < 10.5)).float()
+    clean = torch.tensor(0.4)
+    # clean error everywhere, more on a ring near radius 10, less than clean near the centre (clipped at 0)
+    error = clean + 0.3 * ring - 0.2 * (r < 3).float()
+    expected = float((ring * r).sum() / ring.sum())
+    assert float(excess_centroid(error, clean)) == pytest.approx(expected, rel=1e-6)
+    assert 9.5 <= expected < 10.5
+    # a batch of maps (bootstrap replicates) at once, one without any excess: nan there
+    both = excess_centroid(torch.stack([error, torch.full_like(error, 0.4)]), torch.tensor([0.4, 0.4]))
+    assert float(both[0]) == pytest.approx(expected, rel=1e-6) and torch.isnan(both[1])
 
 
 def test_report_trains_its_mask_on_the_held_out_set():
@@ -218,7 +273,7 @@ def test_report_trains_its_mask_on_the_held_out_set():
                       mask_cfg=cfg, n_boot=50)
     assert rep.settings["mask training images"] == "20 held-out images (planted)"
     assert "batch 10" in rep.settings["mask training"]
-    assert not rep.warnings                                  # kept under a keep ratio of 0.01
+    assert not [k for k in rep.warnings if k.startswith("mask")]     # kept under a keep ratio of 0.01
 
 
 def test_report_flags_a_mask_that_does_not_carry_over_and_draws_on_fixed_scales(monkeypatch):
@@ -233,15 +288,25 @@ def test_report_flags_a_mask_that_does_not_carry_over_and_draws_on_fixed_scales(
     monkeypatch.setattr(masks, "mask_correct", lambda m, xx, yy, mask: torch.full((len(xx),), mask is None))
     rep = make_report(model, "tiny", x, y, "synthetic data", n_heatmap=2, mask_set=held, mask_cfg=cfg, n_boot=50)
     held_key = "mask: masked / unmasked accuracy (analysed images)"
-    assert list(rep.warnings) == [held_key] and "not trained on" in rep.warnings[held_key]
+    assert [k for k in rep.warnings if k.startswith("mask")] == [held_key] and "not trained on" in rep.warnings[held_key]
     assert rep.settings["Fourier heat map"].startswith("the first 2 analysed images")
     # two models' panels are comparable only on one scale: error rate and mask value both span [0, 1]
     for caption in ("Error rate under each Fourier basis perturbation", "Learned Fourier mask"):
         assert rep.figures[caption].axes[0].images[0].get_clim() == (0, 1), caption
 
 
-def _planted_report(mask, attribution, training_seed=0, flagged=False, n_boot=200, spread_seed=1):
-    """A report holding only what compare_reports reads, with planted numbers."""
+PLANTED = {"low-pass accuracy / clean, r=4": 0.4, "area under low-pass curve / clean": 0.7,
+           "high-pass accuracy / clean, r=4": 0.4, "area under high-pass curve / clean": 0.3,
+           "attribution share in bands >= 16": 0.1, "Fourier heat map: excess-error radial centroid": 8.0,
+           "clean accuracy (max-rescaled)": 0.8, "Fourier heat map: mean error": 0.5,
+           "Fourier heat map: clean error": 0.2, "Fourier heat map: excess error": 0.3}
+
+
+def _planted_report(mask, attribution, training_seed=0, flagged=False, n_boot=200, spread_seed=1, shifts=None):
+    """A report holding only what compare_reports reads, with planted numbers: PLANTED plus
+    ``shifts`` (PLANTED key -> amount added); every such number has one resampling noise, the
+    same in every report (paired: a shift is resolved, no shift is not), the attribution
+    centroid its own (``spread_seed``)."""
     from freqlib.mask_geometry import bootstrap_centroid
     from freqlib.report import FrequencyReport
     from freqlib.verdicts import Estimate
@@ -250,6 +315,10 @@ def _planted_report(mask, attribution, training_seed=0, flagged=False, n_boot=20
     g = torch.Generator().manual_seed(spread_seed)
     rep.intervals["attribution centroid (DCT band)"] = Estimate.from_boot(
         attribution, attribution + 0.1 * torch.randn(n_boot, generator=g))
+    noise = 0.01 * torch.randn(n_boot, generator=torch.Generator().manual_seed(99))
+    for key, value in PLANTED.items():
+        value += (shifts or {}).get(key, 0.0)
+        rep.intervals[key] = Estimate.from_boot(value, value + noise)
     rep.intervals["mask: radial centroid"] = bootstrap_centroid(mask, n_boot, 0)
     rep.numbers = {k: e.value for k, e in rep.intervals.items()}
     rep.numbers["mask: mean(M)"] = float(mask.mean())
@@ -269,8 +338,9 @@ def test_compare_reports_reads_each_outcome_on_planted_masks():
     top = equal_support(falling, disc).reshape(1, 1, 32, 32)
     out = compare_reports({"dense": _planted_report(falling, 5.0),
                            "sparse": _planted_report(top, 5.05, spread_seed=2)})     # unpaired noise: unresolved
-    assert "is 1.00 [1.00, 1.00], not resolved (its interval includes 1): the two do not differ resolvably" in \
-        out["mask_equal_support"]
+    assert ("is 1.00 [1.00, 1.00], not resolved over the mask's frequencies (its interval includes 1) (one mask per "
+            "network; training noise not covered): the two do not differ resolvably") in out["mask_equal_support"]
+    assert "⚠" not in out["mask_equal_support"] and out["lean_readings"]["mask"] == "no resolved difference"
     assert "mean(M) " in out["mask_equal_support"] and "not resolved (its interval includes 0)" in out["attribution"]
     # a flat mask cut to the disc's support keeps tied values spread over all radii: the disc sits lower
     out = compare_reports({"flat": _planted_report(torch.ones(1, 1, 32, 32), 6.0),
@@ -280,16 +350,29 @@ def test_compare_reports_reads_each_outcome_on_planted_masks():
         in out["mask_equal_support"]
     assert f"(flat keeps 1024 of 1024 frequencies, mean(M) 1.000; disc keeps {int((disc > 0).sum())}," \
         in out["mask_equal_support"]
-    assert "resolved (its interval excludes 0)" in out["attribution"] and "disc's mask is flagged ⚠" in out["mask"]
-    assert "flat's mask is flagged" not in out["mask"]
+    assert "resolved (its interval excludes 0)" in out["attribution"]
+    # the flag travels with every mask sentence, the equal-support one too
+    for key in ("mask", "mask_equal_support"):
+        assert out[key].endswith("; ⚠ disc's mask is flagged (mask not kept)") and "flat's mask is flagged" not in out[key]
+    # the model (disc, the sparser) sits lower: the mask panel reads lower and carries the flag
+    assert out["lean_readings"]["mask"] == "lower" and out["lean_panels"]["mask"].endswith("(mask not kept)")
+    assert "this panel reads disc leaning lower than flat" in out["lean_panels"]["mask"]
+    # the sparser mask is the reference's: a ratio below 1 puts the model higher
+    out = compare_reports({"disc": _planted_report(disc, 2.0), "flat": _planted_report(torch.ones(1, 1, 32, 32), 2.0)})
+    assert out["lean_readings"]["mask"] == "higher" and "flat leaning higher than disc" in out["lean_panels"]["mask"]
     # a ring of high frequencies against a mask whose largest values are the lowest: higher
     ring = ((r >= 12) & (r <= 14)).float()
     out = compare_reports({"falling": _planted_report(falling, 4.0), "ring": _planted_report(ring, 4.0)})
-    assert "resolved (its interval excludes 1): ring's mask sits at higher frequencies" in out["mask_equal_support"]
+    assert "resolved over the mask's frequencies (its interval excludes 1) (one mask per network; training noise " \
+        "not covered): ring's mask sits at higher frequencies" in out["mask_equal_support"]
+    assert out["lean_readings"]["mask"] == "higher"
     # two masks keeping every frequency: the raw centroids are already at equal support, no ratio drawn
     out = compare_reports({"falling": _planted_report(falling, 4.0), "flat": _planted_report(torch.ones_like(r), 4.0)})
     assert out["mask_equal_support"].startswith("Both masks keep 1024 of 1024 frequencies") and "ratio" not in \
         out["mask_equal_support"] and "At equal support" not in out["mask_equal_support"]
+    # read by the raw centroids' paired difference instead: the flat mask sits higher than the falling one
+    assert out["lean_panels"]["mask"].startswith("Mask (flat − falling): mask radial centroid (equal support) ")
+    assert out["lean_readings"]["mask"] == "higher"
     assert compare_reports({"one": _planted_report(disc, 1.0)}) == {}
 
 
@@ -313,3 +396,106 @@ def test_report_lines_show_interval_and_warning():
     rep.intervals["clean accuracy"] = Estimate(0.5, 0.4, 0.6)
     rep.warnings["mask: mean(M)"] = "⚠ planted"
     assert report_lines(rep) == ["  clean accuracy: 0.5000 [0.4000, 0.6000]", "  mask: mean(M): 0.2500  ⚠ planted"]
+
+
+def test_lean_readings_cover_every_outcome():
+    from freqlib.report import lean_direction, overall_reading, panel_reading
+    from freqlib.verdicts import Estimate
+    up, down, across = Estimate(0.2, 0.1, 0.3), Estimate(-0.2, -0.3, -0.1), Estimate(0.1, -0.1, 0.3)
+    assert [lean_direction(e, +1) for e in (up, down, across)] == ["lower", "higher", "unresolved"]
+    assert [lean_direction(e, -1) for e in (up, down, across)] == ["higher", "lower", "unresolved"]
+    assert lean_direction(None, 1) == lean_direction(Estimate.no_power(), 1) == "not readable"
+    ratio_low, ratio_one = Estimate(0.7, 0.6, 0.8), Estimate(1.0, 0.9, 1.1)
+    assert lean_direction(ratio_low, -1, null=1.0) == "lower" and lean_direction(ratio_one, -1, null=1.0) == "unresolved"
+    assert panel_reading(["lower", "unresolved"]) == "lower" and panel_reading(["higher", "not readable"]) == "higher"
+    assert panel_reading(["lower", "higher"]) == "mixed"
+    assert panel_reading(["unresolved", "not readable"]) == "no resolved difference"
+    assert panel_reading(["not readable"]) == "not readable"
+    assert overall_reading({"a": "lower", "b": "mixed", "c": "no resolved difference"}) == "lower"
+    assert overall_reading({"a": "higher", "b": "not readable"}) == "higher"
+    assert overall_reading({"a": "lower", "b": "higher"}) == "panels disagree"
+    assert overall_reading({"a": "mixed", "b": "no resolved difference"}) == "no resolved lean"
+
+
+def test_compare_reports_reads_each_panel_and_the_four_together():
+    from freqlib.report import LEAN_PANELS, compare_reports
+    disc = (torch.arange(1024).reshape(1, 1, 32, 32) % 7 == 0).float()
+    ref = _planted_report(disc, 4.0)
+    # lower on the filtered curves (relative low-pass up, relative high-pass down) and the heat map
+    lower = {"low-pass accuracy / clean, r=4": 0.2, "area under high-pass curve / clean": -0.1,
+             "Fourier heat map: excess-error radial centroid": -2.0, "Fourier heat map: excess error": -0.1}
+    out = compare_reports({"standard": ref, "model": _planted_report(disc, 4.0, shifts=lower)})
+    assert set(out["lean_panels"]) == {*LEAN_PANELS, "mask"}
+    r = out["lean_readings"]
+    assert (r["filtered accuracy"], r["heat map"], r["attribution"], r["mask"], r["overall"]) == \
+        ("lower", "lower", "no resolved difference", "no resolved difference", "lower")
+    f = out["lean_panels"]["filtered accuracy"]
+    assert f.startswith("Filtered accuracy (model − standard; each accuracy over the model's clean accuracy (max-rescaled), "
+                        "0.800 for standard and 0.800 for model): low-pass accuracy at r = 4 / clean 0.200 [0.200, "
+                        "0.200] (lower); low-pass area / clean 0.000 [0.000, 0.000] (unresolved)")
+    assert f.endswith("(lower); this panel reads model leaning lower than standard")
+    assert out["lean_overall"] == ("Overall, model leans lower than standard (panels reading lower: filtered "
+                                   "accuracy, heat map; higher: none; mixed: none; no resolved difference: "
+                                   "attribution, mask)")
+    assert "the excess error (mean minus clean error) is 0.300 [0.2" in out["heatmap"]
+    assert "for standard and 0.200 [0.1" in out["heatmap"]
+    assert "paired difference model − standard is -0.100 [-0.100, -0.100], resolved" in out["heatmap"]
+    assert "clean error on the same images (unperturbed, not rescaled), 0.200" in out["heatmap"]
+    # a mixed filtered panel (relative low-pass and high-pass both up) and a higher heat map: panels disagree
+    mixed = {"area under low-pass curve / clean": 0.1, "area under high-pass curve / clean": 0.1,
+             "Fourier heat map: excess-error radial centroid": 3.0, "attribution share in bands >= 16": -0.05}
+    out = compare_reports({"standard": ref, "model": _planted_report(disc, 4.0, shifts=mixed)})
+    r = out["lean_readings"]
+    assert (r["filtered accuracy"], r["heat map"], r["attribution"], r["overall"]) == \
+        ("mixed", "higher", "lower", "panels disagree")
+    assert "this panel reads mixed: model's numbers point both ways" in out["lean_panels"]["filtered accuracy"]
+    assert out["lean_overall"].startswith("Overall, no lean is claimed for model: its panels disagree (panels "
+                                          "reading lower: attribution; higher: heat map; mixed: filtered accuracy")
+    # higher only, and nothing resolved at all
+    out = compare_reports({"standard": ref, "model": _planted_report(disc, 4.0, shifts={
+        "Fourier heat map: excess-error radial centroid": 3.0})})
+    assert out["lean_readings"]["overall"] == "higher" and out["lean_overall"].startswith(
+        "Overall, model leans higher than standard")
+    out = compare_reports({"standard": ref, "model": _planted_report(disc, 4.0)})
+    assert out["lean_readings"]["overall"] == "no resolved lean"
+    assert out["lean_overall"].startswith("Overall, model shows no resolved lean relative to standard")
+    # a number missing on one side (no centroid: no excess error) is not readable, and says so
+    model = _planted_report(disc, 4.0)
+    del model.intervals["Fourier heat map: excess-error radial centroid"]
+    out = compare_reports({"standard": ref, "model": model})
+    assert out["lean_readings"]["heat map"] == "not readable" and "; not readable: heat map)" in out["lean_overall"]
+    assert out["lean_panels"]["heat map"] == ("Heat map (model − standard): excess-error radial centroid not "
+                                              "readable (missing for one model, or not paired); this panel reads "
+                                              "not readable (no paired interval)")
+
+
+def test_a_flagged_mask_that_decides_the_lean_is_named_in_the_overall_reading():
+    from freqlib.report import compare_reports
+    r = torch.arange(32.0)[None, :].expand(32, 32)
+    flat = torch.ones(1, 1, 32, 32)
+    disc = ((r - 16).abs() <= 3).float().reshape(1, 1, 32, 32)
+    out = compare_reports({"flat": _planted_report(flat, 4.0), "disc": _planted_report(disc, 4.0, flagged=True)})
+    assert out["lean_readings"]["overall"] == out["lean_readings"]["mask"] == "lower"
+    assert out["lean_overall"].endswith("; the mask panel counted here carries a ⚠")
+
+
+def test_figure_titles_carry_each_figure_s_own_images(monkeypatch):
+    from freqlib import report, zoo
+    from freqlib.chapter import ChapterContext
+    from freqlib.profiles import profile_settings
+    x, y = torch.rand(600, 3, 32, 32), torch.randint(0, 10, (600,))
+    monkeypatch.setattr(zoo, "cifar10_tensors", lambda split, device: (x, y, "synthetic data"))
+    monkeypatch.setattr(report, "make_report", lambda model, description, xx, yy, variant, **kw:
+                        report.FrequencyReport(description, variant))
+    ctx = ChapterContext("smoke", "cpu", 0, "synthetic data", profile_settings("smoke"))
+    monkeypatch.setattr(ctx, "test_set", lambda n: (x[:n], y[:n]), raising=False)
+    rep = report.profile_report("tiny", ctx, loaded=(_tiny_net(), "tiny"))
+    s = report.report_settings("smoke")
+    first_mask = 600 - s["n_mask"]
+    c = report.CAPTIONS
+    assert rep.figure_data[c["filtered"]] == rep.figure_data[c["attribution"]] == \
+        f"analysed on test images of synthetic data 0–{s['n_images'] - 1}"
+    assert rep.figure_data[c["heatmap"]] == f"analysed on test images of synthetic data 0–{s['n_heatmap'] - 1}"
+    assert rep.figure_data[c["mask"]] == f"learned on test images {first_mask}–599 of synthetic data"
+    assert report.figure_title(rep, c["mask"], ctx) == \
+        f"{c['mask']}\n[learned on test images {first_mask}–599 of synthetic data, smoke profile]"

@@ -199,3 +199,129 @@ def test_paired_difference_uses_the_replicates():
     assert d.value == pytest.approx(0.5) and d.high - d.low < 1e-5       # the shared noise cancels
     with pytest.raises(ValueError, match="as many bootstrap replicates"):
         synthesis.paired_difference(a, Estimate.exact(0.0))
+
+
+# ---- reading the rankings: shared ranks, open orders, glued sentences (each outcome on constructed numbers)
+def _told(names, untold=()):
+    """Every pair of ``names`` told apart except those in ``untold``."""
+    import itertools
+    loose = {frozenset(p) for p in untold}
+    return {frozenset(p): frozenset(p) not in loose for p in itertools.combinations(names, 2)}
+
+
+# chapter 4's quick numbers: filtered accuracy and the equal-support mask scores; gaussian vs standard untold
+FA = {"standard": 0.242, "linf_at": 0.270, "l2_at": 0.295, "gaussian": 0.222}
+MASK_EQ = {"standard": -8.147, "linf_at": -6.000, "l2_at": -6.717, "gaussian": -8.938}
+MASK_RAW = {"standard": -8.75, "linf_at": -6.00, "l2_at": -7.04, "gaussian": -8.46}
+
+
+def test_shared_ranks_average_what_the_lens_does_not_tell_apart():
+    import pandas as pd
+    every = synthesis.shared_ranks(MASK_EQ, _told(MASK_EQ))
+    assert every == pd.Series(MASK_EQ).rank(ascending=False).to_dict()           # all told apart: plain ranks
+    shared = synthesis.shared_ranks(MASK_EQ, _told(MASK_EQ, [("gaussian", "standard")]))
+    assert shared == {"linf_at": 1, "l2_at": 2, "standard": 3.5, "gaussian": 3.5}
+    none = synthesis.shared_ranks(MASK_EQ, _told(MASK_EQ, [(a, b) for a in MASK_EQ for b in MASK_EQ if a < b]))
+    assert set(none.values()) == {2.5}                                          # nothing told apart: one rank
+    assert sum(shared.values()) == sum(every.values()) == 10
+
+
+def test_rho_span_covers_the_orders_a_lens_leaves_open():
+    told = _told(MASK_EQ, [("gaussian", "standard")])
+    assert synthesis.rho_span(FA, MASK_EQ, told) == pytest.approx((0.6, 0.8))   # the one pair decides 0.6 or 0.8
+    rho = float(synthesis.spearman(torch.tensor(list(FA.values())), torch.tensor(list(MASK_EQ.values()))))
+    assert synthesis.rho_span(FA, MASK_EQ, _told(MASK_EQ)) == pytest.approx((rho, rho))
+    loose = {k: False for k in told}
+    assert synthesis.rho_span(FA, MASK_EQ, loose) == pytest.approx((-1.0, 1.0))
+    many = {f"m{i}": float(i) for i in range(synthesis.EXACT_UP_TO + 1)}
+    lo, hi = synthesis.rho_span(many, many, _told(many))
+    assert lo != lo and hi != hi                                                  # not enumerated
+
+
+def test_reorder_text_names_the_pairs_that_drive_a_change():
+    told = _told(MASK_EQ, [("gaussian", "standard")])
+    assert synthesis.reordered_pairs(MASK_RAW, MASK_EQ) == [("standard", "gaussian")]
+    assert synthesis.reorder_text(MASK_RAW, MASK_EQ, told, "the mask lens") == (
+        "the change comes only from standard vs gaussian, which the mask lens does not tell apart")
+    assert synthesis.reorder_text(MASK_EQ, MASK_EQ, told) == "the ranking is the same"
+    swapped = dict(MASK_EQ, linf_at=-6.8)                                      # linf_at drops below l2_at too
+    assert synthesis.reorder_text(MASK_RAW, swapped, told) == (
+        "the ranking changes in linf_at vs l2_at (told apart) and standard vs gaussian (not told apart)")
+    assert synthesis.reorder_text(MASK_RAW, swapped, _told(MASK_EQ)) == (
+        "the ranking changes in standard vs gaussian, linf_at vs l2_at (told apart)")
+
+
+def test_open_rho_text_gives_rho_at_every_open_order():
+    values = {"fa": FA, "mask": MASK_EQ, "flat": {"standard": 1.0, "gaussian": 1.0, "linf_at": 2.0, "l2_at": 3.0}}
+    text = synthesis.open_rho_text("mask", values, _told(MASK_EQ, [("standard", "gaussian")]), ["fa", "flat"])
+    assert text.startswith("over the orders mask leaves open (standard vs gaussian: not told apart), ρ with it is ")
+    assert "fa 0.60 to 0.80 (0.80 in the point values' order)" in text
+    assert "flat" in text and "in every such order" in text                  # flat ties the untold pair
+    assert synthesis.open_rho_text("mask", values, _told(MASK_EQ), ["fa"]) == (
+        "mask tells every pair of models apart, so each ρ with it stands in its one order")
+
+
+def test_odd_lens_text_singular_tied_and_within_chance():
+    sep = {"A": (3, 6), "B": (2, 6), "C": (5, 6)}
+    one = synthesis.odd_lens_text({"A": 0.2, "B": 0.3, "C": 0.5}, sep, beyond_chance=True)
+    assert one == ("The lens least in line with the others is A (3 of 6 model pairs told apart), "
+                   "mean ρ with the others 0.20")
+    tied = synthesis.odd_lens_text({"A": 0.2, "B": 0.2, "C": 0.5}, sep, beyond_chance=False)
+    assert tied.startswith("The lenses least in line with the others, tied at mean ρ 0.20 with the others, are "
+                           "A (3 of 6 model pairs told apart) and B (2 of 6 model pairs told apart)")
+    assert "(point values; no pair is beyond chance)" in tied and "their scores" not in tied   # A tells half
+    noisy = synthesis.odd_lens_text({"A": 0.4, "B": 0.2, "C": 0.5}, sep, beyond_chance=True)
+    assert noisy.endswith("its scores tell fewer than half of the model pairs apart, so being the odd one says little")
+    every = synthesis.odd_lens_text({"A": -0.3, "B": -0.3, "C": -0.3}, sep, beyond_chance=False)
+    assert every == ("No lens is less in line with the others than the rest: all 3 tie at mean ρ -0.30 with the "
+                     "others (point values; no pair is beyond chance)")
+
+
+def test_top_model_entry_marks_ties_and_warnings():
+    told = _told(FA, [("l2_at", "linf_at")])
+    assert synthesis.top_model_entry("A", FA, _told(FA)) == "A: l2_at"
+    assert synthesis.top_model_entry("A", FA, told) == "A: l2_at (not told apart from linf_at)"
+    assert (synthesis.top_model_entry("C", MASK_EQ, _told(MASK_EQ), " ⚠ (mask not kept)")
+            == "C: linf_at ⚠ (mask not kept)")
+
+
+def test_pairs_phrase_counts_all_some_one_or_none():
+    assert synthesis.pairs_phrase(6, 6) == "All 6 pairs are"
+    assert synthesis.pairs_phrase(3, 6) == "The other 3 pairs are"
+    assert synthesis.pairs_phrase(1, 6) == "The other pair is"
+    assert synthesis.pairs_phrase(0, 6) == "No other pair is"
+    assert synthesis.pairs_phrase(1, 1) == "The one pair is"
+
+
+def test_state_legend_defines_every_state_as_verdict_decides_it():
+    from freqlib import validity
+    from freqlib.verdicts import verdict
+    assert set(synthesis.VALIDITY_MEANINGS) == set(validity.STATE_WORDS)
+    legend = synthesis.state_legend(validity.STATE_WORDS)
+    for word in validity.STATE_WORDS.values():
+        assert f"“{word}”: " in legend
+    # the meanings as verdict() reads two criteria's states
+    assert verdict(["holds", "holds"]) == "reproduced" and verdict(["fails", "fails"]) == "not reproduced"
+    assert verdict(["holds", "fails"]) == verdict(["fails", "holds"]) == "partly"
+    assert verdict(["holds", "undecided"]) == verdict(["undecided", "fails"]) == "inconclusive"
+
+
+def test_mask_accuracy_text_shows_how_far_an_unkept_mask_misses():
+    assert synthesis.mask_accuracy_text(True, 0.912, 0.915, 0.99) == "yes: 0.912 / 0.915"
+    assert synthesis.mask_accuracy_text(False, 0.85, 0.93, 0.99) == "⚠ no: 0.850 / 0.930 = 0.914 (< 0.99)"
+    close = synthesis.mask_accuracy_text(False, 0.98995, 1.0, 0.99)              # never rounded onto the ratio
+    assert close == "⚠ no: 0.990 / 1.000 = 0.9899 (< 0.99)"
+    assert "counted from epoch 2 on" in synthesis.mask_accuracy_text(False, 0.93, 0.93, 0.99)
+
+
+def test_told_apart_pairs_feed_separated_pairs_and_mask_orders():
+    clear, _ = _scores({"A": [0, 1, 2]}, noise=0.5)
+    told = synthesis.told_apart_pairs(clear, "A")
+    assert len(told) == 3 and all(told.values())
+    assert synthesis.separated_pairs(clear, "A") == (3, 3)
+    split = synthesis.MaskPairOrder(Estimate(1.1, 1.05, 1.15, "mask frequencies"),
+                                    Estimate(0.97, 0.95, 0.99, "mask frequencies"), 10)
+    alike = synthesis.MaskPairOrder(Estimate(0.9, 0.85, 0.95, "mask frequencies"),
+                                    Estimate(0.8, 0.7, 0.9, "mask frequencies"), 10)
+    assert synthesis.mask_told_apart({("g", "s"): split, ("l", "s"): alike}) == {
+        frozenset(("g", "s")): False, frozenset(("l", "s")): True}

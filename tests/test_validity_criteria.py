@@ -161,19 +161,56 @@ def test_signature_amplitudes_reach_and_the_stated_claim_agree():
     lo, hi = shortcut.signature_amplitudes("high")
     assert 0 < lo <= hi
     eps = 8 / 255
-    reach_lo, reach_hi = shortcut.signature_reach("high", eps)
+    reach = shortcut.signature_reach("high", eps)
+    (g_lo, g_hi), (w_lo, w_hi) = reach
     # eps * sign(cos) has a fundamental of 4 eps / pi; the pixel grid moves it by a few per cent
-    assert 0.9 * 4 * eps / torch.pi < reach_lo <= reach_hi < 1.1 * 4 * eps / torch.pi
-    assert reach_lo > hi                  # at 8/255 every grating can be erased or forged
+    assert 0.9 * 4 * eps / torch.pi < g_lo <= g_hi < 1.1 * 4 * eps / torch.pi
+    assert g_lo > hi                      # at 8/255 any single grating can be removed ...
+    assert w_lo < lo < w_hi < g_lo        # ... but a whole signature only for some classes and phases
     text = V.causal_claims("high", eps=eps)[2].paper_value
-    assert f"{255 * hi:.2f}/255" in text and f"{255 * reach_lo:.2f}/255" in text
-    assert "erase or forge every grating" in text
-    # a smaller radius cannot reach the strongest gratings, and the text says so
-    mid = V.causal_claims("high", eps=6 / 255)[2].paper_value
-    assert shortcut.signature_reach("high", 6 / 255)[0] < hi and "cannot erase or forge the strongest" in mid
-    # a radius that reaches none of them
+    assert f"{255 * hi:.2f}/255" in text and f"{255 * g_lo:.2f}/255" in text and f"{255 * w_hi:.2f}/255" in text
+    assert "only for some classes and phases" in text
+    # a radius that reaches every whole signature at every phase
+    large = V.causal_claims("high", eps=16 / 255)[2].paper_value
+    assert shortcut.signature_reach("high", 16 / 255).whole[0] > lo
+    assert "every class's signature at every phase" in large
+    # a radius that reaches no whole signature, nor all of any single grating
     small = V.causal_claims("high", eps=4 / 255)[2].paper_value
-    assert shortcut.signature_reach("high", 4 / 255)[1] < lo and "cannot erase any of them" in small
+    assert shortcut.signature_reach("high", 4 / 255).grating[1] < lo
+    assert "cannot erase any class's signature, nor" in small
+    # beyond the whole reach, yet each weakest grating alone within the reach along one grating
+    between = shortcut.amplitude_text("high", eps, 10 ** (-29 / 20))
+    assert "cannot erase any class's signature, though it can remove the weakest gratings one at a time" in between
+
+
+def test_the_reach_along_a_whole_signature_is_that_of_its_gratings_together():
+    """eps * sum|s| / sum s^2 for s = g1 + g2, both of unit amplitude, at pairs of phases drawn at random
+    (each grating of a pair has its own phase), lies in the whole-signature reach; about 8 eps / pi^2 on
+    average, about 6.48/255 at 8/255, below any grating's own reach."""
+    from freqlib import synthetic
+    eps = 8 / 255
+    (g_lo, _), (w_lo, w_hi) = shortcut.signature_reach("high", eps)
+    ij = torch.arange(32, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    seen = []
+    for group in synthetic.shortcut_frequencies("high"):
+        if len(group) < 2:
+            continue
+        for phases in torch.rand(50, 2, generator=gen, dtype=torch.float64) * 2 * torch.pi:
+            s = sum(torch.cos((2 * torch.pi / 32) * (fy * ij[:, None] + fx * ij[None, :]) + ph)
+                    for (fy, fx), ph in zip(group, phases))
+            seen.append(eps * float(s.abs().sum() / (s * s).sum()))
+    assert w_lo - 1e-9 <= min(seen) and max(seen) <= w_hi + 1e-9 and w_hi < g_lo
+    assert abs(sum(seen) / len(seen) - 8 * eps / torch.pi ** 2) < 0.1 / 255
+    assert 6.4 / 255 < sum(seen) / len(seen) < 6.56 / 255
+
+
+def test_d3_scope_says_how_far_ε_reaches_the_faint_signature():
+    assert "close to guaranteed" in shortcut.d3_scope("high", 16 / 255)        # every signature within reach
+    edge = shortcut.d3_scope("high", 8 / 255)
+    assert "at the edge of that reach" in edge and "likely rather than guaranteed" in edge
+    beyond = shortcut.d3_scope("high", 4 / 255)
+    assert "no class's whole signature is within that reach" in beyond and "guaranteed" not in beyond
 
 
 def _rates(clean, moved, null, follow):
@@ -273,11 +310,15 @@ def test_d4_needs_a_signature_beyond_the_reach_of_eps():
     eps = 8 / 255
     margin = shortcut.beyond_reach("high", eps, 20.0)
     lo = shortcut.signature_amplitudes("high", 10 ** (-20 / 20))[0]
-    assert margin == pytest.approx(lo - shortcut.signature_reach("high", eps)[1]) and margin > 9.06 / 255
-    with pytest.raises(ValueError, match=r"strong_psnr=32 dB .* within the reach .* PSNR below 27\.\d dB"):
+    # the pairs are the weakest gratings and the least reached along a whole signature
+    assert margin == pytest.approx(lo - shortcut.signature_reach("high", eps).whole[1])
+    assert margin == pytest.approx(shortcut.left_after_reach("high", eps, 10 ** (-20 / 20))) and margin > 15 / 255
+    with pytest.raises(ValueError,
+                       match=r"strong_psnr=32 dB .* within the reach .* whole signature: .* PSNR below 30\.\d dB"):
         shortcut.beyond_reach("high", eps, 32.0)          # the faint signature itself is within reach
+    assert 0 < shortcut.beyond_reach("high", eps, 29.0) < 2 / 255     # 29 dB: just beyond the whole reach
     text = V.causal_claims("high", eps=eps, strong_psnr=20.0)[3].paper_value
-    assert "cannot erase any of them" in text and f"{255 * margin:.2f}/255 of each remains" in text
+    assert "cannot erase any class's signature" in text and f"{255 * margin:.2f}/255 of every grating remains" in text
 
 
 def test_synthesis_sentence_names_what_is_undecided():
@@ -304,6 +345,28 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     both_ignore = shortcut.reach_reading("reproduced", "reproduced", "neither")
     assert "not told apart at D3's strength" in both_ignore and "not merely" not in both_ignore
     assert "does not settle" in shortcut.reach_reading("reproduced", "reproduced")     # open by default
+    # a strength beyond the whole reach that AT ignored: the reach alone does not say where adoption starts
+    beyond = shortcut.reach_reading("reproduced", "reproduced", "open", [29.0])
+    assert "also ignored the signature at 29 dB, beyond ε's reach" in beyond
+    assert "also ignored" not in shortcut.reach_reading("reproduced", "reproduced", "open", [])
+    # D4's network below, not surely above, or above D3's competence floor
+    low, unsure, fine = Estimate(0.149, 0.127, 0.173), Estimate(0.2, 0.17, 0.23), Estimate(0.3, 0.27, 0.33)
+    caveat = shortcut.reach_reading("reproduced", "reproduced", d4_clean=low)
+    assert "classifies 14.9% [12.7, 17.3] of clean images, below D3's competence floor" in caveat
+    assert "not surely above D3's competence floor" in shortcut.reach_reading("reproduced", "not reproduced",
+                                                                              d4_clean=unsure)
+    assert "competence floor" not in shortcut.reach_reading("reproduced", "reproduced", d4_clean=fine)
+    assert "competence floor" in shortcut.reach_reading("inconclusive", "reproduced", d4_clean=low)
+
+
+def test_the_clean_robustness_sentence_reads_each_outcome():
+    lost = shortcut.clean_robustness_text("0.0% (0 of 200)", "24.0% [18.0, 30.0]", Estimate(0.24, 0.18, 0.30))
+    assert "keeps 0.0% (0 of 200) under attack" in lost and "24.0 [18.0, 30.0] pts fewer" in lost
+    assert "less robust than an AT network that never saw one" in lost
+    more = shortcut.clean_robustness_text("30.0%", "20.0%", Estimate(-0.1, -0.15, -0.05))
+    assert "more than the AT network that never saw a signature" in more
+    same = shortcut.clean_robustness_text("20.0%", "21.0%", Estimate(0.01, -0.03, 0.05))
+    assert "not resolved" in same and "less robust" not in same
 
 
 def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_strength():
@@ -333,7 +396,9 @@ def test_adoption_reads_a_network_against_the_plain_one_on_signatures_of_its_str
     assert ignores["d4_follow_excess"].value == 0
     fig = shortcut.plot_adoption({"AT": {20.0: follows, 26.0: ignores}, "ST": {20.0: ignores}}, shortcut.signature_reach("high"), "t")
     assert len(fig.axes) == 2 and all(len(ax.containers) == 2 for ax in fig.axes)     # one error bar per curve
-    assert [t.get_text() for t in fig.legends[0].texts][1:] == ["AT (95% interval)", "ST (95% interval)"]
+    assert [t.get_text() for t in fig.legends[0].texts] == [
+        "reach of ε along a whole signature (by class and phase)", "reach of ε along one grating",
+        "AT (95% interval)", "ST (95% interval)"]
 
 
 class _Constant(torch.nn.Module):
@@ -402,15 +467,18 @@ def _point(st_follow, at_follow, st_clean=0.33, at_clean=0.33, psnr=32.0):
 
 
 def test_the_matched_reading_can_support_either_reading_or_neither():
-    reach = shortcut.signature_reach("high")[1]
+    reach = shortcut.signature_reach("high").whole[1]
+    # 31 dB: within the reach along a whole signature for some classes and phases; 29 dB: beyond it for all
+    assert _point(0.08, 0.08, psnr=31.0)["weakest"] < reach < _point(0.08, 0.08, psnr=29.0)["weakest"]
     # ST at AT's accuracy follows a signature within reach that AT ignores: the reach reading survives
-    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, psnr=29.0),
-                              20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
-    assert "more often than AT does at 29 dB" in text and "survives the accuracy control" in text
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 31.0: _point(0.30, 0.08, psnr=31.0),
+                              29.0: _point(0.30, 0.08, psnr=29.0), 20.0: _point(0.7, 0.7, psnr=20.0)}, reach, 32.0)
+    assert "more often than AT does at 31 dB" in text and "survives the accuracy control" in text
+    assert "29 dB" not in text                        # beyond the whole reach: drawn, not read
     assert "neither does AT" in text and "D3's same-budget contrast included" in text and "20 dB" not in text
     assert "survives the accuracy control; it does not adopt the signature" in text        # one subject, ST
     # neither network follows anything within reach: lower accuracy explains it as well
-    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.08, 0.08, psnr=29.0)}, reach, 32.0)
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 31.0: _point(0.08, 0.08, psnr=31.0)}, reach, 32.0)
     assert "explains its ignoring it as well" in text and "survives" not in text
     # AT follows more than ST within reach: against the reach reading
     text = shortcut.matched_reading({32.0: _point(0.08, 0.4)}, reach, 32.0)
@@ -420,9 +488,9 @@ def test_the_matched_reading_can_support_either_reading_or_neither():
     assert "more than 5 points apart, so there it is no matched comparison" in text and "survives" not in text
     assert "clean accuracy ST − AT 22.0" in text
     # each strength is judged on its own pair's accuracies: matched at 32 dB, not at 29 dB
-    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 29.0: _point(0.30, 0.08, st_clean=0.55, psnr=29.0)},
+    text = shortcut.matched_reading({32.0: _point(0.08, 0.08), 31.0: _point(0.30, 0.08, st_clean=0.55, psnr=31.0)},
                                     reach, 32.0)
-    assert "is not at AT's clean accuracy at 29 dB" in text and "survives" not in text
+    assert "is not at AT's clean accuracy at 31 dB" in text and "survives" not in text
     assert "neither does AT (excess, 32 dB: ST 0.0" in text and "clean accuracy ST − AT 0.0" in text
     # a difference whose interval crosses the tolerance is not called matched, whatever its point value
     near = _point(0.30, 0.08, st_clean=0.37)
@@ -548,6 +616,18 @@ def test_the_matched_controls_point_estimates_lean_either_way():
     assert "lean towards ε's reach" in reach and "1.0 points below AT's clean accuracy" in reach
     none = shortcut.matched_lean(point(0.0, 0.05, clean=0.0), E(0.02), "1/4 of the budget")
     assert "no contrast for the accuracy control to explain" in none and "is at AT's clean accuracy" in none
+    assert "other strengths" not in text                      # nothing else given, nothing else said
+    # the lean is D3's strength's; other strengths are listed, and a resolved gap the other way is named
+    other = {29.0: point(0.13, -0.003, clean=0.048), 20.0: point(0.60, 0.63, clean=0.0)}
+    both = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget", 32.0, other)
+    assert both.startswith("On point estimates alone (shown, not judged): At D3's strength (32 dB), ST at 1/4")
+    assert "This is read at D3's strength only" in both
+    assert "29 dB: 13.3 [11.3, 15.3] pts (clean accuracy ST − AT 4.8 [2.8, 6.8] pts); 20 dB: -3.0" in both
+    assert "At 29 dB, ST at this budget follows the signature resolvably more often than AT" in both
+    assert "At 29 dB and 20 dB" not in both                     # 20 dB's gap is not resolved above 0
+    leaning_reach = shortcut.matched_lean(point(0.25, 0.0, clean=-0.01), E(0.30), "1/2 of the budget", 32.0, other)
+    assert "At 20 dB, ST at this budget follows the signature no more often than AT" in leaning_reach
+    assert "resolvably more often" not in leaning_reach
 
 
 def test_filter_lens_is_left_out_for_a_frozen_whitening_stem(monkeypatch):
