@@ -281,7 +281,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     (the chapter's figure titles), not into every panel."""
     import matplotlib.pyplot as plt
     from . import attribution, heatmap, mask_geometry, mask_training, masks
-    from .evaluate import logits, model_device
+    from .evaluate import correct, model_device
     from .plots import show_spectrum
     from .verdicts import bootstrap
     rep = FrequencyReport(description, variant, seed=seed,
@@ -342,7 +342,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
                                         f"image at L2 norm {heat['eps']:g} per channel with a random sign")
     # the baseline: each image's clean error as the heat map sees it (unperturbed, not rescaled), so that
     # the map's error splits into what the model gets wrong anyway and what the perturbations add
-    clean_wrong = (logits(model, images[:n_heat]).argmax(1) != labels[:n_heat]).float().cpu()
+    clean_wrong = 1 - correct(model, images[:n_heat], labels[:n_heat])     # the one evaluation primitive
     per = {"e": heat["per_image"], "c": clean_wrong}
     mean_error = lambda m: m["e"].flatten(1).mean(1)
     for key, stat in (("Fourier heat map: mean error", mean_error),
@@ -387,14 +387,14 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
         rep.warnings[ratio_key] = (f"⚠ mask not kept: no epoch from the second on reached the keep ratio "
                                    f"{cfg.keep_ratio}; the most accurate epoch's mask, at "
                                    f"{rep.numbers[ratio_key]:.4f}")
-    correct = {"masked": masks.mask_correct(model, images, labels, res.mask.to(model_device(model))).float(),
-               "unmasked": masks.mask_correct(model, images, labels, None).float()}
+    hits_masked = {"masked": masks.mask_correct(model, images, labels, res.mask.to(model_device(model))).float(),
+                   "unmasked": masks.mask_correct(model, images, labels, None).float()}
     held = "mask: masked / unmasked accuracy (analysed images)"
-    rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), correct)
+    rep.intervals[held] = boot(lambda m: m["masked"] / m["unmasked"].clamp(min=1e-9), hits_masked)
     rep.numbers[held] = rep.intervals[held].value
     # how far the keep carries over to images the mask did not see: flagged when the whole interval
     # is below the keep ratio (no ratio when nothing is right unmasked)
-    if correct["unmasked"].any() and rep.intervals[held].high < cfg.keep_ratio:
+    if hits_masked["unmasked"].any() and rep.intervals[held].high < cfg.keep_ratio:
         where = "which the mask was not trained on" if mask_set is not None else "the mask's training images among them"
         rep.warnings[held] = (f"⚠ below the keep ratio {cfg.keep_ratio} on the analysed images ({where}), "
                               "the whole 95% interval")
