@@ -69,9 +69,9 @@ class ChapterContext:
         this after its last analysis."""
         glue("analysis_variant", self.variant)
 
-    def title(self, text: str) -> str:
-        """A figure title that carries the data variant."""
-        return f"{text}\n[{self.variant}, {self.profile} profile{' (dry run)' if self.dry else ''}]"
+    def title(self, text: str, data: str | None = None) -> str:
+        """A figure title that carries the data variant (or ``data``: what that figure was made on)."""
+        return f"{text}\n[{data or self.variant}, {self.profile} profile{' (dry run)' if self.dry else ''}]"
 
     @property
     def dry(self) -> bool:

@@ -457,10 +457,9 @@ def profile_report(spec: str, ctx, n_images: int | None = None, loaded: tuple | 
 
 
 def figure_title(rep: FrequencyReport, caption: str, ctx) -> str:
-    """A figure title with that figure's own images (``rep.figure_data``) and the profile, as
-    ``ChapterContext.title`` (freqlib.chapter) gives it for one data label."""
-    dry = " (dry run)" if getattr(ctx, "dry", False) else ""
-    return f"{caption}\n[{rep.figure_data.get(caption, rep.variant)}, {ctx.profile} profile{dry}]"
+    """``ctx.title`` (``freqlib.chapter.ChapterContext``) with that figure's own images
+    (``rep.figure_data``) in place of the chapter's data label."""
+    return ctx.title(caption, rep.figure_data.get(caption, rep.variant))
 
 
 def _resolved(diff, null: float = 0.0, over: str = "") -> str:

@@ -99,7 +99,10 @@ def _class_reach(band: str, eps: float, n_phase: int) -> list[tuple[float, float
     return out
 
 
-def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = 64) -> Reach:
+N_PHASE = 64      # phases per grating: on the 32 x 32 grid the reach's extremes lie on multiples of pi/32
+
+
+def signature_reach(band: str = "high", eps: float = 8 / 255, n_phase: int = N_PHASE) -> Reach:
     """How far an L-inf change of ``eps`` reaches along the class signatures of ``band``
     (:class:`Reach`): the component of ``eps * sign(pattern)`` along the pattern, the most any
     ε-bounded change has, exactly computed on the 32 x 32 pixel grid at ``n_phase`` phases per
@@ -126,7 +129,7 @@ def left_after_reach(band: str, eps: float, rms: float | None = None) -> float:
     """The least amplitude, per grating, that a signature of RMS ``rms`` keeps along itself after
     any ε-bounded change, over classes and phases (negative: ε can erase some class's signature)."""
     rms = synthetic.SHORTCUT["rms"] if rms is None else rms
-    return min((rms - hi) * w for _, hi, w in _class_reach(band, eps, 64))
+    return min((rms - hi) * w for _, hi, w in _class_reach(band, eps, N_PHASE))
 
 
 def amplitude_text(band: str, eps: float, rms: float | None = None) -> str:
