@@ -53,7 +53,7 @@ from .shortcut import COMPETENCE, amplitude_text
 from .verdicts import Claim, Criterion, Estimate, verdict
 
 __all__ = [
-    "CANDIDATES", "LENSES", "band_masks", "auroc", "band_scores", "shuffled_auroc",
+    "CANDIDATES", "LENSES", "REMOVAL_LENSES", "band_masks", "auroc", "band_scores", "shuffled_auroc",
     "radial_map", "filtered_importance", "dct_to_dft", "dct_band_map", "power_map",
     "map_label", "MAP_LABELS",
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "PGD_STEP", "pgd_lens",
@@ -63,13 +63,15 @@ __all__ = [
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
-    "limits_sentence",
+    "readout_table", "seen_by", "signed_reading", "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
 
 CANDIDATES = ("low", "mid", "high", "horizontal", "vertical")
 LENSES = ("filtered accuracy", "occluded frequency", "Fourier heat map", "Fourier mask", "first-layer filters",
           "PGD spectrum")
+# the lenses that take frequencies away from the images: they can only see what the images carry
+REMOVAL_LENSES = ("filtered accuracy", "occluded frequency", "Fourier mask")
 QUANTUM = 1e-6          # relative resolution below which map values count as tied
 
 
@@ -684,6 +686,77 @@ def sees_readout(diff: Estimate) -> tuple[str, str]:
     return diff.fmt(digits=2), word + (" (one map each: point value)" if single else "")
 
 
+def readout_table(runs: dict, band: torch.Tensor, bootstrap, kinds=("ST", "AT")):
+    """The shortcut readout as a DataFrame, lens x column: each network's AUROC of ``band`` under its
+    map (``runs[name][lens]``, names "<kind> + shortcut" and "<kind>, no shortcut"), and per kind the
+    difference shortcut - plain (:func:`compare_auroc`) with its reading (:func:`sees_readout`)."""
+    import pandas as pd
+    rows = {}
+    for lens in next(iter(runs.values())):
+        row = {name: round(float(auroc(r[lens].mean_map(), band)), 3) for name, r in runs.items()}
+        for kind in kinds:
+            diff = compare_auroc(runs[f"{kind} + shortcut"][lens], runs[f"{kind}, no shortcut"][lens], band, bootstrap)
+            row[f"{kind}: difference"], row[f"{kind}: sees it?"] = sees_readout(diff)
+        rows[lens] = row
+    return pd.DataFrame(rows).T
+
+
+def seen_by(table, kind: str = "ST") -> str:
+    """The lenses of :func:`readout_table` that see ``kind``'s shortcut ("yes"), as a phrase."""
+    return ", ".join(lens for lens in table.index if table.loc[lens, f"{kind}: sees it?"].startswith("yes")) or "no lens"
+
+
+def _listed(lenses: list) -> str:
+    return ", ".join(lenses[:-1]) + " and " + lenses[-1] if len(lenses) > 1 else lenses[0]
+
+
+def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
+    """Chapter 6's reading of the removal lenses run on images carrying their own class's signature
+    (``signed``, a :func:`readout_table`) beside the same lenses on clean images (``clean``).
+
+    For ST: which lenses see the shortcut only where the images carry it, which on clean images too,
+    and which miss it even on signed images. For AT: whether a lens difference is backed by AT's
+    behaviour, ``at_follow_excess`` (how much more often AT follows a moved signature than the AT
+    network that never saw one; its interval above 0 means AT uses the signature)."""
+    lenses = list(signed.index)
+    yes = lambda table, kind: [l for l in lenses if table.loc[l, f"{kind}: sees it?"].startswith("yes")]
+    verb = lambda names, one, many: f"{_listed(names)} {one if len(names) == 1 else many}"
+    st_signed, st_clean = yes(signed, "ST"), yes(clean, "ST")
+    only_signed = [l for l in st_signed if l not in st_clean]
+    both = [l for l in st_signed if l in st_clean]
+    missed = [l for l in lenses if l not in st_signed]
+    out = []
+    if only_signed:
+        out.append(verb(only_signed, "sees", "see") + " ST's shortcut only where the images carry the signature.")
+    if both:
+        out.append(verb(both, "sees", "see") + " it on clean images too, through what clean images carry at "
+                   "the signature's frequencies.")
+    if missed:
+        out.append(verb(missed, "does", "do") + " not see it even on images that carry it, so "
+                   + ("its" if len(missed) == 1 else "their") + " silence cannot tell a network that uses a "
+                   "signature from one that does not, at this profile.")
+    else:
+        out.append("Every removal lens sees it here: none of them is blind to a shortcut that the analysed "
+                   "images carry.")
+    at_signed = yes(signed, "AT")
+    uses = at_follow_excess.low > 0
+    behaviour = ("AT's rate of following a moved signature minus that of the AT network that never saw one: "
+                 f"{at_follow_excess.scaled(100).fmt(digits=1)} points")
+    if at_signed and not uses:
+        out.append(f"For AT, {verb(at_signed, 'reads', 'read')} a difference too, which its behaviour does not "
+                   f"back ({behaviour}): such a difference shows that the two AT networks treat the signature's "
+                   "frequencies differently, not that AT classifies by the signature.")
+    elif at_signed:
+        out.append(f"For AT, {verb(at_signed, 'reads', 'read')} a difference, and its behaviour backs it "
+                   f"({behaviour}).")
+    elif uses:
+        out.append(f"For AT, no removal lens reads a difference although its behaviour shows use of the signature "
+                   f"({behaviour}): the lenses miss it.")
+    else:
+        out.append(f"For AT, no removal lens reads a difference, in line with its behaviour ({behaviour}).")
+    return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
+
+
 def limits_sentence(seeds: list) -> str:
     """What the verdicts of chapter 6 rest on: its training seeds (``ctx.seeds``) and what the intervals cover."""
     if len(seeds) == 1:
@@ -698,22 +771,32 @@ def limits_sentence(seeds: list) -> str:
 # ------------------------------------------------------------ one model
 def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, filter_blocks: int, n_of: int,
                n_heat: int, heat_blocks: int, heat_eps=(4.0, 32.0), n_attack: int = 100, attack_eps: float = 8 / 255,
-               pgd_steps: int = 20, seed: int = 0) -> dict:
-    """Every lens of the book on one model: lens label -> :class:`LensMap`.
+               pgd_steps: int = 20, seed: int = 0, lenses=LENSES) -> dict:
+    """The lenses ``lenses`` (kinds of ``LENSES``; default all) on one model: lens label -> :class:`LensMap`.
 
     ``x, y`` are the analysed images (the first ``n_*`` of them per lens);
     ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``). The first-layer filter lens
     is left out for a network whose first layer training did not shape
     (``freqlib.airbench.learned_first_layer``: airbench's frozen whitening stem).
     """
-    runs = {"filtered accuracy": filtered_lens(model, x[:n_filter], y[:n_filter], filter_blocks),
-            "occluded frequency": of_lens(model, x[:n_of])}
-    for eps in heat_eps:
-        runs[f"heat map ε={eps:g}"] = heatmap_lens(model, x[:n_heat], y[:n_heat], heat_blocks, eps=eps, seed=seed)
-    runs["Fourier mask"] = mask_lens(model, mask_x, mask_y, mask_cfg, tag)
-    if learned_first_layer(model):   # airbench's frozen whitening stem would show the data, not learning
+    lenses = (lenses,) if isinstance(lenses, str) else tuple(lenses)
+    unknown = [k for k in lenses if k not in LENSES]
+    if unknown:
+        raise ValueError(f"lenses {unknown} are not lens kinds: choose among {', '.join(LENSES)}")
+    runs = {}
+    if "filtered accuracy" in lenses:
+        runs["filtered accuracy"] = filtered_lens(model, x[:n_filter], y[:n_filter], filter_blocks)
+    if "occluded frequency" in lenses:
+        runs["occluded frequency"] = of_lens(model, x[:n_of])
+    if "Fourier heat map" in lenses:
+        for eps in heat_eps:
+            runs[f"heat map ε={eps:g}"] = heatmap_lens(model, x[:n_heat], y[:n_heat], heat_blocks, eps=eps, seed=seed)
+    if "Fourier mask" in lenses:
+        runs["Fourier mask"] = mask_lens(model, mask_x, mask_y, mask_cfg, tag)
+    if "first-layer filters" in lenses and learned_first_layer(model):   # a frozen whitening stem shows the data
         runs["first-layer filters"] = filter_lens(model)
-    runs["PGD spectrum"] = pgd_lens(model, x[:n_attack], y[:n_attack], eps=attack_eps, steps=pgd_steps, seed=seed)
+    if "PGD spectrum" in lenses:
+        runs["PGD spectrum"] = pgd_lens(model, x[:n_attack], y[:n_attack], eps=attack_eps, steps=pgd_steps, seed=seed)
     return runs
 
 

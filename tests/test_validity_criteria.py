@@ -630,17 +630,101 @@ def test_the_matched_controls_point_estimates_lean_either_way():
     assert "resolvably more often" not in leaning_reach
 
 
-def test_filter_lens_is_left_out_for_a_frozen_whitening_stem(monkeypatch):
-    """airbench's whitened stem is frozen: the same kernels for every network trained on the same
-    images, so the filter lens would read the data. run_lenses leaves it out there, and only there."""
-    from freqlib.models import build_model
+@pytest.fixture
+def stand_in_lenses(monkeypatch):
+    """run_lenses with every lens but the filter lens replaced by a stand-in: (images, labels, keywords)."""
     for heavy in ("filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "pgd_lens"):
         monkeypatch.setattr(V, heavy, lambda *a, **k: "stand-in")
     x, y = torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
-    kw = dict(mask_x=x, mask_y=y, mask_cfg=None, tag="t", n_filter=4, filter_blocks=2, n_of=4, n_heat=4,
-              heat_blocks=2)
+    return x, y, dict(mask_x=x, mask_y=y, mask_cfg=None, tag="t", n_filter=4, filter_blocks=2, n_of=4, n_heat=4,
+                      heat_blocks=2)
+
+
+def test_filter_lens_is_left_out_for_a_frozen_whitening_stem(stand_in_lenses):
+    """airbench's whitened stem is frozen: the same kernels for every network trained on the same
+    images, so the filter lens would read the data. run_lenses leaves it out there, and only there."""
+    from freqlib.models import build_model
+    x, y, kw = stand_in_lenses
     whitened = build_model("airbench", (8, 8, 16))
     whitened.train()
     whitened(torch.rand(64, 3, 32, 32))                     # whitens (and freezes) its stem
     assert "first-layer filters" not in V.run_lenses(whitened.eval(), x, y, **kw)
     assert "first-layer filters" in V.run_lenses(build_model("fastnet", (8, 16, 32)), x, y, **kw)
+
+
+def test_run_lenses_runs_only_the_kinds_asked_for_and_names_a_wrong_one(stand_in_lenses):
+    from freqlib.models import build_model
+    x, y, kw = stand_in_lenses
+    net = build_model("fastnet", (8, 16, 32))
+    assert list(V.run_lenses(net, x, y, lenses=V.REMOVAL_LENSES, **kw)) == list(V.REMOVAL_LENSES)
+    assert list(V.run_lenses(net, x, y, lenses=("Fourier heat map",), **kw)) == ["heat map ε=4", "heat map ε=32"]
+    assert list(V.run_lenses(net, x, y, lenses="occluded frequency", **kw)) == ["occluded frequency"]
+    with pytest.raises(ValueError, match=r"\['heat map'\] are not lens kinds: choose among filtered accuracy"):
+        V.run_lenses(net, x, y, lenses=("heat map",), **kw)
+
+
+class _PowerReader(torch.nn.Module):
+    """Class c's logit: the image's power at the frequencies of ``groups[c]`` (a network that
+    classifies by a frequency signature and by nothing else)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        masks = torch.zeros(len(groups), 32, 32)
+        for c, group in enumerate(groups):
+            for fy, fx in group:
+                masks[c, 16 + fy, 16 + fx] = masks[c, (16 - fy) % 32, (16 - fx) % 32] = 1.0
+        self.register_buffer("masks", masks)
+        self.scale = torch.nn.Parameter(torch.tensor(1000.0), requires_grad=False)
+
+    def forward(self, x):
+        power = spectral.centred_dft(x - x.mean((-2, -1), keepdim=True)).abs().pow(2).sum(1)
+        return self.scale * torch.einsum("nhw,chw->nc", power, self.masks)
+
+
+def test_the_readout_sees_a_network_that_reads_the_signature_and_not_one_that_reads_other_frequencies():
+    """The occluded-frequency lens on signed images: a network that classifies by the signature
+    frequencies ranks them above a network that reads low frequencies ("yes"); swapped, "no"."""
+    band = synthetic.shortcut_mask("high")
+    reads_signature = _PowerReader(synthetic.shortcut_frequencies("high")).eval()
+    reads_low = _PowerReader(synthetic.shortcut_frequencies("low")).eval()
+    gen = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 10
+    x = synthetic.attach_shortcut(0.3 + 0.4 * torch.rand(40, 3, 32, 32, generator=gen), y, "high", rms=0.05)
+    kw = dict(mask_x=None, mask_y=None, mask_cfg=None, tag="t", n_filter=40, filter_blocks=2, n_of=40,
+              n_heat=40, heat_blocks=2, lenses=("occluded frequency",))
+    run = lambda m: V.run_lenses(m, x, y, **kw)
+    boot = lambda stat, samples, **k: bootstrap(stat, samples, n_boot=200, seed=0, **k)
+    table = V.readout_table({"ST + shortcut": run(reads_signature), "ST, no shortcut": run(reads_low)}, band, boot,
+                            kinds=("ST",))
+    assert table.loc["occluded frequency", "ST: sees it?"] == "yes"
+    assert V.seen_by(table) == "occluded frequency"
+    swapped = V.readout_table({"ST + shortcut": run(reads_low), "ST, no shortcut": run(reads_signature)}, band, boot,
+                              kinds=("ST",))
+    assert swapped.loc["occluded frequency", "ST: sees it?"] == "no"
+    assert V.seen_by(swapped) == "no lens"
+
+
+def _seen(st: dict, at: dict):
+    import pandas as pd
+    return pd.DataFrame({"ST: sees it?": st, "AT: sees it?": at})
+
+
+def test_the_signed_reading_follows_the_readouts_and_checks_at_against_its_behaviour():
+    lenses = ("filtered accuracy", "occluded frequency", "Fourier mask")
+    clean = _seen(dict(zip(lenses, ("undecided", "yes", "borderline (one map each)"))), dict.fromkeys(lenses, "no"))
+    signed = _seen(dict(zip(lenses, ("yes", "yes", "yes (one map each: point value)"))),
+                   dict(zip(lenses, ("yes", "undecided", "no (one map each: point value)"))))
+    no_use, use = Estimate(-0.008, -0.017, 0.002), Estimate(0.05, 0.03, 0.07)
+    text = V.signed_reading(signed, clean, no_use)
+    assert text.startswith("Filtered accuracy and Fourier mask see ST's shortcut only where the images carry")
+    assert "signature. Occluded frequency sees it on clean images too" in text
+    assert "Every removal lens sees it here" in text
+    assert "For AT, filtered accuracy reads a difference too, which its behaviour does not back (AT's rate of " \
+           "following a moved signature minus that of the AT network that never saw one: -0.8 [-1.7, 0.2] points)" in text
+    assert "its behaviour backs it" in V.signed_reading(signed, clean, use)
+    blind = _seen(dict(zip(lenses, ("yes", "no", "undecided"))), dict.fromkeys(lenses, "no"))
+    text = V.signed_reading(blind, clean, no_use)
+    assert "Occluded frequency and Fourier mask do not see it even on images that carry it" in text
+    assert "Every removal lens" not in text
+    assert "For AT, no removal lens reads a difference, in line with its behaviour" in text
+    assert "the lenses miss it" in V.signed_reading(blind, clean, use)
