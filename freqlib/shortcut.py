@@ -26,6 +26,7 @@ must not retrain the networks it reads.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable, NamedTuple
 
 import torch
@@ -80,7 +81,8 @@ def _phase_grid(n_phase: int) -> torch.Tensor:
     return torch.arange(n_phase, dtype=torch.float64) * (2 * torch.pi / n_phase)
 
 
-def _class_reach(band: str, eps: float, n_phase: int) -> list[tuple[float, float, float]]:
+@lru_cache(maxsize=16)      # a chapter asks for the same reach several times (0.3 s each on a CPU)
+def _class_reach(band: str, eps: float, n_phase: int) -> tuple[tuple[float, float, float], ...]:
     """Per class: (smallest, largest) over every pair of phases of the largest RMS of its signature
     that ``eps * sign(signature)`` removes along the signature, eps * sum(abs(s)) / sum(s ** 2) with s the
     class's signature at RMS 1; and the amplitude of its weakest grating at RMS 1. The two gratings
@@ -96,7 +98,7 @@ def _class_reach(band: str, eps: float, n_phase: int) -> list[tuple[float, float
              + a[1] * torch.cos(arg[1] + phase[None, :, None, None]))       # (phase 1, phase 2, 32, 32)
         t = eps * s.abs().sum((-2, -1)) / (s * s).sum((-2, -1))
         out.append((float(t.min()), float(t.max()), float(a[a > 0].min())))
-    return out
+    return tuple(out)
 
 
 N_PHASE = 64      # phases per grating: on the 32 x 32 grid the reach's extremes lie on multiples of pi/32

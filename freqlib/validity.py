@@ -63,7 +63,7 @@ __all__ = [
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
-    "readout_table", "seen_by", "signed_reading", "limits_sentence",
+    "readout_table", "seeing", "seen_by", "signed_reading", "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
 
@@ -701,9 +701,14 @@ def readout_table(runs: dict, band: torch.Tensor, bootstrap, kinds=("ST", "AT"))
     return pd.DataFrame(rows).T
 
 
+def seeing(table, kind: str = "ST") -> list[str]:
+    """The lenses of :func:`readout_table` that see ``kind``'s shortcut (read "yes")."""
+    return [lens for lens in table.index if table.loc[lens, f"{kind}: sees it?"].startswith("yes")]
+
+
 def seen_by(table, kind: str = "ST") -> str:
-    """The lenses of :func:`readout_table` that see ``kind``'s shortcut ("yes"), as a phrase."""
-    return ", ".join(lens for lens in table.index if table.loc[lens, f"{kind}: sees it?"].startswith("yes")) or "no lens"
+    """:func:`seeing` as a phrase ("no lens" when none)."""
+    return ", ".join(seeing(table, kind)) or "no lens"
 
 
 def _listed(lenses: list) -> str:
@@ -719,9 +724,8 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     behaviour, ``at_follow_excess`` (how much more often AT follows a moved signature than the AT
     network that never saw one; its interval above 0 means AT uses the signature)."""
     lenses = list(signed.index)
-    yes = lambda table, kind: [l for l in lenses if table.loc[l, f"{kind}: sees it?"].startswith("yes")]
     verb = lambda names, one, many: f"{_listed(names)} {one if len(names) == 1 else many}"
-    st_signed, st_clean = yes(signed, "ST"), yes(clean, "ST")
+    st_signed, st_clean = seeing(signed, "ST"), seeing(clean, "ST")
     only_signed = [l for l in st_signed if l not in st_clean]
     both = [l for l in st_signed if l in st_clean]
     missed = [l for l in lenses if l not in st_signed]
@@ -738,7 +742,7 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     else:
         out.append("Every removal lens sees it here: none of them is blind to a shortcut that the analysed "
                    "images carry.")
-    at_signed = yes(signed, "AT")
+    at_signed = seeing(signed, "AT")
     uses = at_follow_excess.low > 0
     behaviour = ("AT's rate of following a moved signature minus that of the AT network that never saw one: "
                  f"{at_follow_excess.scaled(100).fmt(digits=1)} points")
