@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AIRBENCH94", "LEFT_OUT", "WHITEN_WIDTH", "AirbenchNet", "BatchNorm", "sgd_settings",
-           "compile_enabled", "count_parameters", "learned_first_layer"]
+           "compile_enabled", "count_parameters", "learned_first_layer",
+           "filter_lens_conv"]
 
 # airbench94 as published (legacy/airbench94.py): the reference every setting is compared with.
 AIRBENCH94 = dict(
@@ -243,3 +244,16 @@ def learned_first_layer(model: nn.Module) -> bool:
     every other first layer (FastNet's whitening start is trained with the rest)."""
     body = getattr(model, "body", model)
     return not (isinstance(body, AirbenchNet) and body.whitening and body._whitened)
+
+
+def filter_lens_conv(model: nn.Module) -> nn.Module:
+    """The convolution a filter lens reads: the first one training shaped.
+
+    The stem for every network whose first layer learned (:func:`learned_first_layer`);
+    for an airbench network with its frozen whitening stem, the first conv group's 3x3
+    convolution, which sees the 24 whitened channels rather than pixels. The stem has
+    no padding and stride 1, so a grating of the image reaches that convolution at the
+    same spatial frequency: its kernels' spectra are read on the same grid as a pixel
+    filter's, one layer later (a deviation from Paper B, named where a chapter uses it)."""
+    body = getattr(model, "body", model)
+    return body.stem if learned_first_layer(body) else body.groups[0].conv1

@@ -13,6 +13,10 @@ Fourier mask                C      minus the energy-weighted mean radius of the 
                                    every mask cut to the smallest support compared
 ==========================  =====  =====================================================  ==================
 
+"First-layer" means the first layer training shaped: the stem, except in an airbench
+network, whose whitening stem is frozen; there the filter score reads the next
+convolution (:func:`freqlib.airbench.filter_lens_conv`).
+
 The mask ranking depends on the support the masks are cut to, so
 :func:`mask_pair_orders` also orders every pair of masks at the pair's own equal
 support (chapter 3's convention) and tells a pair apart only where both cuts agree.
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from . import attribution, filters, mask_geometry, masks
-from .models import first_conv
+from .airbench import filter_lens_conv, learned_first_layer
 from .verdicts import Estimate
 
 __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "filter_score", "mask_score",
@@ -72,7 +76,7 @@ def attribution_score(result: attribution.BandAttribution, boot) -> Estimate:
                 {"occ": result.occlusion})
 
 
-def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
+def filter_score(model, n_boot: int = 0, seed: int = 0, layer=None) -> Estimate:
     """Minus the share of first-layer kernel power at radius >= ``filters.R_CUT``: each
     kernel's :func:`~freqlib.filters.high_frequency_ratio` weighted by its energy.
 
@@ -81,8 +85,10 @@ def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
     happened to learn; ``n_boot = 0``: the point value only (exact). The resampled kernel
     indices depend on ``seed`` only, so two networks with as many kernels get the same ones and
     kernel i of one is differenced against kernel i of the other: like with like where every stem
-    starts from the same whitening filters (``freqlib.models.FastNet.init_whitening``)."""
-    weight = first_conv(model)
+    starts from the same whitening filters (``freqlib.models.FastNet.init_whitening``), or, for
+    airbench's first learned convolution, from the same identity start. ``layer``: another
+    convolution of ``model`` to read (a chapter's deviations table reads the frozen stem with it)."""
+    weight = filter_lens_conv(model) if layer is None else layer
     energy = filters.kernel_power(weight).sum((-2, -1)).detach().double().cpu()
     ratio = filters.high_frequency_ratio(weight).detach().double().cpu()
     value = -float((ratio * energy).sum() / energy.sum())
@@ -91,7 +97,9 @@ def filter_score(model, n_boot: int = 0, seed: int = 0) -> Estimate:
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(ratio), (n_boot, len(ratio)), generator=g)
     boot = -(ratio[idx] * energy[idx]).sum(1) / energy[idx].sum(1)
-    return Estimate.from_boot(value, boot, over="first-layer kernels", n=len(ratio))
+    over = "first-layer kernels" if layer is not None or learned_first_layer(model) else \
+        "kernels of the first learned layer"
+    return Estimate.from_boot(value, boot, over=over, n=len(ratio))
 
 
 def mask_score(mask: torch.Tensor, n_boot: int, seed: int = 0) -> Estimate:

@@ -47,7 +47,7 @@ from typing import Callable
 import torch
 
 from . import attacks, attribution, heatmap, mask_training, masks, spectral
-from .airbench import learned_first_layer
+from .airbench import filter_lens_conv, learned_first_layer
 from .data import PlantedBand
 from .shortcut import COMPETENCE, amplitude_text
 from .verdicts import Claim, Criterion, Estimate, verdict
@@ -247,13 +247,17 @@ def mask_lens(model, x, y, cfg, tag: str) -> LensMap:
                    extra={"result": res})
 
 
-def filter_lens(model) -> LensMap:
+def filter_lens(model, layer=None) -> LensMap:
     """Power spectra of the first-layer kernels (Paper B), zero-padded to the image size and
-    summed over the kernels: what the first layer lets through. One map, no interval."""
+    summed over the kernels: what the first layer lets through. One map, no interval.
+    "First layer" is the first that training shaped (``freqlib.airbench.filter_lens_conv``:
+    for airbench, the convolution after its frozen whitening stem); ``layer`` reads another
+    convolution of ``model`` instead (chapter 6 reads the frozen stem with it, for contrast)."""
     from . import filters
-    from .models import first_conv
-    power = filters.kernel_power(first_conv(model)).sum(0).double()
-    return LensMap("first-layer filters", None, fixed=power, over="one network (no interval)")
+    power = filters.kernel_power(filter_lens_conv(model) if layer is None else layer).sum(0).double()
+    over = "one network (no interval)" if layer is not None or learned_first_layer(model) else \
+        "the convolution after the frozen whitening, one network (no interval)"
+    return LensMap("first-layer filters", None, fixed=power, over=over)
 
 
 PGD_STEP = 2 / 255      # the PGD lens's step size (the attack of chapter 1)
@@ -780,8 +784,7 @@ def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, f
 
     ``x, y`` are the analysed images (the first ``n_*`` of them per lens);
     ``mask_x, mask_y`` train the Fourier mask (cached under ``tag``). The first-layer filter lens
-    is left out for a network whose first layer training did not shape
-    (``freqlib.airbench.learned_first_layer``: airbench's frozen whitening stem).
+    reads the first layer training shaped (``freqlib.airbench.filter_lens_conv``).
     """
     lenses = (lenses,) if isinstance(lenses, str) else tuple(lenses)
     unknown = [k for k in lenses if k not in LENSES]
@@ -797,7 +800,7 @@ def run_lenses(model, x, y, mask_x, mask_y, mask_cfg, tag: str, n_filter: int, f
             runs[f"heat map ε={eps:g}"] = heatmap_lens(model, x[:n_heat], y[:n_heat], heat_blocks, eps=eps, seed=seed)
     if "Fourier mask" in lenses:
         runs["Fourier mask"] = mask_lens(model, mask_x, mask_y, mask_cfg, tag)
-    if "first-layer filters" in lenses and learned_first_layer(model):   # a frozen whitening stem shows the data
+    if "first-layer filters" in lenses:
         runs["first-layer filters"] = filter_lens(model)
     if "PGD spectrum" in lenses:
         runs["PGD spectrum"] = pgd_lens(model, x[:n_attack], y[:n_attack], eps=attack_eps, steps=pgd_steps, seed=seed)

@@ -179,3 +179,42 @@ def test_a_whitened_airbench_stem_is_not_a_learned_first_layer():
     net(torch.rand(64, 3, 32, 32))
     assert not learned_first_layer(net) and not learned_first_layer(net.body)
     assert learned_first_layer(build_model("fastnet", (8, 16, 32)))   # whitening-initialised, then trained
+
+
+def _whitened_airbench(images):
+    net = build_model("airbench", (8, 8, 16))
+    net.body.init_whitening(images)
+    return net.eval()
+
+
+def test_the_filter_lens_reads_the_first_convolution_training_shaped():
+    from freqlib.airbench import filter_lens_conv
+    whitened = _whitened_airbench(correlated_images())
+    assert filter_lens_conv(whitened) is whitened.body.groups[0].conv1      # past the frozen stem
+    unwhitened = build_model("airbench", (8, 8, 16))
+    assert filter_lens_conv(unwhitened) is unwhitened.body.stem
+    fastnet = build_model("fastnet", (8, 16, 32))
+    assert filter_lens_conv(fastnet) is fastnet.body.stem
+
+
+def test_the_filter_score_of_airbench_ranks_learning_where_the_frozen_stem_cannot():
+    """Two networks with one whitening stem, one whose first learned convolution became a blur
+    and one whose became a checkerboard: the lens ranks the blur as more low-frequency, while
+    the frozen stem scores both alike (and would rank them by noise)."""
+    from freqlib import synthesis, validity
+    from freqlib.models import first_conv
+    images = correlated_images()
+    blur, checker = _whitened_airbench(images), _whitened_airbench(images)
+    with torch.no_grad():
+        blur.body.groups[0].conv1.weight.fill_(1 / 9)
+        sign = torch.tensor([[1., -1, 1], [-1, 1, -1], [1, -1, 1]])
+        checker.body.groups[0].conv1.weight.copy_(sign.expand_as(checker.body.groups[0].conv1.weight) / 9)
+    low, high = synthesis.filter_score(blur), synthesis.filter_score(checker)
+    assert low.value > high.value + 0.5
+    stem_low, stem_high = (synthesis.filter_score(m, layer=first_conv(m)) for m in (blur, checker))
+    assert stem_low.value == pytest.approx(stem_high.value)
+    assert "first learned layer" in synthesis.filter_score(blur, n_boot=50).over
+    lens = validity.filter_lens(checker)
+    assert lens.over.endswith("(no interval)") and "whitening" in lens.over
+    r = torch.linalg.vector_norm(torch.stack(torch.meshgrid(*(torch.arange(32) - 16,) * 2, indexing="ij")).float(), dim=0)
+    assert lens.fixed[r >= 12].mean() > lens.fixed[r < 4].mean()           # the checkerboard passes high frequencies

@@ -640,16 +640,22 @@ def stand_in_lenses(monkeypatch):
                       heat_blocks=2)
 
 
-def test_filter_lens_is_left_out_for_a_frozen_whitening_stem(stand_in_lenses):
+def test_filter_lens_reads_past_a_frozen_whitening_stem(stand_in_lenses):
     """airbench's whitened stem is frozen: the same kernels for every network trained on the same
-    images, so the filter lens would read the data. run_lenses leaves it out there, and only there."""
+    images, so the filter lens reads the next convolution there, and the stem everywhere else."""
+    from freqlib import filters
     from freqlib.models import build_model
     x, y, kw = stand_in_lenses
     whitened = build_model("airbench", (8, 8, 16))
     whitened.train()
     whitened(torch.rand(64, 3, 32, 32))                     # whitens (and freezes) its stem
-    assert "first-layer filters" not in V.run_lenses(whitened.eval(), x, y, **kw)
-    assert "first-layer filters" in V.run_lenses(build_model("fastnet", (8, 16, 32)), x, y, **kw)
+    conv1 = filters.kernel_power(whitened.body.groups[0].conv1).sum(0).double()
+    lens = V.run_lenses(whitened.eval(), x, y, **kw)["first-layer filters"]
+    assert torch.equal(lens.fixed, conv1) and "whitening" in lens.over
+    fastnet = build_model("fastnet", (8, 16, 32))
+    lens = V.run_lenses(fastnet, x, y, **kw)["first-layer filters"]
+    assert torch.equal(lens.fixed, filters.kernel_power(fastnet.body.stem).sum(0).double())
+    assert lens.over == "one network (no interval)"
 
 
 def test_run_lenses_runs_only_the_kinds_asked_for_and_names_a_wrong_one(stand_in_lenses):
