@@ -164,7 +164,8 @@ PLANNED = {
              # 06: +30 s (2026-11-24) for ST at AT's clean accuracy (4 short trainings in the chapter);
              # 01: +30 s (2026-11-25) for the heat maps again with clipping (exercise 2's numbers)
              # 06: +40 s (2026-11-25) for the removal lenses on signed images (4 more 30-epoch masks)
-             "chapter": {"00": 30, "01": 430, "02": 240, "03": 560, "04": 200, "05": 120, "06": 430},
+             # 06: +40 s (2026-11-26) for them again on strong-signed images (AT's behaviour check)
+             "chapter": {"00": 30, "01": 430, "02": 240, "03": 560, "04": 200, "05": 120, "06": 470},
              "item": 90, "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},

@@ -63,7 +63,8 @@ __all__ = [
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
-    "readout_table", "seeing", "seen_by", "signed_reading", "limits_sentence",
+    "readout_table", "seeing", "seen_by", "signed_reading", "behaviour_table", "behaviour_reading",
+    "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
 
@@ -762,6 +763,67 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
                    f"({behaviour}): the lenses miss it.")
     else:
         out.append(f"For AT, no removal lens reads a difference, in line with its behaviour ({behaviour}).")
+    return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
+
+
+def behaviour_table(readouts: dict, kind: str = "AT"):
+    """Whether ``kind``'s removal-lens readings follow its behaviour, lens x column.
+
+    ``readouts``: condition label -> (a :func:`readout_table` on images carrying that condition's
+    signature, the behaviour: how much more often ``kind``'s shortcut network follows a moved
+    signature than the same-budget network that never saw one, an Estimate). The network *uses*
+    the signature where that interval lies above 0. Per condition the lens's difference and
+    reading; then per lens where its readings part from the behaviour: "reads a difference the
+    behaviour does not back" (yes where use is not shown), "misses a signature in use" (no yes
+    where use is shown), or "follows the behaviour" where neither happens in any condition."""
+    import pandas as pd
+    rows = {}
+    for label, (table, behaviour) in readouts.items():
+        uses = behaviour.low > 0
+        for lens in table.index:
+            said = table.loc[lens, f"{kind}: sees it?"]
+            row = rows.setdefault(lens, {"_parts": []})
+            row[f"{label}: difference"] = table.loc[lens, f"{kind}: difference"]
+            row[f"{label}: sees it?"] = said
+            if said.startswith("yes") and not uses:
+                row["_parts"].append(f"reads a difference the behaviour does not back ({label})")
+            elif uses and not said.startswith("yes"):
+                row["_parts"].append(f"misses a signature in use ({label})")
+    for row in rows.values():
+        row["against the behaviour"] = "; ".join(row.pop("_parts")) or "follows the behaviour"
+    return pd.DataFrame(rows).T
+
+
+def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
+    """:func:`behaviour_table` in words: what the behaviour says in each condition, then which
+    lenses follow it, which read a difference it does not back, and which miss a signature in use."""
+    said = "; ".join(f"{label} {b.scaled(100).fmt(digits=1)} points, {'uses it' if b.low > 0 else 'use not shown'}"
+                     for label, b in behaviours.items())
+    col = table["against the behaviour"]
+    follow = [l for l in table.index if col[l] == "follows the behaviour"]
+    alarm = [l for l in table.index if "does not back" in col[l]]
+    miss = [l for l in table.index if "misses" in col[l]]
+    out = [f"How much more often {kind} follows a moved signature than the {kind} network that never saw one: "
+           f"{said}."]
+    used = [b.low > 0 for b in behaviours.values()]
+    if follow:
+        its = "its" if len(follow) == 1 else "their"
+        if any(used) and not all(used):
+            why = (f"a difference where {kind} uses the signature and none where use is not shown, so {its} "
+                   f"reading of {kind} can be taken at its word here")
+        elif any(used):
+            why = (f"a difference wherever {kind} uses the signature; no condition here checks that {its} reading "
+                   "stays silent where a signature is not used")
+        else:
+            why = (f"no difference, and {kind} uses neither signature: that cannot show that {its} reading would "
+                   "come where a signature is used")
+        out.append(f"{_listed(follow)} {'follows' if len(follow) == 1 else 'follow'} it in every condition: {why}.")
+    if alarm:
+        out.append(f"{_listed(alarm)} {'reads' if len(alarm) == 1 else 'read'} a difference where use is not "
+                   "shown, so a difference there alone does not show that a network classifies by the signature.")
+    if miss:
+        out.append(f"{_listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
+                   f"{'its' if len(miss) == 1 else 'their'} silence does not show that it does not.")
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
 
 

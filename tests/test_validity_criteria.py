@@ -734,3 +734,41 @@ def test_the_signed_reading_follows_the_readouts_and_checks_at_against_its_behav
     assert "Every removal lens" not in text
     assert "For AT, no removal lens reads a difference, in line with its behaviour" in text
     assert "the lenses miss it" in V.signed_reading(blind, clean, use)
+
+
+def _at_readout(readings: dict):
+    import pandas as pd
+    return pd.DataFrame({"AT: difference": {l: f"d({r})" for l, r in readings.items()}, "AT: sees it?": readings})
+
+
+def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
+    """Constructed readouts: AT uses the strong signature and not the faint one. A lens that reads
+    a difference on both fails (a false alarm on the faint one), one that reads none on the strong
+    one fails (a miss), and only one reading yes exactly where AT uses the signature follows it."""
+    lenses = ("filtered accuracy", "occluded frequency", "Fourier mask")
+    faint = _at_readout(dict(zip(lenses, ("no", "yes", "undecided"))))
+    strong = _at_readout(dict(zip(lenses, ("yes", "yes", "no (one map each: point value)"))))
+    no_use, use = Estimate(-0.008, -0.017, 0.002), Estimate(0.12, 0.08, 0.16)
+    table = V.behaviour_table({"faint": (faint, no_use), "strong": (strong, use)})
+    verdict = table["against the behaviour"]
+    assert verdict["filtered accuracy"] == "follows the behaviour"
+    assert verdict["occluded frequency"] == "reads a difference the behaviour does not back (faint)"
+    assert verdict["Fourier mask"] == "misses a signature in use (strong)"
+    assert list(table.columns[:2]) == ["faint: difference", "faint: sees it?"]
+    text = V.behaviour_reading(table, {"faint": no_use, "strong": use})
+    assert text.startswith("How much more often AT follows a moved signature than the AT network that never saw "
+                           "one: faint -0.8 [-1.7, 0.2] points, use not shown; strong 12.0 [8.0, 16.0] points, uses it.")
+    assert "Filtered accuracy follows it in every condition: a difference where AT uses the signature and none " \
+           "where use is not shown, so its reading of AT can be taken at its word here." in text
+    assert "Occluded frequency reads a difference where use is not shown" in text
+    assert "Fourier mask misses a signature AT uses" in text
+    # the same readings where AT used neither signature: the strong "yes" readings become false alarms
+    table = V.behaviour_table({"faint": (faint, no_use), "strong": (strong, no_use)})
+    assert table["against the behaviour"]["filtered accuracy"] == "reads a difference the behaviour does not back (strong)"
+    assert table["against the behaviour"]["Fourier mask"] == "follows the behaviour"
+    text = V.behaviour_reading(table, {"faint": no_use, "strong": no_use})
+    assert "Fourier mask follows it in every condition: no difference, and AT uses neither signature: that cannot " \
+           "show that its reading would come where a signature is used." in text
+    text = V.behaviour_reading(V.behaviour_table({"strong": (strong, use)}), {"strong": use})
+    assert "Filtered accuracy and occluded frequency follow it in every condition: a difference wherever AT uses " \
+           "the signature; no condition here checks" in text
