@@ -64,6 +64,7 @@ __all__ = [
     "count_sentence",
     "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
     "readout_table", "seeing", "seen_by", "signed_reading", "behaviour_table", "behaviour_reading",
+    "band_alone", "band_alone_reading",
     "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
 ]
@@ -809,15 +810,15 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
     if follow:
         its = "its" if len(follow) == 1 else "their"
         if any(used) and not all(used):
-            why = (f"a difference where {kind} uses the signature and none where use is not shown, so {its} "
+            why = (f": a difference where {kind} uses the signature and none where use is not shown, so {its} "
                    f"reading of {kind} can be taken at its word here")
         elif any(used):
-            why = (f"a difference wherever {kind} uses the signature; no condition here checks that {its} reading "
-                   "stays silent where a signature is not used")
+            why = (f": a difference wherever {kind} uses the signature, though no condition here checks that {its} "
+                   "reading stays silent where a signature is not used")
         else:
-            why = (f"no difference, and {kind} uses neither signature: that cannot show that {its} reading would "
-                   "come where a signature is used")
-        out.append(f"{_listed(follow)} {'follows' if len(follow) == 1 else 'follow'} it in every condition: {why}.")
+            why = (f", but only by reading no difference where {kind} uses no signature, which cannot show that "
+                   f"{its} reading would come where one is used")
+        out.append(f"{_listed(follow)} {'follows' if len(follow) == 1 else 'follow'} it in every condition{why}.")
     if alarm:
         out.append(f"{_listed(alarm)} {'reads' if len(alarm) == 1 else 'read'} a difference where use is not "
                    "shown, so a difference there alone does not show that a network classifies by the signature.")
@@ -825,6 +826,37 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
         out.append(f"{_listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
                    f"{'its' if len(miss) == 1 else 'their'} silence does not show that it does not.")
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
+
+
+def band_alone(run_a: LensMap, run_b: LensMap, band: torch.Tensor, bootstrap) -> dict:
+    """Two networks' filtered-accuracy runs (:func:`filtered_lens`) on the same images: their accuracy
+    on the images high-passed at the inner radius of ``band`` (every frequency below the band removed,
+    the band kept), each with its interval and their paired difference ``a - b``, over image blocks."""
+    radius = int(spectral.frequency_radius(*band.shape[-2:])[band.bool()].min())
+    radii = list(run_a.extra["radii"])
+    if radius not in radii or list(run_b.extra["radii"]) != radii:
+        raise ValueError(f"the runs' radii {radii} must be the same and include the band's inner radius {radius}")
+    col = len(radii) + radii.index(radius)                  # units hold (low-pass, high-pass) per radius
+    a, b = run_a.units[:, col], run_b.units[:, col]
+    return {"radius": radius, "a": bootstrap(lambda m: m["a"], {"a": a}, over=run_a.over),
+            "b": bootstrap(lambda m: m["b"], {"b": b}, over=run_b.over),
+            "diff": bootstrap(lambda m: m["a"] - m["b"], {"a": a, "b": b}, over=run_a.over)}
+
+
+def band_alone_reading(alone: dict, kind: str = "AT") -> str:
+    """What :func:`band_alone` says of a lens difference that behaviour does not back: whether the
+    network trained with the signature reads the band better than its twin once the rest is removed."""
+    diff = alone["diff"].scaled(100).fmt(digits=1)
+    if alone["diff"].low > 0:
+        return (f"With every frequency below radius {alone['radius']} removed, the {kind} network trained with the "
+                f"signature classifies the signed images better than the one without ({diff} points): it picked up "
+                "some of the signature, which shows once little else remains but does not win against the image's "
+                "own content, which the behaviour test leaves in place. Use is graded: filtered accuracy measures "
+                "whether a network can read the band at all, the behaviour test whether the band decides its "
+                "prediction.")
+    return (f"With every frequency below radius {alone['radius']} removed, the two {kind} networks do not classify "
+            f"the signed images resolvably differently ({diff} points), so these numbers do not explain the "
+            "difference: it lies elsewhere in the two filtered-accuracy curves (the low-pass side, or other radii).")
 
 
 def limits_sentence(seeds: list) -> str:

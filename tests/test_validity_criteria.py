@@ -767,8 +767,34 @@ def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
     assert table["against the behaviour"]["filtered accuracy"] == "reads a difference the behaviour does not back (strong)"
     assert table["against the behaviour"]["Fourier mask"] == "follows the behaviour"
     text = V.behaviour_reading(table, {"faint": no_use, "strong": no_use})
-    assert "Fourier mask follows it in every condition: no difference, and AT uses neither signature: that cannot " \
-           "show that its reading would come where a signature is used." in text
+    assert "Fourier mask follows it in every condition, but only by reading no difference where AT uses no " \
+           "signature, which cannot show that its reading would come where one is used." in text
     text = V.behaviour_reading(V.behaviour_table({"strong": (strong, use)}), {"strong": use})
     assert "Filtered accuracy and occluded frequency follow it in every condition: a difference wherever AT uses " \
-           "the signature; no condition here checks" in text
+           "the signature, though no condition here checks" in text
+
+
+def test_band_alone_compares_high_pass_accuracy_at_the_bands_inner_radius():
+    """Constructed filtered-accuracy runs: network a classifies the images high-passed at the band's
+    inner radius (5) far better than b, and no better anywhere else; the reading says so. With a and
+    b alike there, it says these numbers do not explain a difference. A radius outside the runs' is
+    a clear error."""
+    from freqlib.spectral import frequency_radius
+    from freqlib.verdicts import bootstrap
+    radius_map = frequency_radius(32, 32)
+    band = (radius_map >= 5) & (radius_map < 7)
+    radii = list(range(24))
+    g = torch.Generator().manual_seed(0)
+    base = 0.5 + 0.05 * torch.rand(10, 2 * len(radii), generator=g)
+    better = base.clone()
+    better[:, len(radii) + 5] += 0.3
+    run = lambda u: V.LensMap("filtered accuracy", u.double(), None, over="10 image blocks", extra={"radii": radii})
+    boot = lambda stat, *samples, **k: bootstrap(stat, *samples, n_boot=500, seed=0, **k)
+    alone = V.band_alone(run(better), run(base), band, boot)
+    assert alone["radius"] == 5 and alone["diff"].low > 0.25
+    assert alone["a"].value == pytest.approx(float(better[:, 29].mean()))
+    assert "classifies the signed images better than the one without (30.0 [" in V.band_alone_reading(alone)
+    alike = V.band_alone(run(base), run(base), band, boot)
+    assert "do not classify the signed images resolvably differently" in V.band_alone_reading(alike)
+    with pytest.raises(ValueError, match="must be the same and include the band's inner radius 5"):
+        V.band_alone(run(base), V.LensMap("filtered accuracy", base.double(), extra={"radii": list(range(4))}), band, boot)
