@@ -780,15 +780,14 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
     import pandas as pd
     rows = {}
     for label, (table, behaviour) in readouts.items():
-        uses = behaviour.low > 0
+        uses, yes = behaviour.low > 0, seeing(table, kind)
         for lens in table.index:
-            said = table.loc[lens, f"{kind}: sees it?"]
             row = rows.setdefault(lens, {"_parts": []})
             row[f"{label}: difference"] = table.loc[lens, f"{kind}: difference"]
-            row[f"{label}: sees it?"] = said
-            if said.startswith("yes") and not uses:
+            row[f"{label}: sees it?"] = table.loc[lens, f"{kind}: sees it?"]
+            if lens in yes and not uses:
                 row["_parts"].append(f"reads a difference the behaviour does not back ({label})")
-            elif uses and not said.startswith("yes"):
+            elif uses and lens not in yes:
                 row["_parts"].append(f"misses a signature in use ({label})")
     for row in rows.values():
         row["against the behaviour"] = "; ".join(row.pop("_parts")) or "follows the behaviour"
