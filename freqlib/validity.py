@@ -842,20 +842,24 @@ def band_alone(run_a: LensMap, run_b: LensMap, band: torch.Tensor, bootstrap) ->
             "diff": bootstrap(lambda m: m["a"] - m["b"], {"a": a, "b": b}, over=run_a.over)}
 
 
-def band_alone_reading(alone: dict, kind: str = "AT") -> str:
-    """What :func:`band_alone` says of a lens difference that behaviour does not back: whether the
-    network trained with the signature reads the band better than its twin once the rest is removed."""
+def band_alone_reading(alone: dict, behaviour: Estimate, kind: str = "AT") -> str:
+    """What :func:`band_alone` says beside ``behaviour`` (how much more often the network trained with
+    the signature follows a moved one than its twin; use where the interval lies above 0): whether it
+    reads the band better than its twin once the rest is removed, and whether that fits its behaviour."""
     diff = alone["diff"].scaled(100).fmt(digits=1)
-    if alone["diff"].low > 0:
-        return (f"With every frequency below radius {alone['radius']} removed, the {kind} network trained with the "
-                f"signature classifies the signed images better than the one without ({diff} points): it picked up "
-                "some of the signature, which shows once little else remains but does not win against the image's "
-                "own content, which the behaviour test leaves in place. Use is graded: filtered accuracy measures "
-                "whether a network can read the band at all, the behaviour test whether the band decides its "
-                "prediction.")
-    return (f"With every frequency below radius {alone['radius']} removed, the two {kind} networks do not classify "
-            f"the signed images resolvably differently ({diff} points), so these numbers do not explain the "
-            "difference: it lies elsewhere in the two filtered-accuracy curves (the low-pass side, or other radii).")
+    head = f"With every frequency below radius {alone['radius']} removed, "
+    if alone["diff"].low <= 0:
+        return (head + f"the two {kind} networks do not classify the signed images resolvably differently ({diff} "
+                "points): the band alone does not tell them apart here, so a filtered-accuracy difference between "
+                "them lies elsewhere in the two curves (the low-pass side, or other radii).")
+    better = (head + f"the {kind} network trained with the signature classifies the signed images better than the "
+              f"one without ({diff} points)")
+    if behaviour.low > 0:
+        return better + ", as its use of the signature in the behaviour test leads one to expect."
+    return (better + ": it picked up some of the signature, which shows once little else remains but does not "
+            "win against the image's own content, which the behaviour test leaves in place. Use is graded: "
+            "filtered accuracy measures whether a network can read the band at all, the behaviour test whether "
+            "the band decides its prediction.")
 
 
 def limits_sentence(seeds: list) -> str:

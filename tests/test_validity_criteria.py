@@ -793,8 +793,13 @@ def test_band_alone_compares_high_pass_accuracy_at_the_bands_inner_radius():
     alone = V.band_alone(run(better), run(base), band, boot)
     assert alone["radius"] == 5 and alone["diff"].low > 0.25
     assert alone["a"].value == pytest.approx(float(better[:, 29].mean()))
-    assert "classifies the signed images better than the one without (30.0 [" in V.band_alone_reading(alone)
+    no_use, use = Estimate(-0.008, -0.017, 0.002), Estimate(0.12, 0.08, 0.16)
+    text = V.band_alone_reading(alone, no_use)
+    assert "classifies the signed images better than the one without (30.0 [" in text
+    assert "does not win against the image's own content" in text
+    text = V.band_alone_reading(alone, use)
+    assert text.endswith("as its use of the signature in the behaviour test leads one to expect.")
     alike = V.band_alone(run(base), run(base), band, boot)
-    assert "do not classify the signed images resolvably differently" in V.band_alone_reading(alike)
+    assert "do not classify the signed images resolvably differently" in V.band_alone_reading(alike, no_use)
     with pytest.raises(ValueError, match="must be the same and include the band's inner radius 5"):
         V.band_alone(run(base), V.LensMap("filtered accuracy", base.double(), extra={"radii": list(range(4))}), band, boot)
