@@ -5,7 +5,9 @@ Sections (``--only`` picks some; each writes ``paper_<section>_<device>`` into t
 ``airbench``     train the standard airbench model at the paper settings: seconds and test
                  accuracy (also with airbench's test-time augmentation, for comparison with
                  its published 94%), at airbench's 9.9-epoch budget (rounded to 10) and at the
-                 profile's; optionally with ``FREQLIB_COMPILE=1`` (compile time counted)
+                 profile's, and at the profile's without airbench's loop (``AIRBENCH_LOOP``
+                 off: what that loop is worth here); optionally with ``FREQLIB_COMPILE=1``
+                 (compile time counted)
 ``adversarial``  FGSM-RS training of airbench at the paper recipe (``linf_at``): seconds,
                  clean accuracy and PGD-50 x 10 restarts on 1,000 test images (targets: 80% / 45%)
 ``resnet18``     ResNet-18 at chapter 2's paper settings: seconds per epoch (two timed
@@ -41,11 +43,13 @@ from common import write  # noqa: E402
 from freqlib import evaluate  # noqa: E402
 from freqlib.errors import first_line  # noqa: E402
 from freqlib.models import build_model  # noqa: E402
-from freqlib.profiles import PROFILES, recipe_config, resolve_device  # noqa: E402
-from freqlib.train import train_model  # noqa: E402
+from freqlib.profiles import AIRBENCH_LOOP, PROFILES, recipe_config, resolve_device  # noqa: E402
+from freqlib.train import TrainConfig, train_model  # noqa: E402
 from freqlib.zoo import cifar10_tensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# TrainConfig's defaults for what AIRBENCH_LOOP switches on: the zoo's loop before it had airbench's
+LOOP_OFF = {k: TrainConfig.__dataclass_fields__[k].default for k in AIRBENCH_LOOP}
 
 
 def chapter3_paper() -> dict:
@@ -150,30 +154,34 @@ def bench_airbench(device, size, train, test, compile_too: bool) -> dict:
     base = paper_config("standard", size)
     runs = []
     epoch_options = [base.epochs] if size["epoch_override"] else sorted({10.0, float(base.epochs)})
-    # (epochs, compiled, deterministic): paper-run trains with deterministic kernels, so that a
-    # model dropped from the carry retrains to the same weights; the last run prices that.
-    variants = [(e, False, False) for e in epoch_options] + ([(base.epochs, True, False)] if compile_too else [])
-    variants.append((base.epochs, False, True))
-    for epochs, compiled, deterministic in variants:
+    # (epochs, compiled, deterministic, airbench's loop): paper-run trains with deterministic
+    # kernels, so that a model dropped from the carry retrains to the same weights; the
+    # deterministic run prices that, and the last one what airbench's loop adds.
+    variants = [(e, False, False, True) for e in epoch_options]
+    variants += [(base.epochs, True, False, True)] if compile_too else []
+    variants += [(base.epochs, False, True, True), (base.epochs, False, False, False)]
+    for epochs, compiled, deterministic, loop in variants:
         os.environ["FREQLIB_COMPILE"] = "1" if compiled else "0"
         try:      # training and evaluation: a compiled model may fail in either
             with deterministic_kernels(deterministic):
-                cfg = paper_config("standard", size, epochs=epochs)
+                cfg = paper_config("standard", size, epochs=epochs, **({} if loop else LOOP_OFF))
                 model, seconds = timed_training(cfg, x, y, device)
             run = {"train_seconds": round(seconds, 2),
                    "test_accuracy": round(evaluate.accuracy(model, tx, ty), 4),
                    "tta_accuracy": round(tta_accuracy(model, tx, ty), 4)}
         except Exception as exc:                   # noqa: BLE001 -- e.g. torch.compile: the other runs still count
             runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
-                         "error": first_line(exc)})
+                         "airbench_loop": loop, "error": first_line(exc)})
             print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}"
-                  f"{' deterministic' if deterministic else ''}: failed ({runs[-1]['error']})", flush=True)
+                  f"{' deterministic' if deterministic else ''}{'' if loop else ' without its loop'}: "
+                  f"failed ({runs[-1]['error']})", flush=True)
             continue
         finally:
             os.environ["FREQLIB_COMPILE"] = "0"    # the next sections run uncompiled, whatever happened
-        runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic, **run})
+        runs.append({"epochs": epochs, "compiled": compiled, "deterministic": deterministic,
+                     "airbench_loop": loop, **run})
         print(f"airbench {epochs:g} epochs{' compiled' if compiled else ''}"
-              f"{' deterministic' if deterministic else ''}: {seconds:.1f} s, "
+              f"{' deterministic' if deterministic else ''}{'' if loop else ' without its loop'}: {seconds:.1f} s, "
               f"accuracy {runs[-1]['test_accuracy']:.4f} (TTA {runs[-1]['tta_accuracy']:.4f})", flush=True)
     return {"widths": list(base.widths), "batch_size": base.batch_size, "n_train": base.n_train,
             "n_test": len(ty), "runs": runs, "target": "standard model >= 93.5% clean (no TTA)"}

@@ -37,12 +37,15 @@ def table(results: dict) -> str:
             for run in r["runs"]:
                 if "error" in run:
                     add(f"airbench, {run['epochs']:g} epochs" + (" (torch.compile)" if run["compiled"] else "")
-                        + (" (deterministic kernels)" if run.get("deterministic") else ""),
+                        + (" (deterministic kernels)" if run.get("deterministic") else "")
+                        + ("" if run.get("airbench_loop", True) else " (without airbench's loop)"),
                         f"failed: {run['error']}", key)
                     continue
                 add(f"airbench {tuple(r['widths'])}, paper settings, {run['epochs']:g} epochs"
                     + (" (torch.compile, compile time counted)" if run["compiled"] else "")
-                    + (" (deterministic kernels, as paper-run trains)" if run.get("deterministic") else ""),
+                    + (" (deterministic kernels, as paper-run trains)" if run.get("deterministic") else "")
+                    + ("" if run.get("airbench_loop", True) else " (without airbench's loop: plain schedule, "
+                       "no lookahead, random flips)"),
                     f"{100 * run['test_accuracy']:.2f}% ({100 * run['tta_accuracy']:.2f}% with airbench's TTA) "
                     f"in {run['train_seconds']:.1f} s", key)
         elif key.startswith("paper_adversarial"):

@@ -349,11 +349,15 @@ class DeviceLoader:
     Augmentation (random horizontal flip, random translation by up to
     ``translate`` pixels with reflection padding) is done on the whole batch
     with tensor ops, so there are no worker processes and no host copies.
+
+    ``alternating_flip`` (airbench): which images are flipped is drawn once, and
+    every other epoch (the second, fourth, ...) flips the rest instead, so each
+    image is seen both ways in every two epochs, not by chance.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, flip: bool = False, translate: int = 0,
-                 drop_last: bool = False, seed: int = 0):
+                 drop_last: bool = False, seed: int = 0, alternating_flip: bool = False):
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         self.images, self.labels = images, labels
@@ -361,14 +365,20 @@ class DeviceLoader:
         self.flip, self.translate = flip, translate
         # drawn where the images are: a CPU draw copied to a GPU every step would wait for it
         self.generator = torch.Generator(device=images.device).manual_seed(seed)
+        self.alternating_flip, self.epoch, self._flipped = flip and alternating_flip, 0, None
 
     def __len__(self) -> int:
         n = self.images.shape[0]
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, idx: torch.Tensor | None = None, odd: bool = False) -> torch.Tensor:
+        """Flip and shift ``x``; ``idx`` (the images' indices) and ``odd`` (an odd epoch)
+        matter only with ``alternating_flip``."""
         n = x.shape[0]
-        if self.flip:
+        if self.alternating_flip:
+            flip = self._flipped[idx] ^ odd
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        elif self.flip:
             flip = torch.rand(n, generator=self.generator, device=self.generator.device) < 0.5
             x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)
         if self.translate:
@@ -388,6 +398,10 @@ class DeviceLoader:
 
     def __iter__(self):
         n = self.images.shape[0]
+        if self.alternating_flip and self._flipped is None:
+            self._flipped = (torch.rand(n, generator=self.generator, device=self.generator.device)
+                             < 0.5).to(self.images.device)
+        odd, self.epoch = self.epoch % 2 == 1, self.epoch + 1
         order = (torch.randperm(n, generator=self.generator, device=self.generator.device) if self.shuffle
                  else torch.arange(n)).to(self.images.device)
         stop = n - n % self.batch_size if self.drop_last else n
@@ -395,7 +409,7 @@ class DeviceLoader:
             idx = order[start:start + self.batch_size]
             x = self.images[idx]
             if self.flip or self.translate:
-                x = self._augment(x)
+                x = self._augment(x, idx, odd)
             yield x, self.labels[idx]
 
 

@@ -22,6 +22,15 @@ catastrophic-overfitting guard measures PGD-5 accuracy on the first training
 batch after every epoch; if it falls by more than ``co_drop`` the run stops
 and the previous epoch's weights are kept (their ``--early-stop``). The
 guard's history and whether it fired go into the summary (and the zoo record).
+
+airbench's loop (KellerJordan/cifar10-airbench, ``legacy/airbench94.py``) is five
+settings, off by default and on wherever an airbench network trains
+(:data:`freqlib.profiles.AIRBENCH_LOOP`): ``lr_ends`` (its schedule rises from
+0.2x and ends at 0.07x of the peak), ``lookahead`` (every 5 steps the weights move
+to an average that trails them ever less, and training ends on that average),
+``alternating_flip`` (a fixed half of the images is flipped on even epochs, the
+other half on odd ones), ``stem_bias_epochs`` (the whitening stem's bias trains for
+3 epochs, then freezes) and ``decay_biases`` (weight decay on every parameter).
 """
 from __future__ import annotations
 
@@ -37,7 +46,8 @@ from tqdm import tqdm
 from .data import DeviceLoader
 from .evaluate import AutocastLogits, autocast, for_attack, prepare_model
 
-__all__ = ["TrainConfig", "train_model", "PERTURBATIONS", "ADVERSARIAL", "random_affine"]
+__all__ = ["TrainConfig", "train_model", "PERTURBATIONS", "ADVERSARIAL", "random_affine", "lr_factor",
+           "Lookahead"]
 
 PERTURBATIONS = ("none", "fgsm_linf", "pgd_linf", "fgsm_l2", "pgd_l2", "gaussian", "amplitude",
                  "geometric")
@@ -70,16 +80,26 @@ class TrainConfig:
     geometric: dict = field(default_factory=lambda: {"scale": 0.0, "rotate": 0.0, "translate": 0.0})
     co_guard: bool = True                          # catastrophic-overfitting guard (adversarial recipes)
     co_drop: float = 0.2                           # PGD-5 accuracy drop that counts as a collapse
+    lr_ends: tuple = (0.0, 0.0)                    # lr at the first and last step, as shares of the peak
+    lookahead: bool = False                        # airbench's weight averaging every 5 steps
+    alternating_flip: bool = False                 # flip a fixed half on even epochs, the rest on odd
+    stem_bias_epochs: int | None = None            # epochs the whitening stem's bias trains (None: all)
+    decay_biases: bool = False                     # weight decay on 1-d parameters too
     seed: int = 0
 
     def __post_init__(self):
         if self.perturbation not in PERTURBATIONS:
             raise ValueError(f"perturbation {self.perturbation!r} is not one of {PERTURBATIONS}")
         self.widths = tuple(self.widths)
+        self.lr_ends = tuple(float(v) for v in self.lr_ends)
+        if len(self.lr_ends) != 2 or not all(0.0 <= v <= 1.0 for v in self.lr_ends):
+            raise ValueError(f"lr_ends={self.lr_ends} must be two shares of the peak lr in [0, 1] "
+                             "(first step, last step); airbench uses (0.2, 0.07)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["lr_ends"] = list(self.lr_ends)
         return d
 
 
@@ -171,6 +191,48 @@ def random_affine(x, gen, scale: float = 0.0, rotate: float = 0.0, translate: fl
 
 
 # ----------------------------------------------------------------- training
+def lr_factor(step: int, total: int, rise: int, ends: tuple = (0.0, 0.0)) -> float:
+    """The learning rate at ``step`` as a share of the peak: linear from ``ends[0]`` up to 1
+    over ``rise`` steps, then linear down to ``ends[1]`` at ``total`` (airbench: 0.2 and 0.07;
+    0 and 0 is the triangle of Wong et al.'s cyclic schedule)."""
+    first, last = ends
+    if step < rise:
+        return first + (1 - first) * (step + 1) / rise
+    return last + (1 - last) * max(0.0, (total - step) / max(1, total - rise))
+
+
+class Lookahead:
+    """airbench's lookahead: every ``every`` steps the average moves toward the weights by
+    ``1 - decay`` and the weights jump back to it; ``decay = 0.95**5 (step / total)**3``, so
+    early on the weights lead and late in training the average holds them. Batch-norm
+    statistics are averaged with the weights (the reference averages the state dict)."""
+
+    def __init__(self, model: torch.nn.Module, total: int, every: int = 5):
+        self.state = [v for v in model.state_dict().values() if v.is_floating_point()]
+        self.average = [v.detach().clone() for v in self.state]
+        self.total, self.every = total, every
+
+    @torch.no_grad()
+    def step(self, step: int) -> None:
+        if step % self.every == 0:
+            self._pull(0.95 ** 5 * (step / self.total) ** 3)
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        """End on the average (the reference's last update, decay 1)."""
+        self._pull(1.0)
+
+    def _pull(self, decay: float) -> None:
+        torch._foreach_lerp_(self.average, self.state, 1 - decay)
+        torch._foreach_copy_(self.state, self.average)
+
+
+def _whitening_stem_bias(model):
+    """The bias of an airbench whitening stem, or None (other stems keep training it)."""
+    body = getattr(model, "body", model)
+    return body.stem.bias if getattr(body, "whitening", False) and body.stem.bias is not None else None
+
+
 def _pgd5_accuracy(model, x, y, cfg: TrainConfig) -> float:
     """PGD-5 accuracy (step 2/255 in L-inf, eps/4 in L2) on one batch, model in train mode:
     the reference's catastrophic-overfitting probe."""
@@ -198,23 +260,27 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
         model.body.init_whitening(model.normalize(images[:5000]))
     loader = DeviceLoader(images, labels, cfg.batch_size, shuffle=True, flip=cfg.flip,
                           translate=cfg.translate, drop_last=len(images) > cfg.batch_size,
-                          seed=cfg.seed)
+                          seed=cfg.seed, alternating_flip=cfg.alternating_flip)
     total = max(1, int(round(cfg.epochs * len(loader))))
     decay, no_decay = [], []
     for p in model.parameters():
-        (decay if p.ndim > 1 else no_decay).append(p)
+        (decay if p.ndim > 1 or cfg.decay_biases else no_decay).append(p)
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}],
                           lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
     rise = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / rise if s < rise else max(0.0, (total - s) / max(1, total - rise)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, rise, cfg.lr_ends))
+    lookahead = Lookahead(model, total) if cfg.lookahead else None
+    stem_bias = _whitening_stem_bias(model) if cfg.stem_bias_epochs is not None else None
     guard = cfg.co_guard and cfg.perturbation in ADVERSARIAL
     probe, guard_history, collapsed, last_good = None, [], False, None
-    start, step, seen_loss = time.time(), 0, torch.zeros(())
+    start, step, epoch, seen_loss = time.time(), 0, 0, torch.zeros(())
     model.train()
     with tqdm(total=total, desc=desc, leave=False, mininterval=2.0) as bar:
         while step < total and not collapsed:
+            if stem_bias is not None:     # a frozen parameter gets no gradient: SGD skips it
+                stem_bias.requires_grad_(epoch < cfg.stem_bias_epochs)
+            epoch += 1
             for x, y in loader:
                 if step >= total:
                     break
@@ -231,6 +297,8 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
                 opt.step()
                 sched.step()
                 step += 1
+                if lookahead is not None:
+                    lookahead.step(step)
                 seen_loss = loss.detach()
                 bar.update(1)
             bar.set_postfix(loss=f"{seen_loss.item():.3f}")   # one host sync per epoch
@@ -242,6 +310,10 @@ def train_model(model, images: torch.Tensor, labels: torch.Tensor, cfg: TrainCon
                     model.load_state_dict(last_good)
                 else:
                     last_good = copy.deepcopy(model.state_dict())
+    if lookahead is not None and not collapsed:
+        lookahead.finish()
+    if stem_bias is not None:
+        stem_bias.requires_grad_(True)    # as built: a later fine-tune decides for itself
     model.eval()
     return {"train_seconds": time.time() - start, "steps": step, "final_loss": float(seen_loss),
             "co_guard": guard_history if guard else None, "co_collapse": collapsed}

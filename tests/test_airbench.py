@@ -218,3 +218,100 @@ def test_the_filter_score_of_airbench_ranks_learning_where_the_frozen_stem_canno
     assert lens.over.endswith("(no interval)") and "whitening" in lens.over
     r = torch.linalg.vector_norm(torch.stack(torch.meshgrid(*(torch.arange(32) - 16,) * 2, indexing="ij")).float(), dim=0)
     assert lens.fixed[r >= 12].mean() > lens.fixed[r < 4].mean()           # the checkerboard passes high frequencies
+
+
+# ------------------------------------------------------ airbench's training loop
+def test_lr_factor_rises_from_and_falls_to_airbench_floors():
+    from freqlib.train import lr_factor
+    total, rise = 100, 23
+    assert lr_factor(0, total, rise, (0.2, 0.07)) == pytest.approx(0.2 + 0.8 / rise)
+    assert lr_factor(rise - 1, total, rise, (0.2, 0.07)) == pytest.approx(1.0)
+    assert lr_factor(rise, total, rise, (0.2, 0.07)) == pytest.approx(1.0)
+    assert lr_factor(total, total, rise, (0.2, 0.07)) == pytest.approx(0.07)
+    assert lr_factor(total, total, rise) == 0.0 and lr_factor(0, total, rise) == pytest.approx(1 / rise)
+    with pytest.raises(ValueError, match="lr_ends"):
+        TrainConfig(lr_ends=(0.2, 1.5))
+
+
+def test_lookahead_pulls_the_weights_to_a_trailing_average_every_fifth_step():
+    from freqlib.train import Lookahead
+    net = torch.nn.Linear(3, 2)
+    start = net.weight.detach().clone()
+    look = Lookahead(net, total=10)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    look.step(3)                                   # not a fifth step: nothing moves
+    assert torch.equal(net.weight, start + 1.0)
+    look.step(5)
+    decay = 0.95 ** 5 * 0.5 ** 3
+    assert torch.allclose(net.weight, start + (1 - decay))
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    look.finish()                                  # training ends on the average
+    assert torch.allclose(net.weight, start + (1 - decay))
+
+
+def tiny_airbench_run(monkeypatch, **loop):
+    """A few steps of airbench on random images with the loop settings ``loop``; returns the
+    model, and the SGD parameter groups and Lookahead the loop built."""
+    import freqlib.train as ftrain
+    seen = {}
+
+    class SpySGD(torch.optim.SGD):
+        def __init__(self, groups, **kw):
+            seen["groups"] = groups
+            super().__init__(groups, **kw)
+
+    class SpyLookahead(ftrain.Lookahead):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen["lookahead"] = self
+    monkeypatch.setattr(torch.optim, "SGD", SpySGD)
+    monkeypatch.setattr(ftrain, "Lookahead", SpyLookahead)
+    off = dict(lr_ends=(0.0, 0.0), lookahead=False, alternating_flip=False, stem_bias_epochs=None,
+               decay_biases=False)
+    cfg = TrainConfig(arch="airbench", widths=(8, 8, 8), epochs=2, batch_size=32, n_train=64,
+                      **{**sgd_settings(32), **off, **loop})
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 3, 32, 32, generator=g), torch.randint(0, 10, (64,), generator=g)
+    torch.manual_seed(0)
+    model = build_model("airbench", cfg.widths)
+    train_model(model, x, y, cfg)
+    return model, seen
+
+
+def test_whitening_bias_freezes_after_its_epochs(monkeypatch):
+    frozen, _ = tiny_airbench_run(monkeypatch, stem_bias_epochs=0)
+    trained, _ = tiny_airbench_run(monkeypatch)
+    assert torch.equal(frozen.body.stem.bias, torch.zeros_like(frozen.body.stem.bias))   # as whitened
+    assert trained.body.stem.bias.abs().max() > 0
+    assert frozen.body.stem.bias.requires_grad          # handed back as built
+
+
+def test_decay_biases_puts_every_parameter_under_weight_decay(monkeypatch):
+    for on in (True, False):
+        _, seen = tiny_airbench_run(monkeypatch, decay_biases=on)
+        decayed, undecayed = seen["groups"]
+        assert any(p.ndim == 1 for p in decayed["params"]) is on
+        assert (len(undecayed["params"]) == 0) is on
+
+
+def test_training_with_lookahead_ends_on_the_average(monkeypatch):
+    model, seen = tiny_airbench_run(monkeypatch, lookahead=True)
+    state = [v for v in model.state_dict().values() if v.is_floating_point()]
+    assert all(torch.equal(a, b) for a, b in zip(state, seen["lookahead"].average))
+    _, seen = tiny_airbench_run(monkeypatch)
+    assert "lookahead" not in seen
+
+
+def test_airbench_networks_train_with_airbench_loop_and_others_do_not():
+    loop = profiles.AIRBENCH_LOOP
+    assert loop["stem_bias_epochs"] == AIRBENCH94["whiten_bias_epochs"]
+    paper = profiles.recipe_config("standard", "paper")
+    assert all(getattr(paper, k) == (tuple(v) if isinstance(v, tuple) else v) for k, v in loop.items())
+    at = profiles.recipe_config("linf_at", "paper")       # Wong et al.'s cyclic schedule, no averaging
+    assert at.lr_ends == (0.0, 0.0) and not at.lookahead and at.alternating_flip
+    for other in (profiles.recipe_config("standard", "paper", arch="resnet18"),
+                  profiles.recipe_config("standard", "quick")):
+        assert other.lr_ends == (0.0, 0.0) and not (other.lookahead or other.alternating_flip
+                                                    or other.decay_biases) and other.stem_bias_epochs is None

@@ -306,3 +306,25 @@ def test_probe_asks_the_https_proxy_when_one_is_set(monkeypatch):
         port = proxy.getsockname()[1]
         monkeypatch.setattr(fdata.urllib.request, "getproxies", lambda: {"https": f"http://127.0.0.1:{port}"})
         assert fdata._download_host_answers.__wrapped__("https://unreachable.invalid/cifar.tar.gz")
+
+
+def test_alternating_flip_shows_every_image_both_ways_in_two_epochs():
+    """airbench's flips: a fixed half flipped on even epochs, the other half on odd ones
+    (random flips would show some images the same way twice)."""
+    n = 64
+    x = torch.rand(n, 1, 4, 6)
+    y = torch.arange(n)
+    loader = fdata.DeviceLoader(x, y, 16, shuffle=True, flip=True, alternating_flip=True, seed=1)
+
+    def flipped_per_image():
+        out = torch.zeros(n, dtype=torch.bool)
+        for xb, yb in loader:
+            same, mirrored = (xb == x[yb]).flatten(1).all(1), (xb == x[yb].flip(-1)).flatten(1).all(1)
+            assert (same ^ mirrored).all()           # each image exactly as stored or mirrored
+            out[yb] = mirrored
+        return out
+    first, second, third = flipped_per_image(), flipped_per_image(), flipped_per_image()
+    assert (first ^ second).all() and torch.equal(first, third)
+    assert 0.25 < first.float().mean() < 0.75
+    loader = fdata.DeviceLoader(x, y, 16, shuffle=True, flip=True, seed=1)     # random flips: by chance
+    assert not (flipped_per_image() ^ flipped_per_image()).all()
