@@ -45,9 +45,13 @@ EVALUATION_KEYS = ("n_test", "n_robust", "robust_restarts", "n_boot", "seeds")
 # path of `paper` (its networks, recipes, model lists, branches, three seeds) at smoke
 # sizes, so that a CPU can execute what otherwise runs first on a borrowed GPU. Each
 # number of a paper table becomes the smoke table's number of the same name; zoo
-# trainings are capped as below. Nothing it computes is a result.
+# trainings are capped as below. Nothing it computes is a result. ``batches`` steps per
+# epoch, at least 5: airbench's lookahead pulls the weights every 5 steps and training ends
+# on its average, so a run of fewer steps would end on its initial weights (as the
+# reference's would) and never execute the pull.
 DRY_ENV = "FREQLIB_PAPER_DRY"
-DRY = dict(n_train=512, epochs=1, widths={"airbench": (16, 32, 32), "resnet18": (8,), "fastnet": (8, 16, 32)})
+DRY = dict(n_train=512, epochs=1, batches=8,
+           widths={"airbench": (16, 32, 32), "resnet18": (8,), "fastnet": (8, 16, 32)})
 
 
 def paper_dry() -> bool:
@@ -191,6 +195,6 @@ def recipe_config(name: str, profile: str, **overrides):
     settings.update(overrides)
     if profile == "paper" and paper_dry():
         settings.update(n_train=min(settings["n_train"], DRY["n_train"]), epochs=min(settings["epochs"], DRY["epochs"]),
-                        batch_size=min(settings["batch_size"], DRY["n_train"] // 2),
+                        batch_size=min(settings["batch_size"], DRY["n_train"] // DRY["batches"]),
                         widths=DRY["widths"][settings["arch"]])
     return TrainConfig(**settings)

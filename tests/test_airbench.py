@@ -304,6 +304,29 @@ def test_training_with_lookahead_ends_on_the_average(monkeypatch):
     assert "lookahead" not in seen
 
 
+def test_lookahead_runs_shorter_than_a_pull_end_on_their_first_weights(monkeypatch):
+    """As in the reference: training ends on the average, which a run of fewer than 5 steps
+    never moves (why the paper dry run takes 8 steps an epoch, profiles.DRY)."""
+    import copy
+    import freqlib.train as ftrain
+    starts = []
+    real = ftrain.Lookahead
+
+    def recording(model, total):
+        starts.append(copy.deepcopy(model.state_dict()))
+        return real(model, total)
+    monkeypatch.setattr(ftrain, "Lookahead", recording)
+    for epochs, moved in ((2, False), (3, True)):       # 4 steps, then 6 (32-image batches)
+        cfg = TrainConfig(arch="airbench", widths=(8, 8, 8), epochs=epochs, batch_size=32, n_train=64,
+                          lookahead=True, **sgd_settings(32))
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.rand(64, 3, 32, 32, generator=g), torch.randint(0, 10, (64,), generator=g)
+        model = build_model("airbench", cfg.widths)
+        train_model(model, x, y, cfg)
+        end = model.state_dict()
+        assert any(not torch.equal(v, end[k]) for k, v in starts[-1].items()) is moved
+
+
 def test_airbench_networks_train_with_airbench_loop_and_others_do_not():
     loop = profiles.AIRBENCH_LOOP
     assert loop["stem_bias_epochs"] == AIRBENCH94["whiten_bias_epochs"]
