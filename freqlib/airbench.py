@@ -58,6 +58,7 @@ AIRBENCH94 = dict(
     bias_scaler=64.0,       # batch-norm biases learn this much faster
     label_smoothing=0.2,
     warmup=0.23,            # share of steps rising from 0.2x to 1x; then linear down to 0.07x
+    lr_ends=(0.2, 0.07),    # the schedule's first and last lr, as shares of the peak
     flip=True,
     translate=2,
     batchnorm_momentum=0.6,  # airbench's convention: the running average keeps 0.6 of itself

@@ -10,6 +10,8 @@ import os
 
 import torch
 
+from .airbench import AIRBENCH94
+
 __all__ = ["PROFILES", "RECIPES", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
            "resolve_profile", "resolve_device", "profile_settings", "arch_settings", "recipe_config",
            "default_seeds", "PROFILE_CHOICES", "DRY_ENV", "DRY", "paper_dry", "dry_sized", "AIRBENCH_LOOP",
@@ -139,8 +141,8 @@ def resolve_device(device: str = "auto") -> str:
 
 # airbench's training loop (legacy/airbench94.py; freqlib.train says what each does),
 # wherever an airbench network trains. A recipe's own settings still override it.
-AIRBENCH_LOOP = dict(lr_ends=(0.2, 0.07), lookahead=True, alternating_flip=True, stem_bias_epochs=3,
-                     decay_biases=True)
+AIRBENCH_LOOP = dict(lr_ends=AIRBENCH94["lr_ends"], lookahead=True, alternating_flip=True,
+                     stem_bias_epochs=AIRBENCH94["whiten_bias_epochs"], decay_biases=True)
 ARCH_LOOP = {"airbench": AIRBENCH_LOOP}
 
 
