@@ -95,6 +95,14 @@ class TrainConfig:
         if len(self.lr_ends) != 2 or not all(0.0 <= v <= 1.0 for v in self.lr_ends):
             raise ValueError(f"lr_ends={self.lr_ends} must be two shares of the peak lr in [0, 1] "
                              "(first step, last step); airbench uses (0.2, 0.07)")
+        if not self.epochs > 0 or self.batch_size < 1 or self.n_train < 1:
+            raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size}, n_train={self.n_train} "
+                             "must all be positive")
+        if not 0.0 <= self.warmup <= 1.0:
+            raise ValueError(f"warmup={self.warmup} is a share of the steps; give a value in [0, 1]")
+        if self.stem_bias_epochs is not None and self.stem_bias_epochs < 0:
+            raise ValueError(f"stem_bias_epochs={self.stem_bias_epochs} must be >= 0 "
+                             "(None trains the whitening bias throughout; airbench uses 3)")
 
     def to_dict(self) -> dict:
         d = asdict(self)

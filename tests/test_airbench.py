@@ -233,6 +233,16 @@ def test_lr_factor_rises_from_and_falls_to_airbench_floors():
         TrainConfig(lr_ends=(0.2, 1.5))
 
 
+@pytest.mark.parametrize("bad, names", [(dict(stem_bias_epochs=-1), "stem_bias_epochs"),
+                                        (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
+                                        (dict(n_train=0), "n_train"), (dict(warmup=1.5), "warmup")])
+def test_a_training_config_out_of_range_is_a_one_line_error(bad, names):
+    with pytest.raises(ValueError, match=names) as err:
+        TrainConfig(**bad)
+    assert "\n" not in str(err.value)
+    TrainConfig(stem_bias_epochs=0, warmup=0.0)                         # the edges are allowed
+
+
 def test_lookahead_pulls_the_weights_to_a_trailing_average_every_fifth_step():
     from freqlib.train import Lookahead
     net = torch.nn.Linear(3, 2)
