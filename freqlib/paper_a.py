@@ -67,7 +67,9 @@ __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS",
            "image_band_energy", "image_band_norm", "filtered_reading", "near_bounds_share",
            "sign_patterns", "sign_pattern_text",
            "square_prior", "relative_upper", "low_area_evidence", "direction_text", "heat_per_image",
-           "heat_evidence", "curve_lead_text", "heat_trade_text", "high_pass_shares", "jpeg_subsets"]
+           "heat_evidence", "curve_lead_text", "heat_trade_text", "high_pass_shares", "jpeg_subsets",
+           "per_image_profiles", "per_image_evidence", "REFERENCE_NORMALISE", "REFERENCE_PGD",
+           "reference_pgd_pixels", "reference_clip_change"]
 
 PAPER = "Z. Wang et al. 2020"      # not H. Wang et al. 2020 (HFC), whose filter (and rescaling) chapter 1 uses
 ATTACKS = ("pgd", "simba", "square")     # the attacks whose spectra are measured for claim A2
@@ -103,6 +105,47 @@ def _from_band(p, first: int):
 def ac_upper_share(p):
     """Upper share of a positive-normalised mean profile over bands 1..K-1 (band 0 set to 0)."""
     return upper_share(positive_normalise(_from_band(p, 1)))
+
+
+def per_image_profiles(profiles, first: int = 0):
+    """Paper A's VGG notebook's reading of OF profiles (``vgg_attribution/freq_attr.ipynb``): each
+    image's (N, K) profile clipped at 0 (plus 1e-16, as there) and scaled to sum 1 before the mean,
+    so every image weighs alike; the criteria instead normalise the mean profile, where images with
+    large logit changes weigh more. Bands below ``first`` are set to 0 first."""
+    p = _from_band(torch.as_tensor(profiles, dtype=torch.float64), first).clamp(min=0) + 1e-16
+    return p / p.sum(-1, keepdim=True)
+
+
+def per_image_evidence(evidence: dict) -> dict:
+    """A1's attribution and A3's centroid evidence (:func:`attribution_evidence`) with every image's
+    profile normalised first (:func:`per_image_profiles`; A1 over bands 1..K-1, as its criterion):
+    the same statistics, applied to the mean of these rows, read normalise-then-average."""
+    a1, a3 = evidence["st_of_upper_over_norm"], evidence["at_minus_st_of_centroid"]
+    return {"st_of_upper_over_norm": {k: per_image_profiles(v, 1) for k, v in a1.items()},
+            "at_minus_st_of_centroid": {k: per_image_profiles(v) for k, v in a3.items()}}
+
+
+# The reference's white-box attack (vgg_attack_CIFAR/attack_analysis.py): advertorch's LinfPGDAttack,
+# eps 0.15 and 40 steps of 0.01 with a random start, on inputs normalised with this mean and std,
+# and clip_min=0, clip_max=1 applied to those normalised values.
+REFERENCE_NORMALISE = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+REFERENCE_PGD = {"eps": 0.15, "alpha": 0.01, "steps": 40}
+
+
+def reference_pgd_pixels() -> dict:
+    """The reference's PGD budget in [0, 1] pixel units: its ε and step were in normalised units, so
+    times each channel's std (0.030 and 0.002; one scalar, the channels' mean std, for torchattacks)."""
+    s = sum(REFERENCE_NORMALISE[1]) / len(REFERENCE_NORMALISE[1])
+    return {"eps": REFERENCE_PGD["eps"] * s, "alpha": REFERENCE_PGD["alpha"] * s, "steps": REFERENCE_PGD["steps"]}
+
+
+def reference_clip_change(images: torch.Tensor) -> torch.Tensor:
+    """What the reference's clip to [0, 1] in normalised units does to (N, 3, H, W) images in pixels:
+    each channel clamped to [mean, mean + std]. advertorch's perturbation includes this change, so
+    the reference's x_adv - x is not bounded by ε."""
+    mean, std = (torch.tensor(v, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+                 for v in REFERENCE_NORMALISE)
+    return torch.minimum(torch.maximum(images, mean), mean + std) - images
 
 
 def of_centroid(p, first: int = 0):

@@ -460,7 +460,7 @@ def pairs_phrase(n: int, total: int) -> str:
 # what each verdict of freqlib.verdicts.verdict means for chapter 6's validity criteria
 VALIDITY_MEANINGS = {
     "reproduced": "every criterion holds (its whole interval past its threshold)",
-    "partly": "one criterion holds and another fails",
+    "partly": "a criterion holds and another fails",
     "not reproduced": "every criterion fails (its whole interval on the wrong side of its threshold)",
     "inconclusive": "an interval reaches across its threshold, and no criterion holds while another fails",
 }

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from freqlib import attacks, attribution as A, spectral
+from freqlib import attacks, attribution as A, paper_a, spectral
 from freqlib.data import PlantedBand, planted_frequency_dataset
 from freqlib.heatmap import distinct_frequencies, fourier_heatmap
 from freqlib.models import build_model
@@ -303,7 +303,7 @@ def test_planted_band_is_found_by_attribution_and_filtering(band):
     of = res.mean()["occlusion"]
     k_star = int(of[1:].argmax()) + 1
     assert dct_lo <= k_star <= dct_hi, (band, k_star, of)
-    share = float(A.upper_share(A.positive_normalise(of[1:].clamp(min=0))))
+    share = float(paper_a.ac_upper_share(of))            # the A1 criterion's share: bands 16..31 of 1..31
     assert share > 0.7 if band == "high" else share < 0.1
     # filtered accuracy: the low-pass curve rises and the high-pass curve falls inside the band
     curves = A.filtered_accuracy(model, x, y, range(17))

@@ -57,7 +57,16 @@ def test_jpeg_pixels_are_compared(chapter, rows):
         assert v["verdict"] == verdict(v["states"])
     # C2 reads no test image: its numbers, and so its states, cannot change
     assert rows["C2"]["variants"]["JPEG-q75 pixels"]["states"] == rows["C2"]["states"]
-    assert glued["jpeg_changes"]
+    # the glued sentence names exactly the criteria whose state differs between the two pixel kinds
+    changed = [(cid, a, b) for cid, row in rows.items()
+               for a, b in zip(row["states"], row["variants"]["JPEG-q75 pixels"]["states"]) if a != b]
+    text = glued["jpeg_changes"]
+    arrows = re.findall(r"\((holds|fails|undecided) → (holds|fails|undecided)\)", text)
+    if changed:
+        assert sorted(arrows) == sorted((a, b) for _, a, b in changed)
+        assert all(f"{cid}:" in text for cid, _, _ in changed)
+    else:
+        assert text == "none, every criterion keeps its state" and not arrows
 
 
 def test_deviations_record_criterion_changes_with_dates(chapter):

@@ -117,6 +117,44 @@ def test_attribution_criteria_on_constructed_profiles():
         paper_a.attribution_evidence(SimpleNamespace(occlusion=high), SimpleNamespace(occlusion=high), x[:5])
 
 
+def test_normalising_each_image_first_weighs_images_alike_and_can_reverse_a1():
+    # one image whose occlusions move the logit a lot, all in band 20; 39 that move it a little, in band 3
+    n, k = 40, 32
+    of = torch.zeros(n, k)
+    of[0, 20], of[1:, 3] = 100.0, 1.0
+    of = of + 0.01 * torch.randn(n, k, generator=torch.Generator().manual_seed(0))   # noise, some negative
+    norm = torch.ones(n, k)                               # a band-neutral null with half its bands in k >= 16
+    ev = {"st_of_upper_over_norm": {"of": of, "norm": norm},
+          "at_minus_st_of_centroid": {"st": of, "at": of.flip(0)}}
+    mean_first = float(paper_a.ac_upper_share(of.mean(0)))
+    each_first = paper_a.per_image_evidence(ev)
+    rows = each_first["st_of_upper_over_norm"]["of"]
+    assert torch.allclose(rows.sum(-1), torch.ones(n, dtype=rows.dtype)) and (rows >= 0).all()
+    assert float(paper_a.ac_upper_share(rows.mean(0))) < 0.1 < 0.5 < mean_first
+    # the criterion's statistic on the means: above its null when the mean is normalised, below it
+    # when each image is (the reference notebook's reading)
+    stat = paper_a.STATISTICS["st_of_upper_over_norm"]
+    means = lambda e: {key: v.mean(0, keepdim=True) for key, v in e["st_of_upper_over_norm"].items()}
+    assert float(stat(means(ev))) > 0.1 and float(stat(means(each_first))) < -0.3
+    # a profile with no positive band becomes uniform (the reference's + 1e-16), not nan
+    flat = paper_a.per_image_profiles(-torch.ones(1, 8))
+    assert torch.allclose(flat, torch.full((1, 8), 1 / 8, dtype=flat.dtype))
+
+
+def test_the_reference_pgd_budget_is_in_normalised_units_and_its_clip_is_not_bounded_by_eps():
+    px = paper_a.reference_pgd_pixels()
+    assert 7.5 / 255 < px["eps"] < 8 / 255 and px["alpha"] == pytest.approx(0.002, abs=2e-4) and px["steps"] == 40
+    x = torch.zeros(1, 3, 4, 4)
+    x[..., :2, :] = 0.5                                   # between each channel's mean and mean + std: kept
+    x[..., 2, :], x[..., 3, :] = 0.0, 1.0                 # black to the mean, white to mean + std
+    change = paper_a.reference_clip_change(x)
+    mean, std = (torch.tensor(v).view(1, 3, 1) for v in paper_a.REFERENCE_NORMALISE)
+    assert (change[..., :2, :] == 0).all()
+    assert torch.allclose(change[..., 2, :], mean.expand(1, 3, 4))
+    assert torch.allclose(change[..., 3, :], (mean + std - 1).expand(1, 3, 4))
+    assert change.abs().max() > 10 * px["eps"]
+
+
 def test_a3_centroid_without_band_0_is_shown_not_judged_and_can_reverse_the_order():
     """A3 reads the centroid over bands 0..31; the same centroid over bands 1..31 (band 0, the
     mean colour, left out as A1 leaves it out) is shown beside it, and the two can disagree."""

@@ -190,9 +190,9 @@ def _control(band: str):
     assert accuracy(model, x[800:], y[800:]) > 0.95, "the matched filter must solve the planted task"
     xt, yt = x[800:], y[800:]
     cfg = MaskConfig(batch_size=50, lr=scaled_lr(50), max_epochs=4, tol=2e-3, patience=1)
-    runs = {"filtered accuracy": V.filtered_lens(model, xt[:160], yt[:160], 4),
+    runs = {"filtered accuracy": V.filtered_lens(model, xt[:160], yt[:160]),
             "occluded frequency": V.of_lens(model, xt[:32]),
-            "heat map ε=32": V.heatmap_lens(model, xt[:16], yt[:16], 2, eps=32.0),
+            "heat map ε=32": V.heatmap_lens(model, xt[:16], yt[:16], eps=32.0),
             "Fourier mask": V.mask_lens(model, xt[160:300], yt[160:300], cfg, tag=f"test-control-{band}"),
             "PGD spectrum": V.pgd_lens(model, xt[:32], yt[:32], steps=5)}
     return runs
@@ -211,15 +211,20 @@ def controls(tmp_path_factory):
             os.environ["FREQLIB_DATA"] = old
 
 
+def _scored(runs: dict, planted: str) -> dict:
+    """Every number of the validity rules for one lens: ``runs`` maps planting -> its run."""
+    return {**V.score_lens(runs[planted], planted, BOOT), "specificity": V.specificity(runs, planted, BOOT)}
+
+
 @pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=32", "Fourier mask",
                                   "PGD spectrum"])
 def test_every_lens_finds_the_low_band_and_fails_when_scored_on_another(controls, lens):
-    run = controls["low"][lens]
-    right = V.score_lens(run, "low", BOOT)
+    runs = {b: controls[b][lens] for b in controls}
+    right = _scored(runs, "low")
     assert V.validity_state(right)[0] == "found", (lens, right)
-    moved = V.score_lens(run, "high", BOOT)                                # the planting moved
+    moved = _scored({**runs, "high": runs["low"], "low": runs["high"]}, "high")     # the plantings swapped
     state, states = V.validity_state(moved)
-    assert state == "not found" and states == ["fails", "fails"], (lens, moved)
+    assert state == "not found" and states == ["fails"] * 3, (lens, moved)
 
 
 @pytest.mark.parametrize("lens", ["filtered accuracy", "occluded frequency", "heat map ε=32", "Fourier mask",
@@ -241,15 +246,18 @@ def test_every_lens_ranks_the_high_band_first(controls, lens):
 def test_orientation_is_found_only_by_orientation_aware_lenses(controls):
     runs = controls["horizontal"]
     for lens in ("Fourier mask", "PGD spectrum", "heat map ε=32"):
-        assert V.validity_state(V.score_lens(runs[lens], "horizontal", BOOT))[0] == "found", lens
-        assert V.validity_state(V.score_lens(runs[lens], "vertical", BOOT))[0] == "not found", lens
+        by_planting = {b: controls[b][lens] for b in controls}
+        assert V.validity_state(_scored(by_planting, "horizontal"))[0] == "found", lens
+        # scored as if the network had been planted in the vertical twin
+        as_vertical = {"vertical": by_planting["horizontal"], "low": by_planting["low"], "high": by_planting["high"]}
+        assert V.validity_state(_scored(as_vertical, "vertical"))[0] == "not found", lens
     for lens in ("filtered accuracy", "occluded frequency"):
         sc = V.score_lens(runs[lens], "horizontal", BOOT)
         assert V.VALIDITY_CRITERIA[1].judge(sc) == "fails", (lens, sc)   # cannot tell horizontal from vertical
 
 
 def test_validity_table_and_records(controls):
-    scores = {(lens, "low"): V.score_lens(run, "low", BOOT) for lens, run in controls["low"].items()}
+    scores = {(lens, "low"): _scored({b: controls[b][lens] for b in controls}, "low") for lens in controls["low"]}
     records = V.validity_records(scores)
     assert {r["state"] for r in records} == {"found"}
     table = V.validity_table(records)

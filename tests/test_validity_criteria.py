@@ -13,6 +13,8 @@ import torch
 from freqlib import attacks, spectral
 from freqlib import shortcut, synthetic
 from freqlib import validity as V
+from freqlib.data import planted_frequency_dataset
+from freqlib.models import build_model, first_conv
 from freqlib.verdicts import VERDICTS, Estimate, bootstrap, verdict
 
 
@@ -636,8 +638,7 @@ def stand_in_lenses(monkeypatch):
     for heavy in ("filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "pgd_lens"):
         monkeypatch.setattr(V, heavy, lambda *a, **k: "stand-in")
     x, y = torch.rand(4, 3, 32, 32), torch.zeros(4, dtype=torch.long)
-    return x, y, dict(mask_x=x, mask_y=y, mask_cfg=None, tag="t", n_filter=4, filter_blocks=2, n_of=4, n_heat=4,
-                      heat_blocks=2)
+    return x, y, dict(mask_x=x, mask_y=y, mask_cfg=None, tag="t", n_filter=4, n_of=4, n_heat=4)
 
 
 def test_filter_lens_reads_past_a_frozen_whitening_stem(stand_in_lenses):
@@ -696,8 +697,8 @@ def test_the_readout_sees_a_network_that_reads_the_signature_and_not_one_that_re
     gen = torch.Generator().manual_seed(0)
     y = torch.arange(40) % 10
     x = synthetic.attach_shortcut(0.3 + 0.4 * torch.rand(40, 3, 32, 32, generator=gen), y, "high", rms=0.05)
-    kw = dict(mask_x=None, mask_y=None, mask_cfg=None, tag="t", n_filter=40, filter_blocks=2, n_of=40,
-              n_heat=40, heat_blocks=2, lenses=("occluded frequency",))
+    kw = dict(mask_x=None, mask_y=None, mask_cfg=None, tag="t", n_filter=40, n_of=40,
+              n_heat=40, lenses=("occluded frequency",))
     run = lambda m: V.run_lenses(m, x, y, **kw)
     boot = lambda stat, samples, **k: bootstrap(stat, samples, n_boot=200, seed=0, **k)
     table = V.readout_table({"ST + shortcut": run(reads_signature), "ST, no shortcut": run(reads_low)}, band, boot,
@@ -803,3 +804,62 @@ def test_band_alone_compares_high_pass_accuracy_at_the_bands_inner_radius():
     assert "do not classify the signed images resolvably differently" in V.band_alone_reading(alike, no_use)
     with pytest.raises(ValueError, match="must be the same and include the band's inner radius 5"):
         V.band_alone(run(base), V.LensMap("filtered accuracy", base.double(), extra={"radii": list(range(4))}), band, boot)
+
+
+# ------------------------------------------- specificity, per-image units, the whitening start
+def test_specificity_fails_a_map_that_ignores_the_network_and_holds_for_one_that_follows_it():
+    from freqlib.spectral import frequency_radius
+    boot = lambda stat, *samples, **k: bootstrap(stat, *samples, n_boot=300, seed=0, **k)
+    plantings = ("low", "high", "horizontal")
+    # the same smooth low-pass map whatever the network: the first two rules find the low planting
+    low_pass = (1 / (1 + frequency_radius(32, 32))).double()
+    fixed = {b: V.LensMap("fixed", None, fixed=low_pass) for b in plantings}
+    sc = V.score_lens(fixed["low"], "low", boot)
+    assert V.validity_state(sc, V.FIRST_VALIDITY_CRITERIA)[0] == "found"
+    sc["specificity"] = V.specificity(fixed, "low", boot)
+    assert sc["specificity"].value == 0 and V.validity_state(sc) == ("partly found", ["holds", "holds", "fails"])
+    # per-image maps that follow each network's band: found, with an interval resampled over images
+    g = torch.Generator().manual_seed(0)
+    bands = V.band_masks()
+    follows = {b: V.LensMap("per image", bands[b].double() + torch.rand(30, 32, 32, generator=g, dtype=torch.float64),
+                            lambda u: u) for b in plantings}
+    for b in plantings:
+        sc = {**V.score_lens(follows[b], b, boot), "specificity": V.specificity(follows, b, boot)}
+        assert sc["specificity"].low > 0 and sc["specificity"].n == 30, b
+        assert V.validity_state(sc)[0] == "found", b
+    with pytest.raises(ValueError, match="specificity needs"):
+        V.specificity({"low": fixed["low"]}, "low", boot)
+
+
+def test_blocked_averages_per_image_units_into_equal_blocks():
+    run = V.LensMap("x", torch.arange(10, dtype=torch.float64).view(10, 1), lambda u: u)
+    blocks = V.blocked(run, 3)
+    assert blocks.units.flatten().tolist() == [1.0, 4.0, 7.0] and blocks.over == "3 image blocks"
+    with pytest.raises(ValueError, match="at least 11 images"):
+        V.blocked(run, 11)
+
+
+def test_per_image_lenses_keep_each_images_outcome():
+    from freqlib.attribution import filtered_accuracy
+    from freqlib.heatmap import fourier_heatmap
+    x, y, _ = planted_frequency_dataset(24, "low", n_classes=10, seed=0)
+    net = build_model("fastnet", (8, 16, 16)).eval()
+    heat = V.heatmap_lens(net, x, y, eps=8.0, seed=3)
+    assert heat.units.shape == (24, 32, 32) and set(heat.units.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(heat.mean_map().float(), fourier_heatmap(net, x, y, eps=8.0, seed=3)["error"])
+    filt = V.filtered_lens(net, x, y, radii=range(6))
+    curves = filtered_accuracy(net, x, y, range(6))
+    assert filt.units.shape == (24, 12) and filt.over == "images"
+    assert torch.allclose(filt.units.mean(0).float(), torch.cat([curves["low"], curves["high"]]))
+
+
+def test_whitening_start_rebuilds_the_stem_training_started_from():
+    x = torch.rand(64, 3, 32, 32)
+    net = build_model("fastnet", (8, 16, 16))
+    net.body.init_whitening(net.normalize(x))
+    start_weight = first_conv(net).weight.detach().clone()
+    with torch.no_grad():
+        first_conv(net).weight.add_(1.0)                        # what training would have changed
+    start = V.whitening_start(net, x)
+    assert torch.allclose(first_conv(start).weight, start_weight)
+    assert not torch.allclose(first_conv(net).weight, start_weight)     # the network itself is untouched
