@@ -43,12 +43,12 @@ def test_lens_validity_table_is_glued_and_consistent(chapter):
     assert any(lens.startswith("heat map") for lens in lenses)
     assert len(records) == len(lenses) * len(plantings)
     for r in records:
-        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin")}
+        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin", "specificity")}
         assert (r["state"], r["states"]) == V.validity_state(numbers)
         assert 0.0 <= r["auroc"]["value"] <= 1.0 and 0.5 <= r["shuffled_auroc_95"] < 1.0
     assert "lens_validity_table" in glued and "shortcut_lenses" in glued
     for r in records:      # one borderline rule for lenses with and without an interval
-        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin")}
+        numbers = {k: Estimate(**r[k]) for k in ("auroc", "margin", "specificity")}
         assert r["borderline"] == V.borderline(numbers)
 
 
@@ -69,7 +69,8 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert not any(k.startswith("d1_enrich/") for k in rows["D1"]["numbers"])
     dev = json.loads(glued["deviations"])
     revised = [r for r in dev["rows"] if r["aspect"] == "criterion"]
-    assert len(revised) == 4 and all(r["date"] for r in revised)
+    assert len(revised) == 5 and all(r["date"] for r in revised)
+    assert any("specificity" in r["ours"] and r["date"] == "2026-11-26" for r in revised)
     # each revision's effect is the old rule's state next to the new rule's, computed at this profile
     assert all(r["effect"].startswith("old rule: ") and "; new rule: " in r["effect"] for r in revised)
     assert all(r["effect"] == "not measured" or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])

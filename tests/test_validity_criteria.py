@@ -144,10 +144,14 @@ def test_d3_fails_for_a_network_at_chance():
 
 def test_borderline_flags_values_near_a_threshold_with_or_without_interval():
     far = Estimate(0.3, 0.3, 0.3, over="one mask (no interval)", n=1)
-    assert V.borderline({"auroc": Estimate(0.7495, 0.7495, 0.7495, over="one mask", n=1), "margin": far})
-    assert V.borderline({"auroc": Estimate(0.76, 0.7503, 0.765), "margin": Estimate(0.12, 0.08, 0.13)})
-    assert not V.borderline({"auroc": Estimate(0.9, 0.84, 0.91), "margin": Estimate(0.29, 0.27, 0.31)})
-    single = {"auroc": Estimate(0.35, 0.35, 0.35, over="x", n=1), "margin": Estimate(-.5, -.5, -.5, over="x", n=1)}
+    spec = {"specificity": far}
+    assert V.borderline({"auroc": Estimate(0.7495, 0.7495, 0.7495, over="one mask", n=1), "margin": far, **spec})
+    assert V.borderline({"auroc": Estimate(0.76, 0.7503, 0.765), "margin": Estimate(0.12, 0.08, 0.13), **spec})
+    assert not V.borderline({"auroc": Estimate(0.9, 0.84, 0.91), "margin": Estimate(0.29, 0.27, 0.31), **spec})
+    assert V.borderline({"auroc": Estimate(0.9, 0.84, 0.91), "margin": Estimate(0.29, 0.27, 0.31),
+                         "specificity": Estimate(0.05, 0.004, 0.09)})
+    single = {"auroc": Estimate(0.35, 0.35, 0.35, over="x", n=1), "margin": Estimate(-.5, -.5, -.5, over="x", n=1),
+              "specificity": Estimate(-.2, -.2, -.2, over="x", n=1)}
     assert not V.borderline(single)
 
 
