@@ -38,10 +38,12 @@ from torch import nn
 from .errors import first_line
 from .io import atomic_write_text
 from .mask_training import DATASET_MASKS
+from .verdicts import LEVEL, Estimate
 
 __all__ = ["ReportError", "load_classifier", "FrequencyReport", "make_report", "write_html", "REPORT_SETTINGS",
            "report_settings", "profile_report", "compare_reports", "report_lines", "DEFINITIONS", "CAPTIONS",
-           "LEAN_RULE", "LEAN_PANELS", "lean_direction", "panel_reading", "overall_reading", "excess_centroid",
+           "LEAN_RULE", "LEAN_PANELS", "LEAN_NUMBERS", "LEAN_LEVEL", "family_wise", "lean_direction", "panel_reading",
+           "overall_reading", "excess_centroid",
            "figure_title"]
 
 EXPECTED = ("a freqlib zoo checkpoint (a dict with 'config' and 'state_dict'), a torch.export "
@@ -489,15 +491,6 @@ def _mask_flags(reports: dict) -> str:
 
 
 # How a model is read against the reference: each panel, then the four together.
-LEAN_RULE = ("each number of a panel is compared with the reference's by its paired difference (model − "
-             "reference, resampled over the same images; the mask's ratio at equal support over its "
-             "frequencies), and counts only where that 95% interval excludes 0 (1 for the ratio); a panel reads "
-             "lower when at least one of its numbers points to lower frequencies and none to higher, higher "
-             "likewise, mixed when its numbers point both ways, and no resolved difference when none counts. "
-             "Overall, a model leans lower when at least one panel reads lower and none reads higher (higher "
-             "likewise); when panels read both ways the panels disagree and no lean is claimed; mixed panels "
-             "and panels without a resolved difference count neither way")
-
 # panel -> its numbers: (key, label, +1 where a larger value for the model means lower frequencies);
 # the mask panel (ratio at equal support) is read in compare_reports
 LEAN_PANELS = {
@@ -509,6 +502,30 @@ LEAN_PANELS = {
                     ("attribution share in bands >= 16", "share in bands >= 16", -1)),
     "heat map": (("Fourier heat map: excess-error radial centroid", "excess-error radial centroid", -1),),
 }
+
+
+# Any one of these numbers can decide the overall lean, so each is judged at the family-wise level
+# (Bonferroni over them): with 8 numbers at 95% each, some would point somewhere by chance too often.
+LEAN_NUMBERS = sum(len(v) for v in LEAN_PANELS.values()) + 1          # and the mask panel's one number
+LEAN_LEVEL = 1 - (1 - LEVEL) / LEAN_NUMBERS
+LEAN_RULE = ("each number of a panel is compared with the reference's by its paired difference (model − "
+             "reference, resampled over the same images; the mask's ratio at equal support over its "
+             f"frequencies), and counts only where that difference's {100 * LEAN_LEVEL:.1f}% interval excludes 0 "
+             f"(1 for the ratio): a family-wise 95% level over the {LEAN_NUMBERS} numbers the overall reading can "
+             "rest on (Bonferroni); a panel reads "
+             "lower when at least one of its numbers points to lower frequencies and none to higher, higher "
+             "likewise, mixed when its numbers point both ways, and no resolved difference when none counts. "
+             "Overall, a model leans lower when at least one panel reads lower and none reads higher (higher "
+             "likewise); when panels read both ways the panels disagree and no lean is claimed; mixed panels "
+             "and panels without a resolved difference count neither way")
+
+
+def family_wise(diff):
+    """``diff`` with its interval at ``LEAN_LEVEL`` (from its bootstrap replicates; an estimate without
+    replicates is returned as it is)."""
+    if diff is None or diff.is_nan or diff.boot is None or diff.over == "exact":
+        return diff
+    return Estimate.from_boot(diff.value, diff.boot, over=diff.over, n=diff.n, level=LEAN_LEVEL)
 
 
 def lean_direction(diff, sign: int, null: float = 0.0) -> str:
@@ -566,7 +583,8 @@ def _panel_sentence(panel: str, model: str, ref: str, parts: list, note: str = "
                "mixed": f"mixed: {model}'s numbers point both ways",
                "no resolved difference": f"no resolved difference from {ref}",
                "not readable": "not readable (no paired interval)"}[reading]
-    return reading, f"{panel.capitalize()} ({model} − {ref}{note}): {shown}; this panel reads {verdict}"
+    return reading, (f"{panel.capitalize()} ({model} − {ref}{note}; {100 * LEAN_LEVEL:.1f}% intervals): {shown}; "
+                     f"this panel reads {verdict}")
 
 
 def compare_reports(reports: dict) -> dict:
@@ -626,6 +644,7 @@ def compare_reports(reports: dict) -> dict:
                 f"Both masks keep {kept[a]} of {total} frequencies (mean(M) {mean[a]:.3f} for {a}, {mean[b]:.3f} "
                 f"for {b}), so their centroids are already compared at equal support" + flags)
             d = _paired(rb.intervals["mask: radial centroid"], ra.intervals["mask: radial centroid"])
+            d = family_wise(d)
             mask_part = ("mask radial centroid (equal support)", d, lean_direction(d, -1))
         else:
             (sparse, rs), (dense, rd) = sorted(((a, ra), (b, rb)), key=lambda item: kept[item[0]])
@@ -649,6 +668,7 @@ def compare_reports(reports: dict) -> dict:
                 f"{_resolved(ratio, 1.0, over=over_mask)} (one mask per network; training noise not covered): "
                 f"{reading}" + flags)
             # below 1: the sparser sits lower; the model leans lower when it is the sparser one
+            ratio = family_wise(ratio)
             mask_part = (f"{sparse}'s centroid / {dense}'s at equal support", ratio,
                          lean_direction(ratio, -1 if sparse == b else +1, null=1.0))
 
@@ -656,7 +676,7 @@ def compare_reports(reports: dict) -> dict:
     for panel, numbers in LEAN_PANELS.items():
         parts = []
         for key, label, sign in numbers:
-            d = _paired(rb.intervals.get(key), ra.intervals.get(key))
+            d = family_wise(_paired(rb.intervals.get(key), ra.intervals.get(key)))
             parts.append((label, d, lean_direction(d, sign)))
         note = ""
         if panel == "filtered accuracy" and "clean accuracy (max-rescaled)" in ra.numbers:

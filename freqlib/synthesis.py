@@ -49,7 +49,9 @@ __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "f
            "permutation_p", "chance_share", "smallest_agreeing_rho", "pair_state", "STATES",
            "rank_agreement", "told_apart_pairs", "separated_pairs", "paired_difference", "mask_told_apart",
            "shared_ranks", "rho_span", "reordered_pairs", "reorder_text", "open_rho_text", "odd_lens_text",
-           "top_model_entry", "pairs_phrase", "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text"]
+           "top_model_entry", "holm_adjust", "pair_family", "filter_proportion", "family_chance", "pairs_phrase",
+           "VALIDITY_MEANINGS",
+           "state_legend", "mask_accuracy_text"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
 # the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
@@ -86,7 +88,8 @@ def filter_score(model, n_boot: int = 0, seed: int = 0, layer=None) -> Estimate:
     indices depend on ``seed`` only, so two networks with as many kernels get the same ones and
     kernel i of one is differenced against kernel i of the other: like with like where every stem
     starts from the same whitening filters (``freqlib.models.FastNet.init_whitening``), or, for
-    airbench's first learned convolution, from the same identity start. ``layer``: another
+    airbench's first learned convolution, from the same start (its first 24 kernels the identity,
+    the others the same seeded random weights in every network). ``layer``: another
     convolution of ``model`` to read (a chapter's deviations table reads the frozen stem with it)."""
     weight = filter_lens_conv(model) if layer is None else layer
     energy = filters.kernel_power(weight).sum((-2, -1)).detach().double().cpu()
@@ -100,6 +103,13 @@ def filter_score(model, n_boot: int = 0, seed: int = 0, layer=None) -> Estimate:
     over = "first-layer kernels" if layer is not None or learned_first_layer(model) else \
         "kernels of the first learned layer"
     return Estimate.from_boot(value, boot, over=over, n=len(ratio))
+
+
+def filter_proportion(model) -> float:
+    """Paper B's own statistic of the layer :func:`filter_score` reads: the share of its kernels whose
+    high-frequency ratio exceeds ``filters.THRESHOLD`` (a count; the score weighs every kernel's
+    ratio by its energy instead)."""
+    return float(filters.classify(filter_lens_conv(model)).float().mean())
 
 
 def mask_score(mask: torch.Tensor, n_boot: int, seed: int = 0) -> Estimate:
@@ -258,19 +268,56 @@ def smallest_agreeing_rho(n: int, alpha: float) -> tuple[float, float]:
     return best
 
 
+def holm_adjust(pvalues: dict) -> dict:
+    """Holm's step-down adjusted p-values of a family of tests (key -> p): a test is rejected at
+    family-wise level alpha when its adjusted p is <= alpha. The smallest of m p-values is
+    multiplied by m, the next by m - 1, ..., each kept at least as large as the one before."""
+    order = sorted(pvalues, key=pvalues.get)
+    m, out, running = len(order), {}, 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (m - i) * pvalues[k]))
+        out[k] = running
+    return out
+
+
+def family_chance(n_models: int, n_lenses: int, alpha: float, n_sim: int = 20_000, seed: int = 0) -> float:
+    """Share of draws of independent random rankings of ``n_models`` models, one per lens, in which
+    some pair of the ``n_lenses`` lenses reads beyond chance at ``alpha`` without correction (its
+    rho at or past the smallest one with a one-sided p <= ``alpha``, either sign): how often an
+    uncorrected table of pairs shows an agreement, or an opposite order, that no lens measured."""
+    rho_min, _ = smallest_agreeing_rho(n_models, alpha)
+    if rho_min != rho_min:
+        return 0.0
+    g = torch.Generator().manual_seed(seed)
+    ranks = torch.rand(n_lenses, n_models, n_sim, generator=g, dtype=torch.float64).argsort(1).double()
+    hit = torch.zeros(n_sim, dtype=torch.bool)
+    for a, b in itertools.combinations(range(n_lenses), 2):
+        hit |= spearman(ranks[a], ranks[b]).abs() >= rho_min - 1e-9
+    return float(hit.double().mean())
+
+
+def pair_family(perm: dict) -> dict:
+    """Holm-adjusted (upper, lower) permutation p of every lens pair: the family is all the pairs'
+    one-sided tests in both directions (2 per pair), since a reader picks the pairs that agree or
+    oppose among them."""
+    flat = holm_adjust({(k, d): p[d] for k, p in perm.items() for d in (0, 1)})
+    return {k: (flat[k, 0], flat[k, 1]) for k in perm}
+
+
 # "not shown to agree" is no finding of disagreement: few models put every rho but the largest within chance
 STATES = ("agree", "opposite", "undecided", "not shown to agree")
 
 
 def pair_state(e: Estimate, p_upper: float, p_lower: float, agree_at: float, alpha: float) -> str:
-    """Reading of one lens pair's rho (``e``, with its interval over the scores' resamples):
+    """Reading of one lens pair's rho (``e``, with its interval over the scores' resamples), given its
+    permutation p-values (chapter 4 passes them Holm-adjusted over every pair: :func:`pair_family`):
 
     * agree: beyond chance (upper permutation p <= ``alpha``) and the whole interval at or above ``agree_at``;
     * opposite: beyond chance in the other direction (lower p <= ``alpha``) and the whole interval below 0;
     * undecided: beyond chance at the point value, but the interval reaches past the threshold;
     * not shown to agree: the ranking is within what random rankings give (rho = 0 among them), so
       the test cannot tell it from chance; that is no evidence of disagreement (with four models
-      only rho = 1 is beyond chance at ``alpha`` = 0.05).
+      only rho = 1 is beyond chance at ``alpha`` = 0.05 for one pair, and none for six pairs together).
     """
     if p_upper <= alpha:
         return "agree" if e.low >= agree_at else "undecided"

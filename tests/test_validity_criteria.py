@@ -793,7 +793,7 @@ def test_band_alone_compares_high_pass_accuracy_at_the_bands_inner_radius():
     base = 0.5 + 0.05 * torch.rand(10, 2 * len(radii), generator=g)
     better = base.clone()
     better[:, len(radii) + 5] += 0.3
-    run = lambda u: V.LensMap("filtered accuracy", u.double(), None, over="10 image blocks", extra={"radii": radii})
+    run = lambda u: V.LensMap("filtered accuracy", u.double(), None, over="images", extra={"radii": radii})
     boot = lambda stat, *samples, **k: bootstrap(stat, *samples, n_boot=500, seed=0, **k)
     alone = V.band_alone(run(better), run(base), band, boot)
     assert alone["radius"] == 5 and alone["diff"].low > 0.25
