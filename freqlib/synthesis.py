@@ -506,10 +506,12 @@ def pairs_phrase(n: int, total: int) -> str:
 
 # what each verdict of freqlib.verdicts.verdict means for chapter 6's validity criteria
 VALIDITY_MEANINGS = {
-    "reproduced": "every criterion holds (its whole interval past its threshold)",
-    "partly": "a criterion holds and another fails",
-    "not reproduced": "every criterion fails (its whole interval on the wrong side of its threshold)",
-    "inconclusive": "an interval reaches across its threshold, and no criterion holds while another fails",
+    "reproduced": "both ranking rules (AUROC, margin) and the specificity rule hold (each whole interval past "
+                  "its threshold)",
+    "partly": "one ranking rule holds and the other fails, or both hold and the specificity rule fails",
+    "not reproduced": "both ranking rules fail (each whole interval on the wrong side of its threshold), whatever "
+                      "the specificity rule says: it guards a finding and cannot make one",
+    "inconclusive": "an interval reaches across its threshold, and the rules above do not already decide",
 }
 
 

@@ -333,7 +333,7 @@ def specificity(runs: dict, planted: str, bootstrap, bands: dict | None = None) 
 
 def whitening_start(model, train_images: torch.Tensor, n: int = 5000):
     """The first layer ``model`` started from, for the filter lens's control: a copy of ``model``
-    whose whitening stem is re-initialised as :func:`freqlib.train.train_model` did (whitening of
+    whose whitening stem is re-initialised as ``freqlib.train.train_model`` did (whitening of
     the first ``n`` training images, normalised by the model). That start already depends on the
     data, so a lens reading of it is what the data gave before any training."""
     import copy
@@ -397,9 +397,17 @@ STATE_WORDS = {"reproduced": "found", "partly": "partly found", "not reproduced"
 
 
 def validity_state(numbers: dict, criteria=VALIDITY_CRITERIA) -> tuple[str, list[str]]:
-    """('found' | 'partly found' | 'not found' | 'undecided', criterion states) of one lens x planting."""
+    """('found' | 'partly found' | 'not found' | 'undecided', criterion states) of one lens x planting.
+
+    The two ranking rules (AUROC, margin) decide as a claim's criteria do; the specificity rule, where
+    it is among ``criteria``, guards a finding and cannot make one: it turns *found* into *partly
+    found* when it fails and into *undecided* when its interval straddles 0, and leaves every other
+    state as the ranking rules set it."""
     states = [c.judge(numbers) for c in criteria]
-    return STATE_WORDS[verdict(states)], states
+    ranking = STATE_WORDS[verdict(states[:2])]
+    if len(states) < 3 or ranking != "found":
+        return ranking, states
+    return {"holds": "found", "fails": "partly found", "undecided": "undecided"}[states[2]], states
 
 
 BORDER = 0.01       # a state that a threshold moved by this much would change is flagged borderline

@@ -91,11 +91,11 @@ def test_deviations_record_criterion_changes_with_dates(chapter):
         assert not re.search(r"may now|less conservative|session", r["effect"] + r["date"]), r
 
 
-def test_prose_numbers_are_glued(chapter, unglued):
+def test_prose_numbers_are_glued(chapter, unglued, rows):
     path, glued = chapter
     assert unglued(path, glued) == []
     assert glued["profile"] == "smoke" and glued["variant"]
-    assert "unkept" in glued                                   # masks that missed the criterion are named
+    assert (glued["unkept"] != "none") == ("⚠" in rows["C1"]["ours"])   # unkept masks named in C1 too
 
 
 def test_powerless_comparisons_are_undecided_and_said_so(chapter, rows):
@@ -110,7 +110,9 @@ def test_powerless_comparisons_are_undecided_and_said_so(chapter, rows):
     assert any(k.startswith("aniso_vs_standard_eq/") for k in rows["C2"]["numbers"])
     assert "probe_vs_spectrum" in rows["C3"]["numbers"] and "spectra" in rows["C3"]["ours"]
     assert glued["centroid_ones"] == "12.25"
-    assert "patience" in glued["image_budget_note"] and "one training run" in glued["gen_ratio_note"]
+    short = int(glued["image_steps"]) < int(glued["image_patience"])          # the note reads the two numbers
+    assert ("shorter than the patience" in glued["image_budget_note"]) == short
+    assert "one training run" in glued["gen_ratio_note"]
 
 
 def test_per_image_masks_read_from_the_run(chapter):

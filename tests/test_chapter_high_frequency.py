@@ -32,7 +32,7 @@ def test_verdicts_follow_from_the_glued_numbers(executed_chapter):
             e = numbers[crit.key]
             assert crit.key in row["numbers"]
             if math.isfinite(e.value):
-                assert e.low <= e.value <= e.high and e.over != "exact", crit.key
+                assert e.n > 0 and e.over != "exact", crit.key          # an interval over a sample
             assert crit.judge(numbers) == state, (claim.id, crit.key, e)
         assert glued[f"{claim.id}_verdict"] in VERDICTS
         assert glued[f"{claim.id}_verdict"] == verdict(row["states"]) == row["verdict"]

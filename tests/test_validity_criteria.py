@@ -833,6 +833,12 @@ def test_specificity_fails_a_map_that_ignores_the_network_and_holds_for_one_that
         assert V.validity_state(sc)[0] == "found", b
     with pytest.raises(ValueError, match="specificity needs"):
         V.specificity({"low": fixed["low"]}, "low", boot)
+    # the rule guards a finding and cannot make one: with both ranking rules failing it stays "not found"
+    miss, spec = Estimate.exact(0.3), Estimate.exact(0.2)
+    assert V.validity_state({"auroc": miss, "margin": Estimate.exact(-0.4), "specificity": spec}) == \
+        ("not found", ["fails", "fails", "holds"])
+    assert V.validity_state({"auroc": Estimate.exact(0.9), "margin": Estimate.exact(0.2),
+                             "specificity": Estimate(0.05, -0.01, 0.1)})[0] == "undecided"
 
 
 def test_blocked_averages_per_image_units_into_equal_blocks():

@@ -37,7 +37,7 @@ def test_paired_difference_is_narrower_than_unpaired():
 def test_bootstrap_of_a_ratio_of_means_and_bad_input():
     num, den = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([2.0, 2.0, 2.0, 2.0])
     e = bootstrap(lambda m: m["num"] / m["den"], {"num": num, "den": den}, n_boot=200)
-    assert e.value == pytest.approx(1.25) and e.low <= 1.25 <= e.high
+    assert e.value == pytest.approx(1.25) and e.low < 1.25 < e.high      # resampling four values moves it
     with pytest.raises(ValueError, match="same number of images"):
         bootstrap(lambda m: m["a"], {"a": torch.ones(3), "b": torch.ones(4)})
 
