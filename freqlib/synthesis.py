@@ -50,8 +50,7 @@ __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "f
            "rank_agreement", "told_apart_pairs", "separated_pairs", "paired_difference", "mask_told_apart",
            "shared_ranks", "rho_span", "reordered_pairs", "reorder_text", "open_rho_text", "odd_lens_text",
            "top_model_entry", "holm_adjust", "pair_family", "filter_proportion", "family_chance", "pairs_phrase",
-           "VALIDITY_MEANINGS",
-           "state_legend", "mask_accuracy_text"]
+           "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
 # the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
