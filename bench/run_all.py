@@ -16,7 +16,8 @@ ROOT = HERE.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 SCRIPTS = [("bench_filtering.py", ["--n", "500"]), ("bench_heatmap.py", []),
            ("bench_corruptions.py", []), ("bench_training.py", []), ("bench_book.py", []),
-           ("bench_bootstrap.py", ["--profile", "quick", "--chapters", "01", "02", "03", "06"]), ("bench_sweep.py", []),
+           ("bench_bootstrap.py", ["--profile", "quick", "--chapters", "01", "02", "03", "06"]),
+           ("bench_lens_scoring.py", []), ("bench_sweep.py", []),
            ("bench_paper.py", ["--compile"])]   # full size on CUDA only (see main)
 
 
@@ -103,6 +104,10 @@ def table(results: dict) -> str:
                           f"{ch['share_pct']}% of the wall time ({ch['bootstrap_s']} s of {ch['wall_s']} s, "
                           f"{ch['calls']} calls; goal < 5%)")
                 add(f"bootstrap share of {ch['chapter']} ({ch['profile']})", figure, key)
+        elif key == "lens_scoring":
+            add(f"AUROC of {r['bands']} candidate bands for {r['maps']:,} lens maps (chapter 6; one ranking for "
+                "all bands vs ranked again per band)",
+                f"{r['one_ranking_s']} s vs {r['per_band_s']} s, **{r['speedup']}×**", key)
         elif key == "sweep_throughput":
             add(f"sweep of {r['seeds']} seeds of {r['chapter']} ({r['profile']}) on {r['cores']} cores: "
                 "submitit local executor vs one after another",

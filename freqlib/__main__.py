@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--device", default=None, help="auto (default), cpu, cuda")
         p.add_argument("--seed", type=int, default=None)
         p.add_argument("--seeds", type=int, default=None,
-                       help="training seeds of a claim chapter (0: the profile's default)")
+                       help="training seeds of a claim chapter (0: the chapter's default)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a chapter parameter (repeatable)")
         p.add_argument("--force", action="store_true", help="execute even if unchanged")

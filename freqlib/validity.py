@@ -103,16 +103,40 @@ def _flat_reps(maps: torch.Tensor) -> torch.Tensor:
 
 
 def _midranks(v: torch.Tensor) -> torch.Tensor:
-    """Average ranks (1-based, ties share their mean rank) along the last axis of (B, M)."""
-    s = v.sort(dim=-1).values.contiguous()
-    lo = torch.searchsorted(s, v.contiguous(), right=False)
-    hi = torch.searchsorted(s, v.contiguous(), right=True)
-    return (lo + hi + 1).double() / 2
+    """Average ranks (1-based, ties share their mean rank) along the last axis of (B, M).
+
+    One sort: in sorted order a tie group runs from its first position (the running
+    maximum of where groups start) to its last (the running minimum, from the right,
+    of where groups end); the mean of the two, plus one, goes back to each value's place."""
+    s, order = v.sort(dim=-1)
+    m = s.shape[-1]
+    pos = torch.arange(m, device=v.device).expand_as(s)
+    starts = torch.ones_like(s, dtype=torch.bool)
+    starts[..., 1:] = s[..., 1:] != s[..., :-1]
+    ends = torch.ones_like(starts)
+    ends[..., :-1] = starts[..., 1:]
+    first = torch.where(starts, pos, 0).cummax(-1).values
+    last = torch.where(ends, pos, m - 1).flip(-1).cummin(-1).values.flip(-1)
+    return torch.empty_like(v, dtype=torch.float64).scatter_(-1, order, (first + last + 2).double() / 2)
 
 
 def _quantise(v: torch.Tensor) -> torch.Tensor:
     scale = v.abs().amax(-1, keepdim=True).clamp(min=1e-30)
     return torch.round(v / scale / QUANTUM)
+
+
+def _aurocs(maps: torch.Tensor, bands: list[torch.Tensor]) -> torch.Tensor:
+    """(..., len(bands)) AUROC of each band: the maps are ranked once for all bands."""
+    lead = maps.shape[:-2]
+    v = _quantise(_flat_reps(maps.double()).reshape(-1, _reps(*maps.shape[-2:]).numel()))
+    inside = torch.stack([_flat_reps(torch.as_tensor(b).cpu().bool()) for b in bands], 1).double()  # CPU: no sync
+    n1 = inside.sum(0)
+    n0 = inside.shape[0] - n1
+    if bool((n1 == 0).any() or (n0 == 0).any()):
+        raise ValueError("the band must contain some, but not all, non-DC frequencies")
+    ranks = _midranks(v)
+    u = ranks @ inside.to(ranks.device) - (n1 * (n1 + 1) / 2).to(ranks.device)     # rank sums inside each band
+    return (u / (n1 * n0).to(ranks.device)).reshape(*lead, len(bands))
 
 
 def auroc(maps: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
@@ -121,21 +145,12 @@ def auroc(maps: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
     ``maps`` (..., H, W), ``band`` (H, W) 0/1; returns (...) float64. Computed
     on one frequency per mirror pair, without DC, with tied values sharing ranks.
     """
-    lead = maps.shape[:-2]
-    v = _quantise(_flat_reps(maps.double()).reshape(-1, _reps(*maps.shape[-2:]).numel()))
-    inside = _flat_reps(torch.as_tensor(band).cpu().bool())     # counted on the CPU: no device sync
-    n1 = int(inside.sum())
-    n0 = inside.numel() - n1
-    if n1 == 0 or n0 == 0:
-        raise ValueError("the band must contain some, but not all, non-DC frequencies")
-    ranks = _midranks(v)
-    u = ranks @ inside.to(ranks.device, ranks.dtype) - n1 * (n1 + 1) / 2     # rank sum inside the band
-    return (u / (n1 * n0)).reshape(lead)
+    return _aurocs(maps, [band])[..., 0]
 
 
 def band_scores(maps: torch.Tensor, bands: dict[str, torch.Tensor]) -> torch.Tensor:
     """(..., n_bands) AUROC of every band in ``bands`` (in its order)."""
-    return torch.stack([auroc(maps, b) for b in bands.values()], -1)
+    return _aurocs(maps, list(bands.values()))
 
 
 def _margin(maps: torch.Tensor, planted: str, bands: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -75,3 +75,20 @@ def test_dry_run_keeps_the_paper_code_paths_at_smoke_sizes(monkeypatch):
         assert recipe_config("standard", other).to_dict() == legacy_config("standard", other)
     monkeypatch.delenv(DRY_ENV)
     assert recipe_config("linf_pgd_c", "paper") == real
+
+
+def test_a_chapter_sets_its_own_seeds_per_profile_and_the_parameter_still_wins():
+    """Chapter 2 trains three seeds at quick (``chapter_seeds``); other profiles keep their
+    default (one ResNet-18 seed at paper), ``seeds`` overrides both, and a bad table is refused."""
+    from freqlib.chapter import setup_chapter
+    mine = {"quick": 3}
+    assert setup_chapter("quick", "cpu", 0, 0, chapter_seeds=mine).seeds == [0, 1, 2]
+    assert setup_chapter("quick", "cpu", 5, 0, chapter_seeds=mine).seeds == [5, 6, 7]
+    assert setup_chapter("quick", "cpu", 0, 1, chapter_seeds=mine).seeds == [0]
+    assert setup_chapter("quick", "cpu", 0, 0).seeds == [0]                       # the profile's own default
+    assert setup_chapter("smoke", "cpu", 0, 0, chapter_seeds=mine).seeds == [0]
+    paper = setup_chapter("paper", "cpu", 0, 0, arch={"paper": "resnet18"}, chapter_seeds=mine)
+    assert paper.seeds == [0] and paper.arch == "resnet18"
+    for bad in ({"quick": 0}, {"fast": 3}, {"quick": 2.0}, {"quick": True}):
+        with pytest.raises(ValueError, match="chapter_seeds=.*positive count of seeds per profile"):
+            setup_chapter("quick", "cpu", 0, 0, chapter_seeds=bad)

@@ -392,7 +392,7 @@ def test_a_resumable_chapter_stops_between_results_and_the_next_call_goes_on(tmp
     """A chapter of five slow cached results, in a call whose time is up after a few:
     it stops cleanly (OutOfTime), the finished results travel in the carry, and the
     next call, on a wiped machine, reads them back (same time stamps: not recomputed)
-    and finishes with the same glued numbers as an uninterrupted run."""
+    and finishes with the total an uninterrupted run computes (0 + 1 + 4 + 9 + 16)."""
     import time as clock_module
     root = tmp_path / "book"
     make_book(root, {"12_r": RESUMABLE_CHAPTER})
@@ -400,10 +400,6 @@ def test_a_resumable_chapter_stops_between_results_and_the_next_call_goes_on(tmp
     monkeypatch.setattr(paper_run, "RESUMABLE", ("12",))
     planned = dict(PLANNED, item=1.0)
     kw = dict(profile="smoke", device="cpu", plan={}, planned=planned, log=lambda *a: None)
-
-    fresh_machine(tmp_path, monkeypatch, "whole")
-    assert PaperRun(tmp_path / "whole", **kw).run() == 0
-    expected = read_glue(tmp_path / "whole" / "executed" / "chapters" / "12_r.ipynb")
 
     out = tmp_path / "calls"
     fresh_machine(tmp_path, monkeypatch, "call0")
@@ -423,7 +419,7 @@ def test_a_resumable_chapter_stops_between_results_and_the_next_call_goes_on(tmp
     second = PaperRun(out, **kw)
     assert second.run() == 0
     got = read_glue(out / "executed" / "chapters" / "12_r.ipynb")
-    assert got["total"] == expected["total"] == 30.0
+    assert got["total"] == sum(i * i for i in range(5))
     for name, stamp in stamps.items():                               # read back, not computed again
         assert got["stamps"][int(name[4:])] == stamp
     state = json.loads((out / "state.json").read_text())

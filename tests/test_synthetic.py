@@ -165,6 +165,25 @@ def test_auroc_of_perfect_inverted_flat_and_shuffled_maps():
     assert V.auroc(torch.stack([band, -band]), band).tolist() == [1.0, 0.0]
 
 
+def test_band_scores_are_mann_whitney_with_tied_ranks_averaged():
+    """Every band's AUROC from one ranking equals SciPy's U statistic over (n1 n0), ties included."""
+    from scipy.stats import mannwhitneyu
+    bands = V.band_masks()
+    gen = torch.Generator().manual_seed(3)
+    maps = torch.cat([torch.rand(4, 32, 32, generator=gen, dtype=torch.float64),
+                      torch.randint(0, 3, (4, 32, 32), generator=gen).double()])      # many ties
+    got = V.band_scores(maps, bands)
+    for i, m in enumerate(maps):
+        v = V._flat_reps(m)
+        for j, band in enumerate(bands.values()):
+            inside = V._flat_reps(band.bool())
+            u = mannwhitneyu(v[inside].numpy(), v[~inside].numpy()).statistic
+            assert float(got[i, j]) == pytest.approx(u / (int(inside.sum()) * int((~inside).sum())), abs=1e-12)
+    assert torch.equal(got[..., 1], V.auroc(maps, bands["mid"]))
+    with pytest.raises(ValueError, match="some, but not all"):
+        V.band_scores(maps, {**bands, "none": torch.zeros(32, 32)})
+
+
 def test_orientation_blind_maps_tie_horizontal_with_vertical():
     bands = V.band_masks()
     radial = V.radial_map(torch.arange(23, dtype=torch.float64))         # any function of the radius
