@@ -54,6 +54,10 @@ def test_chapter_02_smoke(executed_chapter):
     revised = [r for r in dev["rows"] if r["aspect"] == "criterion" and "previous rule" in r["effect"]]
     assert len(revised) == 1 and "this rule" in revised[0]["effect"]             # measured, old vs new state
     assert "no whitening" in glued["budget_text"]
+    # one training seed at smoke: the prose says the intervals leave the seed term out
+    assert glued["seed_limits"].startswith("The intervals are over test images only: with one training seed (0)")
+    assert glued["B1_over"] == "paired over test images" and glued["B1_seed_part"].startswith("This run has one")
+    assert glued["B1_clean_half_images"] == glued["B1_clean_half"]                  # one seed: the same interval
 
 
 def test_chapter_02_budgets_request_the_papers_setting():
