@@ -7,9 +7,9 @@ import json
 from freqlib.verdicts import STATES, VERDICTS
 
 
-def test_chapter_02_smoke(executed_chapter):
+def test_chapter_02_smoke(executed_chapter, unglued):
     path, glued = executed_chapter("02")
-    assert path.is_file()
+    assert path.is_file() and unglued(path, glued) == []          # every number the prose pastes is glued
     claims = {c["claim"]: c for c in json.loads(glued["claims"])}
     assert set(claims) == {"B1", "B2"}
     for cid, c in claims.items():
