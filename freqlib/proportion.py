@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .verdicts import Claim, Criterion, Estimate, bootstrap, judge_setting_aside, pool, verdict
+from .verdicts import Claim, Criterion, Estimate, bootstrap, judge_setting_aside, pool_each, verdict
 from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
@@ -276,7 +276,7 @@ def b2_numbers(mean_c: dict, clean: dict, method: str = "modulated+amplitude", b
 def pooled(per_seed: list[dict]) -> dict:
     """One estimate per number over training seeds (:func:`freqlib.verdicts.pool`; slopes
     pooled signed, their size judged afterwards)."""
-    return {k: pool([n[k] for n in per_seed]) for k in per_seed[0]}
+    return pool_each(per_seed)
 
 
 def not_judged(numbers: dict, keys=B2_KEYS) -> dict:

@@ -41,7 +41,7 @@ import torch
 
 from .notebooks import glue
 
-__all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "Criterion", "Claim",
+__all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "Criterion", "Claim",
            "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "VERDICTS", "STATES",
            "SYMBOLS"]
 
@@ -215,8 +215,9 @@ def difference(a, b, **kw) -> Estimate:
     return bootstrap(lambda m: m["a"] - m["b"], {"a": a, "b": b}, **kw)
 
 
-def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL) -> Estimate:
-    """One estimate over training seeds (the mean of the per-seed values).
+def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL, unit: str = "seeds") -> Estimate:
+    """One estimate over training seeds (the mean of the per-seed values); ``unit`` names
+    them in the estimate's ``over`` ("training runs" for repeated trainings of one setting).
 
     Two sources of uncertainty are added per replicate: the test images (with
     bootstrap replicates from the same image resamples, as :func:`bootstrap`
@@ -251,8 +252,16 @@ def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL) -> Esti
     normal = torch.randn(n_boot, k, generator=gen, dtype=torch.float64)
     t = normal[:, 0] / (normal[:, 1:] ** 2).mean(1).sqrt()
     reps = images + t * values.std() / math.sqrt(k)
-    over = f"{k} seeds × {estimates[0].over}" if estimates[0].over != "exact" else f"{k} seeds"
+    over = f"{k} {unit} × {estimates[0].over}" if estimates[0].over != "exact" else f"{k} {unit}"
     return Estimate.from_boot(value, reps, over=over, n=estimates[0].n, level=level)
+
+
+def pool_each(per_seed: list[dict], unit: str = "seeds") -> dict:
+    """:func:`pool` of every number of ``per_seed``: one dict of Estimates per training seed
+    (or training run), all with the same keys."""
+    if not per_seed:
+        raise ValueError("pool_each needs at least one dict of estimates")
+    return {k: pool([n[k] for n in per_seed], unit=unit) for k in per_seed[0]}
 
 
 # ----------------------------------------------------------------- criteria

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from freqlib.deviations import Deviation
-from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, mean_estimate, pool,
+from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, mean_estimate, pool, pool_each,
                               verdict)
 
 
@@ -104,6 +104,17 @@ def test_pool_of_three_seeds_uses_the_t_quantile_not_a_resample_of_three():
     assert pooled.high == pytest.approx(1 + 4.303 / 3 ** 0.5, abs=0.25)
     same = pool([Estimate.exact(0.5)] * 3)
     assert same.low == same.high == pytest.approx(0.5)
+
+
+def test_pool_each_pools_every_number_and_names_what_was_repeated():
+    runs = [{"a": Estimate(v, v - 0.1, v + 0.1), "b": Estimate.exact(2 * v)} for v in (0.0, 1.0, 2.0)]
+    pooled = pool_each(runs, unit="training runs")
+    assert set(pooled) == {"a", "b"} and pooled["a"].value == pytest.approx(1.0)
+    assert pooled["a"].over == "3 training runs × images" and pooled["b"].over == "3 training runs"
+    assert pooled["a"].high - pooled["a"].low > 2 * (runs[0]["a"].high - runs[0]["a"].low)     # the runs' spread
+    assert pool_each(runs)["a"].over == "3 seeds × images"
+    with pytest.raises(ValueError, match="at least one dict"):
+        pool_each([])
 
 
 def test_compare_variant_names_changed_criteria():
