@@ -155,12 +155,14 @@ def _cut_off(external: list[str]):
     return handle
 
 
-def page_problems(html_dir: Path, pages: list[str] | None = None, offline: bool = True) -> dict[str, list[str]]:
+def page_problems(html_dir: Path, pages: list[str] | None = None, offline: bool = True,
+                  parallel: int = 4) -> dict[str, list[str]]:
     """Open each page in headless Chromium; report images that did not load,
     error outputs on the page, console errors, formulas MathJax did not typeset
     or TeX left as text, and (``offline=True``, the default) every request the
     page makes outside the site, which is cut off as a reader without
-    internet would have it."""
+    internet would have it. ``parallel`` pages load at once (tabs of one browser:
+    a page's loading and typesetting wait on its own scripts, not on the CPU)."""
     from playwright.sync_api import sync_playwright
     html_dir = Path(html_dir)
     pages = pages or [str(p.relative_to(html_dir)) for p in _pages(html_dir)
@@ -170,35 +172,44 @@ def page_problems(html_dir: Path, pages: list[str] | None = None, offline: bool 
     with sync_playwright() as pw:
         browser = _browser(pw)
         context = browser.new_context()
-        for rel in pages:
-            page = context.new_page()
-            console: list[str] = []
-            external: list[str] = []
-            if offline:
-                page.route("**/*", _cut_off(external))
-            page.on("console", lambda m, console=console: console.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e, console=console: console.append(f"uncaught {e}"))
-            page.goto((html_dir / rel).resolve().as_uri())
-            page.wait_for_load_state("load")
-            issues = []
-            math = page.evaluate(MATH_SCRIPT)
-            if math["typeset"] < math["n"]:
-                issues.append(f"{math['n'] - math['typeset']} of {math['n']} formulas not typeset by MathJax")
-            if math["raw"]:
-                issues.append(f"TeX shown as text: {', '.join(math['raw'])}")
-            broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
-                                   ".map(i => i.getAttribute('src'))")
-            issues += [f"image did not load: {src}" for src in broken]
-            n_err = page.evaluate(f"document.querySelectorAll({ERROR_SELECTORS!r}).length")
-            if n_err:
-                issues.append(f"{n_err} error output(s) shown on the page")
-            issues += [f"console: {m}" for m in console if not (external and any(e in m for e in NETWORK_ERRORS))]
-            issues += [f"needs the network: {u}" for u in sorted(set(external))]
-            found[rel] = issues
-            page.close()
+        for start in range(0, len(pages), max(1, parallel)):
+            opened = []
+            for rel in pages[start:start + max(1, parallel)]:
+                page = context.new_page()
+                console: list[str] = []
+                external: list[str] = []
+                if offline:
+                    page.route("**/*", _cut_off(external))
+                page.on("console", lambda m, console=console: console.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e, console=console: console.append(f"uncaught {e}"))
+                page.goto((html_dir / rel).resolve().as_uri(), wait_until="commit")   # the window loads together
+                opened.append((rel, page, console, external))
+            for rel, page, console, external in opened:
+                page.wait_for_load_state("load")
+                found[rel] = _issues(page, console, external)
+                page.close()
         context.close()
         browser.close()
     return found
+
+
+def _issues(page, console: list[str], external: list[str]) -> list[str]:
+    """What :func:`page_problems` reports for one loaded page."""
+    issues = []
+    math = page.evaluate(MATH_SCRIPT)
+    if math["typeset"] < math["n"]:
+        issues.append(f"{math['n'] - math['typeset']} of {math['n']} formulas not typeset by MathJax")
+    if math["raw"]:
+        issues.append(f"TeX shown as text: {', '.join(math['raw'])}")
+    broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))"
+                           ".map(i => i.getAttribute('src'))")
+    issues += [f"image did not load: {src}" for src in broken]
+    n_err = page.evaluate(f"document.querySelectorAll({ERROR_SELECTORS!r}).length")
+    if n_err:
+        issues.append(f"{n_err} error output(s) shown on the page")
+    issues += [f"console: {m}" for m in console if not (external and any(e in m for e in NETWORK_ERRORS))]
+    issues += [f"needs the network: {u}" for u in sorted(set(external))]
+    return issues
 
 
 def screenshot(html_page: Path, out: Path, width: int = 1280, height: int = 1000, full_page: bool = False) -> Path:
