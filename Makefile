@@ -39,8 +39,13 @@ endif
 book: $(STAMP)
 	$(PY) -m freqlib build --profile $(PROFILE)
 
+# Two pytest-xdist workers, each test file on one: on two cores the suite waits on kernels,
+# browsers and Slurm often enough that a second worker fills the gaps (tests/conftest.py gives
+# each a core and executes each smoke chapter once for both). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,4 +1,4 @@
-"""Shared fixtures: smoke-executed chapters (each run once per test session)."""
+"""Shared fixtures: smoke-executed chapters (each executed once per test run, for every worker)."""
 from __future__ import annotations
 
 import os
@@ -7,21 +7,44 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("FREQLIB_THREADS", "2")
+
+
+def pytest_configure(config):
+    """Threads per process: `make test` runs two pytest-xdist workers, and two workers of two
+    threads on two cores would oversubscribe them (every training slows down). Set in the
+    controlling process, before the workers and the chapter kernels they start inherit it."""
+    asked = os.environ.get("PYTEST_XDIST_WORKER_COUNT") or getattr(config.option, "numprocesses", None) or 1
+    workers = int(asked) if str(asked).isdigit() else os.cpu_count() or 1      # -n auto: one per core
+    os.environ.setdefault("FREQLIB_THREADS", str(max(1, min(2, (os.cpu_count() or 2) // workers))))
+    if workers > 1:
+        import torch
+        torch.set_num_threads(int(os.environ["FREQLIB_THREADS"]))
+
+
+def shared_tmp(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the parent of the workers'
+    temporary folders); without xdist, this process's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory) -> Path:
-    """Where smoke-executed chapters go (``$FREQLIB_SMOKE_DIR`` keeps them between runs)."""
+    """Where smoke-executed chapters go, one folder for all workers (``$FREQLIB_SMOKE_DIR``
+    keeps them between runs)."""
     keep = os.environ.get("FREQLIB_SMOKE_DIR")
-    return Path(keep) if keep else tmp_path_factory.mktemp("executed")
+    path = Path(keep) if keep else shared_tmp(tmp_path_factory) / "executed"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")
 def device_report(tmp_path_factory) -> Path:
     """Where the smoke kernels report their device-discipline checks (tools/device_shadow):
-    each bootstrap statistic is re-run on meta tensors, refusing meta/CPU mixes."""
-    report = tmp_path_factory.mktemp("devices") / "report.jsonl"
+    each bootstrap statistic is re-run on meta tensors, refusing meta/CPU mixes. One file
+    for all workers, as a chapter is executed by one of them."""
+    report = shared_tmp(tmp_path_factory) / "devices" / "report.jsonl"
+    report.parent.mkdir(exist_ok=True)
     report.touch()
     shadow = str(ROOT / "tools" / "device_shadow")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (shadow, os.environ.get("PYTHONPATH")) if p)
@@ -30,17 +53,31 @@ def device_report(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def executed_chapter(smoke_dir, device_report):
-    """``executed_chapter("01")`` -> (path, glued values) of that chapter run at profile=smoke."""
+def executed_chapter(smoke_dir, device_report, tmp_path_factory):
+    """``executed_chapter("01")`` -> (path, glued values) of that chapter run at profile=smoke.
+    Each chapter is executed once per test run: the first worker to ask executes it under a
+    file lock, and a worker asking later (or waiting on the lock) reads that copy."""
+    import hashlib
+
+    from filelock import FileLock
+
     from freqlib.notebooks import read_glue
     from freqlib.runner import execute_chapter, resolve_chapter
     cache: dict[str, tuple[Path, dict]] = {}
+    marks = shared_tmp(tmp_path_factory) / "executed-marks"
+    marks.mkdir(exist_ok=True)
 
     def run(name: str, **params):
         key = name + repr(sorted(params.items()))
         if key not in cache:
-            path = execute_chapter(resolve_chapter(name), {"profile": "smoke", "device": "cpu", **params},
-                                   smoke_dir, log=lambda *a: None)
+            mark = marks / hashlib.sha1(key.encode()).hexdigest()[:16]
+            with FileLock(f"{mark}.lock"):
+                if mark.exists():                  # another worker executed it in this run
+                    path = Path(mark.read_text())
+                else:
+                    path = execute_chapter(resolve_chapter(name), {"profile": "smoke", "device": "cpu", **params},
+                                           smoke_dir, log=lambda *a: None)
+                    mark.write_text(str(path))
             cache[key] = (path, read_glue(path))
         return cache[key]
     return run
@@ -60,3 +97,4 @@ def unglued():
                 for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
         return sorted(r for r in refs if "::" not in r and r.split(":")[0] not in glued)
     return missing
+

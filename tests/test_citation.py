@@ -61,7 +61,7 @@ def _sources():
         if path.suffix in {".md", ".rst"} and not {"_build", ".venv", "data", "node_modules"} & set(path.parts) \
                 and path.name not in {"README.md", "DEVELOPERS.md"} and "tests" not in path.parts:
             yield path, path.read_text()
-        elif path.suffix == ".ipynb" and path.parent.name == "chapters":
+        elif path.suffix == ".ipynb" and path.parent == ROOT / "chapters":      # sources, not executed copies
             cells = json.loads(path.read_text())["cells"]
             yield path, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
