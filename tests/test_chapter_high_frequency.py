@@ -59,6 +59,18 @@ def test_deviations_are_listed_with_dated_criterion_changes(executed_chapter):
         assert topic in text, topic
     measured = [r for r in rows if r["effect"] != "not measured"]
     assert len(measured) >= 4                # JPEG, rescaling, band 31, the reference's spectrum metric, ...
+    # training seeds: one at smoke, so the first seed cannot be set against the pooled verdicts
+    seeds = next(r for r in rows if r["ours"].startswith("1 training seed(s) of ST and AT"))
+    assert seeds["effect"].startswith("not measured: one training seed") and seeds["date"] == "2026-11-26"
+
+
+def test_quick_profile_trains_three_seeds_of_st_and_at():
+    """A3 held on one training seed and not on the next two (2026-11-26): the quick profile's
+    verdicts pool three seeds; smoke keeps one, paper its own three."""
+    from pathlib import Path
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "01_high_frequency_reliance.ipynb", 4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'setup_chapter(profile, device, seed, seeds, chapter_seeds={"quick": 3})' in src
 
 
 def test_chapter_figures_and_no_errors(executed_chapter, unglued):
