@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from freqlib.masks import paper_claims
@@ -93,6 +95,8 @@ def test_deviations_record_criterion_changes_with_dates(chapter):
     assert next(r for r in dev["rows"] if r["aspect"] == "architecture")["effect"] == "not measured"
     runs = next(r for r in dev["rows"] if r["ours"].startswith("C3: 2 training run(s)"))   # smoke trains two
     assert runs["effect"].startswith("gen_ratio: first run alone ") and "→ 2 runs pooled" in runs["effect"], runs
+    seeds = next(r for r in dev["rows"] if r["ours"].startswith("1 training seed(s) of every network"))  # smoke: one
+    assert seeds["effect"].startswith("not measured: one training seed") and seeds["date"] == "2026-11-26"
     for r in dev["rows"]:                          # effects are measured numbers, pointers or "not measured"
         assert not re.search(r"may now|less conservative|session", r["effect"] + r["date"]), r
 
@@ -141,3 +145,13 @@ def test_per_image_masks_read_from_the_run(chapter):
     assert ("mirror's pixels" in glued["ex2_condition"]) == on_mirror
     assert ("FREQLIB_CIFAR10_SOURCE=original" in glued["ex2_compare"]) == on_mirror
     assert re.search(r"= \d\.\d{3,6}, ", glued["ratio_power"])            # decimals enough to compare with the bar
+
+
+def test_quick_profile_trains_three_seeds_once_each():
+    """At quick, as at paper, three training seeds each retrain the networks, their masks and
+    C3's networks once (2026-11-26: one seed's verdicts could rest on one lucky training run)."""
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "03_fourier_masks.ipynb", 4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'setup_chapter(profile, device, seed, seeds, chapter_seeds={"quick": 3})' in src
+    quick = src.split('"quick": dict(', 1)[1].split('"paper": dict(', 1)[0]
+    assert "gen_runs=1)" in quick
