@@ -42,8 +42,8 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "Criterion", "Claim",
-           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "VERDICTS", "STATES",
-           "SYMBOLS"]
+           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "first_seed_effect",
+           "VERDICTS", "STATES", "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
 STATES = ("holds", "fails", "undecided")
@@ -440,6 +440,18 @@ class Claim:
             out.append(f"{label}: same verdict" if v["verdict"] == self.verdict and not v["changed"]
                        else f"{label}: {v['verdict']}" + (f" ({'; '.join(v['changed'])})" if v["changed"] else ""))
         return "; ".join(out)
+
+
+def first_seed_effect(claims: list[Claim]) -> str | None:
+    """What pooling the training seeds did to ``claims``' verdicts, for a deviations
+    table: the first seed's verdicts, the pooled ones and every seed's. ``None`` when the
+    claims were judged on one seed (nothing to set the first seed against)."""
+    if any(len(c.seed_verdicts) < 2 for c in claims):
+        return None
+    listed = lambda verdicts: ", ".join(f"{c.id} {v}" for c, v in zip(claims, verdicts))
+    return (f"verdicts on the first seed alone: {listed(c.seed_verdicts[0] for c in claims)}; pooled over "
+            f"{len(claims[0].seed_verdicts)} seeds: {listed(c.verdict for c in claims)} (per seed: "
+            + "; ".join(f"{c.id} {', '.join(c.seed_verdicts)}" for c in claims) + ")")
 
 
 def publish(claims: list[Claim], ctx) -> "object":

@@ -97,4 +97,3 @@ def unglued():
                 for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
         return sorted(r for r in refs if "::" not in r and r.split(":")[0] not in glued)
     return missing
-

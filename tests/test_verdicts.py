@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from freqlib.deviations import Deviation
-from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, mean_estimate, pool, pool_each,
-                              verdict)
+from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, first_seed_effect, mean_estimate,
+                              pool, pool_each, verdict)
 
 
 def test_bootstrap_interval_covers_at_the_nominal_rate():
@@ -84,6 +84,23 @@ def test_claim_per_seed_and_pooled():
     assert claim.seeds_text == "reproduced in 3 of 3 seeds"
     claim.evaluate([{"x": Estimate.exact(0.7)}, {"x": Estimate.exact(0.3)}], "ours")
     assert claim.seed_verdicts == ["reproduced", "not reproduced"]
+
+
+def test_first_seed_effect_sets_the_first_seed_beside_the_pooled_verdict():
+    """A claim that holds on its first seed only: the effect says so; one seed gives None."""
+    claim = Claim("X1", "p", "s", "v", [Criterion("x above 0.5", "x", above=0.5)])
+    other = Claim("X2", "p", "s", "v", [Criterion("x above 0", "x", above=0.0)])
+    noisy = lambda v: mean_estimate(v + 0.05 * torch.randn(200, generator=torch.Generator().manual_seed(0)), n_boot=200)
+    per_seed = [{"x": noisy(v)} for v in (0.9, 0.45, 0.4)]          # first seed far above 0.5, the next two below
+    claim.evaluate(per_seed, "")
+    other.evaluate(per_seed, "")
+    assert claim.seed_verdicts[0] == "reproduced" and claim.verdict != "reproduced"
+    effect = first_seed_effect([claim, other])
+    assert effect == ("verdicts on the first seed alone: X1 reproduced, X2 reproduced; pooled over 3 seeds: "
+                      f"X1 {claim.verdict}, X2 {other.verdict} (per seed: X1 reproduced, not reproduced, not "
+                      "reproduced; X2 reproduced, reproduced, reproduced)")
+    claim.evaluate(per_seed[:1], "")
+    assert first_seed_effect([claim, other]) is None
 
 
 def test_pool_two_way_bootstrap_widens_with_seed_spread():
