@@ -172,9 +172,10 @@ def page_problems(html_dir: Path, pages: list[str] | None = None, offline: bool 
     with sync_playwright() as pw:
         browser = _browser(pw)
         context = browser.new_context()
-        for start in range(0, len(pages), max(1, parallel)):
+        step = max(1, parallel)
+        for start in range(0, len(pages), step):
             opened = []
-            for rel in pages[start:start + max(1, parallel)]:
+            for rel in pages[start:start + step]:
                 page = context.new_page()
                 console: list[str] = []
                 external: list[str] = []
