@@ -42,7 +42,7 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "Criterion", "Claim",
-           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "first_seed_effect",
+           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "first_seed_effect", "ONE_SEED",
            "VERDICTS", "STATES", "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
@@ -442,12 +442,17 @@ class Claim:
         return "; ".join(out)
 
 
-def first_seed_effect(claims: list[Claim]) -> str | None:
+ONE_SEED = "not measured: one training seed in this run (the quick and paper profiles train three)"
+
+
+def first_seed_effect(claims: list[Claim]) -> str:
     """What pooling the training seeds did to ``claims``' verdicts, for a deviations
-    table: the first seed's verdicts, the pooled ones and every seed's. ``None`` when the
-    claims were judged on one seed (nothing to set the first seed against)."""
+    table: the first seed's verdicts, the pooled ones and every seed's; ``ONE_SEED`` when
+    the claims were judged on one seed (nothing to set the first seed against)."""
+    if not claims:
+        raise ValueError("first_seed_effect needs the judged claims (Claim.evaluate) of a chapter, got none")
     if any(len(c.seed_verdicts) < 2 for c in claims):
-        return None
+        return ONE_SEED
     listed = lambda verdicts: ", ".join(f"{c.id} {v}" for c, v in zip(claims, verdicts))
     return (f"verdicts on the first seed alone: {listed(c.seed_verdicts[0] for c in claims)}; pooled over "
             f"{len(claims[0].seed_verdicts)} seeds: {listed(c.verdict for c in claims)} (per seed: "

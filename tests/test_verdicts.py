@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from freqlib.deviations import Deviation
-from freqlib.verdicts import (Claim, Criterion, Estimate, bootstrap, difference, first_seed_effect, mean_estimate,
-                              pool, pool_each, verdict)
+from freqlib.verdicts import (ONE_SEED, Claim, Criterion, Estimate, bootstrap, difference, first_seed_effect,
+                              mean_estimate, pool, pool_each, verdict)
 
 
 def test_bootstrap_interval_covers_at_the_nominal_rate():
@@ -87,7 +87,7 @@ def test_claim_per_seed_and_pooled():
 
 
 def test_first_seed_effect_sets_the_first_seed_beside_the_pooled_verdict():
-    """A claim that holds on its first seed only: the effect says so; one seed gives None."""
+    """A claim that holds on its first seed only: the effect says so; one seed says it was not measured."""
     claim = Claim("X1", "p", "s", "v", [Criterion("x above 0.5", "x", above=0.5)])
     other = Claim("X2", "p", "s", "v", [Criterion("x above 0", "x", above=0.0)])
     noisy = lambda v: mean_estimate(v + 0.05 * torch.randn(200, generator=torch.Generator().manual_seed(0)), n_boot=200)
@@ -100,7 +100,9 @@ def test_first_seed_effect_sets_the_first_seed_beside_the_pooled_verdict():
                       f"X1 {claim.verdict}, X2 {other.verdict} (per seed: X1 reproduced, not reproduced, not "
                       "reproduced; X2 reproduced, reproduced, reproduced)")
     claim.evaluate(per_seed[:1], "")
-    assert first_seed_effect([claim, other]) is None
+    assert first_seed_effect([claim, other]) == ONE_SEED
+    with pytest.raises(ValueError, match="judged claims"):
+        first_seed_effect([])
 
 
 def test_pool_two_way_bootstrap_widens_with_seed_spread():
