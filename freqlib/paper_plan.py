@@ -92,7 +92,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
         "01": each(MAIN),
         "02": each(("standard", "linf_at", "gaussian"), [0]) + props + b2,
         "03": each(masked) + each(GEOMETRIC),
-        "04": each(MAIN, [0]),
+        "04": each(MAIN),
         "05": each(("standard", "linf_at"), [0]),
         # chapter 6: planted-frequency networks (the chapter's planted_train), shortcut networks,
         # and the plain zoo's seed-0 pair its read-out compares them with
@@ -165,7 +165,8 @@ PLANNED = {
              # 01: +30 s (2026-11-25) for the heat maps again with clipping (exercise 2's numbers)
              # 06: +40 s (2026-11-25) for the removal lenses on signed images (4 more 30-epoch masks)
              # 06: +40 s (2026-11-26) for them again on strong-signed images (AT's behaviour check)
-             "chapter": {"00": 30, "01": 430, "02": 240, "03": 560, "04": 200, "05": 120, "06": 470},
+             # 04: +160 s (2026-11-26) for its lens scores on seeds 1 and 2 (8 more networks, masks from 03)
+             "chapter": {"00": 30, "01": 430, "02": 240, "03": 560, "04": 360, "05": 120, "06": 470},
              "item": 90, "setup": 45},
     "cpu": {"epoch": {"airbench": 60.0, "resnet18": 900.0, "fastnet": 65.0},
             "eval": {"airbench": 5.0, "resnet18": 60.0, "fastnet": 5.0},

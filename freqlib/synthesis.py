@@ -28,6 +28,10 @@ replicates to put an interval on each Spearman correlation between lenses, and
 orderings of the models), which :func:`pair_state` requires before it reads
 two lenses as agreeing. ``VALIDITY_NAMES`` names each lens as chapter 6 does.
 
+With several training seeds per model, :func:`pool_seeds` averages each model's scores over its
+seeds and adds the seeds' spread to every replicate, and :func:`pool_mask_orders` pools the pairs of
+masks; everything downstream reads the pooled scores as it reads one seed's.
+
 A lens does not order the pairs of models it does not tell apart (:func:`told_apart_pairs`,
 :func:`mask_told_apart`): :func:`shared_ranks` gives such models a shared rank, and
 :func:`rho_span` says how far a correlation moves over the orders they leave open.
@@ -42,7 +46,7 @@ import torch
 
 from . import attribution, filters, mask_geometry, masks
 from .airbench import filter_lens_conv, learned_first_layer
-from .verdicts import Estimate
+from .verdicts import Estimate, pool
 
 __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "filter_score", "mask_score",
            "mask_scores_equal_support", "MaskPairOrder", "mask_pair_orders", "lens_scores", "spearman",
@@ -50,7 +54,7 @@ __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "f
            "rank_agreement", "told_apart_pairs", "separated_pairs", "paired_difference", "mask_told_apart",
            "shared_ranks", "rho_span", "reordered_pairs", "reorder_text", "open_rho_text", "odd_lens_text",
            "top_model_entry", "holm_adjust", "pair_family", "filter_proportion", "family_chance", "pairs_phrase",
-           "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text"]
+           "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text", "pool_seeds", "pool_mask_orders", "pair_readings"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
 # the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
@@ -353,10 +357,22 @@ def rank_agreement(scores: dict[str, dict[str, Estimate]], lenses=LENSES) -> dic
     return out
 
 
+def pair_readings(scores: dict[str, dict[str, Estimate]], lenses, agree_at: float, alpha: float) -> tuple[dict, ...]:
+    """(rho, p, Holm-adjusted p, reading), each keyed by pair of lenses: :func:`rank_agreement`'s rho,
+    :func:`permutation_p` of the point values' orders (both one-sided p), :func:`pair_family` over
+    every pair, and the :func:`pair_state` they give with ``agree_at`` and ``alpha``."""
+    rho = rank_agreement(scores, lenses)
+    point = {l: [e[l].value for e in scores.values()] for l in lenses}
+    perm = {k: permutation_p(point[k[0]], point[k[1]]) for k in rho}
+    holm = pair_family(perm)
+    return rho, perm, holm, {k: pair_state(e, *holm[k], agree_at, alpha) for k, e in rho.items()}
+
+
 def told_apart_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> dict[frozenset, bool]:
     """{model a, model b} -> whether the score difference under ``lens`` has an interval excluding 0.
     Replicates are paired as in :func:`rank_agreement`; an exact score tells apart every pair it
-    does not tie (its uncertainty over training seeds is not in these intervals)."""
+    does not tie. The spread over training seeds is in these intervals only for scores pooled
+    by :func:`pool_seeds`."""
     names = list(scores)
     n_boot = min((len(scores[n][lens].boot) for n in names
                   if scores[n][lens].boot is not None and scores[n][lens].over != "exact"), default=1)
@@ -382,6 +398,66 @@ def paired_difference(a: Estimate, b: Estimate) -> Estimate:
     if a.boot is None or b.boot is None or len(a.boot) != len(b.boot):
         raise ValueError("paired_difference needs two estimates with as many bootstrap replicates")
     return Estimate.from_boot(a.value - b.value, a.boot.double() - b.boot.double(), over=a.over, n=a.n)
+
+
+def pool_seeds(per_seed: list[dict[str, dict[str, Estimate]]], seed: int = 0) -> dict[str, dict[str, Estimate]]:
+    """model -> lens -> score over training seeds (``per_seed``: one model -> lens -> Estimate per seed):
+    the mean of the seeds' scores, its replicates adding the seeds' spread to the sampling error.
+
+    Replicate b averages the seeds' replicate b (resamples paired across models stay paired) and
+    adds a draw of the seeds' spread, sum_s g_bs (v_s - mean) / sqrt((k - 1) k) times
+    sqrt((k - 1) / chi2_{k-1}): the standard error of the mean times a Student-t draw, as
+    :func:`freqlib.verdicts.pool` adds. The weights g are drawn once per model and shared by its
+    lenses, so a seed whose network moves two lenses moves both replicates; different models
+    (separate training runs) get independent draws, so a difference between models carries
+    both models' spread. One seed: the scores as they are."""
+    if not per_seed:
+        raise ValueError("pool_seeds needs the scores of at least one training seed")
+    if len(per_seed) == 1:
+        return per_seed[0]
+    layout = {n: tuple(lens) for n, lens in per_seed[0].items()}
+    if any({n: tuple(lens) for n, lens in p.items()} != layout for p in per_seed):
+        raise ValueError("pool_seeds: every seed must score the same models with the same lenses")
+    k, out = len(per_seed), {}
+    for i, name in enumerate(layout):
+        ests = {lens: [p[name][lens] for p in per_seed] for lens in layout[name]}
+        n_boot = max((len(e.boot) for es in ests.values() for e in es if e.boot is not None), default=2000)
+        gen = torch.Generator().manual_seed(seed * 100_003 + i)
+        weights = torch.randn(n_boot, k, generator=gen, dtype=torch.float64)
+        t_scale = 1 / (torch.randn(n_boot, k - 1, generator=gen, dtype=torch.float64) ** 2).mean(1).sqrt()
+        out[name] = {}
+        for lens, es in ests.items():
+            if any(e.is_nan for e in es):
+                out[name][lens] = Estimate.no_power(es[0])
+                continue
+            m = min((len(e.boot) for e in es if e.boot is not None and e.over != "exact"), default=n_boot)
+            values = torch.tensor([e.value for e in es], dtype=torch.float64)
+            images = torch.stack([_replicates(e, m) for e in es]).mean(0)
+            spread = weights[:m] @ (values - values.mean()) / math.sqrt((k - 1) * k) * t_scale[:m]
+            over = f"{k} seeds" + ("" if es[0].over == "exact" else f" × {es[0].over}")
+            out[name][lens] = Estimate.from_boot(float(values.mean()), images + spread, over=over, n=es[0].n)
+    return out
+
+
+def pool_mask_orders(per_seed: list[dict[tuple[str, str], MaskPairOrder]]) -> dict[tuple[str, str], MaskPairOrder]:
+    """:func:`mask_pair_orders` of every training seed, pooled pair by pair (:func:`freqlib.verdicts.pool`
+    of each cut's ratio). A pair keeps the first seed's orientation (its sparser mask first, and its
+    ``own_support``); on a seed where the other mask is the sparser, that seed's ratios are inverted so
+    every seed's ratio is the same mask's centroid over the other's."""
+    if not per_seed:
+        raise ValueError("pool_mask_orders needs the mask pair orders of at least one training seed")
+    if len(per_seed) == 1:
+        return per_seed[0]
+    inverse = lambda e: Estimate.from_boot(1 / e.value, 1 / e.boot.double(), over=e.over, n=e.n)
+    out = {}
+    for i, (a, b) in enumerate(per_seed[0]):
+        common, own = [], []
+        for orders in per_seed:
+            o, flip = (orders[a, b], False) if (a, b) in orders else (orders[b, a], True)
+            common.append(inverse(o.common) if flip else o.common)
+            own.append(inverse(o.own) if flip else o.own)
+        out[a, b] = MaskPairOrder(pool(common, seed=i), pool(own, seed=i), per_seed[0][a, b].own_support)
+    return out
 
 
 def mask_told_apart(orders: dict[tuple[str, str], MaskPairOrder]) -> dict[frozenset, bool]:

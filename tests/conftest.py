@@ -75,8 +75,10 @@ def executed_chapter(smoke_dir, device_report, tmp_path_factory):
                 if mark.exists():                  # another worker executed it in this run
                     path = Path(mark.read_text())
                 else:
+                    # other parameters, another folder: the chapter's default copy stays as it was
+                    out = smoke_dir / f"params-{mark.name}" if params else smoke_dir
                     path = execute_chapter(resolve_chapter(name), {"profile": "smoke", "device": "cpu", **params},
-                                           smoke_dir, log=lambda *a: None)
+                                           out, log=lambda *a: None)
                     mark.write_text(str(path))
             cache[key] = (path, read_glue(path))
         return cache[key]

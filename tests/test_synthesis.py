@@ -4,7 +4,7 @@ import torch
 from scipy.stats import spearmanr
 
 from freqlib import synthesis
-from freqlib.verdicts import Estimate, bootstrap
+from freqlib.verdicts import ONE_SEED, Estimate, bootstrap
 
 
 def _scores(centres: dict[str, list[float]], noise: float, n: int = 300, seed: int = 0):
@@ -65,6 +65,23 @@ def test_chapter_refuses_fewer_than_two_models_before_any_work(tmp_path):
     with pytest.raises(ChapterFailed, match=r"models='standard': name at least two zoo models"):
         execute_chapter(resolve_chapter("04"), {"profile": "smoke", "device": "cpu", "models": "standard"},
                         tmp_path, log=lambda *a: None, failed_dir=tmp_path / "failed")
+
+
+def test_chapter_pools_its_seeds_and_sets_the_first_seed_beside_them(executed_chapter):
+    """One seed (smoke): the seeds row says it was not measured. Two seeds: every score and correlation is
+    over both, the pairs table reads each seed, and the row sets the first seed's readings beside the pooled."""
+    import json
+
+    import nbformat
+    (one_path, one), (path, two) = executed_chapter("04"), executed_chapter("04", seeds=2)
+    row = lambda g: next(r for r in json.loads(g["deviations"])["rows"] if r["ours"].startswith("one training seed"))
+    assert row(one)["effect"] == ONE_SEED and one["seeds_note"].startswith("This run reads one training seed")
+    effect = row(two)["effect"]
+    assert effect.startswith("pair readings on the first seed alone: ") and "pooled over 2 seeds: " in effect
+    assert "(seed 1: " in effect and "model pairs told apart, first seed → pooled: filtered (A) " in effect
+    assert two["seeds_note"].startswith("Every model is read on 2 training seeds (0, 1)")
+    outputs = lambda p: json.dumps([c.get("outputs", []) for c in nbformat.read(p, as_version=4).cells])
+    assert "reading on each seed" in outputs(path) and "reading on each seed" not in outputs(one_path)
 
 
 def _brute_p(a, b):
@@ -130,6 +147,26 @@ def test_agreement_rule_fails_on_a_random_ordering():
                                 0.6, 0.05) == "opposite"
 
 
+def test_pair_readings_agree_only_on_a_shared_order_with_a_tight_interval():
+    """Six models: two lenses with one order agree; a shuffled lens is within chance; the shared order
+    with seeds that disagree reads undecided (beyond chance at the point values, interval too wide)."""
+    order, shuffled = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 5.0, 0.0, 3.0, 1.0, 4.0]
+    scores, lenses = _scores({"L1": order, "L2": order, "L3": shuffled}, noise=0.01)
+    rho, perm, holm, state = synthesis.pair_readings(scores, lenses, 0.6, 0.05)
+    assert rho["L1", "L2"].value == pytest.approx(1.0) and state["L1", "L2"] == "agree"
+    assert state["L1", "L3"] == state["L2", "L3"] == "not shown to agree"
+    assert all(holm[k][0] >= perm[k][0] for k in rho)
+    # the same mean order, but three seeds on which L2 orders the models in zigzags
+    swing = torch.tensor([6.0, -6.0, 6.0, -6.0, 6.0, -6.0])
+    seeds = [{m: {"L1": e["L1"], "L2": Estimate.exact(v), "L3": e["L3"]} for (m, e), v in zip(scores.items(), vals)}
+             for vals in ((torch.tensor(order) + swing).tolist(), (torch.tensor(order) - swing).tolist(), order)]
+    pooled = synthesis.pool_seeds(seeds)
+    assert [e["L2"].value for e in pooled.values()] == pytest.approx(order)
+    rho, _, _, state = synthesis.pair_readings(pooled, lenses, 0.6, 0.05)
+    assert rho["L1", "L2"].value == pytest.approx(1.0) and rho["L1", "L2"].low < 0.6
+    assert state["L1", "L2"] == "undecided"
+
+
 def test_filter_score_interval_over_kernels():
     from freqlib.models import build_model
     torch.manual_seed(0)
@@ -181,6 +218,67 @@ def test_mask_pairs_are_told_apart_only_where_both_cuts_order_them_alike():
     # the common cut cannot tell "near" from "far" (both are the disk there): not told apart
     tie = orders["near", "far"]
     assert tie.common.low <= 1 <= tie.common.high and tie.own.high < 1 and not tie.told_apart
+
+
+def _seeded(values: dict[str, dict[str, list[float]]], noise: float = 0.0) -> list[dict]:
+    """One model -> lens -> Estimate per training seed, from model -> lens -> per-seed values."""
+    k = len(next(iter(next(iter(values.values())).values())))
+    g = torch.Generator().manual_seed(1)
+    per_image = lambda v: v + noise * torch.randn(200, generator=g)
+    make = (lambda v: bootstrap(lambda q: q["v"], {"v": per_image(v)}, n_boot=1000)) if noise else Estimate.exact
+    return [{m: {lens: make(vs[s]) for lens, vs in lenses.items()} for m, lenses in values.items()} for s in range(k)]
+
+
+def test_pool_seeds_adds_the_seeds_spread_so_one_lucky_seed_tells_no_pair_apart():
+    """Seed 0 alone tells the models apart; pooled over seeds that order them both ways, they are not."""
+    per_seed = _seeded({"a": {"L": [1.0, 0.2, 0.6]}, "b": {"L": [0.4, 0.7, 0.5]}}, noise=0.05)
+    assert synthesis.told_apart_pairs(per_seed[0], "L")[frozenset("ab")]
+    pooled = synthesis.pool_seeds(per_seed)
+    assert pooled["a"]["L"].value == pytest.approx(sum(per_seed[s]["a"]["L"].value for s in range(3)) / 3)
+    assert not synthesis.told_apart_pairs(pooled, "L")[frozenset("ab")]
+    assert pooled["a"]["L"].over.startswith("3 seeds")
+    # seeds that agree keep the pair told apart
+    steady = synthesis.pool_seeds(_seeded({"a": {"L": [1.0, 0.95, 1.05]}, "b": {"L": [0.4, 0.45, 0.35]}}, noise=0.05))
+    assert synthesis.told_apart_pairs(steady, "L")[frozenset("ab")]
+
+
+def test_pool_seeds_interval_is_the_t_interval_of_the_seed_mean():
+    """Exact per-seed scores: the interval is mean ± t(0.975, k-1) s / sqrt(k) (4.30 at k = 3), not ±1.96."""
+    import math
+    vals = [0.2, 0.5, 0.9]
+    e = synthesis.pool_seeds(_seeded({"a": {"L": vals}}))["a"]["L"]
+    se = torch.tensor(vals, dtype=torch.float64).std().item() / math.sqrt(3)
+    assert (e.high - e.low) / 2 == pytest.approx(4.303 * se, rel=0.15)
+
+
+def test_pool_seeds_moves_one_networks_lenses_together_and_models_apart():
+    """A seed that raises both lenses of a network raises both replicates; two models' draws are independent."""
+    per_seed = _seeded({"a": {"L1": [0.0, 1.0, 2.0], "L2": [5.0, 6.0, 7.0]}, "b": {"L1": [0.0, 1.0, 2.0], "L2": [0, 0, 0]}})
+    pooled = synthesis.pool_seeds(per_seed)
+    corr = lambda u, v: torch.corrcoef(torch.stack([u.double(), v.double()]))[0, 1].item()
+    assert corr(pooled["a"]["L1"].boot, pooled["a"]["L2"].boot) > 0.99
+    assert abs(corr(pooled["a"]["L1"].boot, pooled["b"]["L1"].boot)) < 0.1
+    assert pooled["b"]["L2"].low == pooled["b"]["L2"].high == 0          # no spread, no sampling error: exact
+    with pytest.raises(ValueError, match="same models"):
+        synthesis.pool_seeds([per_seed[0], {"a": per_seed[1]["a"]}])
+    with pytest.raises(ValueError, match="at least one"):
+        synthesis.pool_seeds([])
+
+
+def test_pool_mask_orders_keeps_the_first_seeds_orientation():
+    """A seed on which the other mask is the sparser enters with its ratio inverted."""
+    from freqlib.spectral import frequency_radius
+    r = frequency_radius(32, 32)
+    low, ring = (r < 3).float()[None, None], 0.8 * ((r >= 3) & (r < 6)).float()[None, None]   # the ring is denser
+    first = synthesis.mask_pair_orders({"a": low, "b": ring}, 300)          # a sparser: key (a, b)
+    second = synthesis.mask_pair_orders({"a": ring, "b": low}, 300)         # b sparser: key (b, a)
+    assert list(first) == [("a", "b")] and list(second) == [("b", "a")]
+    pooled = synthesis.pool_mask_orders([first, second])
+    assert list(pooled) == [("a", "b")] and pooled["a", "b"].own_support == first["a", "b"].own_support
+    assert pooled["a", "b"].common.value == pytest.approx(
+        (first["a", "b"].common.value + 1 / second["b", "a"].common.value) / 2)
+    assert first["a", "b"].told_apart and second["b", "a"].told_apart    # a lower on seed 0, higher on seed 1
+    assert not pooled["a", "b"].told_apart                                  # the two seeds order the pair both ways
 
 
 def test_validity_names_are_rows_of_chapter_6():
