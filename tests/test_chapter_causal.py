@@ -8,7 +8,7 @@ import pytest
 
 from freqlib import shortcut
 from freqlib import validity as V
-from freqlib.verdicts import VERDICTS, Estimate, verdict
+from freqlib.verdicts import ONE_SEED, VERDICTS, Estimate, verdict
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,9 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert any("specificity" in r["ours"] and r["date"] == "2026-11-26" for r in revised)
     # each revision's effect is the old rule's state next to the new rule's, computed at this profile
     assert all(r["effect"].startswith("old rule: ") and "; new rule: " in r["effect"] for r in revised)
-    assert all(r["effect"] == "not measured" or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])
+    assert all(r["effect"].startswith("not measured") or any(ch.isdigit() for ch in r["effect"]) for r in dev["rows"])
+    null = next(r for r in dev["rows"] if r["ours"].startswith("D4's null"))       # smoke: one seed, one null
+    assert null["effect"] == ONE_SEED and null["date"] == "2026-11-26"
 
 
 def test_prose_numbers_and_deviations_are_glued(chapter, unglued):
