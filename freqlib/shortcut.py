@@ -437,7 +437,7 @@ def matched_outcome(n: dict) -> str:
 def match_state(n: dict) -> str:
     """Whether ST's clean accuracy at one strength (``n`` from :func:`matched_point`) matches
     AT's there: ``"matched"`` when the 95% interval of the difference lies within
-    ±``MATCH_TOLERANCE``, ``"apart"`` when it lies outside, ``"unsure"`` otherwise. Each
+    ``MATCH_TOLERANCE`` of 0 either way, ``"apart"`` when it lies outside, ``"unsure"`` otherwise. Each
     strength has its own pair of networks, so a budget matched on D3's set need not stay
     matched on the others."""
     e = n["clean_gap"]

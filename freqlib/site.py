@@ -1,17 +1,19 @@
 """Checks of the built site as a reader sees it: every page opened in headless
 Chromium with the network cut off (figures loaded, formulas typeset by the
 site's own MathJax, no error output, no console errors), internal links and
-their anchors resolved, citations linked to the bibliography, no launch
+their anchors resolved, citations linked to the bibliography, no markdown left
+as text in the prose, no launch
 button without a repository, and screenshots for the README."""
 from __future__ import annotations
 
 import re
 import shutil
 from pathlib import Path
+from html import unescape as html_unescape
 from urllib.parse import unquote, urlparse
 
-__all__ = ["find_chromium", "internal_link_problems", "citation_problems", "launch_links", "page_problems",
-           "screenshot"]
+__all__ = ["find_chromium", "internal_link_problems", "citation_problems", "markup_problems", "launch_links",
+           "page_problems", "screenshot"]
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -121,6 +123,25 @@ def citation_problems(html_dir: Path, source_dir: Path | None = None) -> list[st
         if len(links) < len(set(keys)):
             problems.append(f"{rel}: cites {len(set(keys))} works but links {len(links)} times to the bibliography")
         problems += [f"{rel}: citation link #{a} has no bibliography entry" for a in links if a not in entries]
+    return problems
+
+
+# Markdown left as text in the prose: an inline-code span or a MyST role, as glued text
+# (``{glue:text}`` pastes it verbatim) or a typo shows it.
+RAW_MARKUP = re.compile(r"`[^`\s][^`]*`|\{(?:glue|doc|ref|numref|cite)[^}]*\}")
+
+
+def markup_problems(html_dir: Path) -> list[str]:
+    """Prose (paragraphs and list items, code and math left out) that shows markdown as text:
+    a backtick-quoted span or a role such as ``{doc}``, where glued text or a typo kept it raw."""
+    html_dir = Path(html_dir)
+    problems = []
+    for page in _pages(html_dir):
+        text = re.sub(r"<(pre|code|script|style|math)\b.*?</\1>", "", page.read_text(errors="replace"), flags=re.S)
+        for block in re.findall(r"<(?:p|li)\b[^>]*>(.*?)</(?:p|li)>", text, flags=re.S):
+            plain = html_unescape(re.sub(r"<[^>]+>", "", block))
+            problems += [f"{page.relative_to(html_dir)}: markup shown as text: {m.group(0)[:60]}"
+                         for m in RAW_MARKUP.finditer(plain)]
     return problems
 
 

@@ -108,8 +108,9 @@ def test_site_pages_render_in_chromium(smoke_site):
 
 
 def test_site_citations_link_to_the_bibliography(smoke_site):
-    from freqlib.site import citation_problems
+    from freqlib.site import citation_problems, markup_problems
     assert citation_problems(smoke_site) == []
+    assert markup_problems(smoke_site) == []          # no glued text or typo showing markdown as text
     ledger = (smoke_site / "intro.html").read_text().split("Claims ledger", 2)[-1]
     assert "bibliography.html#" in ledger
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from freqlib.site import citation_problems, find_chromium, internal_link_problems, launch_links, page_problems
+from freqlib.site import (citation_problems, find_chromium, internal_link_problems, launch_links, markup_problems,
+                          page_problems)
 
 PAGE = """<!DOCTYPE html><html><head>{head}</head><body><main>
 <p>Energy falls as <span class="math notranslate nohighlight">\\(P(f) \\propto f^{{-\\alpha}}\\)</span>.</p>
@@ -60,6 +61,17 @@ def test_link_check_finds_missing_pages_and_anchors(tmp_path):
     (tmp_path / "b.html").write_text('<h1 id="here">B</h1>')
     assert internal_link_problems(tmp_path) == ["a.html: link b.html#gone names a missing anchor",
                                                 "a.html: broken link c.html"]
+
+
+def test_markup_check_finds_markdown_left_as_text_in_prose(tmp_path):
+    """Glued text is pasted verbatim: backticks or a role in it show as text. Code, math and tables are not prose."""
+    (tmp_path / "a.html").write_text("<p>the <code>`models`</code> parameter</p><pre>`x`</pre>"
+                                     "<table><td>`cell`</td></table><p>fine, 2 ` 3</p>")
+    assert markup_problems(tmp_path) == []
+    (tmp_path / "b.html").write_text("<p>pooled (<em>`synthesis.pool_seeds`</em>)</p><li>see {doc}`06_x`</li>")
+    assert markup_problems(tmp_path) == ["b.html: markup shown as text: `synthesis.pool_seeds`",
+                                         "b.html: markup shown as text: {doc}",
+                                         "b.html: markup shown as text: `06_x`"]
 
 
 def test_citation_check_wants_a_bibliography_link_per_cited_work(tmp_path):
