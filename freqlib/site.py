@@ -126,14 +126,16 @@ def citation_problems(html_dir: Path, source_dir: Path | None = None) -> list[st
     return problems
 
 
-# Markdown left as text in the prose: an inline-code span or a MyST role, as glued text
-# (``{glue:text}`` pastes it verbatim) or a typo shows it.
-RAW_MARKUP = re.compile(r"`[^`\s][^`]*`|\{(?:glue|doc|ref|numref|cite)[^}]*\}")
+# Markdown left as text in the prose: an inline-code span, emphasis or a MyST role, as glued
+# text (``{glue:text}`` pastes it verbatim) or a typo shows it. A lone * or one between words
+# (2*3) is no emphasis.
+RAW_MARKUP = re.compile(r"`[^`\s][^`]*`|\{(?:glue|doc|ref|numref|cite)[^}]*\}|(?<![\w*])\*{1,2}[^\s*][^*]*\*{1,2}(?![\w*])")
 
 
 def markup_problems(html_dir: Path) -> list[str]:
     """Prose (paragraphs and list items, code and math left out) that shows markdown as text:
-    a backtick-quoted span or a role such as ``{doc}``, where glued text or a typo kept it raw."""
+    a backtick-quoted span, ``*emphasis*`` or a role such as ``{doc}``, where glued text or a typo
+    kept it raw."""
     html_dir = Path(html_dir)
     problems = []
     for page in _pages(html_dir):

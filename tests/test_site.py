@@ -66,12 +66,15 @@ def test_link_check_finds_missing_pages_and_anchors(tmp_path):
 def test_markup_check_finds_markdown_left_as_text_in_prose(tmp_path):
     """Glued text is pasted verbatim: backticks or a role in it show as text. Code, math and tables are not prose."""
     (tmp_path / "a.html").write_text("<p>the <code>`models`</code> parameter</p><pre>`x`</pre>"
-                                     "<table><td>`cell`</td></table><p>fine, 2 ` 3</p>")
+                                     "<table><td>`cell`</td></table><p>fine, 2 ` 3, 2*3*4 and a * b * c</p>")
     assert markup_problems(tmp_path) == []
-    (tmp_path / "b.html").write_text("<p>pooled (<em>`synthesis.pool_seeds`</em>)</p><li>see {doc}`06_x`</li>")
+    (tmp_path / "b.html").write_text("<p>pooled (<em>`synthesis.pool_seeds`</em>)</p><li>see {doc}`06_x`</li>"
+                                     "<p>B2 is *not judged*, a **found** band</p>")
     assert markup_problems(tmp_path) == ["b.html: markup shown as text: `synthesis.pool_seeds`",
                                          "b.html: markup shown as text: {doc}",
-                                         "b.html: markup shown as text: `06_x`"]
+                                         "b.html: markup shown as text: `06_x`",
+                                         "b.html: markup shown as text: *not judged*",
+                                         "b.html: markup shown as text: **found**"]
 
 
 def test_citation_check_wants_a_bibliography_link_per_cited_work(tmp_path):
