@@ -95,7 +95,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
         "04": each(MAIN),
         "05": each(("standard", "linf_at"), [0]),
         # chapter 6: planted-frequency networks (the chapter's planted_train), shortcut networks,
-        # and the plain zoo's pair of every seed, the nulls it compares them with
+        # and the plain zoo's networks it compares them with (AT every seed: D4's nulls; ST the first)
         "06": each(tuple(f"planted_{b}" for b in ("low", "high", "horizontal")),
                    **({"epochs": 10} if profile == "paper" else {}))
               + each(("shortcut_standard",), dataset="shortcut-high")
@@ -111,7 +111,7 @@ def default_plan(profile: str, seed: int = 0, seeds: int = 0) -> dict[str, list[
               + [spec for f in MATCH_FRACTIONS
                  for spec in each(("shortcut_standard",), seeds_[:1], dataset="shortcut-high",
                                   **shorter_budget(profile, {}, f))]
-              + each(("standard", "linf_at")),
+              + each(("standard",), seeds_[:1]) + each(("linf_at",)),
     }
 
 

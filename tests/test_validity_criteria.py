@@ -601,7 +601,7 @@ def test_the_limits_sentence_names_the_seeds():
     assert "intervals are over test images only, with one trained network per condition" in V.limits_sentence([0])
     several = V.limits_sentence([0, 1, 2])
     assert "pool 3 training seeds (0, 1, 2)" in several and "one training seed" not in several
-    assert "networks without a signature (D4 sets each seed's AT against its own)" in several
+    assert "AT network without a signature (D4 sets each seed's AT against its own)" in several
 
 
 def test_d4_states_only_what_its_criteria_test():
