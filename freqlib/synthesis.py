@@ -54,7 +54,7 @@ __all__ = ["LENSES", "VALIDITY_NAMES", "filtered_score", "attribution_score", "f
            "rank_agreement", "told_apart_pairs", "separated_pairs", "paired_difference", "mask_told_apart",
            "shared_ranks", "rho_span", "reordered_pairs", "reorder_text", "open_rho_text", "odd_lens_text",
            "top_model_entry", "holm_adjust", "pair_family", "filter_proportion", "family_chance", "pairs_phrase",
-           "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text", "pool_seeds", "pool_mask_orders", "pair_readings"]
+           "VALIDITY_MEANINGS", "state_legend", "mask_accuracy_text", "pool_seeds", "pool_mask_orders", "pair_readings", "told_by_lens"]
 
 LENSES = ("filtered accuracy (A)", "OF attribution (A)", "first-layer filters (B)", "Fourier mask (C)")
 # the same analyses as rows of chapter 6's validity table (freqlib.validity.LENSES), where they are read as maps
@@ -383,6 +383,14 @@ def told_apart_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> dict[
             diff = Estimate.from_boot(ea.value - eb.value, _replicates(ea, n_boot) - _replicates(eb, n_boot))
             out[frozenset((a, b))] = bool(diff.low > 0 or diff.high < 0)
     return out
+
+
+def told_by_lens(scores: dict[str, dict[str, Estimate]], mask_orders: dict[tuple[str, str], MaskPairOrder],
+                 lenses=LENSES) -> dict[str, dict[frozenset, bool]]:
+    """lens -> {model a, model b} -> told apart: :func:`told_apart_pairs` for every lens but the
+    mask's, which tells a pair apart only where both cuts of ``mask_orders`` agree (:func:`mask_told_apart`)."""
+    mask = LENSES[3]
+    return {l: mask_told_apart(mask_orders) if l == mask else told_apart_pairs(scores, l) for l in lenses}
 
 
 def separated_pairs(scores: dict[str, dict[str, Estimate]], lens: str) -> tuple[int, int]:

@@ -423,6 +423,12 @@ def test_told_apart_pairs_feed_separated_pairs_and_mask_orders():
                                     Estimate(0.8, 0.7, 0.9, "mask frequencies"), 10)
     assert synthesis.mask_told_apart({("g", "s"): split, ("l", "s"): alike}) == {
         frozenset(("g", "s")): False, frozenset(("l", "s")): True}
+    # told_by_lens: the mask lens from the two cuts, even where its common-cut scores are far apart
+    filtered, mask = synthesis.LENSES[0], synthesis.LENSES[3]
+    scores, _ = _scores({filtered: [0, 1], mask: [0, 5]}, noise=0.1)
+    assert synthesis.told_apart_pairs(scores, mask)[frozenset(("m0", "m1"))]
+    told = synthesis.told_by_lens(scores, {("m0", "m1"): split}, [filtered, mask])
+    assert told == {filtered: {frozenset(("m0", "m1")): True}, mask: {frozenset(("m0", "m1")): False}}
 
 
 def test_holm_adjusts_each_p_by_its_rank_and_keeps_the_order():
