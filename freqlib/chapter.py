@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .notebooks import glue
-from .profiles import (PROFILES, default_seeds, dry_sized, paper_dry, profile_settings, resolve_device,
+from .profiles import (default_seeds, dry_sized, paper_dry, profile_settings, resolve_device,
                        resolve_profile)
 from .verdicts import bootstrap
 
@@ -146,25 +146,21 @@ def network_name(profile: str, arch: str | None = None) -> str:
     return f"{name}, widths {tuple(settings['widths'])}"
 
 
-def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int = 0,
-                  arch: dict | None = None, chapter_seeds: dict | None = None) -> ChapterContext:
+def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, seeds: int | None = None,
+                  arch: dict | None = None) -> ChapterContext:
     """Resolve ``auto``, seed, load the data variant; print and glue the facts.
 
     ``seeds`` is how many training seeds (``seed, seed + 1, ...``) the chapter's
-    models use; 0 means the chapter's default: ``chapter_seeds[profile]`` where
-    the chapter sets one (its models are cheap enough there to train several),
-    else the default of the profile and network (:func:`freqlib.profiles.default_seeds`).
+    models use; 0 means the default of the profile and network
+    (:func:`freqlib.profiles.default_seeds`), and None (a chapter without a
+    ``seeds`` parameter) one network per model, trained with ``seed``.
     ``arch`` maps a profile to the network the chapter trains there when it is not
     the profile's own (``ctx.arch``).
     """
     device = resolve_device(device)
     profile = resolve_profile(profile, device)
-    if seeds < 0:
-        raise ValueError(f"seeds={seeds} must be 0 (the chapter's default) or a positive count")
-    bad = {k: v for k, v in (chapter_seeds or {}).items()
-           if k not in PROFILES or not isinstance(v, int) or isinstance(v, bool) or v < 1}
-    if bad:
-        raise ValueError(f"chapter_seeds={bad}: give a positive count of seeds per profile among {sorted(PROFILES)}")
+    if seeds is not None and (not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 0):
+        raise ValueError(f"seeds={seeds!r} must be 0 (the profile's default) or a positive count")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -174,9 +170,8 @@ def setup_chapter(profile: str = "auto", device: str = "auto", seed: int = 0, se
     _, _, variant = cifar10_tensors("train", "cpu")
     scale = profile_settings(profile)
     net = (arch or {}).get(profile, scale["arch"])
-    ctx = ChapterContext(profile, device, seed, variant, scale,
-                         seeds=list(range(seed, seed + (seeds or (chapter_seeds or {}).get(profile)
-                                                         or default_seeds(profile, net)))), arch=net)
+    n_seeds = 1 if seeds is None else seeds or default_seeds(profile, net)
+    ctx = ChapterContext(profile, device, seed, variant, scale, seeds=list(range(seed, seed + n_seeds)), arch=net)
     import matplotlib
     import pandas as pd
     matplotlib.rcParams.update({"figure.dpi": 110, "axes.titlesize": 10, "figure.autolayout": True})

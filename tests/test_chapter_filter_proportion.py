@@ -72,6 +72,6 @@ def test_chapter_02_budgets_request_the_papers_setting():
     budgets = re.findall(r"budget=dict\((.*)\)", src)                # to the line's last parenthesis
     assert len(budgets) == 3 and all("whiten=False" in b for b in budgets), budgets
     assert 'arch=ctx.arch, widths=(64,)' in budgets[2]
-    assert 'setup_chapter(profile, device, seed, seeds, arch={"paper": "resnet18"}, chapter_seeds={"quick": 3})' in src
+    assert 'setup_chapter(profile, device, seed, seeds, arch={"paper": "resnet18"})' in src   # ResNet-18 at paper
     trained = re.findall(r"seed=s\b[^)]*", src)                        # the models this chapter trains
     assert len(trained) == 5 and all(t.startswith("seed=s, **budget") for t in trained), trained

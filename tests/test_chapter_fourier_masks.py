@@ -152,6 +152,5 @@ def test_quick_profile_trains_three_seeds_once_each():
     C3's networks once (2026-11-26: one seed's verdicts could rest on one lucky training run)."""
     nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "03_fourier_masks.ipynb", 4)
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert 'setup_chapter(profile, device, seed, seeds, chapter_seeds={"quick": 3})' in src
     quick = src.split('"quick": dict(', 1)[1].split('"paper": dict(', 1)[0]
     assert "gen_runs=1)" in quick

@@ -64,15 +64,6 @@ def test_deviations_are_listed_with_dated_criterion_changes(executed_chapter):
     assert seeds["effect"].startswith("not measured: one training seed") and seeds["date"] == "2026-11-26"
 
 
-def test_quick_profile_trains_three_seeds_of_st_and_at():
-    """A3 held on one training seed and not on the next two (2026-11-26): the quick profile's
-    verdicts pool three seeds; smoke keeps one, paper its own three."""
-    from pathlib import Path
-    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "01_high_frequency_reliance.ipynb", 4)
-    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert 'setup_chapter(profile, device, seed, seeds, chapter_seeds={"quick": 3})' in src
-
-
 def test_chapter_figures_and_no_errors(executed_chapter, unglued):
     path, glued = executed_chapter("01")
     nb = nbformat.read(path, as_version=4)

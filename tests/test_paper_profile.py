@@ -1,4 +1,6 @@
 """The paper profile table: airbench for the shared zoo, ResNet-18 on request, smoke/quick untouched."""
+import re
+
 import pytest
 
 from freqlib import profiles
@@ -77,18 +79,39 @@ def test_dry_run_keeps_the_paper_code_paths_at_smoke_sizes(monkeypatch):
     assert recipe_config("linf_pgd_c", "paper") == real
 
 
-def test_a_chapter_sets_its_own_seeds_per_profile_and_the_parameter_still_wins():
-    """Chapter 2 trains three seeds at quick (``chapter_seeds``); other profiles keep their
-    default (one ResNet-18 seed at paper), ``seeds`` overrides both, and a bad table is refused."""
+def test_training_seeds_per_profile_and_the_parameter_still_wins():
+    """Claim chapters train three seeds at quick and paper, one at smoke, one ResNet-18 at
+    paper; ``seeds`` overrides; a chapter without the parameter (None) trains one network
+    (its run card must not claim three); a bad count is refused."""
     from freqlib.chapter import setup_chapter
-    mine = {"quick": 3}
-    assert setup_chapter("quick", "cpu", 0, 0, chapter_seeds=mine).seeds == [0, 1, 2]
-    assert setup_chapter("quick", "cpu", 5, 0, chapter_seeds=mine).seeds == [5, 6, 7]
-    assert setup_chapter("quick", "cpu", 0, 1, chapter_seeds=mine).seeds == [0]
-    assert setup_chapter("quick", "cpu", 0, 0).seeds == [0]                       # the profile's own default
-    assert setup_chapter("smoke", "cpu", 0, 0, chapter_seeds=mine).seeds == [0]
-    paper = setup_chapter("paper", "cpu", 0, 0, arch={"paper": "resnet18"}, chapter_seeds=mine)
+    assert setup_chapter("quick", "cpu", 0, 0).seeds == [0, 1, 2]
+    assert setup_chapter("quick", "cpu", 5, 0).seeds == [5, 6, 7]
+    assert setup_chapter("quick", "cpu", 0, 1).seeds == [0]
+    assert setup_chapter("quick", "cpu", 4).seeds == [4]                       # no seeds parameter
+    assert setup_chapter("smoke", "cpu", 0, 0).seeds == [0]
+    paper = setup_chapter("paper", "cpu", 0, 0, arch={"paper": "resnet18"})
     assert paper.seeds == [0] and paper.arch == "resnet18"
-    for bad in ({"quick": 0}, {"fast": 3}, {"quick": 2.0}, {"quick": True}):
-        with pytest.raises(ValueError, match="chapter_seeds=.*positive count of seeds per profile"):
-            setup_chapter("quick", "cpu", 0, 0, chapter_seeds=bad)
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="seeds=.*must be 0 .*or a positive count"):
+            setup_chapter("quick", "cpu", 0, bad)
+
+
+def test_claim_chapters_pass_their_seeds_parameter_and_the_plan_trains_what_they_read():
+    """Every chapter with a ``seeds`` parameter hands it to setup_chapter (else the parameter
+    would do nothing), those without do not; and the runner's plan at quick trains the three
+    seeds the chapters read (it planned one while the chapters read three, 2026-11-26)."""
+    import nbformat
+    from freqlib.paper_plan import default_plan
+    from freqlib.runner import chapters_in_toc
+    for path in chapters_in_toc():
+        cells = nbformat.read(path, 4).cells
+        params = next(c.source for c in cells if "parameters" in c.metadata.get("tags", []))
+        has_seeds = re.search(r"^seeds = ", params, re.M) is not None
+        src = "\n".join(c.source for c in cells if c.cell_type == "code")
+        call = re.search(r"setup_chapter\(([^)]*)", src).group(1)
+        assert call.startswith("profile, device, seed, seeds" if has_seeds else "profile, device, seed"), path.name
+        assert has_seeds or "seeds" not in call, path.name
+    for profile, n in (("quick", 3), ("smoke", 1)):
+        plan = default_plan(profile)
+        standard = [s for s in plan["01"] if s.name == "standard"]
+        assert len(standard) == n, (profile, standard)
