@@ -64,7 +64,7 @@ __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS",
            "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
            "perturbation_evidence", "pair_evidence", "null_of", "attack_all", "attack_evidence", "collect",
            "ours_text", "OLD_STATISTICS", "ac_upper_share", "of_centroid", "criterion_radii", "fmt",
-           "image_band_energy", "image_band_norm", "filtered_reading", "near_bounds_share",
+           "image_band_energy", "image_band_norm", "filtered_reading", "near_bounds_share", "bounds",
            "sign_patterns", "sign_pattern_text",
            "square_prior", "relative_upper", "low_area_evidence", "direction_text", "heat_per_image",
            "heat_evidence", "curve_lead_text", "heat_trade_text", "high_pass_shares", "jpeg_subsets",
@@ -389,16 +389,27 @@ def _nothing() -> Estimate:
     return Estimate(float("nan"), -math.inf, math.inf, over="no image", n=0)
 
 
+def bounds(key: str) -> tuple | None:
+    """The range number ``key`` cannot leave (what pooling over seeds clips to): accuracies
+    and shares [0, 1], their differences [-1, 1]; a share of clean accuracy kept is >= 0
+    (it can pass 1), its difference and the centroids (bands) are left open."""
+    if "centroid" in key or ("kept" in key and "minus" in key):
+        return None
+    if "over" in key or "minus" in key:
+        return (-1.0, 1.0)
+    return (0.0, None) if "kept" in key else (0.0, 1.0)
+
+
 def numbers(evidence: dict, boot, descriptive: bool = True) -> dict:
     """Estimates of every number in ``evidence`` (``boot(statistic, sample)`` is
     :meth:`ChapterContext.bootstrap` or a :func:`functools.partial` of
-    :func:`freqlib.verdicts.bootstrap`), plus their parts when ``descriptive``.
-    Evidence ``None`` (nothing to measure) gives an undecided estimate."""
+    :func:`freqlib.verdicts.bootstrap`), plus their parts when ``descriptive``, each
+    with its :func:`bounds`. Evidence ``None`` (nothing to measure) gives an undecided estimate."""
     out = {k: boot(STATISTICS[k], v) if v is not None else _nothing() for k, v in evidence.items()}
     if descriptive:
         out.update({k: boot(stat, evidence[src]) if evidence[src] is not None else _nothing()
                     for k, (src, stat) in DESCRIPTIVE.items() if src in evidence})
-    return out
+    return {k: e if e.is_nan or bounds(k) is None else e.within(*bounds(k)) for k, e in out.items()}
 
 
 def criterion_radii(r_small: int, r_high: int = R_HIGH) -> list[int]:
@@ -548,8 +559,10 @@ def curve_lead_text(st: dict, at: dict, kind: str = "low") -> str:
     curves may cross."""
     r = [float(v) for v in st["radius"]]
     acc = {n: _hits(cur, kind).mean(0) for n, cur in (("ST", st), ("AT", at))}
-    ahead = {"AT": [x for x, a, b in zip(r, acc["AT"], acc["ST"]) if a > b],
-             "ST": [x for x, a, b in zip(r, acc["AT"], acc["ST"]) if a < b]}
+    # a low-pass at r = 0 keeps nothing (a black image): that point compares two guesses, not frequencies
+    keep = [i for i, x in enumerate(r) if not (kind == "low" and x == 0)]
+    ahead = {"AT": [r[i] for i in keep if acc["AT"][i] > acc["ST"][i]],
+             "ST": [r[i] for i in keep if acc["AT"][i] < acc["ST"][i]]}
     show = lambda xs: ", ".join(f"{x:g}" for x in xs)
     if ahead["AT"] and ahead["ST"]:
         return f"AT's curve is the higher at r = {show(ahead['AT'])} and ST's at r = {show(ahead['ST'])}"

@@ -416,11 +416,10 @@ class PaperRun:
         return the notebook's stderr outputs (:func:`freqlib.runner.stderr_outputs`)."""
         import nbformat
         from .notebooks import read_glue
-        from .runner import stderr_outputs
+        from .runner import stderr_outputs, training_seeds
         glued = read_glue(target)
-        seed, n = int(glued.get("seed", 0) or 0), int(glued.get("n_seeds", 1) or 1)
         extra = {"device name": device_name(self.device),
-                 "training seeds": ", ".join(str(s) for s in range(seed, seed + n)),
+                 "training seeds": training_seeds(glued),
                  "paper-run call": f"{len(self.state['calls'])} (deadline {time.strftime('%H:%M:%S', time.gmtime(self.deadline)) if self.deadline != float('inf') else 'none'} UTC)"}
         commit = (self.out / "source-commit.txt")
         nb = nbformat.read(target, as_version=4)

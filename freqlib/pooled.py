@@ -77,5 +77,6 @@ def pooled_table(chapter: str, profile: str | None = None):
         print(f"sweep {sid} ({g['profile']}, {_fmt_params(g['params'])}): {g['jobs']} jobs")
         return table
     print(f"No collected sweep of chapter {chapter}" + (f" at profile {profile}" if profile else "")
-          + f"; run `python -m freqlib sweep {chapter} --profile {profile or 'quick'} --seed 0 1 2`.")
+          + f"; to run one over five training seeds: python -m freqlib sweep {chapter} --profile {profile or 'quick'} "
+          "--seed 0 1 2 3 4")     # printed output: no markdown
     return None

@@ -73,6 +73,6 @@ def probe_estimates(masks: torch.Tensor, images: torch.Tensor, labels: torch.Ten
            "spectrum": probe_correct(log_amplitude(images.cpu()), y, 10, seed=seed),
            "scrambled": probe_correct(masks.flatten(1), scrambled.long().cpu(), 10, seed=seed)}
     kw = dict(n_boot=n_boot, seed=seed, device=device)
-    out = {k: bootstrap(lambda m, k=k: m[k], per, **kw) for k in per}
-    out["probe_vs_spectrum"] = bootstrap(lambda m: m["probe"] - m["spectrum"], per, **kw)
+    out = {k: bootstrap(lambda m, k=k: m[k], per, **kw).within(0.0, 1.0) for k in per}     # accuracies
+    out["probe_vs_spectrum"] = bootstrap(lambda m: m["probe"] - m["spectrum"], per, **kw).within(-1.0, 1.0)
     return out

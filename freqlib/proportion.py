@@ -202,10 +202,10 @@ def paired_gain(a, b, boot=bootstrap, **kw) -> Estimate:
 
 def gain_phrase(e: Estimate) -> str:
     """A paired gain in points as a verb phrase read from its interval: "gains 2.1 [0.5, 3.6]
-    points", "loses: -4.6 [-7.6, -1.6] points", or "changes it by 1.4 [-0.8, 3.7] points, not
-    resolved (the interval includes zero)"."""
+    points", "loses 4.6 [1.6, 7.6] points" (the loss, positive: "loses -4.6" read as a gain), or
+    "changes it by 1.4 [-0.8, 3.7] points, not resolved (the interval includes zero)"."""
     shown = e.fmt(digits=2)
-    return interval_direction(e, f"gains {shown} points", f"loses: {shown} points",
+    return interval_direction(e, f"gains {shown} points", f"loses {e.scaled(-1).fmt(digits=2)} points",
                               f"changes it by {shown} points, not resolved (the interval includes zero)")
 
 

@@ -606,9 +606,11 @@ def compare_reports(reports: dict) -> dict:
     for key, what in (("attribution centroid (DCT band)", "attribution centroid (DCT band)"),
                       ("mask: radial centroid", "mask's radial centroid (cycles per image)")):
         ea, eb = ra.intervals[key], rb.intervals[key]
-        diff = paired_difference(ea, eb)
+        # the second model minus the reference, as the heat map and the lean readings put it
+        diff = paired_difference(eb, ea)
         out[key] = (f"The {what} is {ea.fmt(digits=2)} for {a} and {eb.fmt(digits=2)} for {b}; the paired "
-                    f"difference {a} − {b} is {diff.fmt(digits=2)}, {_resolved(diff)}")
+                    f"difference {b} − {a} is {diff.fmt(digits=2)} (95% interval; the reading above counts it "
+                    f"at the family-wise level), {_resolved(diff)}")
     flags = _mask_flags({a: ra, b: rb})
     out["attribution"] = (out.pop("attribution centroid (DCT band)") + "; the interval is over the analysed test "
                           f"images, with {_training_seeds({a: ra, b: rb})}")

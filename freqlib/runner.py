@@ -233,11 +233,19 @@ def stderr_outputs(nb) -> list[str]:
     return found
 
 
+def training_seeds(glued: dict) -> str:
+    """The training seeds a chapter ran with, from what ``setup_chapter`` glued (``seed``,
+    ``n_seeds``): the run card says which, where the parameters say only ``seeds=0``."""
+    seed, n = int(glued.get("seed", 0) or 0), int(glued.get("n_seeds", 1) or 1)
+    return ", ".join(str(s) for s in range(seed, seed + n))
+
+
 def _insert_run_card(nb, card: dict) -> None:
     import nbformat
     lines = [":::{admonition} Run card", ":class: note", "",
              "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in card.items()]
+    # parameters as code: Sphinx would curl their quotes (profile=’auto’)
+    lines += [f"| {k} | {f'`{v}`' if k == 'parameters' and v else v} |" for k, v in card.items()]
     lines += [":::"]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"tags": ["run-card"]})
     at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
@@ -309,6 +317,7 @@ def execute_chapter(path: Path, params: dict, out_dir: Path, force: bool = False
             "profile": f"{profile} (DRY RUN: smoke sizes, not results)" if profile == "paper" and paper_dry() else profile,
             "device": glued.get("device", params.get("device")),
             "data variant": glued.get("analysis_variant", glued.get("variant", "not recorded")),
+            "training seeds": training_seeds(glued),
             "wall time": f"{wall:.0f} s",
             "git commit": _git_commit(),
             "executed": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -35,7 +35,7 @@ from . import evaluate, profiles, synthetic
 from .verdicts import direction_text
 
 __all__ = [
-    "CHANCE", "COMPETENCE", "signature_amplitudes", "Reach", "signature_reach", "amplitude_text", "beyond_reach",
+    "CHANCE", "COMPETENCE", "BOUNDS", "signature_amplitudes", "Reach", "signature_reach", "amplitude_text", "beyond_reach",
     "d3_scope", "left_after_reach", "clean_robustness_text",
     "shortcut_conditions", "shortcut_rates", "rate_text", "rate_row", "shortcut_numbers", "adoption_numbers",
     "robust_with_signature", "robust_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
@@ -47,6 +47,17 @@ __all__ = [
 
 CHANCE = 0.1        # accuracy of a 10-class guess
 COMPETENCE = 0.10   # D3: AT's clean accuracy must exceed chance by more than this
+# The range each number of D2-D4 cannot leave (differences of two rates; an accuracy minus
+# chance; one minus a ratio of rates): pooling over seeds keeps its interval inside.
+# Ratios of rates (d3_reduction, d3_net_*) are left open.
+BOUNDS = {"d2_drop": (-1.0, 1.0), "d2_excess": (-1.0, 1.0), "d3_follow_gap": (-1.0, 1.0),
+          "d3_at_competence": (-CHANCE, 1.0 - CHANCE), "d3_at_floor": (-CHANCE - COMPETENCE, 1.0 - CHANCE - COMPETENCE),
+          "d4_follow_excess": (-1.0, 1.0), "d4_relative_excess": (None, 1.0), "d4_excess": (-1.0, 1.0),
+          "d4_drop": (-1.0, 1.0), "d4_clean_cost": (-1.0, 1.0)}
+
+
+def _bounded(numbers: dict) -> dict:
+    return {k: e.within(*BOUNDS[k]) if k in BOUNDS else e for k, e in numbers.items()}
 
 
 # ------------------------------------------------------------- reach of ε
@@ -238,14 +249,14 @@ def shortcut_numbers(st: dict, at: dict, bootstrap) -> dict:
               "an": at["no-class gratings (null)"]}
     net_st = lambda m: (m["sn"] - m["sw"]) / m["sc"]
     net_at = lambda m: (m["an"] - m["aw"]) / m["ac"]
-    return {"d2_drop": bootstrap(lambda m: m["sc"] - m["sw"], sample),
+    return _bounded({"d2_drop": bootstrap(lambda m: m["sc"] - m["sw"], sample),
             "d2_excess": bootstrap(lambda m: m["sn"] - m["sw"], sample),
             "d3_reduction": bootstrap(lambda m: (1 - m["sw"] / m["sc"]) - (1 - m["aw"] / m["ac"]), sample),
             "d3_follow_gap": bootstrap(lambda m: m["sf"] - m["af"], sample),
             "d3_at_competence": bootstrap(lambda m: m["ac"] - CHANCE, sample),
             "d3_at_floor": bootstrap(lambda m: m["ac"] - CHANCE - COMPETENCE, sample),
             "d3_net_st": bootstrap(net_st, sample), "d3_net_at": bootstrap(net_at, sample),
-            "d3_net_gap": bootstrap(lambda m: net_st(m) - net_at(m), sample)}
+            "d3_net_gap": bootstrap(lambda m: net_st(m) - net_at(m), sample)})
 
 
 # ------------------------------------------------------- adoption (D4)
@@ -300,11 +311,11 @@ def adoption_numbers(at: dict, plain: dict, bootstrap) -> dict:
     sample = {"c": at["clean"], "w": at["moved signature"], "n": at["no-class gratings (null)"],
               "f": at["follow"], "pf": plain["follow"]}
     sample["pc"] = plain["clean"]
-    return {"d4_follow_excess": bootstrap(lambda m: m["f"] - m["pf"], sample),
+    return _bounded({"d4_follow_excess": bootstrap(lambda m: m["f"] - m["pf"], sample),
             "d4_relative_excess": bootstrap(lambda m: 1 - m["w"] / m["n"], sample),
             "d4_excess": bootstrap(lambda m: m["n"] - m["w"], sample),
             "d4_drop": bootstrap(lambda m: m["c"] - m["w"], sample),
-            "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)}
+            "d4_clean_cost": bootstrap(lambda m: m["pc"] - m["c"], sample)})
 
 
 def adoption_point(at: dict, plain: dict, band: str, rms: float, bootstrap) -> dict:
@@ -312,7 +323,8 @@ def adoption_point(at: dict, plain: dict, band: str, rms: float, bootstrap) -> d
     with a signature of RMS ``rms``, and the network that never saw one, on the test conditions
     of that strength): :func:`adoption_numbers`, ``clean`` (AT's clean accuracy) and ``weakest``
     (the weakest grating's amplitude)."""
-    return {**adoption_numbers(at, plain, bootstrap), "clean": bootstrap(lambda m: m["c"], {"c": at["clean"]}),
+    return {**adoption_numbers(at, plain, bootstrap),
+            "clean": bootstrap(lambda m: m["c"], {"c": at["clean"]}).within(0.0, 1.0),   # an accuracy
             "weakest": signature_amplitudes(band, rms)[0]}
 
 
@@ -360,7 +372,8 @@ def plot_adoption(curves: dict, reach: Reach, title: str):
             if i == 0:                           # the first curve names the strengths
                 for (psnr, _), a, m in zip(pts, amp, mid):
                     ax.annotate(f"{psnr:g} dB", (a, m), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    for ax, label in ((axes[0], "follows a moved signature:\nnetwork − same recipe never shown one (pts)"),
+    # short y-labels: a long one is cut off at the top of the panel
+    for ax, label in ((axes[0], "follows a moved signature,\nexcess over its null (pts)"),
                       (axes[1], "clean accuracy (%)")):
         ax.set(xlabel="weakest signature grating (amplitude, /255)", ylabel=label)
         ax.tick_params(labelsize=7)
@@ -466,9 +479,11 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
     reach for every class and phase; ``faint``: the PSNR of D3's signature.
     Read at the strengths ε can (partly) forge, where the two readings differ: there "AT ignores
     what ε can forge" predicts that ST at AT's accuracy follows the signature more often than AT
-    (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach both
-    readings predict adoption, so those strengths are drawn, not read. A strength whose accuracies
-    are not matched for sure (:func:`match_state`) gets its numbers and no conclusion."""
+    (gap > 0), while "AT only learned less" predicts that neither adopts it. Beyond ε's reach these two
+    readings both predict that AT adopts the signature as ST at its accuracy does (the frequency
+    reading, no adoption at any strength, is D4's to test), so those strengths are drawn, not read.
+    A strength whose accuracies are not matched for sure (:func:`match_state`) gets its numbers and
+    no conclusion."""
     def pts(n):
         return n.scaled(100).fmt(digits=1) + " pts"
     fmt = lambda ps: " and ".join(filter(None, (", ".join(f"{p:g} dB" for p in ps[:-1]), f"{ps[-1]:g} dB")))
@@ -503,7 +518,7 @@ def matched_reading(points: dict, reach_max: float, faint: float) -> str:
 
 
 def matched_lean(n: dict, full_excess, budget: str, strength: float | None = None,
-                 others: dict | None = None) -> str:
+                 others: dict | None = None, reach_max: float | None = None) -> str:
     """Which way the point estimates of ST at AT's clean accuracy lean at D3's strength, whatever their
     intervals (shown, not judged; :func:`matched_reading` draws the conclusions): ``n`` from
     :func:`matched_point`, ``full_excess`` ST's excess rate of following a moved signature at the full
@@ -513,7 +528,10 @@ def matched_lean(n: dict, full_excess, budget: str, strength: float | None = Non
     (``n['gap']``). Less than half remaining leans towards AT's lower accuracy, at least half towards
     ε's reach. Only D3's strength has a full-budget ST; ``others`` (PSNR -> :func:`matched_point`, the
     other strengths of the curve) are listed with ST's excess minus AT's and their clean-accuracy
-    difference, and where they point the other way from D3's strength, the sentence says so."""
+    difference. Where one of them points the other way from D3's strength, the sentence says so only
+    if :func:`matched_reading`'s rule lets it be read: within ε's reach (its weakest grating at most
+    ``reach_max``; None: no strength is taken to be beyond it) and with clean accuracies matched
+    for sure (:func:`match_state`); the others are marked as not read."""
     pt = lambda x: f"{100 * x:.1f}"
     pts = lambda e: e.scaled(100).fmt(digits=1)
     st, at, gap, full = n["d4_follow_excess"].value, n["at_excess"].value, n["gap"].value, full_excess.value
@@ -539,19 +557,35 @@ def matched_lean(n: dict, full_excess, budget: str, strength: float | None = Non
     rest = sorted((others or {}).items(), reverse=True)
     if not rest:
         return text
-    listed = "; ".join(f"{p:g} dB: {pts(m['gap'])} pts (clean accuracy ST − AT {pts(m['clean_gap'])} pts)"
-                       for p, m in rest)
+    # why a strength is not read (matched_reading's rule), or "" where it is
+    beyond = lambda m: reach_max is not None and m["weakest"] > reach_max
+    why = {p: "beyond ε's reach" if beyond(m) else "" if match_state(m) == "matched" else
+           "clean accuracies not surely matched" if match_state(m) == "unsure" else "clean accuracies not matched"
+           for p, m in rest}
+    listed = "; ".join(f"{p:g} dB: {pts(m['gap'])} pts (clean accuracy ST − AT {pts(m['clean_gap'])} pts"
+                       + (f"; {why[p]}, not read" if why[p] else "") + ")" for p, m in rest)
     text += (f" This is read at D3's strength only; at the other strengths of the curve, ST at {budget} "
              f"minus AT in the excess rate of following the signature is {listed}.")
-    more = [f"{p:g} dB" for p, m in rest if m["gap"].low > 0]
+    readable = [(p, m) for p, m in rest if not why[p]]
+    more = [f"{p:g} dB" for p, m in readable if m["gap"].low > 0]
     if lean == "accuracy" and more:
         text += (f" At {' and '.join(more)}, ST at this budget follows the signature resolvably more often than AT "
                  "does, the other way from D3's strength: there AT's lower accuracy alone does not account for AT "
-                 "following it less (where the clean accuracies are not matched for sure, only in part).")
-    fewer = [f"{p:g} dB" for p, m in rest if m["gap"].high <= 0]
+                 "following it less.")
+    fewer = [f"{p:g} dB" for p, m in readable if m["gap"].high <= 0]
     if lean == "reach" and fewer:
         text += (f" At {' and '.join(fewer)}, ST at this budget follows the signature no more often than AT, "
                  "the other way from D3's strength.")
+    reasons = []
+    if any(w == "beyond ε's reach" for w in why.values()):
+        reasons.append("beyond ε's reach, the reach reading and the reading that AT only learned less both "
+                       "predict that AT follows the signature as often as ST at its accuracy does, so the "
+                       "comparison cannot tell them apart")
+    if any(w.startswith("clean accuracies") for w in why.values()):
+        reasons.append(f"where the 95% interval of the clean-accuracy difference is not within ±"
+                       f"{100 * MATCH_TOLERANCE:g} points, no conclusion is drawn")
+    if reasons:
+        text += " Strengths marked not read are shown only: " + "; and ".join(reasons) + "."
     return text
 
 

@@ -337,12 +337,14 @@ def _now() -> str:
 
 def _estimate(d: dict):
     from .verdicts import Estimate
-    return Estimate(d["value"], d["low"], d["high"], d.get("over", "images"), d.get("n", 0))
+    bounds = d.get("bounds")
+    return Estimate(d["value"], d["low"], d["high"], d.get("over", "images"), d.get("n", 0),
+                    bounds=None if bounds is None else tuple(bounds))
 
 
 def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
     """One claim over seeds: per-seed verdicts, pooled numbers, the pooled verdict."""
-    from .verdicts import Criterion, pool, verdict
+    from .verdicts import Criterion, pool, seeds_text, verdict
     seeds = [s for s, _ in rows]
     first = rows[0][1]
     names = [k for k in first.get("numbers", {}) if all(k in r.get("numbers", {}) for _, r in rows)]
@@ -359,7 +361,6 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
     else:
         states, pooled_verdict = [], "not judged (the claims JSON has no rules)"
     per_seed = [r["verdict"] for _, r in rows]
-    same = sum(v == pooled_verdict for v in per_seed)
     jpeg = {}
     for _, r in rows:
         for label, v in (r.get("variants") or {}).items():
@@ -368,7 +369,7 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
         "claim": first["claim"], "paper": first.get("paper", ""), "statement": first.get("statement", ""),
         "paper's value": first.get("paper's value", ""), "seeds": seeds, "seed_verdicts": per_seed,
         "verdict": pooled_verdict, "states": states,
-        "seeds_text": f"{pooled_verdict} in {same} of {len(rows)} seeds" if len(rows) > 1 else "1 seed",
+        "seeds_text": seeds_text(pooled_verdict, per_seed) if len(rows) > 1 else "1 seed",
         "numbers": {k: {**e.to_dict(), "text": e.fmt()} for k, e in pooled.items()},
         "criteria": [{"describe": r["describe"], "needs": ("size " if r.get("size") else "")
                       + (f"> {r['above']:g}" if r["above"] is not None else f"< {r['below']:g}"), "state": s}

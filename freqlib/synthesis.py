@@ -478,10 +478,12 @@ def _above(values: dict[str, float], told: dict[frozenset, bool], i: str) -> int
 
 
 def shared_ranks(values: dict[str, float], told: dict[frozenset, bool]) -> dict[str, float]:
-    """Ranks by point value (1 = largest) in which a pair ``told`` does not tell apart shares its rank:
-    1 + the models told apart above, + 1/2 for every model not told apart (either order equally).
-    Models that none of a group tell apart from each other get the group's average rank; with every
-    pair told apart these are the ordinary ranks."""
+    """Ranks by point value (1 = largest) in which a pair ``told`` does not tell apart counts half a
+    rank each way: 1 + the models told apart above, + 1/2 for every model not told apart (each
+    such pair ordered by a coin, the mean rank). A group not told apart from each other and told
+    apart alike from every other model gets its average rank; two models not told apart can still
+    differ when they differ in what else they are told apart from. With every pair told apart
+    these are the ordinary ranks."""
     return {i: 1 + _above(values, told, i) + 0.5 * sum(not told[frozenset((i, j))] for j in values if j != i)
             for i in values}
 

@@ -68,8 +68,10 @@ __all__ = [
     "band_energy", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
-    "BORDER", "borderline", "synthesis_sentence", "D3_CONTROL", "SEES", "SEES_WORDS", "sees_readout",
-    "readout_table", "seeing", "seen_by", "signed_reading", "behaviour_table", "behaviour_reading",
+    "BORDER", "borderline", "single_map_sentence", "pooled_margin_note", "synthesis_sentence", "D3_CONTROL",
+    "SEES", "SEES_WORDS", "sees_readout",
+    "readout_table", "seeing", "seen_by", "reading", "readings", "UNDECIDED_WHY", "signed_reading",
+    "behaviour_table", "behaviour_reading",
     "band_alone", "band_alone_reading",
     "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
@@ -225,11 +227,21 @@ class LensMap:
     fixed: torch.Tensor | None = None
     over: str = "images"
     extra: dict = field(default_factory=dict)
+    # > 0: every (resampled) mean of the units is a multiple of 1/grid (0/1 outcomes of grid images)
+    grid: int = 0
+
+    def map_of(self, means: torch.Tensor) -> torch.Tensor:
+        """DFT maps of (resampled) unit means. Means of 0/1 outcomes are snapped back to their grid:
+        the bootstrap averages in float32, whose rounding would otherwise break ties (equal accuracy
+        changes at two radii) that the float64 mean keeps, and shift the AUROC."""
+        if self.grid:
+            means = torch.round(means * self.grid) / self.grid
+        return self.to_map(means)
 
     def mean_map(self) -> torch.Tensor:
         if self.fixed is not None:
             return self.fixed
-        return self.to_map(self.units.mean(0, keepdim=True))[0]
+        return self.map_of(self.units.mean(0, keepdim=True))[0]
 
 
 def filtered_lens(model, x, y, radii=range(24)) -> LensMap:
@@ -240,7 +252,7 @@ def filtered_lens(model, x, y, radii=range(24)) -> LensMap:
     units = torch.cat([res["low_pred"], res["high_pred"]], 1).eq(res["labels"][:, None]).double()
     r = len(radii)
     return LensMap("filtered accuracy", units, lambda u: radial_map(filtered_importance(u[..., :r], u[..., r:])),
-                   extra={"radii": radii})
+                   extra={"radii": radii}, grid=units.shape[0])
 
 
 def of_lens(model, x) -> LensMap:
@@ -253,7 +265,8 @@ def heatmap_lens(model, x, y, eps: float = 4.0, seed: int = 0) -> LensMap:
     """Fourier heat map: per image, 0/1 error under each basis perturbation (the bootstrap
     resamples images; their mean is the heat map)."""
     res = heatmap.fourier_heatmap(model, x, y, eps=eps, seed=seed, per_image=True)
-    return LensMap("Fourier heat map", res["per_image"].double(), lambda u: u)
+    units = res["per_image"].double()
+    return LensMap("Fourier heat map", units, lambda u: u, grid=units.shape[0])
 
 
 def mask_lens(model, x, y, cfg, tag: str) -> LensMap:
@@ -304,9 +317,11 @@ def score_lens(run: LensMap, planted: str, bootstrap, bands: dict | None = None)
         margin = Estimate(mar, mar, mar, over=run.over, n=1)
     else:
         sample = {"u": run.units}
-        auc = bootstrap(lambda m: auroc(run.to_map(m["u"].double()), band), sample, over=run.over)
-        margin = bootstrap(lambda m: _margin(run.to_map(m["u"].double()), planted, bands), sample, over=run.over)
-    return {"auroc": auc, "margin": margin, "best": best, "scores": dict(zip(bands, scores.tolist())),
+        auc = bootstrap(lambda m: auroc(run.map_of(m["u"].double()), band), sample, over=run.over)
+        margin = bootstrap(lambda m: _margin(run.map_of(m["u"].double()), planted, bands), sample, over=run.over)
+    # AUROCs lie in [0, 1] and the margin is a difference of two: pooling over seeds keeps them there
+    return {"auroc": auc.within(0.0, 1.0), "margin": margin.within(-1.0, 1.0), "best": best,
+            "scores": dict(zip(bands, scores.tolist())),
             "chance95": shuffled_auroc(mean_map, band)}
 
 
@@ -318,7 +333,9 @@ def blocked(run: LensMap, n_blocks: int) -> LensMap:
     if size < 1:
         raise ValueError(f"blocked: a lens run with per-image units of at least {n_blocks} images is needed")
     units = run.units[:size * n_blocks].reshape(n_blocks, size, *run.units.shape[1:]).mean(1)
-    return LensMap(run.lens, units, run.to_map, over=f"{n_blocks} image blocks", extra=run.extra)
+    # means over blocks of 0/1 outcomes are multiples of 1/(the images kept)
+    return LensMap(run.lens, units, run.to_map, over=f"{n_blocks} image blocks", extra=run.extra,
+                   grid=size * n_blocks if run.grid else 0)
 
 
 def specificity(runs: dict, planted: str, bootstrap, bands: dict | None = None) -> Estimate:
@@ -338,12 +355,12 @@ def specificity(runs: dict, planted: str, bootstrap, bands: dict | None = None) 
     if any(runs[b].fixed is not None for b in order) or len({runs[b].units.shape[0] for b in order}) > 1:
         aucs = [float(auroc(runs[b].mean_map(), band)) for b in order]
         d = aucs[0] - max(aucs[1:])
-        return Estimate(d, d, d, over="one map each (no interval)", n=1)
+        return Estimate(d, d, d, over="one map each (no interval)", n=1).within(-1.0, 1.0)
 
     def stat(m):
-        aucs = [auroc(runs[b].to_map(m[b].double()), band) for b in order]
+        aucs = [auroc(runs[b].map_of(m[b].double()), band) for b in order]
         return aucs[0] - torch.stack(aucs[1:]).amax(0)
-    return bootstrap(stat, {b: runs[b].units for b in order}, over=runs[planted].over)
+    return bootstrap(stat, {b: runs[b].units for b in order}, over=runs[planted].over).within(-1.0, 1.0)
 
 
 def whitening_start(model, train_images: torch.Tensor, n: int = 5000):
@@ -425,13 +442,15 @@ def validity_state(numbers: dict, criteria=VALIDITY_CRITERIA) -> tuple[str, list
     return {"holds": "found", "fails": "partly found", "undecided": "undecided"}[states[2]], states
 
 
-BORDER = 0.01       # a state that a threshold moved by this much would change is flagged borderline
+BORDER = 0.01       # a criterion whose state a threshold moved by this much would change flags its cell
 
 
 def borderline(numbers: dict, criteria=VALIDITY_CRITERIA, shift: float = BORDER) -> bool:
-    """True when moving any criterion's threshold by ``-shift`` or ``+shift`` changes its state:
-    the deciding number (the point value of a single map, the interval's bound otherwise)
-    lies within ``shift`` of the threshold. One rule for lenses with and without an interval."""
+    """True when moving any criterion's threshold by ``-shift`` or ``+shift`` changes that criterion's
+    state: the deciding number (the point value of a single map, the interval's bound otherwise)
+    lies within ``shift`` of the threshold. The cell's overall state need not change with it (another
+    rule may already decide it): the flag says that one of the numbers it rests on sits at a
+    threshold. One rule for lenses with and without an interval."""
     from dataclasses import replace
     for c in criteria:
         state = c.judge(numbers)
@@ -440,6 +459,38 @@ def borderline(numbers: dict, criteria=VALIDITY_CRITERIA, shift: float = BORDER)
             if moved.judge(numbers) != state:
                 return True
     return False
+
+
+def single_map_sentence(n_seeds: int) -> str:
+    """How the lenses with one map per network (Fourier mask, first-layer filters) are judged when
+    ``n_seeds`` training seeds are pooled, in words (chapter 6, section 1)."""
+    head = ("The Fourier mask is one mask per network and the first-layer filters are one set of weights, so "
+            "their scores have no interval over test images: ")
+    if n_seeds == 1:
+        return head + ("with one training seed, their single value is judged where the others' interval bounds "
+                       "are, a less strict test.")
+    return head + (f"pooled over the {n_seeds} training seeds, their interval covers the spread between seeds "
+                   "only, where the others' covers seeds and test images, a less strict test.")
+
+
+def pooled_margin_note(scores: dict, lenses, planting: str, n_seeds: int) -> str:
+    """What pooling does to the margin of lenses blind to orientation on ``planting`` (their map ties
+    it with its mirror twin, so every seed's margin is at most 0), in words: the seed term of
+    :func:`freqlib.verdicts.pool` is symmetric about the seeds' mean, so a pooled interval can reach
+    above 0 although no seed's does. Names the cells of ``scores`` whose margin interval does."""
+    cells = [lens for lens in lenses if (lens, planting) in scores]
+    if not cells:
+        return f"This run plants no {planting} band."
+    above = [f"{lens} ({validity_state(scores[lens, planting])[0]}, margin "
+             f"{scores[lens, planting]['margin'].fmt(digits=3)})"
+             for lens in cells if scores[lens, planting]["margin"].high > 0]
+    if n_seeds == 1:
+        return (f"Their margins' intervals reach above 0 here: {_listed(above)}." if above else
+                "With one training seed, their margins' intervals stay at or below 0 here.")
+    head = (f"Pooled over {n_seeds} training seeds, a margin's interval also carries the spread between seeds, "
+            "a term symmetric about their mean, so it can reach above 0 although no seed's does, and such a cell "
+            "can read undecided where each seed alone reads not found")
+    return head + (f": here {_listed(above)}." if above else "; no such cell's interval does here.")
 
 
 # ------------------------------------------------- perturbation energies
@@ -460,7 +511,7 @@ def upper_share_excess(delta: torch.Tensor, null: torch.Tensor, bootstrap,
     # the book's one upper-band energy (chapter 01's): mean colour removed, float64 DCT
     e, z = attribution.upper_energy(delta, start), attribution.upper_energy(null, start)
     return bootstrap(lambda m: m["u"] / m["t"] - m["nu"] / m["nt"],
-                     {"u": e["upper"], "t": e["total"], "nu": z["upper"], "nt": z["total"]})
+                     {"u": e["upper"], "t": e["total"], "nu": z["upper"], "nt": z["total"]}).within(-1.0, 1.0)
 
 
 def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, seed: int = 0) -> float:
@@ -530,10 +581,11 @@ def band_enrichment(delta: torch.Tensor, null: torch.Tensor, band: torch.Tensor,
         def s0(m):
             return fixed
     upper = attribution.upper_energy(delta)
+    # shares lie in [0, 1], so headroom <= 1 and enrichment >= 0: pooling over seeds keeps them there
     return {"null_share": float(ref["br"].mean() / ref["tr"].mean()),
-            "enrichment": bootstrap(lambda m: share(m) / s0(m), sample),
-            "headroom": bootstrap(lambda m: (share(m) - s0(m)) / (1 - s0(m)), sample),
-            "upper": bootstrap(lambda m: m["u"] / m["t"], {"u": upper["upper"], "t": upper["total"]}),
+            "enrichment": bootstrap(lambda m: share(m) / s0(m), sample).within(0.0, None),
+            "headroom": bootstrap(lambda m: (share(m) - s0(m)) / (1 - s0(m)), sample).within(None, 1.0),
+            "upper": bootstrap(lambda m: m["u"] / m["t"], {"u": upper["upper"], "t": upper["total"]}).within(0.0, 1.0),
             "power": p.mean(0)}
 
 
@@ -661,19 +713,19 @@ _SYNTHESIS = {
     "D1": {"reproduced": "PGD perturbations followed the planted band of every planted network",
            "partly": "PGD perturbations followed the planted bands only in part",
            "not reproduced": "PGD perturbations did not follow the planted bands",
-           "inconclusive": "whether PGD perturbations follow the planted bands is undecided"},
+           "inconclusive": "it is inconclusive whether PGD perturbations follow the planted bands"},
     "D2": {"reproduced": "the standard network adopted the {s}-band shortcut",
            "partly": "the standard network adopted the {s}-band shortcut only in part",
            "not reproduced": "the standard network did not adopt the {s}-band shortcut",
-           "inconclusive": "whether the standard network adopted the {s}-band shortcut is undecided"},
+           "inconclusive": "it is inconclusive whether the standard network adopted the {s}-band shortcut"},
     "D3": {"reproduced": "adversarial training reduced the reliance on it",
            "partly": "adversarial training reduced the reliance on it only in part",
            "not reproduced": "adversarial training did not reduce the reliance on it",
-           "inconclusive": "whether adversarial training reduced the reliance on it is undecided"},
+           "inconclusive": "it is inconclusive whether adversarial training reduced the reliance on it"},
     "D4": {"reproduced": "and it adopted a signature beyond ε's reach",
            "partly": "and it adopted a signature beyond ε's reach only in part",
            "not reproduced": "and it did not adopt a signature beyond ε's reach",
-           "inconclusive": "and whether it adopts a signature beyond ε's reach is undecided"},
+           "inconclusive": "and it is inconclusive whether it adopts a signature beyond ε's reach"},
 }
 
 
@@ -710,8 +762,9 @@ D3_CONTROL = {
 def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: dict | None = None,
                        states: dict | None = None, d3_control: str | None = None) -> str:
     """One sentence reading the verdicts of D1-D3, and D4 where given (``verdicts[claim id]``), in words.
-    ``undecided`` (claim id -> the criteria whose interval straddles their threshold) names, for an
-    inconclusive claim, what is undecided, so the sentence does not doubt what the other criteria settled.
+    Claims read "inconclusive", criteria "undecided". ``undecided`` (claim id -> the descriptions of the
+    criteria whose interval straddles their threshold) names, for an inconclusive claim, which criteria are
+    undecided, quoted as criteria, so the sentence does not doubt what the other criteria settled.
     ``states`` (claim id -> its criteria's states, in order) does more: an inconclusive claim with a
     criterion that holds says which holds and which is undecided, in words. ``d3_control`` (a key of
     ``D3_CONTROL``: what ST at AT's clean accuracy says at D3's strength) qualifies a reduction D3 found."""
@@ -725,7 +778,9 @@ def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: d
             label = f"{c}: " + ", ".join(f"{_ORDINALS[i]} criterion {s}" for i, s in enumerate(st))
         else:
             what = (undecided or {}).get(c) if verdicts[c] == "inconclusive" else None
-            label = f"{c}; undecided: {'; '.join(what)}" if what else c
+            quoted = " and ".join(f"“{w}”" for w in what or ())
+            label = (f"{c}: the criteri{'a' if len(what) > 1 else 'on'} {quoted} {'are' if len(what) > 1 else 'is'} "
+                     "undecided") if what else c
         reduction_found = verdicts[c] in ("reproduced", "partly") or st is not None
         if c == "D3" and d3_control and reduction_found:
             label += f"; {D3_CONTROL[d3_control]}"
@@ -799,34 +854,62 @@ def _listed(lenses: list) -> str:
     return ", ".join(lenses[:-1]) + " and " + lenses[-1] if len(lenses) > 1 else lenses[0]
 
 
+def reading(word: str) -> str:
+    """A "sees it?" cell of :func:`readout_table` as ``"yes"``, ``"no"`` (difference resolved at or
+    below 0) or ``"undecided"`` (an interval that includes 0, or one map's value near 0: borderline)."""
+    return "yes" if word.startswith("yes") else "no" if word.startswith("no") else "undecided"
+
+
+def readings(table, kind: str = "ST") -> dict:
+    """lens -> :func:`reading` of ``kind``'s column of a :func:`readout_table`."""
+    return {lens: reading(table.loc[lens, f"{kind}: sees it?"]) for lens in table.index}
+
+
+UNDECIDED_WHY = f"an interval that includes 0, or one map's value within {BORDER:g} of it"
+
+
 def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     """Chapter 6's reading of the removal lenses run on images carrying their own class's signature
     (``signed``, a :func:`readout_table`) beside the same lenses on clean images (``clean``).
 
-    For ST: which lenses see the shortcut only where the images carry it, which on clean images too,
-    and which miss it even on signed images. For AT: whether a lens difference is backed by AT's
-    behaviour, ``at_follow_excess`` (how much more often AT follows a moved signature than the AT
-    network that never saw one; its interval above 0 means AT uses the signature)."""
+    For ST: which lenses see the shortcut only where the images carry it (on clean images their
+    difference is resolved at or below 0), which are undecided on clean images, which see it on
+    clean images too, and which miss it or are undecided even on signed images. For AT: whether a
+    lens difference is backed by AT's behaviour, ``at_follow_excess`` (how much more often AT follows
+    a moved signature than the AT network that never saw one; its interval above 0 means AT uses
+    the signature). "Undecided" is never read as "does not see"."""
     lenses = list(signed.index)
     verb = lambda names, one, many: f"{_listed(names)} {one if len(names) == 1 else many}"
-    st_signed, st_clean = seeing(signed, "ST"), seeing(clean, "ST")
-    only_signed = [l for l in st_signed if l not in st_clean]
-    both = [l for l in st_signed if l in st_clean]
-    missed = [l for l in lenses if l not in st_signed]
+    its = lambda names: "its" if len(names) == 1 else "their"
+    st_signed, st_clean = readings(signed, "ST"), readings(clean, "ST")
+    seen = lambda where, state: [l for l in lenses if st_signed[l] == "yes" and where[l] == state]
+    only_signed, open_clean, both = seen(st_clean, "no"), seen(st_clean, "undecided"), seen(st_clean, "yes")
+    missed = [l for l in lenses if st_signed[l] == "no"]
+    open_signed = [l for l in lenses if st_signed[l] == "undecided"]
     out = []
+    shortcut = iter(["ST's shortcut"])          # named in the first sentence, "it" after
     if only_signed:
-        out.append(verb(only_signed, "sees", "see") + " ST's shortcut only where the images carry the signature.")
+        out.append(verb(only_signed, "sees", "see") + f" {next(shortcut, 'it')} only where the images carry the "
+                   f"signature: on clean images {its(only_signed)} difference is resolved at or below 0.")
+    if open_clean:
+        out.append(verb(open_clean, "sees", "see") + f" {next(shortcut, 'it')} where the images carry the signature "
+                   f"and {'is' if len(open_clean) == 1 else 'are'} undecided on clean images ({UNDECIDED_WHY}).")
     if both:
-        out.append(verb(both, "sees", "see") + " it on clean images too, through what clean images carry at "
-                   "the signature's frequencies.")
+        out.append(verb(both, "sees", "see") + f" {next(shortcut, 'it')} on clean images too, through what clean "
+                   "images carry at the signature's frequencies.")
     if missed:
-        out.append(verb(missed, "does", "do") + " not see it even on images that carry it, so "
-                   + ("its" if len(missed) == 1 else "their") + " silence cannot tell a network that uses a "
-                   "signature from one that does not, at this profile.")
-    else:
+        out.append(verb(missed, "does", "do") + f" not see {next(shortcut, 'it')} even on images that carry it "
+                   f"(a difference resolved at or below 0), so {its(missed)} silence cannot tell a network that "
+                   "uses a signature from one that does not, at this profile.")
+    if open_signed:
+        out.append(verb(open_signed, "is", "are") + f" undecided about {next(shortcut, 'it')} even on images that "
+                   f"carry it ({UNDECIDED_WHY}).")
+    if not missed and not open_signed:
         out.append("Every removal lens sees it here: none of them is blind to a shortcut that the analysed "
                    "images carry.")
-    at_signed = seeing(signed, "AT")
+    at = readings(signed, "AT")
+    at_signed = [l for l in lenses if at[l] == "yes"]
+    at_open = [l for l in lenses if at[l] == "undecided"]
     uses = at_follow_excess.low > 0
     behaviour = ("AT's rate of following a moved signature minus that of the AT network that never saw one: "
                  f"{at_follow_excess.scaled(100).fmt(digits=1)} points")
@@ -839,9 +922,12 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
                    f"({behaviour}).")
     elif uses:
         out.append(f"For AT, no removal lens reads a difference although its behaviour shows use of the signature "
-                   f"({behaviour}): the lenses miss it.")
+                   f"({behaviour}): " + ("the lenses miss it." if not at_open else "the lenses do not show it."))
     else:
         out.append(f"For AT, no removal lens reads a difference, in line with its behaviour ({behaviour}).")
+    if at_open:
+        out.append(f"{verb(at_open, 'is', 'are')} undecided for AT ({UNDECIDED_WHY}), which neither shows a "
+                   "difference nor rules one out.")
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
 
 
@@ -853,20 +939,24 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
     signature than the same-budget network that never saw one, an Estimate). The network *uses*
     the signature where that interval lies above 0. Per condition the lens's difference and
     reading; then per lens where its readings part from the behaviour: "reads a difference the
-    behaviour does not back" (yes where use is not shown), "misses a signature in use" (no yes
-    where use is shown), or "follows the behaviour" where neither happens in any condition."""
+    behaviour does not back" (yes where use is not shown), "misses a signature in use" (no, resolved
+    at or below 0, where use is shown), "undecided where ..." (:func:`reading`: neither yes nor no), or
+    "follows the behaviour" where none of these happens in any condition."""
     import pandas as pd
     rows = {}
     for label, (table, behaviour) in readouts.items():
-        uses, yes = behaviour.low > 0, seeing(table, kind)
+        uses, read = behaviour.low > 0, readings(table, kind)
         for lens in table.index:
             row = rows.setdefault(lens, {"_parts": []})
             row[f"{label}: difference"] = table.loc[lens, f"{kind}: difference"]
             row[f"{label}: sees it?"] = table.loc[lens, f"{kind}: sees it?"]
-            if lens in yes and not uses:
+            if read[lens] == "yes" and not uses:
                 row["_parts"].append(f"reads a difference the behaviour does not back ({label})")
-            elif uses and lens not in yes:
+            elif uses and read[lens] == "no":
                 row["_parts"].append(f"misses a signature in use ({label})")
+            elif read[lens] == "undecided":
+                row["_parts"].append(f"undecided where {'the signature is in use' if uses else 'use is not shown'} "
+                                     f"({label})")
     for row in rows.values():
         row["against the behaviour"] = "; ".join(row.pop("_parts")) or "follows the behaviour"
     return pd.DataFrame(rows).T
@@ -874,13 +964,15 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
 
 def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
     """:func:`behaviour_table` in words: what the behaviour says in each condition, then which
-    lenses follow it, which read a difference it does not back, and which miss a signature in use."""
+    lenses follow it, which read a difference it does not back, which miss a signature in use,
+    and which are undecided somewhere (neither following the behaviour there nor going against it)."""
     said = "; ".join(f"{label} {b.scaled(100).fmt(digits=1)} points, {'uses it' if b.low > 0 else 'use not shown'}"
                      for label, b in behaviours.items())
     col = table["against the behaviour"]
     follow = [l for l in table.index if col[l] == "follows the behaviour"]
     alarm = [l for l in table.index if "does not back" in col[l]]
     miss = [l for l in table.index if "misses" in col[l]]
+    undecided = [l for l in table.index if "undecided where" in col[l]]
     out = [f"How much more often {kind} follows a moved signature than the {kind} network that never saw one: "
            f"{said}."]
     used = [b.low > 0 for b in behaviours.values()]
@@ -902,6 +994,19 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
     if miss:
         out.append(f"{_listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
                    f"{'its' if len(miss) == 1 else 'their'} silence does not show that it does not.")
+    if undecided:
+        where = " and ".join(dict.fromkeys(
+            "where use is not shown" if not b.low > 0 else f"where {kind} uses the signature"
+            for label, b in behaviours.items() for l in undecided
+            if reading(table.loc[l, f"{label}: sees it?"]) == "undecided"))
+        one = len(undecided) == 1
+        # where the behaviour shows use, do they all read it? then say so before what is undecided
+        reads_use = any(used) and all(reading(table.loc[l, f"{label}: sees it?"]) == "yes" for l in undecided
+                                      for label, b in behaviours.items() if b.low > 0)
+        lead = (f"{'reads' if one else 'read'} a difference where {kind} uses the signature but " if reads_use
+                else "")
+        out.append(f"{_listed(undecided)} {lead}{'is' if one else 'are'} undecided {where} ({UNDECIDED_WHY}), so "
+                   f"whether {'its' if one else 'their'} reading follows {kind}'s behaviour is not settled there.")
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
 
 
@@ -990,7 +1095,7 @@ def compare_auroc(run_a: LensMap, run_b: LensMap, band: torch.Tensor, bootstrap)
     if run_a.fixed is not None or run_b.fixed is not None or run_a.units.shape[0] != run_b.units.shape[0]:
         d = float(auroc(run_a.mean_map(), band) - auroc(run_b.mean_map(), band))
         return Estimate(d, d, d, over="one map each (no interval)", n=1)
-    return bootstrap(lambda m: auroc(run_a.to_map(m["a"].double()), band) - auroc(run_b.to_map(m["b"].double()), band),
+    return bootstrap(lambda m: auroc(run_a.map_of(m["a"].double()), band) - auroc(run_b.map_of(m["b"].double()), band),
                      {"a": run_a.units, "b": run_b.units}, over=run_a.over)
 
 

@@ -34,14 +34,14 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
 from .notebooks import glue
 
-__all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "Criterion", "Claim",
+__all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "seeds_text", "Criterion", "Claim",
            "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "first_seed_effect", "ONE_SEED",
            "VERDICTS", "STATES", "SYMBOLS"]
 
@@ -56,13 +56,17 @@ LEVEL = 0.95
 class Estimate:
     """A number with its interval. ``over`` says what the interval is over
     (``"images"``, ``"seeds × images"``, ``"mask frequencies"``, ``"exact"``...);
-    ``boot`` keeps the bootstrap replicates so estimates can be pooled over seeds."""
+    ``boot`` keeps the bootstrap replicates so estimates can be pooled over seeds;
+    ``bounds`` (low, high; None for an open end) is the range the quantity cannot leave,
+    set by :meth:`within` for an accuracy, a share or an AUROC, so that :func:`pool`
+    keeps its interval inside."""
     value: float
     low: float
     high: float
     over: str = "images"
     n: int = 0
     boot: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    bounds: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.value, self.low, self.high = float(self.value), float(self.low), float(self.high)
@@ -80,6 +84,10 @@ class Estimate:
         "undecided". For a comparison without power, e.g. two accuracies both at chance;
         ``like`` lends ``over`` and ``n``."""
         return cls(math.nan, -math.inf, math.inf, like.over if like else "images", like.n if like else 0)
+
+    def within(self, low: float | None, high: float | None) -> "Estimate":
+        """This estimate, of a quantity that cannot leave [low, high] (None: open)."""
+        return replace(self, bounds=(low, high))
 
     @property
     def is_nan(self) -> bool:
@@ -112,7 +120,11 @@ class Estimate:
         """The estimate times a constant (e.g. 100 for percentage points)."""
         lo, hi = sorted((self.low * factor, self.high * factor))
         boot = None if self.boot is None else self.boot * factor
-        return Estimate(self.value * factor, lo, hi, self.over, self.n, boot)
+        bounds = None
+        if self.bounds is not None:
+            ends = [None if b is None else b * factor for b in self.bounds]
+            bounds = tuple(ends if factor > 0 else ends[::-1])
+        return Estimate(self.value * factor, lo, hi, self.over, self.n, boot, bounds)
 
     def fmt(self, pct: bool = False, digits: int | None = None) -> str:
         """``"38.8% [35.1, 42.0]"`` (pct) or ``"2.51 [2.30, 2.77]"``.
@@ -121,8 +133,8 @@ class Estimate:
         (``"1.00 [1.00, 1.00]"``: every resample gave the same value). Only an exact number and a
         single point value that declares it has no interval (``over`` ending in "(no interval)",
         e.g. one Fourier mask) print without brackets."""
-        if self.is_nan:
-            return "no power"
+        if self.is_nan:       # a number set aside by a check is not a number without power
+            return "not judged" if self.over.startswith(NOT_JUDGED) else "no power"
         k, unit = (100.0, "%") if pct else (1.0, "")
         d = digits if digits is not None else (1 if pct else 3)
         shown = lambda x: f"{round(k * x, d) + 0.0:.{d}f}"     # + 0.0: a float32 zero such as -3e-8 prints 0.0
@@ -132,8 +144,11 @@ class Estimate:
         return f"{v} [{shown(self.low)}, {shown(self.high)}]"
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "low": self.low, "high": self.high, "over": self.over, "n": self.n}
+        out = {"value": self.value, "low": self.low, "high": self.high, "over": self.over, "n": self.n}
+        return out | ({"bounds": list(self.bounds)} if self.bounds is not None else {})
 
+
+NOT_JUDGED = "not judged"    # the ``over`` of a number a check set aside (:func:`not_judged`)
 
 _WEIGHTS: "OrderedDict[tuple, list[torch.Tensor]]" = OrderedDict()
 _WEIGHTS_BYTES = 256 << 20          # keep at most this much of resampling matrices
@@ -228,6 +243,12 @@ def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL, unit: s
     replacement would see about ten distinct means and give intervals too
     narrow by about the t quantile's excess (4.30 against 1.96 at k = 3); the
     per-seed verdicts are reported too.
+
+    The seed term is symmetric and can carry the interval past a value the quantity
+    cannot take (an accuracy of 10.7% [-3.0, 23.3] at three seeds, 2026-11-26); where
+    the seeds' estimates share :attr:`Estimate.bounds`, the replicates are clipped to
+    them. Criteria are strict (``value > t``), so an end clipped to a bound never
+    decides one.
     """
     if not estimates:
         raise ValueError("pool needs at least one estimate")
@@ -252,8 +273,13 @@ def pool(estimates: list[Estimate], seed: int = 0, level: float = LEVEL, unit: s
     normal = torch.randn(n_boot, k, generator=gen, dtype=torch.float64)
     t = normal[:, 0] / (normal[:, 1:] ** 2).mean(1).sqrt()
     reps = images + t * values.std() / math.sqrt(k)
+    bounds = {e.bounds for e in estimates}
+    bounds = bounds.pop() if len(bounds) == 1 else None
+    if bounds is not None:
+        reps = reps.clamp(*bounds)
     over = f"{k} {unit} × {estimates[0].over}" if estimates[0].over != "exact" else f"{k} {unit}"
-    return Estimate.from_boot(value, reps, over=over, n=estimates[0].n, level=level)
+    out = Estimate.from_boot(value, reps, over=over, n=estimates[0].n, level=level)
+    return out if bounds is None else out.within(*bounds)
 
 
 def pool_each(per_seed: list[dict], unit: str = "seeds") -> dict:
@@ -339,7 +365,7 @@ def not_judged(numbers: dict, keys) -> dict:
     are undecided. For numbers a budget check sets aside (the claim's text says why)."""
     out = dict(numbers)
     for k in keys:
-        out[k] = Estimate.no_power(numbers[k])
+        out[k] = Estimate(math.nan, -math.inf, math.inf, f"{NOT_JUDGED} ({numbers[k].over})", numbers[k].n)
     return out
 
 
@@ -358,6 +384,14 @@ def judge_setting_aside(claim: "Claim", per_seed: list[dict], ours: str, aside, 
         claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
                        f"{why(out['aside'])}; as measured: {ours}; criteria {states} → {out['measured_verdict']}")
     return out
+
+
+def seeds_text(pooled: str, per_seed: list[str]) -> str:
+    """How many seeds' own verdicts agree with the pooled one, and what the others said:
+    "inconclusive in 1 of 3 seeds (the others: partly, partly)" (a count alone hid them)."""
+    same = sum(v == pooled for v in per_seed)
+    others = [v for v in per_seed if v != pooled]
+    return f"{pooled} in {same} of {len(per_seed)} seeds" + (f" (the others: {', '.join(others)})" if others else "")
 
 
 def verdict(states: list[str]) -> str:
@@ -419,11 +453,7 @@ class Claim:
 
     @property
     def seeds_text(self) -> str:
-        if not self.seed_verdicts:
-            return "1 seed"
-        k = len(self.seed_verdicts)
-        same = sum(v == self.verdict for v in self.seed_verdicts)
-        return f"{self.verdict} in {same} of {k} seeds"
+        return seeds_text(self.verdict, self.seed_verdicts) if self.seed_verdicts else "1 seed"
 
     def criteria_text(self) -> str:
         parts = []

@@ -52,7 +52,8 @@ def test_verdicts_follow_from_the_glued_numbers(rows):
             kinds = ("images", "images × random masks", "mask frequencies")
             if name.startswith("gen_") and numbers[name].value == numbers[name].value:   # (no power: one run's)
                 kinds = tuple(f"2 training runs × {k}" for k in kinds)
-            assert numbers[name].over in kinds, name
+            over = numbers[name].over          # a number C4's cap set aside says so: "not judged (images)"
+            assert over in kinds or over in {f"not judged ({k})" for k in kinds}, name
 
 
 def test_jpeg_pixels_are_compared(chapter, rows):

@@ -584,3 +584,6 @@ def test_curve_lead_text_says_where_each_curve_leads():
     assert paper_a.curve_lead_text(st, at) == "AT's curve is the higher at r = 2 and ST's at r = 16"
     assert paper_a.curve_lead_text(st, curve(right, right, right)).startswith("AT's curve is the higher at every")
     assert paper_a.curve_lead_text(st, st) == "the two curves coincide"
+    # r = 0 low-passes to a black image: which network guesses it right says nothing about frequencies
+    at_zero = lambda *cols: {"radius": torch.tensor([0.0, 2.0]), "labels": labels, "low_pred": torch.stack(cols, 1)}
+    assert paper_a.curve_lead_text(at_zero(wrong, wrong), at_zero(right, wrong)) == "the two curves coincide"

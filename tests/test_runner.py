@@ -94,6 +94,10 @@ def test_run_card_and_skip_when_unchanged(tmp_path):
     card = executed.cells[1]
     assert "run-card" in card.metadata["tags"] and "Run card" in card.source
     assert "| profile | smoke |" in card.source and "| data variant | synthetic |" in card.source
+    # the seeds it trained (setup_chapter glues seed and n_seeds; none here: one network, seed 0), and the
+    # parameters as code, whose quotes Sphinx would otherwise curl
+    assert "| training seeds | 0 |" in card.source and "| parameters | `profile='smoke', device='auto', seed=0, n_images=21, scale=0.5` |" in card.source
+    assert runner.training_seeds({"seed": 2, "n_seeds": 3}) == "2, 3, 4"
     assert "42" in executed.cells[-1].outputs[0]["text"]
     assert read_glue(done)["profile"] == "smoke"
     from freqlib.environment import lock_digest, versions

@@ -330,10 +330,14 @@ def test_d4_needs_a_signature_beyond_the_reach_of_eps():
 def test_synthesis_sentence_names_what_is_undecided():
     verdicts = {"D1": "partly", "D2": "inconclusive", "D3": "reproduced"}
     named = V.synthesis_sentence(verdicts, "high", {"D2": ["cost beyond no-class gratings > 10 pts"]})
-    assert "(D2; undecided: cost beyond no-class gratings > 10 pts)" in named
+    # claims read "inconclusive", criteria "undecided", quoted as criteria
+    assert "it is inconclusive whether the standard network adopted" in named and "is undecided (" not in named
+    assert "(D2: the criterion “cost beyond no-class gratings > 10 pts” is undecided)" in named
+    two = V.synthesis_sentence(verdicts, "high", {"D2": ["a > 1", "b > 2"]})
+    assert "(D2: the criteria “a > 1” and “b > 2” are undecided)" in two
     assert "(D2)" in V.synthesis_sentence(verdicts, "high")
     settled = V.synthesis_sentence({**verdicts, "D2": "reproduced"}, "high", {"D2": ["anything"]})
-    assert "undecided: anything" not in settled          # only an inconclusive claim names its open criteria
+    assert "anything" not in settled          # only an inconclusive claim names its open criteria
 
 
 def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
@@ -579,7 +583,7 @@ def test_synthesis_sentence_follows_which_criterion_of_an_inconclusive_claim_hol
     other = V.synthesis_sentence(verdicts, "high", None, {**states, "D2": ["undecided", "holds"]})
     assert other.index("beyond no-class gratings") < other.index("but whether moving the high-band signature")
     none_held = V.synthesis_sentence(verdicts, "high", None, {**states, "D2": ["undecided", "undecided"]})
-    assert "whether the standard network adopted the high-band shortcut is undecided (D2)" in none_held
+    assert "it is inconclusive whether the standard network adopted the high-band shortcut (D2)" in none_held
     # an inconclusive D4 with one criterion held keeps its leading "and"
     d4 = V.synthesis_sentence({**verdicts, "D4": "inconclusive"}, "high", None, {**states, "D4": ["undecided", "holds"]})
     assert "(D3), and a moved strong signature removed" in d4 and d4.endswith("second criterion holds).")
@@ -625,13 +629,23 @@ def test_the_matched_controls_point_estimates_lean_either_way():
     assert "no contrast for the accuracy control to explain" in none and "is at AT's clean accuracy" in none
     assert "other strengths" not in text                      # nothing else given, nothing else said
     # the lean is D3's strength's; other strengths are listed, and a resolved gap the other way is named
-    other = {29.0: point(0.13, -0.003, clean=0.048), 20.0: point(0.60, 0.63, clean=0.0)}
+    other = {29.0: point(0.13, -0.003, clean=0.02), 20.0: point(0.60, 0.63, clean=0.0)}
     both = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget", 32.0, other)
     assert both.startswith("On point estimates alone (shown, not judged): At D3's strength (32 dB), ST at 1/4")
     assert "This is read at D3's strength only" in both
-    assert "29 dB: 13.3 [11.3, 15.3] pts (clean accuracy ST − AT 4.8 [2.8, 6.8] pts); 20 dB: -3.0" in both
+    assert "29 dB: 13.3 [11.3, 15.3] pts (clean accuracy ST − AT 2.0 [0.0, 4.0] pts); 20 dB: -3.0" in both
     assert "At 29 dB, ST at this budget follows the signature resolvably more often than AT" in both
     assert "At 29 dB and 20 dB" not in both                     # 20 dB's gap is not resolved above 0
+    # the matched reading's rule: no conclusion where the clean accuracies are not surely matched ...
+    unsure = {29.0: point(0.13, -0.003, clean=0.048)}
+    text = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget", 32.0, unsure)
+    assert "4.8 [2.8, 6.8] pts; clean accuracies not surely matched, not read)" in text
+    assert "resolvably more often" not in text and "no conclusion is drawn" in text
+    # ... nor beyond ε's reach, where the two readings predict the same
+    far = {29.0: {**point(0.13, -0.003, clean=0.02), "weakest": 9 / 255}}
+    text = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget", 32.0, far, 7 / 255)
+    assert "beyond ε's reach, not read)" in text and "resolvably more often" not in text
+    assert "cannot tell them apart" in text
     leaning_reach = shortcut.matched_lean(point(0.25, 0.0, clean=-0.01), E(0.30), "1/2 of the budget", 32.0, other)
     assert "At 20 dB, ST at this budget follows the signature no more often than AT" in leaning_reach
     assert "resolvably more often" not in leaning_reach
@@ -728,15 +742,23 @@ def test_the_signed_reading_follows_the_readouts_and_checks_at_against_its_behav
                    dict(zip(lenses, ("yes", "undecided", "no (one map each: point value)"))))
     no_use, use = Estimate(-0.008, -0.017, 0.002), Estimate(0.05, 0.03, 0.07)
     text = V.signed_reading(signed, clean, no_use)
-    assert text.startswith("Filtered accuracy and Fourier mask see ST's shortcut only where the images carry")
-    assert "signature. Occluded frequency sees it on clean images too" in text
+    # undecided on clean images is not "does not see": only a difference resolved at or below 0 is
+    assert text.startswith("Filtered accuracy and Fourier mask see ST's shortcut where the images carry the "
+                           "signature and are undecided on clean images")
+    assert "only where" not in text and "Occluded frequency sees it on clean images too" in text
+    resolved = _seen(dict(zip(lenses, ("no", "yes", "no (one map each: point value)"))), dict.fromkeys(lenses, "no"))
+    assert V.signed_reading(signed, resolved, no_use).startswith(
+        "Filtered accuracy and Fourier mask see ST's shortcut only where the images carry the signature: on clean "
+        "images their difference is resolved at or below 0.")
+    assert "Occluded frequency is undecided for AT" in text
     assert "Every removal lens sees it here" in text
     assert "For AT, filtered accuracy reads a difference too, which its behaviour does not back (AT's rate of " \
            "following a moved signature minus that of the AT network that never saw one: -0.8 [-1.7, 0.2] points)" in text
     assert "its behaviour backs it" in V.signed_reading(signed, clean, use)
     blind = _seen(dict(zip(lenses, ("yes", "no", "undecided"))), dict.fromkeys(lenses, "no"))
     text = V.signed_reading(blind, clean, no_use)
-    assert "Occluded frequency and Fourier mask do not see it even on images that carry it" in text
+    assert "Occluded frequency does not see it even on images that carry it" in text
+    assert "Fourier mask is undecided about it even on images that carry it" in text
     assert "Every removal lens" not in text
     assert "For AT, no removal lens reads a difference, in line with its behaviour" in text
     assert "the lenses miss it" in V.signed_reading(blind, clean, use)
@@ -759,7 +781,7 @@ def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
     verdict = table["against the behaviour"]
     assert verdict["filtered accuracy"] == "follows the behaviour"
     assert verdict["occluded frequency"] == "reads a difference the behaviour does not back (faint)"
-    assert verdict["Fourier mask"] == "misses a signature in use (strong)"
+    assert verdict["Fourier mask"] == "undecided where use is not shown (faint); misses a signature in use (strong)"
     assert list(table.columns[:2]) == ["faint: difference", "faint: sees it?"]
     text = V.behaviour_reading(table, {"faint": no_use, "strong": use})
     assert text.startswith("How much more often AT follows a moved signature than the AT network that never saw "
@@ -768,13 +790,23 @@ def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
            "where use is not shown, so its reading of AT can be taken at its word here." in text
     assert "Occluded frequency reads a difference where use is not shown" in text
     assert "Fourier mask misses a signature AT uses" in text
+    assert "Fourier mask is undecided where use is not shown" in text
     # the same readings where AT used neither signature: the strong "yes" readings become false alarms
     table = V.behaviour_table({"faint": (faint, no_use), "strong": (strong, no_use)})
     assert table["against the behaviour"]["filtered accuracy"] == "reads a difference the behaviour does not back (strong)"
-    assert table["against the behaviour"]["Fourier mask"] == "follows the behaviour"
-    text = V.behaviour_reading(table, {"faint": no_use, "strong": no_use})
+    assert table["against the behaviour"]["Fourier mask"] == "undecided where use is not shown (faint)"
+    # silence is a resolved "no", never an undecided reading
+    silent = V.behaviour_table({"faint": (_at_readout({"Fourier mask": "no (one map each: point value)"}), no_use)})
+    assert silent["against the behaviour"]["Fourier mask"] == "follows the behaviour"
+    text = V.behaviour_reading(silent, {"faint": no_use})
     assert "Fourier mask follows it in every condition, but only by reading no difference where AT uses no " \
            "signature, which cannot show that its reading would come where one is used." in text
+    # undecided where use is not shown, a difference where it is shown: said, and not called following
+    both = V.behaviour_table({"faint": (_at_readout({"occluded frequency": "undecided"}), no_use),
+                              "strong": (_at_readout({"occluded frequency": "yes"}), use)})
+    text = V.behaviour_reading(both, {"faint": no_use, "strong": use})
+    assert "Occluded frequency reads a difference where AT uses the signature but is undecided where use is not " \
+           "shown" in text and "follows it in every condition" not in text
     text = V.behaviour_reading(V.behaviour_table({"strong": (strong, use)}), {"strong": use})
     assert "Filtered accuracy and occluded frequency follow it in every condition: a difference wherever AT uses " \
            "the signature, though no condition here checks" in text

@@ -1,6 +1,7 @@
 """The verdict machinery: intervals that cover at the nominal rate, criteria judged
 on intervals (holds / fails / undecided), verdicts derived from them, pooling
 over seeds, and deviations."""
+import json
 import math
 
 import pytest
@@ -84,6 +85,8 @@ def test_claim_per_seed_and_pooled():
     assert claim.seeds_text == "reproduced in 3 of 3 seeds"
     claim.evaluate([{"x": Estimate.exact(0.7)}, {"x": Estimate.exact(0.3)}], "ours")
     assert claim.seed_verdicts == ["reproduced", "not reproduced"]
+    # the seeds that disagree with the pooled verdict are named, not only counted
+    assert claim.seeds_text == f"{claim.verdict} in 0 of 2 seeds (the others: reproduced, not reproduced)"
 
 
 def test_first_seed_effect_sets_the_first_seed_beside_the_pooled_verdict():
@@ -123,6 +126,35 @@ def test_pool_of_three_seeds_uses_the_t_quantile_not_a_resample_of_three():
     assert pooled.high == pytest.approx(1 + 4.303 / 3 ** 0.5, abs=0.25)
     same = pool([Estimate.exact(0.5)] * 3)
     assert same.low == same.high == pytest.approx(0.5)
+
+
+def test_pool_keeps_a_bounded_quantity_inside_its_range():
+    """Three seeds' accuracies near 0: the t term carries the interval below 0 (an accuracy of
+    10.7% [-3.0, 23.3] was printed, 2026-11-26); marked ``within(0, 1)`` it stops at 0 with the
+    point value and the upper end unchanged, a strict criterion at the bound stays undecided, and
+    the bounds survive scaling, pooling and the sweep's JSON."""
+    from freqlib.sweep import _estimate
+    accs = [Estimate.exact(v) for v in (0.0, 0.1, 0.25)]
+    free, clipped = pool(accs), pool([a.within(0.0, 1.0) for a in accs])
+    assert free.low < 0 and clipped.low == 0.0
+    assert clipped.value == free.value and clipped.high == pytest.approx(free.high)
+    assert Criterion("acc above 0", "a", above=0.0).judge_one(clipped) == "undecided"
+    assert clipped.scaled(-100).bounds == (-100.0, 0.0) and clipped.bounds == (0.0, 1.0)
+    assert _estimate(json.loads(json.dumps(clipped.to_dict()))).bounds == (0.0, 1.0)
+    assert pool([a.within(None, 0.2) for a in accs]).high == 0.2              # an open lower end
+    assert pool([accs[0].within(0.0, 1.0), accs[1], accs[2]]).low < 0       # bounds must agree to apply
+
+
+def test_a_number_set_aside_prints_not_judged_not_no_power():
+    """B2's budget gate sets its numbers aside; they printed "no power" beside an interval that
+    had power (2026-11-26). Set aside, a number reads "not judged", stays so when pooled, and its
+    criterion is undecided; a comparison without power still reads "no power"."""
+    from freqlib.verdicts import not_judged
+    seeds = [{"g": Estimate(v, v - 1, v + 1)} for v in (-5.0, -4.0)]
+    aside = [not_judged(n, ["g"]) for n in seeds]
+    assert aside[0]["g"].fmt() == "not judged" and pool([n["g"] for n in aside]).fmt() == "not judged"
+    assert Criterion("gain above 0", "g", above=0.0).judge(aside[0]) == "undecided"
+    assert Estimate.no_power(seeds[0]["g"]).fmt() == "no power"
 
 
 def test_pool_each_pools_every_number_and_names_what_was_repeated():
