@@ -906,3 +906,18 @@ def test_whitening_start_rebuilds_the_stem_training_started_from():
     start = V.whitening_start(net, x)
     assert torch.allclose(first_conv(start).weight, start_weight)
     assert not torch.allclose(first_conv(net).weight, start_weight)     # the network itself is untouched
+
+
+def test_resampled_means_of_0_1_outcomes_are_snapped_back_to_their_grid():
+    """The bootstrap averages in float32; for 0/1 outcomes of n images that rounding broke ties a
+    float64 mean keeps (two radii with equal accuracy changes) and moved filtered-accuracy and heat-map
+    AUROCs, so a difference of AUROCs was not the difference shown (2026-11-26). A LensMap with a
+    grid maps k/n exactly; without one the float32 rounding stays."""
+    torch.manual_seed(0)
+    units = (torch.rand(7, 5) < 0.5).double()                        # 7 images, 0/1 outcomes
+    exact = units.mean(0, keepdim=True)
+    rounded = units.float().mean(0, keepdim=True).double()          # what a float32 average gives
+    assert not torch.equal(rounded, exact)
+    snapped = V.LensMap("t", units, lambda u: u, grid=7)
+    assert torch.equal(snapped.map_of(rounded), exact) and torch.equal(snapped.mean_map(), exact[0])
+    assert torch.equal(V.LensMap("t", units, lambda u: u).map_of(rounded), rounded)
