@@ -376,7 +376,7 @@ def ordering_text(differences: dict) -> str:
                  "prediction" + (f" ({shown(against)})" if against else ""))
     parts.append(f"{len(open_)} {'is' if len(open_) == 1 else 'are'} not resolved, the paired interval including 0"
                  + (f" ({shown(open_)})" if open_ else ""))
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return "; ".join(parts[:-1]) + "; and " + parts[-1]     # parts carry commas of their own
 
 
 def family_intervals(scores: "Scores", boot=bootstrap, **kw):

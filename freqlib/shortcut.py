@@ -538,7 +538,7 @@ def matched_lean(n: dict, full_excess, budget: str, strength: float | None = Non
     clean = n["clean_gap"].value
     where = (f"{pt(abs(clean))} points {'above' if clean > 0 else 'below'} AT's clean accuracy" if clean
              else "at AT's clean accuracy")
-    at_d3 = "At D3's strength" + (f" ({strength:g} dB)" if strength is not None else "")
+    at_d3 = "at D3's strength" + (f" ({strength:g} dB)" if strength is not None else "")     # after a colon
     head = (f"On point estimates alone (shown, not judged): {at_d3}, ST at {budget} is {where} and follows the "
             f"faint signature {pt(st)} points more often than its null, AT {pt(at)} points; ")
     contrast = full - at
@@ -635,6 +635,14 @@ def reach_reading(d3: str, d4: str, control: str = "open", ignored_beyond=(), d4
     if d3 == "reproduced" and d4 == "not reproduced":
         return ("AT ignored even a signature no ε-bounded change can erase: it avoided the band itself, as the "
                 "frequency story says, not only what ε can forge." + caveat)
+    if d4 == "reproduced":         # the strong signature adopted: "AT avoids the band" is out, whatever D3 says
+        text = ("AT adopted the strong signature, beyond ε's reach, in the same band: it does not avoid high "
+                f"frequencies as such. With D3 {d3}, whether it ignores what an ε-bounded change can forge is not "
+                "shown at this profile. ")
+        if beyond:
+            text += (f"It ignored the signature at {beyond}, beyond ε's reach along every whole signature: being "
+                     "beyond ε's reach did not suffice for AT to adopt a signature. ")
+        return text.rstrip() + caveat
     return (f"With D3 {d3} and D4 {d4}, the two readings (AT avoids what ε can forge; AT avoids the band) "
             "are not told apart at this profile." + caveat)
 

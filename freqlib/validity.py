@@ -1052,10 +1052,10 @@ def limits_sentence(seeds: list) -> str:
                 "only, with one trained network per condition, so they leave out how much a retrained network "
                 "would differ.")
     return (f"These verdicts pool {len(seeds)} training seeds ({', '.join(map(str, seeds))}) of the planted, "
-            "shortcut and strong-signature networks and of the AT network without a signature (D4 sets each "
-            "seed's AT against its own); the ST network without a signature, the adoption curve and the "
-            "accuracy-matched control are one trained network each (first seed), with intervals over test "
-            "images only.")
+            "shortcut and strong-signature AT networks and of the AT network without a signature (D4 sets each "
+            "seed's AT against its own); the ST networks with the strong signature and without a signature, the "
+            "adoption curve and the accuracy-matched control are one trained network each (first seed), with "
+            "intervals over test images only.")
 
 
 # ------------------------------------------------------------ one model

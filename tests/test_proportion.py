@@ -323,8 +323,8 @@ def test_family_differences_are_paired_and_ordering_text_reads_their_intervals()
                                            "(" + "; ".join(f"{k}: {flat[k].fmt(digits=1)}" for k in flat) + ")")
     mixed = {"noise > blur": Estimate(3.0, 1.0, 5.0), "blur > weather": Estimate(-1.0, -3.0, 1.0)}
     assert pb.ordering_text(mixed) == ("of 2 predicted orderings, 1 is resolved and holds (noise > blur: "
-                                       f"{mixed['noise > blur'].fmt(digits=1)}), 0 are resolved the other way, "
-                                       "against the prediction and 1 is not resolved, the paired interval including 0 "
+                                       f"{mixed['noise > blur'].fmt(digits=1)}); 0 are resolved the other way, "
+                                       "against the prediction; and 1 is not resolved, the paired interval including 0 "
                                        f"(blur > weather: {mixed['blur > weather'].fmt(digits=1)})")
     assert pb.ordering_text({}).startswith("no predicted ordering")
     # a family absent from the set drops its pairs

@@ -347,7 +347,12 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     assert "does not avoid high frequencies as such" in shortcut.reach_reading("reproduced", "reproduced")
     assert "avoided the band itself" in shortcut.reach_reading("reproduced", "not reproduced")
     assert "not told apart" in shortcut.reach_reading("reproduced", "inconclusive")
-    assert "not told apart" in shortcut.reach_reading("not reproduced", "reproduced")
+    # D4 reproduced rules out "AT avoids the band" whatever D3 says (it read "not told apart", 2026-11-26)
+    for d3 in ("not reproduced", "inconclusive", "partly"):
+        text = shortcut.reach_reading(d3, "reproduced", "open", [29.0])
+        assert "does not avoid high frequencies as such" in text and "not told apart" not in text
+        assert f"With D3 {d3}, whether it ignores" in text and "ignored the signature at 29 dB" in text
+    assert "not told apart" in shortcut.reach_reading("inconclusive", "inconclusive")
     # adopting the strong signature settles why AT ignored the faint one only when ST at AT's
     # accuracy follows the faint one; when it ignores it too, or the control is open, it does not
     settled = shortcut.reach_reading("reproduced", "reproduced", "separated")
@@ -631,7 +636,7 @@ def test_the_matched_controls_point_estimates_lean_either_way():
     # the lean is D3's strength's; other strengths are listed, and a resolved gap the other way is named
     other = {29.0: point(0.13, -0.003, clean=0.02), 20.0: point(0.60, 0.63, clean=0.0)}
     both = shortcut.matched_lean(point(0.013, -0.007), E(0.304), "1/4 of the budget", 32.0, other)
-    assert both.startswith("On point estimates alone (shown, not judged): At D3's strength (32 dB), ST at 1/4")
+    assert both.startswith("On point estimates alone (shown, not judged): at D3's strength (32 dB), ST at 1/4")
     assert "This is read at D3's strength only" in both
     assert "29 dB: 13.3 [11.3, 15.3] pts (clean accuracy ST − AT 2.0 [0.0, 4.0] pts); 20 dB: -3.0" in both
     assert "At 29 dB, ST at this budget follows the signature resolvably more often than AT" in both
