@@ -842,7 +842,7 @@ def readout_table(runs: dict, band: torch.Tensor, bootstrap, kinds=("ST", "AT"))
 
 def seeing(table, kind: str = "ST") -> list[str]:
     """The lenses of :func:`readout_table` that see ``kind``'s shortcut (read "yes")."""
-    return [lens for lens in table.index if table.loc[lens, f"{kind}: sees it?"].startswith("yes")]
+    return [lens for lens, r in readings(table, kind).items() if r == "yes"]
 
 
 def seen_by(table, kind: str = "ST") -> str:

@@ -587,3 +587,17 @@ def test_curve_lead_text_says_where_each_curve_leads():
     # r = 0 low-passes to a black image: which network guesses it right says nothing about frequencies
     at_zero = lambda *cols: {"radius": torch.tensor([0.0, 2.0]), "labels": labels, "low_pred": torch.stack(cols, 1)}
     assert paper_a.curve_lead_text(at_zero(wrong, wrong), at_zero(right, wrong)) == "the two curves coincide"
+
+
+def test_each_number_carries_the_range_it_cannot_leave():
+    """Shares and accuracies [0, 1], their differences [-1, 1], a share of accuracy kept >= 0 (it can
+    pass 1), centroids and differences of kept shares open; numbers() attaches them, so pooling clips."""
+    assert paper_a.bounds("st_of_upper") == (0.0, 1.0) and paper_a.bounds("at_low_small") == (0.0, 1.0)
+    assert paper_a.bounds("st_of_upper_over_norm") == (-1.0, 1.0) == paper_a.bounds("at_minus_st_low_small")
+    assert paper_a.bounds("st_high_kept") == (0.0, None)
+    assert paper_a.bounds("st_minus_at_high_kept") is None and paper_a.bounds("at_minus_st_of_centroid") is None
+    from functools import partial
+    from freqlib.verdicts import bootstrap
+    ev = {"at_minus_st_low_small": {"at": torch.ones(8), "st": torch.zeros(8)}}
+    nums = paper_a.numbers(ev, partial(bootstrap, n_boot=50))
+    assert nums["at_minus_st_low_small"].bounds == (-1.0, 1.0) and nums["st_low_small"].bounds == (0.0, 1.0)

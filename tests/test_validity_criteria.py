@@ -926,3 +926,20 @@ def test_resampled_means_of_0_1_outcomes_are_snapped_back_to_their_grid():
     snapped = V.LensMap("t", units, lambda u: u, grid=7)
     assert torch.equal(snapped.map_of(rounded), exact) and torch.equal(snapped.mean_map(), exact[0])
     assert torch.equal(V.LensMap("t", units, lambda u: u).map_of(rounded), rounded)
+
+
+def test_single_map_lenses_and_pooled_margins_are_described_as_computed():
+    """The mask and filter lenses have no interval over images; pooled over seeds they get one over seeds
+    only. An orientation-blind lens's margin is at most 0 on each seed, but the pooled seed term can carry
+    its interval above 0: the note names exactly the cells where it does."""
+    assert "with one training seed, their single value is judged" in V.single_map_sentence(1)
+    several = V.single_map_sentence(3)
+    assert "pooled over the 3 training seeds, their interval covers the spread between seeds only" in several
+    cell = lambda margin: {"auroc": Estimate(0.8, 0.7, 0.9), "margin": margin, "specificity": Estimate(0.1, 0.05, 0.2)}
+    scores = {("filtered accuracy", "horizontal"): cell(Estimate(-0.02, -0.09, 0.02)),
+              ("occluded frequency", "horizontal"): cell(Estimate(-0.05, -0.08, -0.01))}
+    note = V.pooled_margin_note(scores, ("filtered accuracy", "occluded frequency"), "horizontal", 3)
+    assert "here filtered accuracy (" in note and "occluded frequency (" not in note
+    assert "no such cell" in V.pooled_margin_note({k: cell(Estimate(-0.05, -0.08, -0.01)) for k in scores},
+                                                   ("filtered accuracy", "occluded frequency"), "horizontal", 3)
+    assert V.pooled_margin_note(scores, ("filtered accuracy",), "low", 3) == "This run plants no low band."
