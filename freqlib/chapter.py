@@ -29,7 +29,7 @@ from .profiles import (default_seeds, dry_sized, paper_dry, profile_settings, re
                        resolve_profile)
 from .verdicts import bootstrap
 
-__all__ = ["ChapterContext", "setup_chapter", "network_name", "glue"]
+__all__ = ["ChapterContext", "setup_chapter", "network_name", "arch_name", "ARCH_NAMES", "glue"]
 
 PIXELS = ("auto", "jpeg")
 
@@ -135,12 +135,19 @@ class ChapterContext:
         return bootstrap(statistic, *samples, **kw)
 
 
+ARCH_NAMES = {"airbench": "airbench94", "resnet18": "ResNet-18", "fastnet": "FastNet"}
+
+
+def arch_name(arch: str) -> str:
+    """An architecture key as a reader knows it: "FastNet" for fastnet."""
+    return ARCH_NAMES.get(arch, arch)
+
+
 def network_name(profile: str, arch: str | None = None) -> str:
     """``arch`` (default: the profile's network) as a reader knows it, with its widths at ``profile``."""
     from .profiles import DRY, arch_settings
     settings = arch_settings(profile, arch)
-    name = {"airbench": "airbench94", "resnet18": "ResNet-18", "fastnet": "FastNet"}.get(settings["arch"],
-                                                                                    settings["arch"])
+    name = arch_name(settings["arch"])
     if profile == "paper" and paper_dry():
         return f"{name}, widths {tuple(DRY['widths'][settings['arch']])} (dry run)"
     return f"{name}, widths {tuple(settings['widths'])}"

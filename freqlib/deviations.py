@@ -39,12 +39,14 @@ class Deviation:
 
 
 def deviations_table(deviations: list[Deviation], chapter: str):
-    """DataFrame of ``deviations`` for display; glues ``deviations`` (JSON with the chapter)."""
+    """DataFrame of ``deviations`` for display (without the markdown backticks); glues
+    ``deviations`` (JSON with the chapter, as written)."""
     import pandas as pd
     if not deviations:
         raise ValueError(f"{chapter}: a claim chapter lists at least one deviation (or says why none)")
     rows = [asdict(d) for d in deviations]
     glue("deviations", json.dumps({"chapter": chapter, "rows": rows}))
-    table = pd.DataFrame(rows)
+    # backticks mark code for the instructor page's markdown; a DataFrame cell would show them
+    table = pd.DataFrame(rows).apply(lambda col: col.str.replace("`", "", regex=False))
     table.index = range(1, len(table) + 1)
     return table

@@ -100,7 +100,7 @@ def plot_band_basis(title: str):
         "weight\n(red +, blue \u2212)", fontsize=8)
     fig.colorbar(power_image, ax=axes[1, :], shrink=0.9, pad=0.01).set_label(
         "power (flat\nspectrum = 1)", fontsize=8)
-    fig.suptitle(f"{title}\n(dashed: radius R_CUT = {R_CUT:.2f}; rho is the share of energy outside it)",
+    fig.suptitle(f"{title}\n(dashed: the cut-off radius {R_CUT:.2f}; rho is the share of energy outside it)",
                  fontsize=10)
     return fig
 

@@ -28,6 +28,11 @@ TIMINGS_MARKER = "<!-- timings -->"
 DEVIATIONS_MARKER = "<!-- deviations -->"
 LEDGER_COLUMNS = ("claim", "verdict", "criteria", "paper", "paper's value", "ours", "JPEG pixels")
 RUN_COLUMNS = ("profile", "device", "variant", "run date")
+# the abbreviations the ledger's cells use, each defined in its chapter
+ABBREVIATIONS = ("ST: standard training; AT: adversarial training (L∞ unless named); OF: occluded-frequency "
+                 "attribution; PGD: projected gradient descent; DCT: discrete cosine transform, k its band index; "
+                 "r: a radius in the centred discrete Fourier transform; mean-C: mean accuracy over CIFAR-10-C; "
+                 "SSIM: structural similarity; pts: percentage points")
 SYMBOLS = {"holds": "✔", "fails": "✘", "undecided": "?"}
 
 
@@ -94,7 +99,7 @@ def _verdict_cell(row: dict) -> str:
     seeds = str(row.get("seeds", ""))
     total = re.search(r" of (\d+) seeds", seeds)
     several = total is not None and int(total.group(1)) > 1
-    return f"{row.get('verdict', '—')} ({seeds})" if several else str(row.get("verdict", "—"))
+    return f"{row.get('verdict', '—')}; {seeds}" if several else str(row.get("verdict", "—"))
 
 
 def _jpeg_cell(row: dict) -> str:
@@ -140,14 +145,16 @@ def ledger_markdown(rows: list[dict], profiles: set[str] | None = None) -> str:
         for stem, r in runs.items():
             lines.append(f"| [{stem}](chapters/{stem}.ipynb) | " + " | ".join(_cell(r.get(c, "—")) for c in RUN_COLUMNS)
                          + " |")
-    lines += ["", f"Criteria: ✔ holds, ✘ fails, ? undecided (95% intervals), in the chapter's order. "
-              f"*ours* gives each number with its interval. *JPEG pixels*: the verdict recomputed on the "
-              f"JPEG-q75 versions of the same test images (the chapter lists the criteria that change). "
-              f"⚠ lock: executed under another `requirements.lock` than the current one ({lock_digest()}); "
-              f"⚠ not the locked libraries: executed where torch, torchvision or numpy differ from the lock "
-              f"(see the run card); either way numbers may differ from a run in the locked environment."
+    lines += ["", "Criteria: ✔ holds, ✘ fails, ? undecided (95% intervals), in the chapter's order; a number "
+              "a budget check set aside reads \"not judged\" and leaves its criterion undecided. *ours* gives "
+              "each number with its interval (pooled over the training seeds where the verdict names several). "
+              "*JPEG pixels*: the verdict recomputed on the JPEG-q75 versions of the same test images (the "
+              "chapter lists the criteria that change); —: not recomputed."
               + (" *sweep (pooled)*: the collected sweep over training seeds (`python -m freqlib sweep`)."
-                 if pooled else "")]
+                 if pooled else "") + f" {ABBREVIATIONS}.", "",
+              f"Run table: ⚠ lock: executed under another `requirements.lock` than the current one ({lock_digest()}); "
+              f"⚠ not the locked libraries: executed where torch, torchvision or numpy differ from the lock "
+              f"(see the run card); either way numbers may differ from a run in the locked environment."]
     return "\n".join(lines)
 
 
@@ -164,11 +171,15 @@ def timings_markdown(runs: dict[str, Path]) -> str:
     models = sorted((m for m in list_models(current=True) if m.get("profile") in profiles),
                     key=lambda m: (m["profile"], m["name"], m.get("seed", 0), m["key"]))
     if models:
-        lines += ["", "| zoo model | seed | profile | training time | test accuracy | device |",
-                  "|---|---|---|---|---|---|"]
+        # recipe, data and budget tell apart a recipe's variants (chapter 6's budget ladder, its
+        # signature strengths); the key names the record in data/models
+        lines += ["", "| zoo model | seed | profile | dataset | training images × epochs | training time | "
+                      "test accuracy | device | key |", "|---|---|---|---|---|---|---|---|---|"]
         for m in models:
-            lines.append(f"| {m['name']} | {m.get('seed', 0)} | {m['profile']} | {m['train_seconds']:.0f} s | "
-                         f"{100 * m['test_accuracy']:.1f}% | {m['device']} |")
+            c = m.get("config", {})
+            budget = f"{c['n_train']:,} × {c['epochs']:g}" if "n_train" in c and "epochs" in c else "?"
+            lines.append(f"| {m['name']} | {m.get('seed', 0)} | {m['profile']} | {c.get('dataset', '?')} | {budget} | "
+                         f"{m['train_seconds']:.0f} s | {100 * m['test_accuracy']:.1f}% | {m['device']} | {m['key']} |")
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from .verdicts import bootstrap
 
 __all__ = [
     "generalisation_masks", "generalisation_sample", "generalisation_estimates", "train_through_mask",
+    "budget_text",
 ]
 
 
@@ -143,3 +144,14 @@ def train_through_mask(mask: torch.Tensor | None, profile: str, device="cpu", ta
         atomic_torch_save({"key": key, "state_dict": state, "record": record}, path)
     model.record = dict(record, cached=False)
     return model.eval()
+
+
+def budget_text(record: dict) -> str:
+    """The training budget of a network from :func:`train_through_mask` (its ``record``), as prose
+    reads it: "8000 training images, 3 epochs, the FastNet network of widths (16, 32, 64)"; the
+    architecture as a reader knows it (``freqlib.chapter.arch_name``), the widths its own."""
+    from .chapter import arch_name
+    cfg = record["config"]
+    name = arch_name(cfg["arch"])
+    epochs = f"{cfg['epochs']} epoch" + "s" * (cfg["epochs"] != 1)
+    return f"{cfg['n_train']} training images, {epochs}, the {name} network of widths {tuple(cfg['widths'])}"

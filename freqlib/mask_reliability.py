@@ -14,11 +14,11 @@ import torch
 
 from .evaluate import model_device
 from .masks import complement, mask_correct, matched_random_masks, symmetrize
-from .verdicts import Estimate, bootstrap
+from .verdicts import Estimate, bootstrap, half_width
 
 __all__ = [
     "reliability", "reliability_estimates", "pick_one", "CHANCE", "CHANCE_MARGIN", "at_chance",
-    "unless_at_chance",
+    "unless_at_chance", "count_above", "half_width", "ratio_power",   # half_width: freqlib.verdicts
 ]
 
 
@@ -140,3 +140,57 @@ def reliability_estimates(sample: dict, n_boot: int = 2000, seed: int = 0, devic
         "vs_random": bootstrap(lambda m: m["masked"] - cols(m["random"]), s, **two),
         "complement_vs_random": bootstrap(lambda m: cols(m["random_complement"]) - m["complement"], s, **two),
     }
+
+
+def count_above(estimates, threshold: float = 0.0) -> str:
+    """How many of ``estimates`` lie wholly above ``threshold`` (their criterion holds), and how many
+    have no power (nan, :func:`unless_at_chance`): ``"1"`` or ``"0 (4 no power)"``."""
+    es = list(estimates)
+    no_power = sum(e.is_nan for e in es)
+    return f"{sum(e.low > threshold for e in es)}" + (f" ({no_power} no power)" if no_power else "")
+
+
+def ratio_power(judged: dict, per_seed: dict, n_images: int, bar: float = 0.98,
+                paper: tuple = (89.20, 89.56)) -> str:
+    """What C1's first criterion (masked / unmasked accuracy above ``bar``) can resolve at ``n_images``.
+
+    ``judged``: network -> the ratio the criterion reads (pooled over the training seeds);
+    ``per_seed``: network -> the seeds' own ratios. The criterion holds only where the interval's
+    low end clears ``bar``, so only where the ratio is at least about ``bar`` + its half-width; the
+    sentence gives that range over the networks and where the paper's in-sample ratio
+    (``paper``: masked, unmasked accuracy of its standard network) would fall. With more than one
+    seed it says, per network, whether pooling narrowed or widened one seed's interval (pooling
+    averages the seeds' image noise and adds their spread, a Student-t term)."""
+    hj = {n: half_width(e) for n, e in judged.items()}
+    lo, hi = min(hj.values()), max(hj.values())
+    ratio = paper[0] / paper[1]
+    low_bar, high_bar = bar + lo, bar + hi
+    # as many decimals as it takes to tell the paper's ratio from the lowest bar (they can differ in the fifth)
+    d = next((d for d in range(3, 7) if f"{ratio:.{d}f}" != f"{low_bar:.{d}f}"), 6)
+    k = max(len(v) for v in per_seed.values())
+    what = ("the ratio C1 judges has" if k == 1 else
+            f"the ratios C1 judges, pooled over {k} training seeds, have")
+    where = (("just below" if low_bar - ratio < 0.001 else "below") + " the lowest of these, would come out "
+             "undecided at this number of images" if ratio < low_bar else
+             "would hold at this number of images" if ratio >= high_bar else
+             "would hold or come out undecided at this number of images, depending on the width")
+    text = (f"At {n_images} held-out images {what} a 95% interval ±{lo:.{d}f} to ±{hi:.{d}f} wide, depending on "
+            f"the network, so the first criterion of C1 can hold only where the ratio itself is at least about "
+            f"{low_bar:.{d}f} to {high_bar:.{d}f}; the paper's own ratio, {paper[0]:.2f} / {paper[1]:.2f} = "
+            f"{ratio:.{d}f}, {where}")
+    if k == 1:
+        return text
+    single = [half_width(e) for v in per_seed.values() for e in v]
+    mean_single = {n: sum(map(half_width, per_seed[n])) / len(per_seed[n]) for n in judged}
+    moved = [(verb, ns) for verb, narrower in (("narrowed", True), ("widened", False))
+             if (ns := [n for n in judged if (hj[n] < mean_single[n]) == narrower])]
+    return (text + f". One seed's ratio alone has an interval ±{min(single):.{d}f} to ±{max(single):.{d}f} wide: "
+            "pooling averages the seeds' image noise and adds their spread (a Student-t term), which here "
+            + " and ".join(f"{verb} {'it' if i else 'the interval'} for {_and(ns)}" for i, (verb, ns) in enumerate(moved))
+            + " (against each network's mean width over its seeds)")
+
+
+def _and(items: list) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

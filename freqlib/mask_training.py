@@ -65,6 +65,7 @@ __all__ = [
     "keep_and_count", "image_stop_update", "train_masks", "train_mask", "train_image_masks",
     "dataset_mask_config", "dataset_mask_tag", "describe_config", "method_digest", "train_mask_cached",
     "train_masks_cached", "train_image_masks_cached", "stopped_by_rule", "cut_off_while_shrinking",
+    "lr_change",
 ]
 
 # Chapter 3's dataset-mask settings per profile. Chapters 4 and 5 train their masks with these, on
@@ -459,6 +460,21 @@ def dataset_mask_tag(name: str, profile: str, seed: int = 0) -> str:
 def describe_config(cfg: MaskConfig) -> dict:
     """The config as a flat dict (for tables)."""
     return copy.deepcopy(asdict(cfg))
+
+
+def lr_change(first: float, last: float, digits: int = 3) -> str:
+    """How a learning rate moved over a run, as prose reads it after "it": "went from 0.008 to 0.012,
+    a rise of 50%", or, where both ends print the same at ``digits`` significant digits,
+    "stayed at 0.008, a rise of under 0.001%" (the bound: the smallest power of ten above the change)."""
+    a, b = f"{first:.{digits}g}", f"{last:.{digits}g}"
+    change = 100 * (last / first - 1)
+    kind = "rise" if change >= 0 else "fall"
+    if a != b:
+        return f"went from {a} to {b}, a {kind} of {abs(change):.2g}%"
+    if change == 0:
+        return f"stayed at {a}"
+    e = math.floor(math.log10(abs(change))) + 1
+    return f"stayed at {a}, a {kind} of under {10.0 ** e:.{max(0, -e)}f}%"
 
 
 # ------------------------------------------------------------ cached

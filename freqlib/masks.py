@@ -31,7 +31,7 @@ import torch
 
 from . import evaluate
 from .spectral import centred_dft, frequency_radius, inverse_centred_dft
-from .verdicts import Claim, Criterion, bootstrap, judge_setting_aside
+from .verdicts import PCT, PTS, Claim, Criterion, bootstrap, judge_setting_aside
 
 __all__ = [
     "apply_mask", "masked_logits", "pixel_transform", "symmetrize", "support", "complement", "mirror_orbits",
@@ -284,42 +284,44 @@ def paper_claims() -> list[Claim]:
               "acc. unmasked vs masked on the mask-training images: 89.56 vs 89.20 (standard), 79.62 vs 78.97 "
               "(adversarial); adversarial masks concentrate on low frequencies",
               [Criterion("through its mask every network keeps > 0.98 of its held-out accuracy",
-                         "ratio/*", above=0.98),
+                         "ratio/*", above=0.98, name="mask keeps accuracy"),
                Criterion("every network's mask beats annulus-shuffled masks (its values shuffled within "
                          "each annulus: same budget, same radial profile) on held-out accuracy",
-                         "vs_radial/*", above=0.0),
+                         "vs_radial/*", above=0.0, name="mask beats shuffled", **PTS),
                Criterion("every mask's complement costs more held-out accuracy than the annulus-shuffled "
-                         "masks' complements", "complement_vs_radial/*", above=0.0),
+                         "masks' complements", "complement_vs_radial/*", above=0.0, name="complement costs more",
+                         **PTS),
                Criterion("every robust network's mask has a radial centroid < 0.95 × that of the standard mask "
-                         "cut to the same support (its largest values)", "centroid_ratio_eq/*", below=0.95)]),
+                         "cut to the same support (its largest values)", "centroid_ratio_eq/*", below=0.95, name="lower centroid")]),
         Claim("C2", paper,
               "The low-frequency bias of robust networks depends on the direction in frequency space.",
               "qualitative: robust masks extend further along some orientations than others (mask figures)",
               [Criterion("every robust mask's excess anisotropy (over the mean of its within-annulus-shuffled "
                          "null) exceeds that of the standard mask cut to the same support (paired over frequencies, "
-                         "basic bootstrap interval)", "aniso_vs_standard_eq/*", above=0.0)]),
+                         "basic bootstrap interval)", "aniso_vs_standard_eq/*", above=0.0, name="more anisotropic")]),
         Claim("C3", paper,
               "The essential frequencies are the ones the network uses to generalise.",
               "qualitative: networks trained on masked images generalise to clean images; "
               "per-image masks are class-specific",
               [Criterion("a network trained through the standard mask reaches > 0.9 × the clean held-out "
-                         "accuracy of the same-budget network trained on normal images", "gen_ratio", above=0.9),
+                         "accuracy of the same-budget network trained on normal images", "gen_ratio", above=0.9, name="generalises"),
                Criterion("trained through the mask it beats a network trained through an annulus-shuffled "
-                         "mask (same budget, same radial profile)", "gen_vs_radial", above=0.0),
+                         "mask (same budget, same radial profile)", "gen_vs_radial", above=0.0, name="beats shuffled mask", **PTS),
                Criterion("trained through the mask's complement it falls below a network trained through the "
-                         "annulus-shuffled mask's complement", "gen_complement_vs_radial", above=0.0),
+                         "annulus-shuffled mask's complement", "gen_complement_vs_radial", above=0.0,
+                         name="complement below shuffled", **PTS),
                Criterion("a linear probe reads the class off per-image masks better than the same probe off "
                          "the same images' log-amplitude spectra (same folds, paired)", "probe_vs_spectrum",
-                         above=0.0),
+                         above=0.0, name="probe beats spectra", **PTS),
                Criterion("with scrambled labels the same probe stays < 1.5× chance (15%)",
-                         "probe_scrambled", below=0.15)]),
+                         "probe_scrambled", below=0.15, name="scrambled near chance", **PCT)]),
         Claim("C4", paper,
               "Images seen through the masks are not recognisable and look like textures.",
               "qualitative: masked images look like texture patterns (figures)",
               [Criterion("mean SSIM between a held-out image and its masked version < 0.5 for every mask",
-                         "ssim/*", below=0.5),
+                         "ssim/*", below=0.5, name="SSIM"),
                Criterion("the other networks keep < 0.5 of their clean accuracy on images seen through a "
-                         "network's mask (mean over pairs)", "cross_other", below=0.5)]),
+                         "network's mask (mean over pairs)", "cross_other", below=0.5, name="other networks fail")]),
     ]
 
 

@@ -58,7 +58,7 @@ import torch
 
 from . import attacks, attribution, spectral
 from .attribution import UPPER_BAND, band_centroid, positive_normalise, upper_share
-from .verdicts import Claim, Criterion, Estimate, direction_text
+from .verdicts import PTS, Claim, Criterion, Estimate, direction_text
 
 __all__ = ["claims", "STATISTICS", "DESCRIPTIVE", "DESCRIPTIVE_ONLY", "ATTACKS", "R_HIGH", "SQUARE_ACCEPT",
            "SQUARE_ACCEPT_RANGE", "NUMBER_LABELS", "label", "numbers", "filtered_evidence", "attribution_evidence",
@@ -205,7 +205,7 @@ NUMBER_LABELS = {
     "square_st_upper_over_null": "A2 (not judged): Square δ vs ST, share k≥16 − its prior",
     "pgd_st_minus_at_upper": "A2: PGD δ share k≥16, vs ST − vs AT",
     "at_minus_st_of_centroid": "A3: OF centroid, AT − ST",
-    "at_minus_st_low_small": "A3: low-pass accuracy, AT − ST",
+    "at_minus_st_low_small": "A3: low-pass accuracy at r={r_small}, AT − ST",
     "st_high_kept": f"ST: share of clean accuracy kept, high-pass r={R_HIGH}",
     "at_high_kept": f"AT: share of clean accuracy kept, high-pass r={R_HIGH}",
     "st_high_acc": f"ST: accuracy on images high-passed at r={R_HIGH}",
@@ -225,14 +225,15 @@ NUMBER_LABELS = {
     "at_minus_st_of_centroid_1to31": "A3 (not judged): OF centroid over bands 1–31, AT − ST",
     "st_of_centroid_1to31": "ST: OF centroid over bands 1–31 (not judged)",
     "at_of_centroid_1to31": "AT: OF centroid over bands 1–31 (not judged)",
-    "st_low_small": "ST: low-pass accuracy",
-    "at_low_small": "AT: low-pass accuracy",
+    "st_low_small": "ST: low-pass accuracy at r={r_small}",
+    "at_low_small": "AT: low-pass accuracy at r={r_small}",
 }
 
 
-def label(key: str) -> str:
-    """The readable name of a number (its key where none is defined)."""
-    return NUMBER_LABELS.get(key, key)
+def label(key: str, r_small: int = 4) -> str:
+    """The readable name of a number (its key where none is defined); ``r_small``: the small
+    radius the chapter ran with (the default of :func:`claims`)."""
+    return NUMBER_LABELS.get(key, key).replace("{r_small}", str(r_small))
 
 
 def sign_patterns(delta: torch.Tensor, start: int = UPPER_BAND) -> dict:
@@ -271,23 +272,23 @@ def claims(r_small: int = 4, start: int = UPPER_BAND, r_high: int = R_HIGH) -> l
               [Criterion(f"ST keeps a larger share of its clean accuracy than AT on images high-passed at "
                          f"r = {r_high} (the DFT radius of DCT band {2 * r_high}; every image divided by its "
                          "maximum; same images)",
-                         "st_minus_at_high_kept", above=0.0),
+                         "st_minus_at_high_kept", above=0.0, **PTS),
                Criterion(f"ST's positive OF share in bands k ≥ {start} (of bands 1–31) exceeds the share of "
                          "a band-neutral attribution, proportional to the norm of each band of the same "
-                         "images", "st_of_upper_over_norm", above=0.0)]),
+                         "images", "st_of_upper_over_norm", above=0.0, **PTS)]),
         Claim("A2", PAPER, "White-box and black-box attackers mainly perturb high frequencies.",
               "plots only: DCT spectra of PGD and SimBA perturbations concentrated in high bands",
               [Criterion(f"PGD δ against ST: energy share in k ≥ {start} exceeds that of random-sign L∞ "
-                         "noise of the same ε on the same images", "pgd_st_upper_over_null", above=0.0),
+                         "noise of the same ε on the same images", "pgd_st_upper_over_null", above=0.0, **PTS),
                Criterion(f"PGD δ: share in k ≥ {start} against ST exceeds that against AT (same images)",
-                         "pgd_st_minus_at_upper", above=0.0)]),
+                         "pgd_st_minus_at_upper", above=0.0, **PTS)]),
         Claim("A3", PAPER, "Adversarially trained models tie low frequencies to the label more strongly.",
               "plots only: AT's OF attribution shifted to low bands; AT more robust",
               [Criterion("AT's OF centroid (attribution-weighted mean band) minus ST's, same images, is "
-                         "negative", "at_minus_st_of_centroid", below=0.0),
+                         "negative", "at_minus_st_of_centroid", below=0.0, unit="bands"),
                Criterion(f"AT's low-pass accuracy at r = {r_small} (every image divided by its maximum) minus "
                          "ST's, same images, "
-                         "is positive", "at_minus_st_low_small", above=0.0)]),
+                         "is positive", "at_minus_st_low_small", above=0.0, **PTS)]),
     ]
 
 

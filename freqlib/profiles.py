@@ -12,7 +12,7 @@ import torch
 
 from .airbench import AIRBENCH94
 
-__all__ = ["PROFILES", "RECIPES", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
+__all__ = ["PROFILES", "RECIPES", "MODEL_LABELS", "model_label", "describe_recipe", "training_passes", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
            "resolve_profile", "resolve_device", "profile_settings", "arch_settings", "recipe_config",
            "default_seeds", "PROFILE_CHOICES", "DRY_ENV", "DRY", "paper_dry", "dry_sized", "AIRBENCH_LOOP",
            "ARCH_LOOP"]
@@ -101,6 +101,63 @@ RECIPES = {
     "shortcut_linf_at": dict(perturbation="fgsm_linf", eps=8 / 255, alpha=10 / 255, label_smoothing=0.0,
                              dataset="shortcut-high"),
 }
+
+
+# Readers' names of the zoo models the chapters compare (others print as their recipe name)
+MODEL_LABELS = {"standard": "ST", "linf_at": f"AT (L∞ {255 * RECIPES['linf_at']['eps']:g}/255)",
+                "l2_at": f"L2-AT (ε={RECIPES['l2_at']['eps']:g})",
+                "gaussian": f"Gauss-aug (σ={RECIPES['gaussian']['noise_sigma']:g})"}
+
+
+def model_label(name: str) -> str:
+    """The name a table or figure shows for zoo model ``name``: "AT (L∞ 8/255)" for linf_at."""
+    return MODEL_LABELS.get(name, name)
+
+
+def _recipe(name: str) -> dict:
+    if name not in RECIPES:
+        raise ValueError(f"unknown zoo recipe {name!r}; known: {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def describe_recipe(name: str) -> str:
+    """How zoo network ``name`` is trained, in words without parentheses (a chapter writes
+    "name (description)"), read off ``RECIPES``."""
+    r = _recipe(name)
+    p = r["perturbation"]
+    per255 = lambda v: f"{v * 255:.3g}/255"
+    if p == "none":
+        return "standard training"
+    if p == "fgsm_linf":
+        return f"adversarial training, FGSM from a random start as in Wong et al. 2020, L∞ ε = {per255(r['eps'])}"
+    if p == "pgd_linf":
+        return (f"adversarial training, PGD-{r['attack_steps']}, L∞ ε = {per255(r['eps'])}, "
+                f"step ε/{r['eps'] / r['alpha']:.3g}")
+    if p == "fgsm_l2":
+        return f"adversarial training, one L2 gradient step from a random start, L2 ε = {r['eps']:g}"
+    if p == "gaussian":
+        return f"Gaussian-noise augmentation, σ = {r['noise_sigma']:g} on the [0, 1] pixel scale"
+    if p == "amplitude":
+        return f"augmentation with multiplicative noise on the amplitude spectrum, σ = {r['amplitude_sigma']:g}"
+    if p == "geometric":
+        g = r["geometric"]
+        parts = ([f"zoom {1 - g['scale']:g}–{1 + g['scale']:g}"] if g.get("scale") else []) \
+            + ([f"rotation up to {g['rotate']:g}°"] if g.get("rotate") else []) \
+            + ([f"shift up to {g['translate']:g} of the side"] if g.get("translate") else [])
+        return "augmentation with random " + ", ".join(parts)
+    return f"training with perturbation {p!r}"
+
+
+def training_passes(name: str) -> int:
+    """Forward-backward passes per training batch of zoo recipe ``name``: one update, plus one per
+    attack step (FGSM: 1, PGD-k: k). Its cost in standard runs of the same budget."""
+    r = _recipe(name)
+    p = r["perturbation"]
+    if p.startswith("fgsm"):
+        return 2
+    if p.startswith("pgd"):
+        return r["attack_steps"] + 1
+    return 1
 
 
 # Training settings for an architecture other than the profile's, when a chapter asks

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .verdicts import Claim, Criterion, Estimate, bootstrap, judge_setting_aside, pool_each, verdict
+from .verdicts import Claim, Criterion, Estimate, bootstrap, half_width, judge_setting_aside, pool_each, verdict
 from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
@@ -107,19 +107,19 @@ def claims() -> list[Claim]:
               "accuracy\" is our reading of that contrast", [
                   Criterion(f"mean CIFAR-10-C accuracy changes by more than {t['c_slope']:g} points from p = 0 "
                             "to p = 1 (size of the least-squares slope over the shares)", "c_slope",
-                            above=t["c_slope"], size=True),
+                            above=t["c_slope"], size=True, name="mean-C slope", unit="pts"),
                   Criterion(f"clean accuracy changes by less than {t['clean_slope']:g} points from p = 0 to "
                             "p = 1 (the slope's whole interval within ±2)", "clean_slope",
-                            below=t["clean_slope"], size=True)]),
+                            below=t["clean_slope"], size=True, name="clean slope", unit="pts")]),
         Claim("B2", "Jia et al. 2019", "Learnable low/high filter modulation trained with power-spectrum "
               "perturbation raises mean CIFAR-10-C accuracy at negligible clean cost",
               f"+{PAPER_GAIN} mean CIFAR-10-C (ResNet-18), read as points; the abstract's \"{PAPER_GAIN}% "
               "average robustness gains\" may be relative to the baseline (the chapter computes that reading); "
               "clean drop negligible", [
                   Criterion(f"mean CIFAR-10-C gain over the standard model above {t['c_gain']:g} points "
-                            f"({PAPER_GAIN} less 2)", "c_gain", above=t["c_gain"]),
+                            f"({PAPER_GAIN} less 2)", "c_gain", above=t["c_gain"], name="mean-C gain", unit="pts"),
                   Criterion(f"clean accuracy drop below {t['clean_drop']:g} point", "clean_drop",
-                            below=t["clean_drop"])]),
+                            below=t["clean_drop"], name="clean drop", unit="pts")]),
     ]
 
 
@@ -140,7 +140,7 @@ def halves_text(claim: Claim, halves: dict = B1_HALVES) -> str:
 def criteria_table(claim_list: list[Claim]):
     """The criteria as declared (claim, number, rule, description), for display before computing."""
     import pandas as pd
-    return pd.DataFrame([{"claim": c.id, "number": k.key, "rule (points)": k.threshold_text,
+    return pd.DataFrame([{"claim": c.id, "number": k.label, "rule": k.threshold_text,
                           "criterion": k.describe} for c in claim_list for k in c.criteria]).set_index("claim")
 
 
@@ -164,11 +164,6 @@ def slope(per_image: dict, shares, boot=bootstrap, **kw) -> Estimate:
     if len(w) != len(keys):
         raise ValueError(f"{len(keys)} models but {len(w)} shares")
     return boot(lambda m: 100 * sum(wi * m[k] for wi, k in zip(w, keys)), dict(per_image), **kw)
-
-
-def half_width(e: Estimate) -> float:
-    """Half the width of an estimate's interval."""
-    return (e.high - e.low) / 2
 
 
 def images_needed(n_now: int, half_now: float, target: float) -> int:

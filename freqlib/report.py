@@ -387,7 +387,7 @@ def make_report(model: nn.Module, description: str, images: torch.Tensor, labels
     rep.numbers[ratio_key] = res.acc_masked / max(res.acc_unmasked, 1e-12)
     if not res.kept or rep.numbers[ratio_key] < cfg.keep_ratio:
         rep.warnings[ratio_key] = (f"⚠ mask not kept: no epoch from the second on reached the keep ratio "
-                                   f"{cfg.keep_ratio}; the most accurate epoch's mask, at "
+                                   f"{cfg.keep_ratio}; the most accurate epoch's mask is used, at "
                                    f"{rep.numbers[ratio_key]:.4f}")
     hits_masked = {"masked": masks.mask_correct(model, images, labels, res.mask.to(model_device(model))).float(),
                    "unmasked": masks.mask_correct(model, images, labels, None).float()}
@@ -630,6 +630,15 @@ def compare_reports(reports: dict) -> dict:
             f"the excess error (mean minus clean error) is {heat['excess error'][0].fmt(digits=3)} for {a} and "
             f"{heat['excess error'][1].fmt(digits=3)} for {b}; the paired difference {b} − {a} is "
             + ("not readable" if d is None else f"{d.fmt(digits=3)}, {_resolved(d)}"))
+        # the number the heat-map panel reads: where in frequency the excess error sits
+        key = "Fourier heat map: excess-error radial centroid"
+        ca, cb = ra.intervals.get(key), rb.intervals.get(key)
+        dc = None if ca is None or cb is None else _paired(cb, ca)
+        if dc is not None:
+            out["heatmap"] += (f". The excess error's radial centroid, the number the heat-map panel reads, is "
+                               f"{ca.fmt(digits=2)} for {a} and {cb.fmt(digits=2)} for {b}; the paired difference "
+                               f"{b} − {a} is {dc.fmt(digits=2)} (95% interval; the reading above counts it at the "
+                               f"family-wise level), {_resolved(dc)}")
 
     # the mask panel's number, oriented model (b) against reference (a)
     mean = {a: ra.numbers["mask: mean(M)"], b: rb.numbers["mask: mean(M)"]}

@@ -20,6 +20,7 @@ import ast
 import datetime
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -244,8 +245,15 @@ def _insert_run_card(nb, card: dict) -> None:
     import nbformat
     lines = [":::{admonition} Run card", ":class: note", "",
              "| | |", "|---|---|"]
-    # parameters as code: Sphinx would curl their quotes (profile=’auto’)
-    lines += [f"| {k} | {f'`{v}`' if k == 'parameters' and v else v} |" for k, v in card.items()]
+    # parameters as code: Sphinx would curl their quotes (profile=’auto’); a 0 or '' there means
+    # "the profile's setting", which the other rows give (training seeds) or the settings table
+    def shown(k, v):
+        if k != "parameters" or not v:
+            return v
+        unset = [k for k, _ in re.findall(r"(\w+)=(0|''|\"\")(?=,|$)", v) if k != "seed"]   # seed=0 is seed 0
+        note = f" ({', '.join(unset)}: 0 or '' means the profile's setting)" if unset else ""
+        return f"`{v}`{note}"
+    lines += [f"| {k} | {shown(k, v)} |" for k, v in card.items()]
     lines += [":::"]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"tags": ["run-card"]})
     at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0

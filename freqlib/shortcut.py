@@ -39,6 +39,7 @@ __all__ = [
     "d3_scope", "left_after_reach", "clean_robustness_text",
     "shortcut_conditions", "shortcut_rates", "rate_text", "rate_row", "shortcut_numbers", "adoption_numbers",
     "robust_with_signature", "robust_reading", "adoption_point", "adoption", "parse_psnrs", "plot_adoption",
+    "ignored_beyond", "adoption_reading", "trained_networks_text",
     "MATCH_FRACTIONS", "MATCH_TOLERANCE", "shorter_budget", "matched_fraction", "matched_point", "matched_curve",
     "matched_outcome", "match_state", "faint_control", "matched_reading", "matched_lean", "reach_reading",
     "competence_text",
@@ -383,6 +384,77 @@ def plot_adoption(curves: dict, reach: Reach, title: str):
     return fig
 
 
+def ignored_beyond(curve: dict, reach_max: float) -> list[float]:
+    """The strengths (PSNR, strongest last) of an adoption curve (``curve[psnr]`` from :func:`adoption_point`)
+    beyond ε's reach along every whole signature (weakest grating above ``reach_max``,
+    ``signature_reach(...).whole[1]``) at which AT did not resolvably follow the signature (the
+    interval of its excess rate of following reaches 0)."""
+    return sorted((p for p, n in curve.items() if n["weakest"] > reach_max and n["d4_follow_excess"].low <= 0),
+                  reverse=True)
+
+
+def _dbs(psnrs) -> str:
+    ps = [f"{p:g} dB" for p in psnrs]
+    return ", ".join(ps[:-1]) + " and " + ps[-1] if len(ps) > 1 else ps[0]
+
+
+def adoption_reading(curve: dict, reach_max: float, band: str, eps: float) -> str:
+    """The adoption curve (``curve[psnr]`` from :func:`adoption_point`) against the reach reading's
+    prediction, in words: AT follows a signature once it lies beyond ε's reach along every whole
+    signature (weakest grating above ``reach_max``). For each strength beyond that reach, how much of
+    every grating any ε-bounded change leaves (:func:`left_after_reach`; signature RMS 10^(-PSNR/20))."""
+    follows = lambda p: curve[p]["d4_follow_excess"].low > 0
+    beyond = sorted((p for p, n in curve.items() if n["weakest"] > reach_max), reverse=True)
+    within = sorted((p for p in curve if p not in beyond), reverse=True)
+    if not beyond:
+        return ("No strength of the curve lies beyond ε's reach along every whole signature, so it does not test "
+                "where AT starts to adopt one.")
+    followed, ignored = [p for p in beyond if follows(p)], [p for p in beyond if not follows(p)]
+    where = "beyond ε's reach along every whole signature"
+    if not ignored:
+        text = (f"AT follows the signature resolvably at every strength {where} ({_dbs(followed)}), as the reach "
+                "reading predicts")
+    elif not followed:
+        text = (f"AT does not follow the signature resolvably at any strength {where} ({_dbs(ignored)}), against "
+                "the reach reading's prediction")
+    else:
+        text = (f"{where[0].upper() + where[1:]}, AT follows the signature resolvably at {_dbs(followed)} but not at "
+                f"{_dbs(ignored)}: being beyond that reach did not suffice for AT to adopt a signature")
+    left = ", ".join(f"{255 * left_after_reach(band, eps, 10 ** (-p / 20)):.2f}/255 at {p:g} dB" for p in beyond)
+    text += f" (of every grating, any ε-bounded change leaves at least {left})"
+    if within:
+        seen = [p for p in within if follows(p)]
+        text += (f"; within it for at least some classes and phases ({_dbs(within)}), AT "
+                 + (f"follows it resolvably at {_dbs(seen)}" if seen else "does not follow it resolvably"))
+    return text + "."
+
+
+def trained_networks_text(band: str, strong_psnr: float, adoption_psnrs, n_seeds: int,
+                          fractions=None) -> str:
+    """The shortcut networks chapter 6 trains for class signatures in ``band``, in words, from the
+    sets it trains them on (``freqlib.synthetic.shortcut_name``): D3's ST and AT, D4's AT and ST
+    (``strong_psnr``), AT at each strength of the adoption curve (``adoption_psnrs``), ST on D3's set
+    at each budget fraction of the ladder (``fractions``, default ``MATCH_FRACTIONS``) and ST at the
+    matched budget on every other set. D3's networks and D4's AT are trained once per training seed
+    (``n_seeds``), the others for the first seed."""
+    from fractions import Fraction
+    name = lambda p=None: synthetic.shortcut_name(band, p)
+    names = lambda ps: ", ".join(name(p) for p in ps[:-1]) + " and " + name(ps[-1]) if len(ps) > 1 else name(ps[0])
+    fr = [str(Fraction(f).limit_denominator()) for f in (MATCH_FRACTIONS if fractions is None else fractions)]
+    others = list(adoption_psnrs) + [strong_psnr]
+    parts = [f"ST and AT on {name()} (D2, D3)", f"AT and ST on {name(strong_psnr)} (D4)"]
+    if adoption_psnrs:
+        parts.append(f"AT on {names(list(adoption_psnrs))} (the adoption curve)")
+    parts += [f"ST for {', '.join(fr[:-1]) + ' and ' + fr[-1] if len(fr) > 1 else fr[0]} of the epochs on {name()} "
+              "(the budget ladder)", f"ST at the budget nearest AT's clean accuracy on {names(others)} "
+              "(the accuracy-matched control)"]
+    text = "; ".join(parts[:-1]) + "; and " + parts[-1]
+    if n_seeds > 1:
+        text += (f"; D3's two networks and D4's AT once per training seed ({n_seeds}), the others for the first "
+                 "seed only")
+    return text
+
+
 # -------------------------------------------- ST at AT's clean accuracy
 # ST at AT's clean accuracy: a standard network trained for a shorter budget (fractions of the
 # shortcut networks' epochs, fixed here) whose clean accuracy is nearest AT's. Its follow rate
@@ -589,28 +661,30 @@ def matched_lean(n: dict, full_excess, budget: str, strength: float | None = Non
     return text
 
 
-def competence_text(clean, floor_text: str = "D3's competence floor (chance + 10 points)") -> str:
-    """A caveat on D4 when the strong-signature AT network's clean accuracy ``clean`` (an Estimate)
-    is not surely above ``CHANCE + COMPETENCE``; empty when it is."""
+def competence_text(clean, floor_text: str = "D3's competence floor (chance + 10 points)", n_seeds: int = 1) -> str:
+    """A caveat on D4 when the strong-signature AT networks' clean accuracy ``clean`` (an Estimate,
+    pooled over ``n_seeds`` training seeds) is not surely above ``CHANCE + COMPETENCE``; empty when it is."""
     floor = CHANCE + COMPETENCE
     if clean.low > floor:
         return ""
     where = "below" if clean.high < floor else "not surely above"
-    return (f" D4's network, though, classifies {clean.fmt(pct=True)} of clean images, {where} {floor_text}: it "
-            "learned the signature largely in place of the images, so D4 shows that AT can learn a signature "
-            "there, not that an AT network that learned its task does.")
+    pooled = f" (pooled over {n_seeds} training seeds)" if n_seeds > 1 else ""
+    return (f" AT trained with the strong signature, though, classifies {clean.fmt(pct=True)} of clean "
+            f"images{pooled}, {where} {floor_text}: it learned the signature largely in place of the images, so "
+            "D4 shows that AT can learn a signature there, not that an AT network that learned its task does.")
 
 
-def reach_reading(d3: str, d4: str, control: str = "open", ignored_beyond=(), d4_clean=None) -> str:
+def reach_reading(d3: str, d4: str, control: str = "open", ignored_beyond=(), d4_clean=None,
+                  n_seeds: int = 1) -> str:
     """What D3 and D4 (verdict words) together say about why AT ignores a faint shortcut.
     ``control``: what ST at AT's clean accuracy says at D3's strength (:func:`faint_control`).
     ``ignored_beyond``: strengths (PSNR) of the adoption curve beyond ε's reach along every whole
     signature at which AT's excess rate of following the signature is not resolved above 0: AT then
     ignored a signature ε cannot erase, against a reach reading with nothing more to it.
-    ``d4_clean``: the strong-signature AT network's clean accuracy (an Estimate), for
-    :func:`competence_text`. Adopting the strong signature shows that AT *can* learn a signature in the
+    ``d4_clean``: the strong-signature AT networks' clean accuracy (an Estimate, pooled over ``n_seeds``
+    training seeds), for :func:`competence_text`. Adopting the strong signature shows that AT *can* learn a signature in the
     band; why it ignored the faint one is settled only when the control separates the readings."""
-    caveat = competence_text(d4_clean) if d4_clean is not None else ""
+    caveat = competence_text(d4_clean, n_seeds=n_seeds) if d4_clean is not None else ""
     beyond = " and ".join(f"{p:g} dB" for p in sorted(ignored_beyond, reverse=True))
     if d3 == "reproduced" and d4 == "reproduced":
         both = ("AT ignored the faint signature and adopted the strong one, beyond ε's reach, in the same band: it "

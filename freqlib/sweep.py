@@ -351,8 +351,10 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
     pooled = {k: pool([_estimate(r["numbers"][k]) for _, r in rows]) for k in names}
     rules = first.get("rules")
     if rules:
+        # unit and labels are for display; claims JSON written before they existed has neither
         criteria = [Criterion(r["describe"], tuple(r["keys"]), above=r["above"], below=r["below"],
-                              size=r.get("size", False)) for r in rules]
+                              size=r.get("size", False), unit=r.get("unit", ""), scale=r.get("scale", 1.0),
+                              labels=r.get("labels") or {k: k for k in r["keys"]}) for r in rules]
         try:
             states = [c.judge(pooled) for c in criteria]
             pooled_verdict = verdict(states)
@@ -371,9 +373,8 @@ def _pool_claim(rows: list[tuple[int, dict]]) -> dict:
         "verdict": pooled_verdict, "states": states,
         "seeds_text": seeds_text(pooled_verdict, per_seed) if len(rows) > 1 else "1 seed",
         "numbers": {k: {**e.to_dict(), "text": e.fmt()} for k, e in pooled.items()},
-        "criteria": [{"describe": r["describe"], "needs": ("size " if r.get("size") else "")
-                      + (f"> {r['above']:g}" if r["above"] is not None else f"< {r['below']:g}"), "state": s}
-                     for r, s in zip(rules or [], states)],
+        "criteria": [{"describe": c.describe, "needs": c.threshold_text, "state": s}
+                     for c, s in zip(criteria if rules else [], states)],
         "jpeg_check": {label: f"same verdict in {sum(v)} of {len(v)} seeds" for label, v in jpeg.items()},
     }
 

@@ -573,11 +573,14 @@ def odd_lens_text(mean_rho: dict[str, float], separated: dict[str, tuple[int, in
 
 def top_model_entry(lens: str, values: dict[str, float], told: dict[frozenset, bool], warn: str = "") -> str:
     """'lens: model' for the largest point value, with ``warn`` after the model (e.g. an unkept mask's ⚠)
-    and '(not told apart from X)' where ``told`` does not tell it from the runner-up."""
+    and '(not told apart from X, Y)' naming every model ``told`` does not tell from it, or '(told apart
+    from no other model)' when it is told from none (naming the runner-up alone read as a near win)."""
     order = sorted(values, key=values.get, reverse=True)
     top = order[0]
-    tie = len(order) > 1 and not told[frozenset(order[:2])]
-    return f"{lens}: {top}{warn}" + (f" (not told apart from {order[1]})" if tie else "")
+    untold = [m for m in order[1:] if not told[frozenset((top, m))]]
+    note = ("" if not untold else " (told apart from no other model)" if len(untold) == len(order) - 1
+            else f" (not told apart from {', '.join(untold)})")
+    return f"{lens}: {top}{warn}{note}"
 
 
 def pairs_phrase(n: int, total: int) -> str:

@@ -55,7 +55,7 @@ from . import attacks, attribution, heatmap, mask_training, masks, spectral
 from .airbench import filter_lens_conv, learned_first_layer
 from .data import PlantedBand
 from .shortcut import COMPETENCE, amplitude_text
-from .verdicts import Claim, Criterion, Estimate, verdict
+from .verdicts import PCT, PTS, Claim, Criterion, Estimate, verdict
 
 __all__ = [
     "CANDIDATES", "LENSES", "REMOVAL_LENSES", "band_masks", "auroc", "band_scores", "shuffled_auroc",
@@ -64,14 +64,15 @@ __all__ = [
     "LensMap", "filtered_lens", "of_lens", "heatmap_lens", "mask_lens", "filter_lens", "PGD_STEP", "pgd_lens",
     "score_lens",
     "VALIDITY_CRITERIA", "FIRST_VALIDITY_CRITERIA", "validity_state", "STATE_WORDS", "specificity",
-    "whitening_start", "blocked",
+    "whitening_start", "kernel_change", "map_scores", "scores_text", "NEAR_START", "start_comparison", "blocked",
+    "interval_ratio_text",
     "band_energy", "upper_share_excess", "matched_filter",
     "HEADROOM", "sign_share_ceiling", "band_enrichment", "PREVIOUS_CRITERIA", "rule_change", "lens_outcome",
     "count_sentence",
     "BORDER", "borderline", "single_map_sentence", "pooled_margin_note", "synthesis_sentence", "D3_CONTROL",
     "SEES", "SEES_WORDS", "sees_readout",
-    "readout_table", "seeing", "seen_by", "reading", "readings", "UNDECIDED_WHY", "signed_reading",
-    "behaviour_table", "behaviour_reading",
+    "readout_table", "seeing", "seen_by", "reading", "readings", "OPEN", "OPEN_WHY",
+    "signed_reading", "behaviour_table", "behaviour_reading", "against_sentence",
     "band_alone", "band_alone_reading",
     "limits_sentence",
     "causal_claims", "run_lenses", "compare_auroc", "validity_records", "validity_table", "plot_lens_maps",
@@ -338,6 +339,26 @@ def blocked(run: LensMap, n_blocks: int) -> LensMap:
                    grid=size * n_blocks if run.grid else 0)
 
 
+def interval_ratio_text(ratios: dict, changed: list) -> str:
+    """What resampling images rather than image blocks changed (chapter 6's deviations): ``ratios``
+    (cell label -> AUROC interval width over images divided by the width over blocks; None where the
+    interval over blocks has zero width, every resampled block giving one AUROC, so there is no
+    ratio) and ``changed`` (cells whose state under the first two rules changed, as 'cell: was → now')."""
+    import statistics
+    kept = sorted(r for r in ratios.values() if r is not None)
+    dropped = [cell for cell, r in ratios.items() if r is None]
+    text = ""
+    if kept:
+        text = (f"AUROC interval over images ÷ over the blocks: median ×{statistics.median(kept):.2f} "
+                f"(×{kept[0]:.2f} to ×{kept[-1]:.2f}, {len(kept)} of {len(ratios)} cells")
+        text += (f"; left out: {_listed(dropped)}, whose interval over the blocks has zero width (every "
+                 "resampling of the blocks gave one AUROC), so no ratio); " if dropped else "); ")
+    elif dropped:
+        text = (f"no AUROC interval ratio: every cell's interval over the blocks has zero width "
+                f"({len(dropped)} cells); ")
+    return text + "states under the first two rules that change (first seed): " + ("; ".join(changed) or "none")
+
+
 def specificity(runs: dict, planted: str, bootstrap, bands: dict | None = None) -> Estimate:
     """How much higher one lens reads band ``planted`` on the network planted there than on the
     networks planted elsewhere: its AUROC under ``runs[planted]`` minus the largest of its AUROCs
@@ -374,6 +395,49 @@ def whitening_start(model, train_images: torch.Tensor, n: int = 5000):
         raise ValueError(f"{type(start.body).__name__} has no whitening stem to start from")
     start.body.init_whitening(start.normalize(train_images[:n].cpu()))
     return start.eval()
+
+
+def kernel_change(model, start) -> float:
+    """How far training moved the first layer the filter lens reads (``filter_lens_conv``) from
+    ``start`` (:func:`whitening_start`): the Frobenius norm of the kernels' change over the start's."""
+    w, w0 = (filter_lens_conv(m).weight.detach().double().cpu() for m in (model, start))
+    return float((w - w0).norm() / w0.norm())
+
+
+def map_scores(runs: dict, bootstrap) -> dict:
+    """planting -> :func:`score_lens` with its :func:`specificity`, for one lens on one training seed
+    (``runs``: planting -> :class:`LensMap`)."""
+    return {b: {**score_lens(runs[b], b, bootstrap), "specificity": specificity(runs, b, bootstrap)} for b in runs}
+
+
+def scores_text(scores: dict) -> str:
+    """:func:`map_scores` in words: 'low: not found (AUROC 0.35, margin -0.51, specificity -0.18); ...'."""
+    return "; ".join(f"{b}: {validity_state(sc)[0]} (AUROC {sc['auroc'].value:.2f}, margin "
+                     f"{sc['margin'].value:+.2f}, specificity {sc['specificity'].value:+.2f})"
+                     for b, sc in scores.items())
+
+
+NEAR_START = 0.2     # a first layer whose kernels moved less than this share of their norm stayed near its start
+
+
+def start_comparison(start: dict, trained: dict, changes: dict) -> str:
+    """The trained first layer beside its whitening start, in words: ``start`` and ``trained``
+    (:func:`map_scores` of the filter lens, same seed), ``changes`` (planting -> :func:`kernel_change`).
+    Where every planting keeps its start's state, the lens reads the trained layer as it read the start;
+    where, besides, every layer moved less than ``NEAR_START`` of its norm, the layer stayed near its start."""
+    aurocs = ", ".join(f"{b} {trained[b]['auroc'].value:.2f} (start {start[b]['auroc'].value:.2f})" for b in trained)
+    moved = sorted(changes.values())
+    span = f"{100 * moved[0]:.1f}%" + (f" to {100 * moved[-1]:.1f}%" if moved[-1] > moved[0] else "")
+    text = (f"Trained, that seed's layer reads AUROC {aurocs}, and its kernels moved {span} of the start's norm "
+            "(relative Frobenius distance)")
+    changed = [f"{b} ({validity_state(start[b])[0]} → {validity_state(trained[b])[0]})" for b in trained
+               if validity_state(start[b])[0] != validity_state(trained[b])[0]]
+    if not changed and moved[-1] < NEAR_START:
+        return text + (": the first layer stayed near its whitening start, with the start's state in every "
+                       "planting, so this lens reads that start more than what training added.")
+    if not changed:
+        return text + ": the lens reads the trained layer in the state it read the start, in every planting."
+    return text + f"; training changed the lens's state for {_listed(changed)}."
 
 
 # ------------------------------------------------------ a known answer
@@ -548,6 +612,11 @@ def sign_share_ceiling(band: torch.Tensor, starts: int = 64, steps: int = 100, s
 
 
 HEADROOM = 0.5      # D1: PGD must move more than half-way from the null's band share to all of its energy
+# what each of D3's numbers is, for readers (its criteria read two numbers each)
+D3_LABELS = {"d3_reduction": "ST − AT relative drop", "d3_at_competence": "AT clean accuracy − chance",
+             "d3_follow_gap": "ST − AT rate of following", "d3_at_floor": "AT clean accuracy − (chance + 10 pts)"}
+D4_LABELS = {"d4_follow_excess": "rate of following − AT without a signature",
+             "d4_excess": "no-class − moved accuracy", "d4_relative_excess": "1 − moved / no-class"}
 
 
 def band_enrichment(delta: torch.Tensor, null: torch.Tensor, band: torch.Tensor, bootstrap) -> dict:
@@ -626,31 +695,35 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255, strong_psnr
               "(spectra differ between CIFAR-10 and ImageNet-derived data)",
               [Criterion("for every planted model, PGD δ's energy share s in the planted band moves more than "
                          f"half-way from the same-budget random ±ε pattern's share s0 to all of δ's energy: "
-                         f"(s − s0)/(1 − s0) > {HEADROOM:g} (paired over images)", "d1_headroom/*", above=HEADROOM),
+                         f"(s − s0)/(1 − s0) > {HEADROOM:g} (paired over images)", "d1_headroom/*", above=HEADROOM,
+                         name="band headroom"),
                Criterion("against the low-band model, PGD δ has less than half its energy in DCT bands k ≥ 16",
-                         "d1_upper/low", below=0.5),
+                         "d1_upper/low", below=0.5, name="low: share k ≥ 16", **PCT),
                Criterion("against the high-band model, PGD δ's energy share in DCT bands k ≥ 16 exceeds that of "
                          "the same-budget random ±ε pattern (paired difference > 0)", "d1_upper_excess/high",
-                         above=0.0)]),
+                         above=0.0, name="high: share k ≥ 16 − random", **PTS)]),
         Claim("D2", BEYOND + "Wang et al. 2023",
               f"A standard network adopts a class-correlated {shortcut_band}-band shortcut: moving the pattern "
               "to another class makes its accuracy collapse.",
               "qualitative: networks learn the most distinctive frequencies first, low or high "
               "(frequency shortcuts; synthetic and natural images)",
               [Criterion("shortcut-trained ST: clean accuracy minus accuracy with another class's pattern "
-                         "attached exceeds 20 points", "d2_drop", above=0.20),
+                         "attached exceeds 20 points", "d2_drop", above=0.20, name="ST drop", **PTS),
                Criterion("that drop exceeds the drop under a random pattern of the same band and PSNR "
-                         "(no class) by more than 10 points", "d2_excess", above=0.10)]),
+                         "(no class) by more than 10 points", "d2_excess", above=0.10, name="drop beyond no-class",
+                         **PTS)]),
         Claim("D3", BEYOND + "our test (Ilyas et al. 2019; Yin et al. 2019)",
               f"L∞ adversarial training reduces the reliance on a {shortcut_band}-band shortcut.",
               "not tested in the papers: adversarial training suppresses features an ε-bounded change can "
               "forge; " + amplitude_text(shortcut_band, eps),
               [Criterion("AT's relative drop (1 − wrong-class-pattern accuracy / clean accuracy) is more than "
                          "10 points below ST's, and AT learned the task: its clean accuracy exceeds chance (10%) by "
-                         "more than 10 points", ("d3_reduction", "d3_at_competence"), above=COMPETENCE),
+                         "more than 10 points", ("d3_reduction", "d3_at_competence"), above=COMPETENCE,
+                         name="relative drop reduced", labels=D3_LABELS, **PTS),
                Criterion("AT predicts the pattern's class less often than ST (difference of rates > 0), and AT's "
                          "clean accuracy exceeds chance + 10 points (difference > 0)",
-                         ("d3_follow_gap", "d3_at_floor"), above=0.0)]),
+                         ("d3_follow_gap", "d3_at_floor"), above=0.0, name="follows less",
+                         labels=D3_LABELS, **PTS)]),
         Claim("D4", BEYOND + "our test (Ilyas et al. 2019)",
               f"L∞ adversarial training adopts a {shortcut_band}-band shortcut that an ε-bounded change cannot "
               "erase.",
@@ -659,22 +732,27 @@ def causal_claims(shortcut_band: str = "high", eps: float = 8 / 255, strong_psnr
               + amplitude_text(shortcut_band, eps, 10 ** (-strong_psnr / 20)),
               [Criterion("AT trained with the strong signature predicts a moved strong signature's class more "
                          "often than the same-budget AT that never saw one, by more than 10 points (paired over "
-                         "images)", "d4_follow_excess", above=0.10),
+                         "images)", "d4_follow_excess", above=0.10, name="follows the signature",
+                         labels=D4_LABELS, **PTS),
                Criterion("for that AT network, a moved signature removes more than 10% of the accuracy that "
                          "no-class gratings of the same strength leave: 1 − moved / no-class accuracy > 0.10 "
-                         "(paired over images)", "d4_relative_excess", above=0.10)]),
+                         "(paired over images)", "d4_relative_excess", above=0.10,
+                         name="moved signature removes", labels=D4_LABELS, **PCT)]),
     ]
 
 
 PREVIOUS_CRITERIA = {
     "D1 enrichment": Criterion("for every planted model, PGD δ puts more than twice the energy share of a "
-                               "same-budget random ±ε perturbation into the planted band", "d1_enrich/*", above=2.0),
+                               "same-budget random ±ε perturbation into the planted band", "d1_enrich/*", above=2.0,
+                               name="× random", unit="×"),
     "D1 upper": Criterion("against the high-band model, PGD δ has more than half its energy in DCT bands k ≥ 16",
-                          "d1_upper/high", above=0.5),
-    "D3 reduction": Criterion("AT's relative drop is more than 10 points below ST's", "d3_reduction", above=0.10),
-    "D3 follow": Criterion("AT predicts the pattern's class less often than ST", "d3_follow_gap", above=0.0),
+                          "d1_upper/high", above=0.5, name="high: share k ≥ 16", **PCT),
+    "D3 reduction": Criterion("AT's relative drop is more than 10 points below ST's", "d3_reduction", above=0.10,
+                               labels=D3_LABELS, **PTS),
+    "D3 follow": Criterion("AT predicts the pattern's class less often than ST", "d3_follow_gap", above=0.0,
+                            labels=D3_LABELS, **PTS),
     "D4 excess": Criterion("for that AT network, accuracy with no-class gratings minus with a moved signature "
-                           "exceeds 10 points", "d4_excess", above=0.10),
+                           "exceeds 10 points", "d4_excess", above=0.10, labels=D4_LABELS, **PTS),
 }
 
 
@@ -683,9 +761,7 @@ def rule_change(old, new, numbers: dict) -> str:
     judged on the same ``numbers``, for a deviations row's measured effect."""
     def part(crits):
         crits = [crits] if isinstance(crits, Criterion) else list(crits)
-        states = " / ".join(c.judge(numbers) for c in crits)
-        keys = dict.fromkeys(k for c in crits for k in c.keys(numbers))
-        return f"{states} ({', '.join(f'{k} {numbers[k].fmt(digits=2)}' for k in keys)})"
+        return " / ".join(f"{c.judge(numbers)} ({c.values_text(numbers)})" for c in crits)
     return f"old rule: {part(old)}; new rule: {part(new)}"
 
 
@@ -722,10 +798,10 @@ _SYNTHESIS = {
            "partly": "adversarial training reduced the reliance on it only in part",
            "not reproduced": "adversarial training did not reduce the reliance on it",
            "inconclusive": "it is inconclusive whether adversarial training reduced the reliance on it"},
-    "D4": {"reproduced": "and it adopted a signature beyond ε's reach",
-           "partly": "and it adopted a signature beyond ε's reach only in part",
-           "not reproduced": "and it did not adopt a signature beyond ε's reach",
-           "inconclusive": "and it is inconclusive whether it adopts a signature beyond ε's reach"},
+    "D4": {"reproduced": "AT adopted a signature beyond ε's reach",
+           "partly": "AT adopted a signature beyond ε's reach only in part",
+           "not reproduced": "AT did not adopt a signature beyond ε's reach",
+           "inconclusive": "it is inconclusive whether AT adopts a signature beyond ε's reach"},
 }
 
 
@@ -793,12 +869,12 @@ def synthesis_sentence(verdicts: dict, shortcut_band: str = "high", undecided: d
         said = [w.format(s=shortcut_band) for w in _CRITERION_WORDS[c]]
         held = " and ".join(w for w, s in zip(said, st) if s == "holds")
         open_ = " and ".join(w for w, s in zip(said, st) if s != "holds")
-        return ("and " if c == "D4" else "") + f"{held}, but whether {open_} is undecided"
+        return f"{held}, but whether {open_} is undecided"
 
     parts = [words(c) + f" ({read(c)})" for c in ("D1", "D2", "D3")]
     text = "; ".join(parts)
     if "D4" in verdicts:
-        text += ", " + words("D4") + f" ({read('D4')})"
+        text += "; " + words("D4") + f" ({read('D4')})"
     text += "."
     return text[0].upper() + text[1:]
 
@@ -854,18 +930,33 @@ def _listed(lenses: list) -> str:
     return ", ".join(lenses[:-1]) + " and " + lenses[-1] if len(lenses) > 1 else lenses[0]
 
 
+OPEN = ("undecided", "borderline")      # readings that neither see nor miss
+OPEN_WHY = {"undecided": "an interval that includes 0", "borderline": f"one map's value within {BORDER:g} of 0"}
+
+
 def reading(word: str) -> str:
     """A "sees it?" cell of :func:`readout_table` as ``"yes"``, ``"no"`` (difference resolved at or
-    below 0) or ``"undecided"`` (an interval that includes 0, or one map's value near 0: borderline)."""
-    return "yes" if word.startswith("yes") else "no" if word.startswith("no") else "undecided"
+    below 0), ``"undecided"`` (an interval that includes 0) or ``"borderline"`` (one map per network,
+    its value within ``BORDER`` of 0): the last two are ``OPEN``, neither seeing nor missing."""
+    for word_ in ("yes", "no", "borderline"):
+        if word.startswith(word_):
+            return word_
+    return "undecided"
+
+
+def _open_text(states: dict, who: str = "") -> str:
+    """lens -> an ``OPEN`` reading, as 'a is undecided{who} (why) and b and c are borderline (why)'
+    (``who``, e.g. " for AT", after the first group only)."""
+    groups = {}
+    for lens, state in states.items():
+        groups.setdefault(state, []).append(lens)
+    return " and ".join(f"{_listed(ls)} {'is' if len(ls) == 1 else 'are'} {state}{who if i == 0 else ''} "
+                        f"({OPEN_WHY[state]})" for i, (state, ls) in enumerate(groups.items()))
 
 
 def readings(table, kind: str = "ST") -> dict:
     """lens -> :func:`reading` of ``kind``'s column of a :func:`readout_table`."""
     return {lens: reading(table.loc[lens, f"{kind}: sees it?"]) for lens in table.index}
-
-
-UNDECIDED_WHY = f"an interval that includes 0, or one map's value within {BORDER:g} of it"
 
 
 def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
@@ -877,23 +968,31 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     clean images too, and which miss it or are undecided even on signed images. For AT: whether a
     lens difference is backed by AT's behaviour, ``at_follow_excess`` (how much more often AT follows
     a moved signature than the AT network that never saw one; its interval above 0 means AT uses
-    the signature). "Undecided" is never read as "does not see"."""
+    the signature). "Undecided" and "borderline" (:func:`reading`) are never read as "does not see",
+    and each is named as the table names it."""
     lenses = list(signed.index)
     verb = lambda names, one, many: f"{_listed(names)} {one if len(names) == 1 else many}"
     its = lambda names: "its" if len(names) == 1 else "their"
     st_signed, st_clean = readings(signed, "ST"), readings(clean, "ST")
     seen = lambda where, state: [l for l in lenses if st_signed[l] == "yes" and where[l] == state]
-    only_signed, open_clean, both = seen(st_clean, "no"), seen(st_clean, "undecided"), seen(st_clean, "yes")
+    only_signed, both = seen(st_clean, "no"), seen(st_clean, "yes")
+    open_clean = [l for l in lenses if st_signed[l] == "yes" and st_clean[l] in OPEN]
     missed = [l for l in lenses if st_signed[l] == "no"]
-    open_signed = [l for l in lenses if st_signed[l] == "undecided"]
+    open_signed = [l for l in lenses if st_signed[l] in OPEN]
     out = []
     shortcut = iter(["ST's shortcut"])          # named in the first sentence, "it" after
     if only_signed:
         out.append(verb(only_signed, "sees", "see") + f" {next(shortcut, 'it')} only where the images carry the "
                    f"signature: on clean images {its(only_signed)} difference is resolved at or below 0.")
     if open_clean:
-        out.append(verb(open_clean, "sees", "see") + f" {next(shortcut, 'it')} where the images carry the signature "
-                   f"and {'is' if len(open_clean) == 1 else 'are'} undecided on clean images ({UNDECIDED_WHY}).")
+        state = {l: st_clean[l] for l in open_clean}
+        head = verb(open_clean, "sees", "see") + f" {next(shortcut, 'it')} where the images carry the signature"
+        if len(set(state.values())) == 1:
+            word = next(iter(state.values()))
+            out.append(head + f" and {'is' if len(open_clean) == 1 else 'are'} {word} on clean images "
+                       f"({OPEN_WHY[word]}).")
+        else:
+            out.append(head + f"; on clean images, {_open_text(state)}.")
     if both:
         out.append(verb(both, "sees", "see") + f" {next(shortcut, 'it')} on clean images too, through what clean "
                    "images carry at the signature's frequencies.")
@@ -902,14 +1001,14 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
                    f"(a difference resolved at or below 0), so {its(missed)} silence cannot tell a network that "
                    "uses a signature from one that does not, at this profile.")
     if open_signed:
-        out.append(verb(open_signed, "is", "are") + f" undecided about {next(shortcut, 'it')} even on images that "
-                   f"carry it ({UNDECIDED_WHY}).")
+        out.append(f"even on images that carry {next(shortcut, 'it')}, "
+                   + _open_text({l: st_signed[l] for l in open_signed}) + ".")
     if not missed and not open_signed:
         out.append("Every removal lens sees it here: none of them is blind to a shortcut that the analysed "
                    "images carry.")
     at = readings(signed, "AT")
     at_signed = [l for l in lenses if at[l] == "yes"]
-    at_open = [l for l in lenses if at[l] == "undecided"]
+    at_open = [l for l in lenses if at[l] in OPEN]
     uses = at_follow_excess.low > 0
     behaviour = ("AT's rate of following a moved signature minus that of the AT network that never saw one: "
                  f"{at_follow_excess.scaled(100).fmt(digits=1)} points")
@@ -926,8 +1025,9 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     else:
         out.append(f"For AT, no removal lens reads a difference, in line with its behaviour ({behaviour}).")
     if at_open:
-        out.append(f"{verb(at_open, 'is', 'are')} undecided for AT ({UNDECIDED_WHY}), which neither shows a "
-                   "difference nor rules one out.")
+        out.append(_open_text({l: at[l] for l in at_open}, " for AT") + ": "
+                   + ("such a reading neither shows a difference nor rules one out." if len(at_open) == 1 else
+                      "such readings neither show a difference nor rule one out."))
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
 
 
@@ -940,7 +1040,8 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
     the signature where that interval lies above 0. Per condition the lens's difference and
     reading; then per lens where its readings part from the behaviour: "reads a difference the
     behaviour does not back" (yes where use is not shown), "misses a signature in use" (no, resolved
-    at or below 0, where use is shown), "undecided where ..." (:func:`reading`: neither yes nor no), or
+    at or below 0, where use is shown), "undecided where ..." or "borderline where ..." (:func:`reading`:
+    neither yes nor no, named as the readout names it), or
     "follows the behaviour" where none of these happens in any condition."""
     import pandas as pd
     rows = {}
@@ -954,9 +1055,9 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
                 row["_parts"].append(f"reads a difference the behaviour does not back ({label})")
             elif uses and read[lens] == "no":
                 row["_parts"].append(f"misses a signature in use ({label})")
-            elif read[lens] == "undecided":
-                row["_parts"].append(f"undecided where {'the signature is in use' if uses else 'use is not shown'} "
-                                     f"({label})")
+            elif read[lens] in OPEN:
+                row["_parts"].append(f"{read[lens]} where {'the signature is in use' if uses else 'use is not shown'}"
+                                     f" ({label})")
     for row in rows.values():
         row["against the behaviour"] = "; ".join(row.pop("_parts")) or "follows the behaviour"
     return pd.DataFrame(rows).T
@@ -972,7 +1073,7 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
     follow = [l for l in table.index if col[l] == "follows the behaviour"]
     alarm = [l for l in table.index if "does not back" in col[l]]
     miss = [l for l in table.index if "misses" in col[l]]
-    undecided = [l for l in table.index if "undecided where" in col[l]]
+    undecided = [l for l in table.index if any(f"{w} where" in col[l] for w in OPEN)]
     out = [f"How much more often {kind} follows a moved signature than the {kind} network that never saw one: "
            f"{said}."]
     used = [b.low > 0 for b in behaviours.values()]
@@ -995,19 +1096,40 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
         out.append(f"{_listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
                    f"{'its' if len(miss) == 1 else 'their'} silence does not show that it does not.")
     if undecided:
+        read_at = lambda l, label: reading(table.loc[l, f"{label}: sees it?"])
         where = " and ".join(dict.fromkeys(
             "where use is not shown" if not b.low > 0 else f"where {kind} uses the signature"
-            for label, b in behaviours.items() for l in undecided
-            if reading(table.loc[l, f"{label}: sees it?"]) == "undecided"))
+            for label, b in behaviours.items() for l in undecided if read_at(l, label) in OPEN))
+        # each lens's open reading as the table names it: undecided (an interval) or borderline (one map)
+        state = {l: next(read_at(l, label) for label in behaviours if read_at(l, label) in OPEN) for l in undecided}
         one = len(undecided) == 1
         # where the behaviour shows use, do they all read it? then say so before what is undecided
-        reads_use = any(used) and all(reading(table.loc[l, f"{label}: sees it?"]) == "yes" for l in undecided
+        reads_use = any(used) and all(read_at(l, label) == "yes" for l in undecided
                                       for label, b in behaviours.items() if b.low > 0)
-        lead = (f"{'reads' if one else 'read'} a difference where {kind} uses the signature but " if reads_use
-                else "")
-        out.append(f"{_listed(undecided)} {lead}{'is' if one else 'are'} undecided {where} ({UNDECIDED_WHY}), so "
-                   f"whether {'its' if one else 'their'} reading follows {kind}'s behaviour is not settled there.")
+        tail = f", so whether {'its' if one else 'their'} reading follows {kind}'s behaviour is not settled there."
+        if len(set(state.values())) == 1:
+            word = next(iter(state.values()))
+            lead = (f"{'reads' if one else 'read'} a difference where {kind} uses the signature but " if reads_use
+                    else "")
+            out.append(f"{_listed(undecided)} {lead}{'is' if one else 'are'} {word} {where} ({OPEN_WHY[word]})"
+                       + tail)
+        else:
+            lead = f"{_listed(undecided)} read a difference where {kind} uses the signature, but " if reads_use else ""
+            out.append(f"{lead}{where}, {_open_text(state)}" + tail)
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
+
+
+def against_sentence(table, lens: str, kind: str = "AT") -> str:
+    """One lens's "against the behaviour" cell of :func:`behaviour_table` as a sentence with the lens as
+    its subject: "For AT, filtered accuracy reads a difference that AT's behaviour does not back (faint)."."""
+    said = {}          # phrase -> the conditions it holds in (a phrase repeated over conditions is said once)
+    for part in table.loc[lens, "against the behaviour"].split("; "):
+        phrase, _, label = part.partition(" (") if part.endswith(")") else (part, "", "")
+        phrase = phrase.replace("a difference the behaviour", f"a difference that {kind}'s behaviour")
+        phrase = phrase.replace("follows the behaviour", f"follows {kind}'s behaviour")
+        said.setdefault(("is " if phrase.split(" ", 1)[0] in OPEN else "") + phrase, []).append(label[:-1])
+    return f"For {kind}, {lens} " + " and ".join(
+        p + (f" ({'; '.join(ls)})" if any(ls) else "") for p, ls in said.items()) + "."
 
 
 def band_alone(run_a: LensMap, run_b: LensMap, band: torch.Tensor, bootstrap) -> dict:

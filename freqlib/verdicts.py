@@ -42,7 +42,7 @@ import torch
 from .notebooks import glue
 
 __all__ = ["Estimate", "bootstrap", "mean_estimate", "difference", "pool", "pool_each", "seeds_text", "Criterion", "Claim",
-           "verdict", "publish", "direction_text", "not_judged", "judge_setting_aside", "first_seed_effect", "ONE_SEED",
+           "verdict", "publish", "direction_text", "half_width", "PTS", "PCT", "not_judged", "judge_setting_aside", "first_seed_effect", "ONE_SEED",
            "VERDICTS", "STATES", "SYMBOLS"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "inconclusive")
@@ -291,6 +291,10 @@ def pool_each(per_seed: list[dict], unit: str = "seeds") -> dict:
 
 
 # ----------------------------------------------------------------- criteria
+PTS = {"unit": "pts", "scale": 100}    # Criterion(..., **PTS): a difference of rates, shown in points
+PCT = {"unit": "%", "scale": 100}      # Criterion(..., **PCT): a share or rate, shown as a percentage
+
+
 @dataclass
 class Criterion:
     """``key`` (one name, several names, or ``"prefix/*"``: every quantity so
@@ -298,7 +302,13 @@ class Criterion:
     asks value < t. With several quantities the criterion is "for every one".
     ``size=True`` judges the size ``abs(value)`` of a signed number (:meth:`Estimate.size`),
     for an effect whose direction is not claimed; the number stays signed, so it is
-    pooled over seeds before the fold."""
+    pooled over seeds before the fold.
+
+    For readers, not for judging: ``name`` is a short name of the criterion (lists of states
+    use it in place of the key); numbers and thresholds print times ``scale`` followed by
+    ``unit`` (``**PTS``: fractions shown as points, ``**PCT``: as percentages); ``labels``
+    names each quantity of a criterion that reads several different ones (a ``prefix/name``
+    key prints as its name)."""
     describe: str
     key: str | tuple
     above: float | None = None
@@ -306,10 +316,18 @@ class Criterion:
     size: bool = False
     state: str | None = None
     used: dict = field(default_factory=dict)
+    name: str = ""
+    unit: str = ""
+    scale: float = 1.0
+    labels: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if (self.above is None) == (self.below is None):
             raise ValueError(f"criterion {self.describe!r}: give exactly one of above= or below=")
+        plain = [k for k in ((self.key,) if isinstance(self.key, str) else self.key) if "/" not in k]
+        if len(plain) > 1 and any(k not in self.labels for k in plain):
+            raise ValueError(f"criterion {self.describe!r} reads {len(plain)} quantities {plain}: "
+                             f"name each in labels= so a reader can tell them apart")
 
     def keys(self, numbers: dict) -> list[str]:
         wanted = (self.key,) if isinstance(self.key, str) else tuple(self.key)
@@ -349,9 +367,42 @@ class Criterion:
         return self.state
 
     @property
+    def label(self) -> str:
+        """The criterion's short name for lists of states (its key where it has none)."""
+        return self.name or (self.key if isinstance(self.key, str) else " & ".join(self.key))
+
+    @property
     def threshold_text(self) -> str:
-        text = f"> {self.above:g}" if self.above is not None else f"< {self.below:g}"
+        t = self.above if self.above is not None else self.below
+        t = f"×{t * self.scale:g}" if self.unit == "×" else f"{t * self.scale:g}" + (
+            "" if not self.unit else self.unit if self.unit == "%" else f" {self.unit}")
+        text = f"{'>' if self.above is not None else '<'} {t}"
         return f"size {text}" if self.size else text
+
+    def value_text(self, key: str, e: "Estimate") -> str:
+        """One number as a reader sees it: its label (where the criterion reads several, or the
+        name after a key's ``/``), then value and interval in the criterion's unit."""
+        name = self.labels.get(key) or (key.split("/", 1)[1] if "/" in key else "")
+        if self.unit == "%":
+            shown = e.fmt(pct=True) if self.scale == 100 else e.fmt(digits=1) + ("" if e.is_nan else "%")
+        elif self.unit == "×":                                          # a ratio: ×1.69 [1.66, 1.73]
+            shown = ("" if e.is_nan else "×") + e.scaled(self.scale).fmt(digits=2)
+        elif self.unit:
+            shown = e.scaled(self.scale).fmt(digits=1 if self.scale == 100 else 2)
+            shown += "" if e.is_nan else f" {self.unit}"
+        else:
+            shown = e.fmt()
+        return f"{name} {shown}" if name else shown
+
+    def values_text(self, numbers: dict | None = None) -> str:
+        """The numbers the criterion reads (``used`` after evaluation, else from ``numbers``)."""
+        got = self.used if numbers is None else {k: numbers[k] for k in self.keys(numbers)}
+        return ", ".join(self.value_text(k, e) for k, e in got.items())
+
+
+def half_width(e: Estimate) -> float:
+    """Half the width of ``e``'s interval (the ± of a roughly symmetric one)."""
+    return (e.high - e.low) / 2
 
 
 def direction_text(e: Estimate, up: str, down: str, neither: str) -> str:
@@ -380,7 +431,7 @@ def judge_setting_aside(claim: "Claim", per_seed: list[dict], ours: str, aside, 
     out = {"aside": list(aside(claim.numbers)), "measured_states": [c.state for c in claim.criteria],
            "measured_verdict": claim.verdict}
     if out["aside"]:
-        states = ", ".join(f"{c.key} {c.state}" for c in claim.criteria)
+        states = ", ".join(f"{c.label} {c.state}" for c in claim.criteria)
         claim.evaluate([not_judged(n, out["aside"]) for n in per_seed],
                        f"{why(out['aside'])}; as measured: {ours}; criteria {states} → {out['measured_verdict']}")
     return out
@@ -458,8 +509,7 @@ class Claim:
     def criteria_text(self) -> str:
         parts = []
         for c in self.criteria:
-            vals = ", ".join(f"{k} = {e.fmt()}" for k, e in c.used.items())
-            parts.append(f"{SYMBOLS[c.state]} {c.describe} ({vals}; needs {c.threshold_text})")
+            parts.append(f"{SYMBOLS[c.state]} {c.describe} ({c.values_text()}; needs {c.threshold_text})")
         return "; ".join(parts)
 
     def variants_text(self) -> str:
@@ -507,7 +557,7 @@ def publish(claims: list[Claim], ctx) -> "object":
         numbers = {k: e.to_dict() for k, e in c.numbers.items() if isinstance(e, Estimate) and k in used}
         # rules: the criteria as data, so a sweep can judge numbers pooled over jobs (freqlib.sweep)
         rules = [{"describe": k.describe, "keys": list(k.used), "above": k.above, "below": k.below,
-                  "size": k.size}
+                  "size": k.size, "unit": k.unit, "scale": k.scale, "labels": k.labels}
                  for k in c.criteria]
         ledger.append(dict(row, profile=ctx.profile, variant=ctx.variant, device=ctx.device,
                            states=[k.state for k in c.criteria], seed_verdicts=c.seed_verdicts,

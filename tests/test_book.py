@@ -30,6 +30,9 @@ def test_primer_smoke(executed_chapter):
     assert 1.0 < glued["power_alpha"] < 4.0          # natural-image spectra fall off as a power law
     assert float(glued["dct_upper_share"].rstrip("%")) < 25  # bands >= 16 hold little energy
     assert re.fullmatch(r"\d+\.\d\d%", glued["standard_accuracy"])
+    # the class signal of the planted data lies (almost) wholly inside its band, as the prose says
+    low, high = (float(v.rstrip("%")) for v in glued["planted_in_band"].split(" to "))
+    assert 90 <= low <= high <= 100
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

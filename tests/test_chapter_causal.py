@@ -3,6 +3,7 @@ the glued numbers, and it glues the lens-validity table that chapter 04 cites.""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -59,9 +60,17 @@ def test_revised_criteria_are_judged_and_recorded(chapter):
     assert "d3_at_competence" in rows["D3"]["numbers"]
     assert set(rows["D4"]["numbers"]) == {"d4_follow_excess", "d4_relative_excess"}
     # the reach reading, less D4's competence caveat, for some control outcome and strengths AT ignored
-    core = glued["reach_reading"].split(" D4's network, though,")[0]
+    core = glued["reach_reading"].split(" AT trained with the strong signature, though,")[0]
     assert core in {shortcut.reach_reading(rows["D3"]["verdict"], rows["D4"]["verdict"], c, beyond)
                     for c in ("separated", "neither", "open") for beyond in ([], [29.0], [26.0], [29.0, 26.0])}
+    # D4's part of the sentence names AT as its subject, after a semicolon
+    text = glued["synthesis_text"]
+    assert " and it " not in text and re.search(r"\); (AT |it is inconclusive whether AT |a moved strong )", text)
+    # the readouts name borderline (one map) apart from undecided (an interval), and the premise is a sentence
+    assert glued["ex7_premise"].startswith("For AT, filtered accuracy ") and glued["ex7_premise"].endswith(".")
+    for key in ("signed_reading", "at_behaviour_reading"):
+        assert "or one map's value" not in glued[key]
+    assert glued["mf_band_size"] == int(V.band_masks()["high"].sum())          # computed, not typed
     # ST at AT's clean accuracy: the ladder is the fixed one, its reading glued and in the deviations
     assert glued["match_fractions"] == "1/16, 1/8, 1/4, 1/2"
     assert glued["matched_reading"].startswith("ST at the budget matched on D3's set")

@@ -35,7 +35,7 @@ def test_chapter_02_smoke(executed_chapter, unglued):
     for key in ("B1_direction", "B1_best_c", "B1_best_clean"):            # directions come with paired intervals
         assert "[" in glued[key], key
     s = claims["B1"]["states"]                                      # the rule change names this run's states
-    assert f"this rule: c_slope {s[0]}, clean_slope {s[1]} → {claims['B1']['verdict']}" in glued["B1_rule_change"]
+    assert f"this rule: mean-C slope {s[0]}, clean slope {s[1]} → {claims['B1']['verdict']}" in glued["B1_rule_change"]
     assert glued["c_variant"] == "CIFAR-10-C (regenerated from original test images 0–99)"
     assert glued["jpeg_variant"] == "CIFAR-10-C (regenerated from JPEG-q75 pixels of test images 0–99)"
     assert glued["c_frost"] == "the original frost photographs"

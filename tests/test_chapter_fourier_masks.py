@@ -94,12 +94,28 @@ def test_deviations_record_criterion_changes_with_dates(chapter):
         assert row["date"] == "2026-11-24" and "→" in row["effect"], row
     assert any("utils.energies" in r["paper"] for r in dev["rows"])
     assert next(r for r in dev["rows"] if r["aspect"] == "architecture")["effect"] == "not measured"
-    runs = next(r for r in dev["rows"] if r["ours"].startswith("C3: 2 training run(s)"))   # smoke trains two
+    runs = next(r for r in dev["rows"] if r["ours"].startswith("C3: 2 training runs per"))   # smoke trains two
     assert runs["effect"].startswith("gen_ratio: first run alone ") and "→ 2 runs pooled" in runs["effect"], runs
-    seeds = next(r for r in dev["rows"] if r["ours"].startswith("1 training seed(s) of every network"))  # smoke: one
+    seeds = next(r for r in dev["rows"] if r["ours"].startswith("1 training seed of every network"))  # smoke: one
     assert seeds["effect"].startswith("not measured: one training seed") and seeds["date"] == "2026-11-26"
     for r in dev["rows"]:                          # effects are measured numbers, pointers or "not measured"
         assert not re.search(r"may now|less conservative|session", r["effect"] + r["date"]), r
+        text = " ".join(r[k] for k in ("paper", "ours", "reason", "effect"))
+        assert "(s)" not in text and "=..." not in text, r          # counts pluralised, commands complete
+    # the controls' row counts the first seed, says so, and gives the count C1 judged beside it
+    control = next(r for r in dev["rows"] if r["effect"].startswith("first training seed: masks beating"))
+    assert control["date"] == "2026-11-24"
+    # an example command names networks the zoo knows
+    from freqlib.profiles import RECIPES
+    for r in dev["rows"]:
+        for models in re.findall(r"mask_models=([\w,]+)", r["ours"]):
+            assert set(models.split(",")) <= set(RECIPES), models
+    # the revisions' dates: the range the prose gives, and every date the admonition gives, are the table's
+    dates = sorted({r["date"] for r in dev["rows"] if r["date"]})
+    assert glued["revision_dates"] == f"from {dates[0]} to {dates[-1]}"
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "chapters" / "03_fourier_masks.ipynb", 4)
+    admonition = next(c.source for c in nb.cells if "Criteria revised after a first look" in c.source)
+    assert set(re.findall(r"20\d\d-\d\d(?:-\d\d)?", admonition)) <= set(dates)
 
 
 def test_prose_numbers_are_glued(chapter, unglued, rows):
@@ -146,6 +162,23 @@ def test_per_image_masks_read_from_the_run(chapter):
     assert ("mirror's pixels" in glued["ex2_condition"]) == on_mirror
     assert ("FREQLIB_CIFAR10_SOURCE=original" in glued["ex2_compare"]) == on_mirror
     assert re.search(r"= \d\.\d{3,6}, ", glued["ratio_power"])            # decimals enough to compare with the bar
+    assert glued["image_lr_change"].startswith(("went from", "stayed at"))
+
+
+def test_prose_reads_what_the_criteria_judged(chapter, rows):
+    """Section 2's widths are those of the ratios C1 judged; the networks are named as a reader
+    knows them and defined from their recipes."""
+    from freqlib.profiles import describe_recipe
+    from freqlib.verdicts import Estimate
+    _, glued = chapter
+    judged = [Estimate(v["value"], v["low"], v["high"]) for k, v in rows["C1"]["numbers"].items()
+              if k.startswith("ratio/")]
+    halves = sorted((e.high - e.low) / 2 for e in judged)
+    lo, hi = re.search(r"interval ±(\d\.\d+) to ±(\d\.\d+) wide", glued["ratio_power"]).groups()
+    d = len(lo.split(".")[1])
+    assert (lo, hi) == (f"{halves[0]:.{d}f}", f"{halves[-1]:.{d}f}")
+    assert "fastnet" not in glued["gen_budget"] and "FastNet" in glued["gen_budget"]
+    assert all(describe_recipe(n) in glued["network_recipes"] for n in ("standard", "linf_at"))
 
 
 def test_quick_profile_trains_three_seeds_once_each():

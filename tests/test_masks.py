@@ -17,6 +17,7 @@ from freqlib import mask_reliability as mrel
 from freqlib import mask_training as mtrain
 from freqlib import masks as fm
 from freqlib import probe, results, similarity
+from freqlib.profiles import describe_recipe, training_passes
 from freqlib.data import PlantedBand, planted_frequency_dataset
 from freqlib.evaluate import accuracy, correct
 from freqlib.models import build_model
@@ -618,3 +619,51 @@ def test_stopped_by_rule_reads_why_a_mask_stopped():
 def _dummy_mask_result():
     return mtrain.MaskResult(mask=torch.ones(1, 1, 4, 4), kept=True, kept_epoch=2, acc_unmasked=1.0, acc_masked=1.0,
                              epochs=2, steps=2, seconds=0.0, stopped="max_epochs")
+
+
+# ------------------------------------------------------------ the chapter's sentences
+def test_recipes_are_described_from_the_zoo_and_cost_their_passes(monkeypatch):
+    from freqlib import profiles
+    assert describe_recipe("standard") == "standard training"
+    assert "L∞ ε = 8/255" in describe_recipe("linf_at") and "L2 ε = 0.5" in describe_recipe("l2_at")
+    assert "σ = 0.1" in describe_recipe("gaussian")
+    assert "PGD-10" in describe_recipe("linf_pgd_c") and "step ε/8" in describe_recipe("linf_pgd_c")
+    assert [training_passes(n) for n in ("standard", "gaussian", "linf_at", "linf_pgd_c")] == [1, 1, 2, 11]
+    # read off the recipe, not typed: another step count, another cost and another description
+    monkeypatch.setitem(profiles.RECIPES, "linf_pgd_c", dict(profiles.RECIPES["linf_pgd_c"], attack_steps=7))
+    assert training_passes("linf_pgd_c") == 8 and "PGD-7" in describe_recipe("linf_pgd_c")
+    with pytest.raises(ValueError):
+        describe_recipe("no_such_recipe")
+
+
+def test_count_above_counts_holding_intervals_and_powerless_ones():
+    es = [Estimate(0.01, 0.001, 0.02), Estimate(0.01, -0.01, 0.03), Estimate(-0.02, -0.03, -0.01)]
+    assert mrel.count_above(es) == "1"
+    assert mrel.count_above(es + [Estimate.no_power(es[0])]) == "1 (1 no power)"
+    assert mrel.count_above(es, threshold=0.005) == "0"
+
+
+def test_lr_change_says_stayed_when_both_ends_print_the_same():
+    assert mtrain.lr_change(0.008, 0.012) == "went from 0.008 to 0.012, a rise of 50%"
+    assert mtrain.lr_change(0.008, 0.008 * (1 + 8.3e-6)) == "stayed at 0.008, a rise of under 0.001%"
+    assert mtrain.lr_change(0.008, 0.008) == "stayed at 0.008"
+    assert mtrain.lr_change(0.012, 0.008).endswith("a fall of 33%")
+
+
+def test_ratio_power_reads_the_judged_intervals():
+    one = {"a": [Estimate(0.99, 0.98, 1.00)], "b": [Estimate(0.99, 0.96, 1.02)]}
+    text = mrel.ratio_power({n: v[0] for n, v in one.items()}, one, 500)
+    assert "interval ±0.010 to ±0.030 wide" in text and "at least about 0.990 to 1.010" in text
+    assert "One seed" not in text and "89.20 / 89.56 = 0.996, would hold or come out undecided" in text
+    # pooled: the widths are the pooled ones, and the sentence says which pooling narrowed or widened
+    seeds = {"a": [Estimate(0.99, 0.97, 1.01)] * 3, "b": [Estimate(0.99, 0.98, 1.00)] * 3}
+    pooled = {"a": Estimate(0.99, 0.98, 1.00), "b": Estimate(0.99, 0.95, 1.03)}
+    text = mrel.ratio_power(pooled, seeds, 500)
+    assert "pooled over 3 training seeds, have a 95% interval ±0.010 to ±0.040 wide" in text
+    assert "One seed's ratio alone has an interval ±0.010 to ±0.020 wide" in text
+    assert "narrowed the interval for a and widened it for b" in text
+
+
+def test_generalisation_budget_names_the_architecture():
+    record = {"config": {"n_train": 8000, "epochs": 3, "arch": "fastnet", "widths": [16, 32, 64]}}
+    assert mgen.budget_text(record) == "8000 training images, 3 epochs, the FastNet network of widths (16, 32, 64)"

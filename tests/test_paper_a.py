@@ -601,3 +601,9 @@ def test_each_number_carries_the_range_it_cannot_leave():
     ev = {"at_minus_st_low_small": {"at": torch.ones(8), "st": torch.zeros(8)}}
     nums = paper_a.numbers(ev, partial(bootstrap, n_boot=50))
     assert nums["at_minus_st_low_small"].bounds == (-1.0, 1.0) and nums["st_low_small"].bounds == (0.0, 1.0)
+
+
+def test_labels_name_the_radius_the_chapter_ran_with():
+    assert paper_a.label("at_minus_st_low_small") == "A3: low-pass accuracy at r=4, AT − ST"
+    assert paper_a.label("st_low_small", r_small=6) == "ST: low-pass accuracy at r=6"
+    assert paper_a.label("no_such_key") == "no_such_key"

@@ -54,8 +54,8 @@ def test_thresholds_are_declared_once():
     t = pb.THRESHOLDS
     assert t["c_gain"] == pytest.approx(8.97) and t["c_slope"] == 5 and t["clean_slope"] == 2
     table = pb.criteria_table(pb.claims())
-    assert list(table["number"]) == ["c_slope", "clean_slope", "c_gain", "clean_drop"]
-    assert list(table["rule (points)"]) == ["size > 5", "size < 2", "> 8.97", "< 1"]
+    assert list(table["number"]) == ["mean-C slope", "clean slope", "mean-C gain", "clean drop"]
+    assert list(table["rule"]) == ["size > 5 pts", "size < 2 pts", "> 8.97 pts", "< 1 pts"]
 
 
 def test_slope_is_the_least_squares_contrast_and_magnitude_folds_its_interval():
@@ -241,6 +241,7 @@ def test_b2_budget_check_gates_the_verdict_but_keeps_the_measured_states():
     assert out["measured_states"] == ["fails", "fails"]
     assert claim.verdict == "inconclusive" and states(claim) == ["undecided", "undecided"]
     assert claim.ours.startswith("not judged at this budget") and "not reproduced" in claim.ours
+    assert "criteria mean-C gain fails, clean drop fails → not reproduced" in claim.ours   # named, not keyed
     undecided = Estimate(1.0, -1.0, 3.0)                            # an unresolved check does not judge either
     assert not pb.judge_b2(pb.claims()[1], per_seed, undecided, "m")["judged"]
 

@@ -109,6 +109,10 @@ def test_run_card_and_skip_when_unchanged(tmp_path):
     assert "skipped" in logs[-1]
     runner.execute_chapter(nb, {"profile": "smoke", "n_images": 22}, out, log=logs.append)
     assert "done" in logs[-1]
+    # a 0 that means "the profile's setting" says so; seed=0 is training seed 0 and does not
+    zero = runner.execute_chapter(nb, {"profile": "smoke", "n_images": 0}, out, log=logs.append)
+    card = nbformat.read(zero, as_version=4).cells[1].source
+    assert "n_images=0, scale=0.5` (n_images: 0 or '' means the profile's setting) |" in card
 
 
 def test_toc_lists_existing_chapters():
@@ -185,7 +189,7 @@ def test_site_refuses_a_mix_of_profiles_and_ledger_marks_it(tmp_path, executed_c
     assert "| not reproduced (1 criterion changes) |" in md          # the short JPEG cell
     assert "sweep (pooled)" not in md                                # no sweep collected: no column
     several = ledger_markdown([dict(rows[0], seeds="partly in 2 of 3 seeds", verdict="partly")])
-    assert "| partly (partly in 2 of 3 seeds) |" in several
+    assert "| partly; partly in 2 of 3 seeds |" in several
     devs = collect_deviations(runs)
     assert [d["chapter"] for d in devs] == ["a_claims", "b_claims"] and devs[0]["ours"] == "synthetic numbers"
     assert "| [a_claims](chapters/a_claims.ipynb) | evaluation | no paper | synthetic numbers |" in deviations_markdown(devs)
@@ -201,3 +205,18 @@ def test_lock_matches_names_the_libraries_that_differ(monkeypatch):
     monkeypatch.setattr(environment, "versions", lambda: {"torch": "2.15.0", "numpy": pins["numpy"],
                                                            "torchvision": pins["torchvision"], "python": "3"})
     assert environment.lock_matches() == "no: torch 2.15.0 (lock 2.13.0+cpu)"
+
+
+def test_zoo_timings_tell_a_recipes_variants_apart(monkeypatch, tmp_path):
+    """Chapter 6 trains one recipe on several datasets and budgets: each row says which."""
+    from freqlib import ledger, zoo
+    rec = lambda key, dataset, epochs: {"name": "shortcut_standard", "seed": 0, "profile": "quick", "key": key,
+                                        "train_seconds": 10.0, "test_accuracy": 0.5, "device": "CPU",
+                                        "config": {"dataset": dataset, "n_train": 20000, "epochs": epochs}}
+    monkeypatch.setattr(zoo, "list_models", lambda current=False: [rec("a1", "shortcut-high", 3),
+                                                                   rec("b2", "shortcut-high", 0.75),
+                                                                   rec("c3", "shortcut-high-20db", 3)])
+    monkeypatch.setattr(ledger, "run_card", lambda path: {"profile": "quick"})
+    rows = [r for r in ledger.timings_markdown({"06": tmp_path}).splitlines() if r.startswith("| shortcut_standard")]
+    assert len(rows) == 3 and len(set(r.split("|", 4)[4] for r in rows)) == 3    # not three equal rows
+    assert "| shortcut-high | 20,000 × 0.75 |" in rows[1] and "| shortcut-high-20db | 20,000 × 3 |" in rows[2]

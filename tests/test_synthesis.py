@@ -379,6 +379,11 @@ def test_top_model_entry_marks_ties_and_warnings():
     told = _told(FA, [("l2_at", "linf_at")])
     assert synthesis.top_model_entry("A", FA, _told(FA)) == "A: l2_at"
     assert synthesis.top_model_entry("A", FA, told) == "A: l2_at (not told apart from linf_at)"
+    # every model not told from the top one is named, not only the runner-up (standard is third here)
+    told = _told(FA, [("l2_at", "linf_at"), ("l2_at", "standard")])
+    assert synthesis.top_model_entry("A", FA, told) == "A: l2_at (not told apart from linf_at, standard)"
+    none = _told(FA, [("l2_at", m) for m in ("linf_at", "standard", "gaussian")])
+    assert synthesis.top_model_entry("A", FA, none) == "A: l2_at (told apart from no other model)"
     assert (synthesis.top_model_entry("C", MASK_EQ, _told(MASK_EQ), " ⚠ (mask not kept)")
             == "C: linf_at ⚠ (mask not kept)")
 

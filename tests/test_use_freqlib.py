@@ -16,6 +16,8 @@ assert 0 <= float(curves["low"].min()) and float(curves["high"].max()) <= 1
 assert bands.occlusion.shape == (100, 32) and bands.pred.shape == (100,)
 assert abs(float(profile.sum()) - 1) < 1e-6 and 0 <= float(band_centroid(profile)) <= 31
 assert heat["error"].shape == (32, 32) and heat["n_images"] == 20
+from freqlib.heatmap import plot_heatmaps          # the call the page's prose gives for the map
+plot_heatmaps({"my model": heat}, "error rate")
 print("PAGE OK")
 """
 
@@ -27,6 +29,7 @@ def code_blocks(text: str, language: str = "python") -> list[str]:
 def test_page_states_the_preprocessing_contract():
     text = PAGE.read_text()
     assert "[0, 1]" in text and "normalis" in text and "pip install -e ." in text
+    assert 'plot_heatmaps({"my model": heat}, "error rate")' in text      # the call CHECKS runs
     assert len(code_blocks(text)) >= 4
 
 

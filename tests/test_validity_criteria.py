@@ -108,7 +108,13 @@ def test_the_sign_pattern_ceiling_is_a_square_waves_share_and_depends_on_the_ban
 def test_rule_change_reports_both_states():
     n = {"d1_enrich/low": Estimate(6.6, 6.4, 6.8), "d1_headroom/low": Estimate(0.26, 0.25, 0.27)}
     text = V.rule_change(V.PREVIOUS_CRITERIA["D1 enrichment"], _headroom_criterion(), n)
-    assert text.startswith("old rule: holds (d1_enrich/low 6.60") and "new rule: fails (d1_headroom/low 0.26" in text
+    assert text == "old rule: holds (low ×6.60 [6.40, 6.80]); new rule: fails (low 0.260 [0.250, 0.270])"
+    # D3's criteria read two numbers each: the reader sees which is which, in points
+    n = {"d3_reduction": Estimate(0.54, 0.30, 0.76), "d3_follow_gap": Estimate(0.36, 0.15, 0.56),
+         "d3_at_competence": Estimate(0.18, -0.03, 0.38), "d3_at_floor": Estimate(0.08, -0.13, 0.28)}
+    text = V.rule_change(V.PREVIOUS_CRITERIA["D3 reduction"], V.causal_claims()[2].criteria[0], n)
+    assert text == ("old rule: holds (ST − AT relative drop 54.0 [30.0, 76.0] pts); new rule: undecided "
+                    "(ST − AT relative drop 54.0 [30.0, 76.0] pts, AT clean accuracy − chance 18.0 [-3.0, 38.0] pts)")
 
 
 def test_d3_fails_for_a_network_at_chance():
@@ -343,7 +349,9 @@ def test_synthesis_sentence_names_what_is_undecided():
 def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     for combo in itertools.product(VERDICTS, repeat=4):
         text = V.synthesis_sentence(dict(zip(("D1", "D2", "D3", "D4"), combo)), "high")
-        assert text[0].isupper() and text.endswith("(D4).") and "(D3), and " in text
+        # D4 after a semicolon, with AT as its subject: no "it" left without one
+        assert text[0].isupper() and text.endswith("(D4).") and "(D3); " in text and "and it " not in text
+        assert "; AT " in text or "; it is inconclusive whether AT adopts" in text
     assert "does not avoid high frequencies as such" in shortcut.reach_reading("reproduced", "reproduced")
     assert "avoided the band itself" in shortcut.reach_reading("reproduced", "not reproduced")
     assert "not told apart" in shortcut.reach_reading("reproduced", "inconclusive")
@@ -367,7 +375,10 @@ def test_synthesis_sentence_reads_d4_and_the_reach_reading_follows_d3_and_d4():
     # D4's network below, not surely above, or above D3's competence floor
     low, unsure, fine = Estimate(0.149, 0.127, 0.173), Estimate(0.2, 0.17, 0.23), Estimate(0.3, 0.27, 0.33)
     caveat = shortcut.reach_reading("reproduced", "reproduced", d4_clean=low)
-    assert "classifies 14.9% [12.7, 17.3] of clean images, below D3's competence floor" in caveat
+    assert "AT trained with the strong signature, though, classifies 14.9% [12.7, 17.3] of clean images, below " \
+           "D3's competence floor" in caveat and "D4's network" not in caveat
+    pooled = shortcut.reach_reading("reproduced", "reproduced", d4_clean=low, n_seeds=3)
+    assert "of clean images (pooled over 3 training seeds), below D3's competence floor" in pooled
     assert "not surely above D3's competence floor" in shortcut.reach_reading("reproduced", "not reproduced",
                                                                               d4_clean=unsure)
     assert "competence floor" not in shortcut.reach_reading("reproduced", "reproduced", d4_clean=fine)
@@ -589,9 +600,10 @@ def test_synthesis_sentence_follows_which_criterion_of_an_inconclusive_claim_hol
     assert other.index("beyond no-class gratings") < other.index("but whether moving the high-band signature")
     none_held = V.synthesis_sentence(verdicts, "high", None, {**states, "D2": ["undecided", "undecided"]})
     assert "it is inconclusive whether the standard network adopted the high-band shortcut (D2)" in none_held
-    # an inconclusive D4 with one criterion held keeps its leading "and"
+    # an inconclusive D4 with one criterion held names what held, after a semicolon
     d4 = V.synthesis_sentence({**verdicts, "D4": "inconclusive"}, "high", None, {**states, "D4": ["undecided", "holds"]})
-    assert "(D3), and a moved strong signature removed" in d4 and d4.endswith("second criterion holds).")
+    assert "(D3); a moved strong signature removed" in d4 and d4.endswith("second criterion holds).")
+    assert V.synthesis_sentence(verdicts, "high").endswith("; AT adopted a signature beyond ε's reach (D4).")
 
 
 def test_synthesis_sentence_qualifies_d3_with_the_matched_control():
@@ -747,15 +759,26 @@ def test_the_signed_reading_follows_the_readouts_and_checks_at_against_its_behav
                    dict(zip(lenses, ("yes", "undecided", "no (one map each: point value)"))))
     no_use, use = Estimate(-0.008, -0.017, 0.002), Estimate(0.05, 0.03, 0.07)
     text = V.signed_reading(signed, clean, no_use)
-    # undecided on clean images is not "does not see": only a difference resolved at or below 0 is
+    # undecided (an interval) or borderline (one map) on clean images is not "does not see": only a
+    # difference resolved at or below 0 is; each is named as the table names it
     assert text.startswith("Filtered accuracy and Fourier mask see ST's shortcut where the images carry the "
-                           "signature and are undecided on clean images")
+                           "signature; on clean images, filtered accuracy is undecided (an interval that includes 0) "
+                           "and Fourier mask is borderline (one map's value within 0.01 of 0).")
+    same = _seen(dict(zip(lenses, ("undecided", "yes", "undecided"))), dict.fromkeys(lenses, "no"))
+    assert V.signed_reading(signed, same, no_use).startswith(
+        "Filtered accuracy and Fourier mask see ST's shortcut where the images carry the signature and are "
+        "undecided on clean images (an interval that includes 0).")
     assert "only where" not in text and "Occluded frequency sees it on clean images too" in text
     resolved = _seen(dict(zip(lenses, ("no", "yes", "no (one map each: point value)"))), dict.fromkeys(lenses, "no"))
     assert V.signed_reading(signed, resolved, no_use).startswith(
         "Filtered accuracy and Fourier mask see ST's shortcut only where the images carry the signature: on clean "
         "images their difference is resolved at or below 0.")
-    assert "Occluded frequency is undecided for AT" in text
+    assert "Occluded frequency is undecided for AT (an interval that includes 0): such a reading neither " \
+           "shows a difference nor rules one out." in text
+    at_mask = _seen(signed["ST: sees it?"].to_dict(),
+                    dict(zip(lenses, ("yes", "undecided", "borderline (one map each)"))))
+    assert "Occluded frequency is undecided for AT (an interval that includes 0) and Fourier mask is borderline " \
+           "(one map's value within 0.01 of 0): such readings neither" in V.signed_reading(at_mask, clean, no_use)
     assert "Every removal lens sees it here" in text
     assert "For AT, filtered accuracy reads a difference too, which its behaviour does not back (AT's rate of " \
            "following a moved signature minus that of the AT network that never saw one: -0.8 [-1.7, 0.2] points)" in text
@@ -763,7 +786,10 @@ def test_the_signed_reading_follows_the_readouts_and_checks_at_against_its_behav
     blind = _seen(dict(zip(lenses, ("yes", "no", "undecided"))), dict.fromkeys(lenses, "no"))
     text = V.signed_reading(blind, clean, no_use)
     assert "Occluded frequency does not see it even on images that carry it" in text
-    assert "Fourier mask is undecided about it even on images that carry it" in text
+    assert "Even on images that carry it, Fourier mask is undecided (an interval that includes 0)." in text
+    blind_mask = _seen(dict(zip(lenses, ("yes", "no", "borderline (one map each)"))), dict.fromkeys(lenses, "no"))
+    assert "Even on images that carry it, Fourier mask is borderline (one map's value within 0.01 of 0)." in \
+        V.signed_reading(blind_mask, clean, no_use)
     assert "Every removal lens" not in text
     assert "For AT, no removal lens reads a difference, in line with its behaviour" in text
     assert "the lenses miss it" in V.signed_reading(blind, clean, use)
@@ -815,6 +841,90 @@ def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
     text = V.behaviour_reading(V.behaviour_table({"strong": (strong, use)}), {"strong": use})
     assert "Filtered accuracy and occluded frequency follow it in every condition: a difference wherever AT uses " \
            "the signature, though no condition here checks" in text
+    # a single-map lens near 0 is borderline, not undecided, in the table, its sentences and the exercise's premise
+    mixed = V.behaviour_table({"faint": (_at_readout({"occluded frequency": "undecided",
+                                                      "Fourier mask": "borderline (one map each)"}), no_use),
+                               "strong": (_at_readout({"occluded frequency": "yes",
+                                                       "Fourier mask": "yes (one map each: point value)"}), use)})
+    assert mixed["against the behaviour"]["Fourier mask"] == "borderline where use is not shown (faint)"
+    text = V.behaviour_reading(mixed, {"faint": no_use, "strong": use})
+    assert "Occluded frequency and Fourier mask read a difference where AT uses the signature, but where use is " \
+           "not shown, occluded frequency is undecided (an interval that includes 0) and Fourier mask is " \
+           "borderline (one map's value within 0.01 of 0), so whether their reading follows AT's behaviour is " \
+           "not settled there." in text
+    assert V.against_sentence(mixed, "Fourier mask") == \
+        "For AT, Fourier mask is borderline where use is not shown (faint)."
+    assert V.against_sentence(table, "filtered accuracy") == \
+        "For AT, filtered accuracy reads a difference that AT's behaviour does not back (strong)."
+    assert V.against_sentence(silent, "Fourier mask") == "For AT, Fourier mask follows AT's behaviour."
+    twice = V.behaviour_table({"faint": (faint, no_use), "strong": (faint, no_use)})
+    assert V.against_sentence(twice, "Fourier mask") == \
+        "For AT, Fourier mask is undecided where use is not shown (faint; strong)."
+
+
+def test_the_interval_ratio_names_the_cells_it_leaves_out():
+    """Chapter 6's deviation on the block bootstrap: a cell whose interval over the blocks has zero
+    width has no ratio; it is named as left out, never dropped silently, and the median is a median."""
+    ratios = {"filtered accuracy on low": 1.5, "heat map ε=4 on low": 0.9, "heat map ε=32 on low": None,
+              "heat map ε=4 on high": 1.1, "heat map ε=32 on high": 1.2}
+    text = V.interval_ratio_text(ratios, ["heat map ε=4 on high: undecided → found"])
+    assert text.startswith("AUROC interval over images ÷ over the blocks: median ×1.15 (×0.90 to ×1.50, 4 of 5 "
+                           "cells; left out: heat map ε=32 on low, whose interval over the blocks has zero width")
+    assert text.endswith("(first seed): heat map ε=4 on high: undecided → found")
+    assert "left out" not in V.interval_ratio_text({"a": 1.0, "b": 2.0}, [])
+    assert V.interval_ratio_text({"a": 1.0}, []).endswith("1 of 1 cells); states under the first two rules that "
+                                                          "change (first seed): none")
+    assert V.interval_ratio_text({"a": None}, []).startswith("no AUROC interval ratio")
+
+
+def test_the_trained_first_layer_is_read_beside_its_whitening_start():
+    one = lambda v: Estimate(v, v, v, over="one network (no interval)", n=1)
+    sc = lambda a, m, sp: {"auroc": one(a), "margin": one(m), "specificity": one(sp)}
+    start = {"low": sc(0.35, -0.51, -0.18), "horizontal": sc(0.77, -0.08, -0.14)}
+    near = {"low": sc(0.35, -0.51, -0.18), "horizontal": sc(0.77, -0.07, -0.13)}
+    text = V.start_comparison(start, near, {"low": 0.071, "horizontal": 0.097})
+    assert "AUROC low 0.35 (start 0.35), horizontal 0.77 (start 0.77)" in text
+    assert "moved 7.1% to 9.7% of the start's norm" in text and "stayed near its whitening start" in text
+    far = V.start_comparison(start, near, {"low": 0.21, "horizontal": 0.86})
+    assert "stayed near" not in far and "in the state it read the start, in every planting" in far
+    moved = V.start_comparison(start, {**near, "low": sc(0.95, 0.3, 0.4)}, {"low": 0.5, "horizontal": 0.1})
+    assert "stayed near" not in moved and "training changed the lens's state for low (not found → found)" in moved
+    # the relative kernel change of a network against itself is 0, against a perturbed copy it is not
+    import copy
+    net = build_model("fastnet", widths=(8, 8, 8))
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        first_conv(other).weight.mul_(1.1)
+    assert V.kernel_change(net, net) == 0.0 and V.kernel_change(other, net) == pytest.approx(0.1)
+
+
+def test_the_adoption_reading_follows_the_curve_against_the_reach():
+    eps = 8 / 255
+    reach = shortcut.signature_reach("high", eps).whole[1]
+    point = lambda p, e: {"weakest": shortcut.signature_amplitudes("high", 10 ** (-p / 20))[0], "d4_follow_excess": e}
+    no, yes = Estimate(0.0, -0.01, 0.01), Estimate(0.6, 0.5, 0.7)
+    curve = {32.0: point(32.0, no), 29.0: point(29.0, no), 26.0: point(26.0, yes), 20.0: point(20.0, yes)}
+    assert shortcut.ignored_beyond(curve, reach) == [29.0]                 # 32 dB lies within reach
+    text = shortcut.adoption_reading(curve, reach, "high", eps)
+    assert text.startswith("Beyond ε's reach along every whole signature, AT follows the signature resolvably at "
+                           "26 dB and 20 dB but not at 29 dB: being beyond that reach did not suffice")
+    left = 255 * shortcut.left_after_reach("high", eps, 10 ** (-29 / 20))
+    assert f"{left:.2f}/255 at 29 dB" in text and text.endswith("(32 dB), AT does not follow it resolvably.")
+    every = shortcut.adoption_reading({**curve, 29.0: point(29.0, yes)}, reach, "high", eps)
+    assert "AT follows the signature resolvably at every strength beyond" in every and "as the reach reading predicts" in every
+    assert shortcut.ignored_beyond({**curve, 29.0: point(29.0, yes)}, reach) == []
+    assert shortcut.adoption_reading({32.0: curve[32.0]}, reach, "high", eps).startswith("No strength of the curve")
+
+
+def test_the_networks_the_low_band_exercise_trains_are_named_from_the_sets():
+    text = shortcut.trained_networks_text("low", 20.0, [29.0, 26.0], 3)
+    for name in ("shortcut-low (D2, D3)", "shortcut-low-20db (D4)", "shortcut-low-29db and shortcut-low-26db "
+                 "(the adoption curve)", "1/16, 1/8, 1/4 and 1/2 of the epochs on shortcut-low",
+                 "shortcut-low-29db, shortcut-low-26db and shortcut-low-20db (the accuracy-matched control)",
+                 "once per training seed (3)"):
+        assert name in text
+    assert "per training seed" not in shortcut.trained_networks_text("low", 20.0, [], 1)
+    assert "adoption curve" not in shortcut.trained_networks_text("low", 20.0, [], 1)
 
 
 def test_band_alone_compares_high_pass_accuracy_at_the_bands_inner_radius():

@@ -200,6 +200,15 @@ def test_deviation_needs_a_date_for_criterion_changes():
         Deviation("colour", "a", "b", "c")
 
 
+def test_deviations_table_shows_code_without_backticks_and_glues_it_as_written(monkeypatch):
+    from freqlib import deviations
+    glued = {}
+    monkeypatch.setattr(deviations, "glue", lambda k, v: glued.setdefault(k, v))
+    table = deviations.deviations_table([Deviation("method", "`f(x)`", "ours", "why")], "ch")
+    assert table.loc[1, "paper"] == "f(x)"                                   # the chapter's table
+    assert json.loads(glued["deviations"])["rows"][0]["paper"] == "`f(x)`"   # the instructor page's markdown
+
+
 def test_size_criterion_pools_signed_numbers_before_the_fold():
     """Two seeds whose effects have opposite signs: the effect's size is not established.
     Pooling the sizes (|+8| and |-8|) would say 8; pooling the signed numbers says about 0."""
@@ -226,3 +235,25 @@ def test_sweep_judges_size_rules_on_numbers_pooled_signed():
     assert opposite["states"] != ["holds"]
     falling = _pool_claim([(0, row(-8.0)), (1, row(-8.2)), (2, row(-8.4))])
     assert falling["states"] == ["holds"]                  # the size is judged, whatever the sign
+
+
+def test_criteria_text_names_numbers_and_units_for_readers():
+    """Readers see points, percentages and what each number is, never the internal keys; the
+    judgement is on the raw numbers, so display can never change a state."""
+    from freqlib.verdicts import PCT, PTS
+    gap = Criterion("ST keeps more than AT", "st_minus_at_kept", above=0.0, **PTS)
+    share = Criterion("a share below half", "share/low", below=0.5, name="low share", **PCT)
+    claim = Claim("S2", "p", "s", "v", [gap, share])
+    claim.evaluate({"st_minus_at_kept": Estimate(0.119, -0.012, 0.248), "share/low": Estimate(0.339, 0.328, 0.35)}, "o")
+    text = claim.criteria_text()
+    assert "(11.9 [-1.2, 24.8] pts; needs > 0 pts)" in text and "(low 33.9% [32.8, 35.0]; needs < 50%)" in text
+    assert "st_minus_at_kept" not in text and "share/low" not in text
+    assert [c.state for c in claim.criteria] == ["undecided", "holds"]
+    assert (gap.label, share.label) == ("st_minus_at_kept", "low share")      # the key where no name is given
+    # two different quantities in one criterion must be named, else the reader cannot tell them apart
+    with pytest.raises(ValueError, match="name each in labels="):
+        Criterion("both", ("a", "b"), above=0.0)
+    both = Criterion("both", ("a", "b"), above=0.0, labels={"a": "first", "b": "second"}, unit="×")
+    assert both.values_text({"a": Estimate(2.0, 1.5, 2.5), "b": Estimate(3.0, 2.0, 4.0)}) == \
+        "first ×2.00 [1.50, 2.50], second ×3.00 [2.00, 4.00]"
+    assert both.threshold_text == "> ×0"
