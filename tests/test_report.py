@@ -510,3 +510,19 @@ def test_figure_titles_carry_each_figure_s_own_images(monkeypatch):
     assert rep.figure_data[c["mask"]] == f"learned on test images {first_mask}–599 of synthetic data"
     assert report.figure_title(rep, c["mask"], ctx) == \
         f"{c['mask']}\n[learned on test images {first_mask}–599 of synthetic data, smoke profile]"
+
+
+def test_heat_map_sentence_gives_the_number_its_panel_reads():
+    """The heat-map panel reads the excess error's radial centroid: the prose gives its paired
+    difference beside the excess error, resolved where the planted shift is, not where there is none."""
+    from freqlib.report import compare_reports
+    mask = torch.ones(1, 1, 32, 32)
+    key = "Fourier heat map: excess-error radial centroid"
+    out = compare_reports({"ref": _planted_report(mask, 5.0), "low": _planted_report(mask, 5.0, shifts={key: -2.0})})
+    assert ("The excess error's radial centroid, the number the heat-map panel reads, is 8.00 [" in out["heatmap"]
+            and "for ref and 6.00 [" in out["heatmap"])
+    assert "the paired difference low − ref is -2.00 [-2.00, -2.00] (95% interval; the reading above counts it at " \
+           "the family-wise level), resolved (its interval excludes 0)" in out["heatmap"]
+    same = compare_reports({"ref": _planted_report(mask, 5.0), "twin": _planted_report(mask, 5.0)})["heatmap"]
+    assert "radial centroid, the number the heat-map panel reads" in same and same.endswith(
+        "not resolved (its interval includes 0)")

@@ -229,3 +229,10 @@ def test_a_synthetic_set_s_variant_is_named_without_building_the_set(monkeypatch
     assert zoo.dataset_variant(planted) == zoo.dataset_tensors(planted, "train")[2]
     monkeypatch.setattr(synthetic, "_shortcut_train", lambda *a: pytest.fail("built the shortcut set"))
     assert zoo.dataset_variant("shortcut-high") == synthetic.describe("shortcut-high")
+
+
+def test_model_labels_are_read_off_the_recipes():
+    from freqlib.profiles import RECIPES, model_label
+    assert model_label("linf_at") == "AT (L∞ 8/255)" and model_label("gaussian") == "Gauss-aug (σ=0.1)"
+    assert f"ε={RECIPES['l2_at']['eps']:g}" in model_label("l2_at")       # the budget is the recipe's
+    assert model_label("planted_low") == "planted_low"                    # no label: the recipe's name
