@@ -14,6 +14,7 @@ import torch
 
 from .evaluate import model_device
 from .masks import complement, mask_correct, matched_random_masks, symmetrize
+from .prose import listed
 from .verdicts import Estimate, bootstrap, half_width
 
 __all__ = [
@@ -186,11 +187,6 @@ def ratio_power(judged: dict, per_seed: dict, n_images: int, bar: float = 0.98,
              if (ns := [n for n in judged if (hj[n] < mean_single[n]) == narrower])]
     return (text + f". One seed's ratio alone has an interval ±{min(single):.{d}f} to ±{max(single):.{d}f} wide: "
             "pooling averages the seeds' image noise and adds their spread (a Student-t term), which here "
-            + " and ".join(f"{verb} {'it' if i else 'the interval'} for {_and(ns)}" for i, (verb, ns) in enumerate(moved))
+            + " and ".join(f"{verb} {'it' if i else 'the interval'} for {listed(ns)}" for i, (verb, ns) in enumerate(moved))
             + " (against each network's mean width over its seeds)")
 
-
-def _and(items: list) -> str:
-    """``a``, ``a and b``, ``a, b and c``."""
-    items = [str(i) for i in items]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -202,8 +202,9 @@ class Estimator:
         return 1.0
 
     def planned_train(self, cfg: dict) -> float:
+        from .profiles import passes_per_batch
         arch, pert = cfg["arch"], cfg["perturbation"]
-        passes = PASSES.get(pert, 1.0 + cfg.get("attack_steps", 7) if pert.startswith("pgd") else 1.0)
+        passes = PASSES.get(pert, float(passes_per_batch(pert, cfg.get("attack_steps", 7))))
         epoch = self.planned["epoch"].get(arch, self.planned["epoch"]["fastnet"])
         evaluation = self.planned["eval"].get(arch, self.planned["eval"]["fastnet"])
         if pert.startswith(("fgsm", "pgd")):

@@ -12,7 +12,7 @@ import torch
 
 from .airbench import AIRBENCH94
 
-__all__ = ["PROFILES", "RECIPES", "MODEL_LABELS", "model_label", "describe_recipe", "training_passes", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
+__all__ = ["PROFILES", "RECIPES", "MODEL_LABELS", "model_label", "describe_recipe", "passes_per_batch", "training_passes", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
            "resolve_profile", "resolve_device", "profile_settings", "arch_settings", "recipe_config",
            "default_seeds", "PROFILE_CHOICES", "DRY_ENV", "DRY", "paper_dry", "dry_sized", "AIRBENCH_LOOP",
            "ARCH_LOOP"]
@@ -148,16 +148,20 @@ def describe_recipe(name: str) -> str:
     return f"training with perturbation {p!r}"
 
 
-def training_passes(name: str) -> int:
-    """Forward-backward passes per training batch of zoo recipe ``name``: one update, plus one per
-    attack step (FGSM: 1, PGD-k: k). Its cost in standard runs of the same budget."""
-    r = _recipe(name)
-    p = r["perturbation"]
-    if p.startswith("fgsm"):
+def passes_per_batch(perturbation: str, attack_steps: int = 7) -> int:
+    """Forward-backward passes per training batch: one update, plus one per attack step (FGSM: 1,
+    PGD-k: k; ``attack_steps`` defaults to ``TrainConfig``'s)."""
+    if perturbation.startswith("fgsm"):
         return 2
-    if p.startswith("pgd"):
-        return r["attack_steps"] + 1
+    if perturbation.startswith("pgd"):
+        return attack_steps + 1
     return 1
+
+
+def training_passes(name: str) -> int:
+    """:func:`passes_per_batch` of zoo recipe ``name``: its cost in standard runs of the same budget."""
+    r = _recipe(name)
+    return passes_per_batch(r["perturbation"], r.get("attack_steps", 7))
 
 
 # Training settings for an architecture other than the profile's, when a chapter asks

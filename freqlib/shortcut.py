@@ -32,6 +32,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from . import evaluate, profiles, synthetic
+from .prose import listed
 from .verdicts import direction_text
 
 __all__ = [
@@ -394,8 +395,7 @@ def ignored_beyond(curve: dict, reach_max: float) -> list[float]:
 
 
 def _dbs(psnrs) -> str:
-    ps = [f"{p:g} dB" for p in psnrs]
-    return ", ".join(ps[:-1]) + " and " + ps[-1] if len(ps) > 1 else ps[0]
+    return listed(f"{p:g} dB" for p in psnrs)
 
 
 def adoption_reading(curve: dict, reach_max: float, band: str, eps: float) -> str:
@@ -439,13 +439,13 @@ def trained_networks_text(band: str, strong_psnr: float, adoption_psnrs, n_seeds
     (``n_seeds``), the others for the first seed."""
     from fractions import Fraction
     name = lambda p=None: synthetic.shortcut_name(band, p)
-    names = lambda ps: ", ".join(name(p) for p in ps[:-1]) + " and " + name(ps[-1]) if len(ps) > 1 else name(ps[0])
+    names = lambda ps: listed(name(p) for p in ps)
     fr = [str(Fraction(f).limit_denominator()) for f in (MATCH_FRACTIONS if fractions is None else fractions)]
     others = list(adoption_psnrs) + [strong_psnr]
     parts = [f"ST and AT on {name()} (D2, D3)", f"AT and ST on {name(strong_psnr)} (D4)"]
     if adoption_psnrs:
         parts.append(f"AT on {names(list(adoption_psnrs))} (the adoption curve)")
-    parts += [f"ST for {', '.join(fr[:-1]) + ' and ' + fr[-1] if len(fr) > 1 else fr[0]} of the epochs on {name()} "
+    parts += [f"ST for {listed(fr)} of the epochs on {name()} "
               "(the budget ladder)", f"ST at the budget nearest AT's clean accuracy on {names(others)} "
               "(the accuracy-matched control)"]
     text = "; ".join(parts[:-1]) + "; and " + parts[-1]

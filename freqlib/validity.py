@@ -54,6 +54,7 @@ import torch
 from . import attacks, attribution, heatmap, mask_training, masks, spectral
 from .airbench import filter_lens_conv, learned_first_layer
 from .data import PlantedBand
+from .prose import listed
 from .shortcut import COMPETENCE, amplitude_text
 from .verdicts import PCT, PTS, Claim, Criterion, Estimate, verdict
 
@@ -351,7 +352,7 @@ def interval_ratio_text(ratios: dict, changed: list) -> str:
     if kept:
         text = (f"AUROC interval over images ÷ over the blocks: median ×{statistics.median(kept):.2f} "
                 f"(×{kept[0]:.2f} to ×{kept[-1]:.2f}, {len(kept)} of {len(ratios)} cells")
-        text += (f"; left out: {_listed(dropped)}, whose interval over the blocks has zero width (every "
+        text += (f"; left out: {listed(dropped)}, whose interval over the blocks has zero width (every "
                  "resampling of the blocks gave one AUROC), so no ratio); " if dropped else "); ")
     elif dropped:
         text = (f"no AUROC interval ratio: every cell's interval over the blocks has zero width "
@@ -437,7 +438,7 @@ def start_comparison(start: dict, trained: dict, changes: dict) -> str:
                        "planting, so this lens reads that start more than what training added.")
     if not changed:
         return text + ": the lens reads the trained layer in the state it read the start, in every planting."
-    return text + f"; training changed the lens's state for {_listed(changed)}."
+    return text + f"; training changed the lens's state for {listed(changed)}."
 
 
 # ------------------------------------------------------ a known answer
@@ -549,12 +550,12 @@ def pooled_margin_note(scores: dict, lenses, planting: str, n_seeds: int) -> str
              f"{scores[lens, planting]['margin'].fmt(digits=3)})"
              for lens in cells if scores[lens, planting]["margin"].high > 0]
     if n_seeds == 1:
-        return (f"Their margins' intervals reach above 0 here: {_listed(above)}." if above else
+        return (f"Their margins' intervals reach above 0 here: {listed(above)}." if above else
                 "With one training seed, their margins' intervals stay at or below 0 here.")
     head = (f"Pooled over {n_seeds} training seeds, a margin's interval also carries the spread between seeds, "
             "a term symmetric about their mean, so it can reach above 0 although no seed's does, and such a cell "
             "can read undecided where each seed alone reads not found")
-    return head + (f": here {_listed(above)}." if above else "; no such cell's interval does here.")
+    return head + (f": here {listed(above)}." if above else "; no such cell's interval does here.")
 
 
 # ------------------------------------------------- perturbation energies
@@ -926,8 +927,6 @@ def seen_by(table, kind: str = "ST") -> str:
     return ", ".join(seeing(table, kind)) or "no lens"
 
 
-def _listed(lenses: list) -> str:
-    return ", ".join(lenses[:-1]) + " and " + lenses[-1] if len(lenses) > 1 else lenses[0]
 
 
 OPEN = ("undecided", "borderline")      # readings that neither see nor miss
@@ -950,7 +949,7 @@ def _open_text(states: dict, who: str = "") -> str:
     groups = {}
     for lens, state in states.items():
         groups.setdefault(state, []).append(lens)
-    return " and ".join(f"{_listed(ls)} {'is' if len(ls) == 1 else 'are'} {state}{who if i == 0 else ''} "
+    return " and ".join(f"{listed(ls)} {'is' if len(ls) == 1 else 'are'} {state}{who if i == 0 else ''} "
                         f"({OPEN_WHY[state]})" for i, (state, ls) in enumerate(groups.items()))
 
 
@@ -971,7 +970,7 @@ def signed_reading(signed, clean, at_follow_excess: Estimate) -> str:
     the signature). "Undecided" and "borderline" (:func:`reading`) are never read as "does not see",
     and each is named as the table names it."""
     lenses = list(signed.index)
-    verb = lambda names, one, many: f"{_listed(names)} {one if len(names) == 1 else many}"
+    verb = lambda names, one, many: f"{listed(names)} {one if len(names) == 1 else many}"
     its = lambda names: "its" if len(names) == 1 else "their"
     st_signed, st_clean = readings(signed, "ST"), readings(clean, "ST")
     seen = lambda where, state: [l for l in lenses if st_signed[l] == "yes" and where[l] == state]
@@ -1088,12 +1087,12 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
         else:
             why = (f", but only by reading no difference where {kind} uses no signature, which cannot show that "
                    f"{its} reading would come where one is used")
-        out.append(f"{_listed(follow)} {'follows' if len(follow) == 1 else 'follow'} it in every condition{why}.")
+        out.append(f"{listed(follow)} {'follows' if len(follow) == 1 else 'follow'} it in every condition{why}.")
     if alarm:
-        out.append(f"{_listed(alarm)} {'reads' if len(alarm) == 1 else 'read'} a difference where use is not "
+        out.append(f"{listed(alarm)} {'reads' if len(alarm) == 1 else 'read'} a difference where use is not "
                    "shown, so a difference there alone does not show that a network classifies by the signature.")
     if miss:
-        out.append(f"{_listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
+        out.append(f"{listed(miss)} {'misses' if len(miss) == 1 else 'miss'} a signature {kind} uses, so "
                    f"{'its' if len(miss) == 1 else 'their'} silence does not show that it does not.")
     if undecided:
         read_at = lambda l, label: reading(table.loc[l, f"{label}: sees it?"])
@@ -1111,10 +1110,10 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
             word = next(iter(state.values()))
             lead = (f"{'reads' if one else 'read'} a difference where {kind} uses the signature but " if reads_use
                     else "")
-            out.append(f"{_listed(undecided)} {lead}{'is' if one else 'are'} {word} {where} ({OPEN_WHY[word]})"
+            out.append(f"{listed(undecided)} {lead}{'is' if one else 'are'} {word} {where} ({OPEN_WHY[word]})"
                        + tail)
         else:
-            lead = f"{_listed(undecided)} read a difference where {kind} uses the signature, but " if reads_use else ""
+            lead = f"{listed(undecided)} read a difference where {kind} uses the signature, but " if reads_use else ""
             out.append(f"{lead}{where}, {_open_text(state)}" + tail)
     return " ".join(sentence[0].upper() + sentence[1:] for sentence in out)
 

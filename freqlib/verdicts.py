@@ -383,8 +383,8 @@ class Criterion:
         """One number as a reader sees it: its label (where the criterion reads several, or the
         name after a key's ``/``), then value and interval in the criterion's unit."""
         name = self.labels.get(key) or (key.split("/", 1)[1] if "/" in key else "")
-        if self.unit == "%":
-            shown = e.fmt(pct=True) if self.scale == 100 else e.fmt(digits=1) + ("" if e.is_nan else "%")
+        if self.unit == "%":                                            # fmt(pct=True) multiplies by 100
+            shown = e.scaled(self.scale / 100).fmt(pct=True)
         elif self.unit == "×":                                          # a ratio: ×1.69 [1.66, 1.73]
             shown = ("" if e.is_nan else "×") + e.scaled(self.scale).fmt(digits=2)
         elif self.unit:

@@ -61,3 +61,17 @@ def test_min_call_seconds_trains_in_the_call_what_the_carry_cannot_hold():
     # 3 x 10 MB, 24 MB carry: the model cheapest to retrain per MB is trained in the call
     assert paper_plan.min_call_seconds([(60, 10), (20, 10), (90, 10)], 100, carry_mb=24) == 120
     assert paper_plan.min_call_seconds([(64, 22)] * 9, 240, carry_mb=24) == 240 + 8 * 64   # chapter 2, one seed
+
+
+def test_planned_training_counts_the_recipes_attack_passes():
+    """PGD-k costs k + 1 passes a batch (profiles.passes_per_batch, the rule chapter 3's cost remark uses)."""
+    from freqlib.paper_plan import PLANNED, ROBUST_EVAL, Estimator
+    from freqlib.profiles import passes_per_batch, training_passes
+    est = Estimator("cpu")
+    cfg = lambda pert, steps=7: {"arch": "fastnet", "perturbation": pert, "attack_steps": steps, "epochs": 1,
+                                 "n_train": 50_000}
+    epoch, evaluation = PLANNED["cpu"]["epoch"]["fastnet"], PLANNED["cpu"]["eval"]["fastnet"]
+    assert est.planned_train(cfg("pgd_linf", 10)) == pytest.approx(epoch * 11 + evaluation * ROBUST_EVAL)
+    assert est.planned_train(cfg("none")) == pytest.approx(epoch + evaluation)
+    assert [passes_per_batch(p, 10) for p in ("none", "fgsm_linf", "pgd_linf")] == [1, 2, 11]
+    assert training_passes("linf_pgd_c") == 11

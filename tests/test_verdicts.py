@@ -257,3 +257,10 @@ def test_criteria_text_names_numbers_and_units_for_readers():
     assert both.values_text({"a": Estimate(2.0, 1.5, 2.5), "b": Estimate(3.0, 2.0, 4.0)}) == \
         "first ×2.00 [1.50, 2.50], second ×3.00 [2.00, 4.00]"
     assert both.threshold_text == "> ×0"
+
+
+def test_listed_names_one_two_or_many_and_refuses_none():
+    from freqlib.prose import listed
+    assert [listed(["a"]), listed(["a", "b"]), listed(("a", "b", "c"))] == ["a", "a and b", "a, b and c"]
+    with pytest.raises(ValueError, match="at least one item"):
+        listed([])
