@@ -53,6 +53,7 @@ executed notebooks to ``--results`` and merges bench results.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -698,16 +699,40 @@ def device_name(device: str) -> str:
 
 
 # -------------------------------------------------------------------- CLI
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """``--budget-s``: a positive number (0 would read as "no budget", a negative one as none left)."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}; leave it out to run "
+                                         "until the book is done")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    """``--carry-mb``: zero or more MiB (0 carries no checkpoint; models are retrained each call)."""
+    value = _number(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of MiB >= 0, got {text}")
+    return value
+
+
 def add_arguments(p) -> None:
     """The ``paper-run`` sub-command's options (kept here, so __main__ stays one line)."""
     p.add_argument("--out", type=Path, default=Path(".carry/run"), help="run folder carried between calls")
-    p.add_argument("--budget-s", type=float, default=None, help="seconds this call may take (from its start)")
+    p.add_argument("--budget-s", type=_seconds, default=None, help="seconds this call may take (from its start)")
     p.add_argument("--deadline", type=float, default=None, help="Unix time by which the call must have stopped")
     p.add_argument("--profile", default="paper")
     p.add_argument("--device", default="auto")
     p.add_argument("--chapters", nargs="*", default=None, help="chapter prefixes (default: the book's)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="chapter parameter")
-    p.add_argument("--carry-mb", type=float, default=None,
+    p.add_argument("--carry-mb", type=_megabytes, default=None,
                    help=f"zoo MiB carried between calls (default: OUT/carry-mb.txt, else {CARRY_MB:g})")
     p.add_argument("--compile", action="store_true",
                    help="FREQLIB_COMPILE=1 for this process's zoo trainings: torch.compile airbench on CUDA")
@@ -770,6 +795,9 @@ def cli(args, started: float | None = None) -> int:
         return 0
     started = float(os.environ.get("FREQLIB_CALL_START", started or time.time()))
     deadline = min(args.deadline or float("inf"), started + args.budget_s if args.budget_s else float("inf"))
+    if deadline <= time.time():
+        raise SystemExit(f"error: the call's deadline passed {time.time() - deadline:.0f} s ago (--deadline or "
+                         "--budget-s counted from FREQLIB_CALL_START); give a later one")
     if deadline == float("inf"):
         print("note: no --budget-s or --deadline: running until the book is done", flush=True)
     run = PaperRun(args.out, profile=args.profile, device=args.device, chapters=args.chapters,

@@ -180,11 +180,17 @@ def load_classifier(spec: str, profile: str = "quick", device: str = "cpu") -> t
     if not path.is_file():
         raise ReportError(f"{spec!r} is neither a zoo model ({', '.join(sorted(RECIPES))}) nor a file")
     if path.suffix == ".pt2":
+        import logging
+        quiet = logging.getLogger("torch.export")      # it logs a whole traceback before raising on a bad file
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
         try:
             program = torch.export.load(str(path))
         except Exception as exc:
             raise ReportError(f"cannot load {path} as a torch.export program ({first_line(exc)}); "
                               f"expected {EXPECTED}") from None
+        finally:
+            quiet.setLevel(level)
         fixed = _fixed_batch(program)
         if fixed is not None:
             raise ReportError(f"{path}: the program was exported for batches of exactly {fixed} images (no "

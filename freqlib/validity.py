@@ -1043,23 +1043,47 @@ def behaviour_table(readouts: dict, kind: str = "AT"):
     neither yes nor no, named as the readout names it), or
     "follows the behaviour" where none of these happens in any condition."""
     import pandas as pd
-    rows = {}
+    rows, against = {}, {}
     for label, (table, behaviour) in readouts.items():
         uses, read = behaviour.low > 0, readings(table, kind)
         for lens in table.index:
-            row = rows.setdefault(lens, {"_parts": []})
+            row = rows.setdefault(lens, {})
             row[f"{label}: difference"] = table.loc[lens, f"{kind}: difference"]
             row[f"{label}: sees it?"] = table.loc[lens, f"{kind}: sees it?"]
+            parts = against.setdefault(lens, [])
             if read[lens] == "yes" and not uses:
-                row["_parts"].append(f"reads a difference the behaviour does not back ({label})")
+                parts.append(("unbacked", label))
             elif uses and read[lens] == "no":
-                row["_parts"].append(f"misses a signature in use ({label})")
+                parts.append(("missed", label))
             elif read[lens] in OPEN:
-                row["_parts"].append(f"{read[lens]} where {'the signature is in use' if uses else 'use is not shown'}"
-                                     f" ({label})")
-    for row in rows.values():
-        row["against the behaviour"] = "; ".join(row.pop("_parts")) or "follows the behaviour"
-    return pd.DataFrame(rows).T
+                parts.append((f"{read[lens]} where {'the signature is in use' if uses else 'use is not shown'}", label))
+    for lens, row in rows.items():
+        row["against the behaviour"] = "; ".join(f"{_against(rel)} ({label})" for rel, label in against[lens]) \
+            or _against(None)
+    out = pd.DataFrame(rows).T
+    out.attrs["against"] = against      # the cells' parts as data: (relation, condition) per lens
+    return out
+
+
+def _against(relation, kind: str | None = None) -> str:
+    """One part of an "against the behaviour" cell: ``relation`` "unbacked", "missed", an open reading
+    ("undecided where ...") or None (the lens follows the behaviour); with ``kind``, worded for a sentence
+    whose subject is the lens ("For AT, ... reads a difference that AT's behaviour does not back")."""
+    whose = f"{kind}'s behaviour" if kind else "the behaviour"
+    if relation is None:
+        return f"follows {whose}"
+    if relation == "unbacked":
+        return f"reads a difference {'that ' if kind else ''}{whose} does not back"
+    if relation == "missed":
+        return "misses a signature in use"
+    return ("is " if kind else "") + relation
+
+
+def _against_parts(table) -> dict:
+    if "against" not in table.attrs:
+        raise ValueError("pass the table behaviour_table returned: its attrs['against'] holds the readings "
+                         "this sentence is built from")
+    return table.attrs["against"]
 
 
 def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
@@ -1068,11 +1092,12 @@ def behaviour_reading(table, behaviours: dict, kind: str = "AT") -> str:
     and which are undecided somewhere (neither following the behaviour there nor going against it)."""
     said = "; ".join(f"{label} {b.scaled(100).fmt(digits=1)} points, {'uses it' if b.low > 0 else 'use not shown'}"
                      for label, b in behaviours.items())
-    col = table["against the behaviour"]
-    follow = [l for l in table.index if col[l] == "follows the behaviour"]
-    alarm = [l for l in table.index if "does not back" in col[l]]
-    miss = [l for l in table.index if "misses" in col[l]]
-    undecided = [l for l in table.index if any(f"{w} where" in col[l] for w in OPEN)]
+    parts = _against_parts(table)
+    relations = {l: {rel for rel, _ in parts[l]} for l in table.index}
+    follow = [l for l in table.index if not relations[l]]
+    alarm = [l for l in table.index if "unbacked" in relations[l]]
+    miss = [l for l in table.index if "missed" in relations[l]]
+    undecided = [l for l in table.index if relations[l] - {"unbacked", "missed"}]
     out = [f"How much more often {kind} follows a moved signature than the {kind} network that never saw one: "
            f"{said}."]
     used = [b.low > 0 for b in behaviours.values()]
@@ -1122,11 +1147,8 @@ def against_sentence(table, lens: str, kind: str = "AT") -> str:
     """One lens's "against the behaviour" cell of :func:`behaviour_table` as a sentence with the lens as
     its subject: "For AT, filtered accuracy reads a difference that AT's behaviour does not back (faint)."."""
     said = {}          # phrase -> the conditions it holds in (a phrase repeated over conditions is said once)
-    for part in table.loc[lens, "against the behaviour"].split("; "):
-        phrase, _, label = part.partition(" (") if part.endswith(")") else (part, "", "")
-        phrase = phrase.replace("a difference the behaviour", f"a difference that {kind}'s behaviour")
-        phrase = phrase.replace("follows the behaviour", f"follows {kind}'s behaviour")
-        said.setdefault(("is " if phrase.split(" ", 1)[0] in OPEN else "") + phrase, []).append(label[:-1])
+    for relation, label in _against_parts(table)[lens] or [(None, "")]:
+        said.setdefault(_against(relation, kind), []).append(label)
     return f"For {kind}, {lens} " + " and ".join(
         p + (f" ({'; '.join(ls)})" if any(ls) else "") for p, ls in said.items()) + "."
 

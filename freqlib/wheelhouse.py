@@ -134,6 +134,10 @@ def wheelhouse_size(dest: Path) -> int:
     return sum(p.stat().st_size for p in Path(dest).glob("*.whl"))
 
 
+class WheelhouseError(RuntimeError):
+    """The wheels could not be fetched (no registry, no wheel for that Python or platform)."""
+
+
 def download(dest: Path, python: str = "3.12", platforms=PLATFORMS, log=print) -> Path:
     """Download every wheel of :data:`WHEELS` into ``dest`` (skips those already there).
 
@@ -155,11 +159,11 @@ def download(dest: Path, python: str = "3.12", platforms=PLATFORMS, log=print) -
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-            raise RuntimeError("pip download failed (" + " / ".join(tail) + "); it needs access to the "
+            raise WheelhouseError("pip download failed (" + " / ".join(tail) + "); it needs access to the "
                                "package registry. For another platform tag add --platform manylinux_2_N_x86_64.")
     still = missing_wheels(dest)
     if still:
-        raise RuntimeError(f"no wheel for {', '.join(still)} in {dest} after download")
+        raise WheelhouseError(f"no wheel for {', '.join(still)} in {dest} after download")
     log(f"{len(WHEELS)} wheels in {dest}: {wheelhouse_size(dest) / 2**20:.1f} MiB")
     return dest
 
@@ -246,9 +250,19 @@ def simulated_site(dest: Path, extra: tuple[str, ...] = ()) -> Path:
 
 
 # -------------------------------------------------------------------- CLI
+def python_version(text: str) -> str:
+    """``--python``: a CPython version freqlib supports, written 3.N (pip's --python-version)."""
+    match = re.fullmatch(r"3\.(\d+)", text)
+    if not match or int(match.group(1)) < 10:
+        import argparse
+        raise argparse.ArgumentTypeError(f"must be a Python version 3.N with N >= 10 (freqlib needs Python >= 3.10), "
+                                         f"got {text!r}")
+    return text
+
+
 def add_arguments(p) -> None:
     p.add_argument("--dest", type=Path, default=Path(".whl"), help="folder for the wheels (git-ignored)")
-    p.add_argument("--python", default="3.12", help="the GPU machine's Python version")
+    p.add_argument("--python", type=python_version, default="3.12", help="the GPU machine's Python version")
     p.add_argument("--platform", action="append", default=None,
                    help=f"platform tag (repeatable; default {' '.join(PLATFORMS)})")
     p.add_argument("--check", action="store_true", help="only check the folder: complete, sizes, declared gaps")
@@ -257,7 +271,11 @@ def add_arguments(p) -> None:
 def cli(args) -> int:
     platforms = tuple(args.platform) if args.platform else PLATFORMS
     if not args.check:
-        download(args.dest, args.python, platforms)
+        try:
+            download(args.dest, args.python, platforms)
+        except WheelhouseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     missing = missing_wheels(args.dest)
     gaps = {k: v for k, v in closure_report(args.dest, args.python).items() if k not in DECLARED_BUT_UNUSED}
     print(f"{args.dest}: {len(wheel_files(args.dest))} wheels, {wheelhouse_size(args.dest) / 2 ** 20:.1f} MiB; "

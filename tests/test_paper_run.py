@@ -461,3 +461,26 @@ def test_compile_reaches_this_process_s_trainings_only(book, tmp_path, monkeypat
                    planned=PLANNED, clock=clock, compile=True, log=lambda *a: None)
     run.run()
     assert seen == ["1"] and "FREQLIB_COMPILE" not in os.environ
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--budget-s", "0"], "--budget-s: must be a number of seconds > 0, got 0"),     # 0 read as no budget
+    (["--budget-s", "-5"], "--budget-s: must be a number of seconds > 0, got -5"),
+    (["--budget-s", "abc"], "--budget-s: must be a number, got 'abc'"),
+    (["--carry-mb", "-1"], "--carry-mb: must be a number of MiB >= 0, got -1"),
+])
+def test_a_budget_that_is_no_budget_is_refused_in_one_line(tmp_path, capsys, argv, says):
+    from freqlib.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["paper-run", "--out", str(tmp_path / "run"), *argv])
+    assert exit_.value.code == 2 and says in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "run").exists()                    # refused before anything is written
+
+
+def test_a_deadline_already_past_is_refused_before_anything_is_written(tmp_path):
+    from freqlib.__main__ import main
+    with pytest.raises(SystemExit, match=r"^error: the call's deadline passed \d+ s ago"):
+        main(["paper-run", "--out", str(tmp_path / "run"), "--deadline", "5"])
+    assert not (tmp_path / "run").exists()
+    # a valid budget passes the check (a plan only, so nothing runs)
+    assert main(["paper-run", "--out", str(tmp_path / "run"), "--budget-s", "540", "--plan"]) == 0

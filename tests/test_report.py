@@ -125,6 +125,20 @@ def test_cli_reports_bad_model_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "pickled code" in err[0]
 
 
+def test_cli_reports_a_broken_export_file_in_one_line(tmp_path):
+    """torch.export.load logs a whole traceback to stderr before it raises; the report silences that
+    logger for the attempt, so the one error line is all a user sees. (In a fresh process: under
+    pytest torch's log handler is not the one a user's terminal gets.)"""
+    import subprocess
+    import sys
+    (tmp_path / "broken.pt2").write_bytes(b"not a zip archive")
+    res = subprocess.run([sys.executable, "-m", "freqlib", "report", str(tmp_path / "broken.pt2"), "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)
+    err = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(err) == 1, res.stderr[-2000:]
+    assert err[0].startswith(f"error: cannot load {tmp_path / 'broken.pt2'} as a torch.export program")
+
+
 def test_cli_reports_a_model_that_breaks_a_lens_in_one_line(tmp_path, capsys, monkeypatch):
     from freqlib import report, zoo
     path = _export(_tiny_net(), tmp_path / "tiny.pt2")

@@ -56,8 +56,11 @@ def test_pooled_numbers_are_the_mean_of_each_seeds_own_run(executed_chapter):
     would move them (half the seeds' difference)."""
     two = claims(executed_chapter("01", **TWO)[1])
     runs = [claims(executed_chapter("01")[1]), claims(executed_chapter("01", seed=1)[1])]
+    compared = []
     for cid, row in two.items():
         for key, number in row["numbers"].items():
             v0, v1 = (r[cid]["numbers"][key]["value"] for r in runs)
-            assert v0 != v1, (cid, key)             # else the check below could not fail
-            assert abs(number["value"] - (v0 + v1) / 2) < abs(v0 - v1) / 4, (cid, key, number["value"], v0, v1)
+            assert abs(number["value"] - (v0 + v1) / 2) <= abs(v0 - v1) / 4 + 1e-6, (cid, key, number["value"], v0, v1)
+            compared.append(v0 != v1)
+    # two seeds can tie on a count (smoke's few images): most numbers must differ, or the check has no power
+    assert sum(compared) >= len(compared) / 2, compared

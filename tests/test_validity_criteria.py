@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 
+import pandas as pd
 import pytest
 import torch
 
@@ -748,7 +749,6 @@ def test_the_readout_sees_a_network_that_reads_the_signature_and_not_one_that_re
 
 
 def _seen(st: dict, at: dict):
-    import pandas as pd
     return pd.DataFrame({"ST: sees it?": st, "AT: sees it?": at})
 
 
@@ -860,6 +860,13 @@ def test_a_lens_follows_ats_behaviour_only_if_it_reads_use_and_no_use_alike():
     twice = V.behaviour_table({"faint": (faint, no_use), "strong": (faint, no_use)})
     assert V.against_sentence(twice, "Fourier mask") == \
         "For AT, Fourier mask is undecided where use is not shown (faint; strong)."
+    # sentences and reading come from the table's parts as data, not from its cells' wording
+    reworded = mixed.copy()
+    reworded["against the behaviour"] = "(display text)"
+    assert V.against_sentence(reworded, "Fourier mask") == V.against_sentence(mixed, "Fourier mask")
+    assert V.behaviour_reading(reworded, {"faint": no_use, "strong": use}) == text
+    with pytest.raises(ValueError, match="pass the table behaviour_table returned"):
+        V.against_sentence(pd.DataFrame(mixed.to_dict()), "Fourier mask")
 
 
 def test_the_interval_ratio_names_the_cells_it_leaves_out():

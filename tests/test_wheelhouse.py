@@ -32,6 +32,27 @@ def test_download_uses_the_device_notes_flags():
     assert "--no-index --no-deps" in wh.install_command() and "--target /tmp/site" in wh.install_command()
 
 
+@pytest.mark.parametrize("version", ["2.7", "3.9", "3.12.1", "three"])
+def test_a_python_version_freqlib_cannot_run_on_is_refused(capsys, version):
+    from freqlib.__main__ import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["wheelhouse", "--python", version, "--dest", "unused"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        f"argument --python: must be a Python version 3.N with N >= 10 (freqlib needs Python >= 3.10), got '{version}'")
+
+
+def test_a_failed_download_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    """No registry (this machine's CI): pip's last lines in one error line, no traceback."""
+    from freqlib.__main__ import main
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for papermill==2.7.0")
+    monkeypatch.setattr(wh.subprocess, "run", lambda *a, **k: failed)
+    assert main(["wheelhouse", "--dest", str(tmp_path / "whl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: pip download failed (ERROR: No matching distribution found for papermill==2.7.0); it needs "
+                   "access to the package registry. For another platform tag add --platform manylinux_2_N_x86_64."]
+
+
 def test_nothing_in_the_wheelhouse_is_already_on_the_machine():
     assert not {wh.normalise(n) for n in wh.WHEELS} & wh.GPU_BASE
 
