@@ -99,3 +99,35 @@ def unglued():
                 for m in re.findall(r"\{glue:text\}`([^`]+)`", c.source)}
         return sorted(r for r in refs if "::" not in r and r.split(":")[0] not in glued)
     return missing
+
+
+@pytest.fixture(scope="session")
+def two_seeds_pooled():
+    """``two_seeds_pooled(path, glued)`` checks a claim chapter executed with ``seeds=2`` and returns
+    its claims by id: each seed judged on its own, every number pooled over both (or set aside by a
+    budget check), the verdict from the pooled states, no stderr on any page, and one deviations row
+    setting the first seed's verdicts against the pooled ones."""
+    import json
+
+    import nbformat
+
+    from freqlib.runner import stderr_outputs
+    from freqlib.verdicts import NOT_JUDGED, VERDICTS, seeds_text, verdict
+
+    def check(path: Path, glued: dict) -> dict:
+        assert not stderr_outputs(nbformat.read(path, as_version=4))
+        rows = {r["claim"]: r for r in json.loads(glued["claims"])}
+        for cid, row in rows.items():
+            assert len(row["seed_verdicts"]) == 2 and set(row["seed_verdicts"]) <= set(VERDICTS), cid
+            assert row["verdict"] == verdict(row["states"])
+            assert row["seeds"] == glued[f"{cid}_seeds"] == seeds_text(row["verdict"], row["seed_verdicts"])
+            for key, number in row["numbers"].items():      # a budget check may set a number aside
+                assert number["over"].startswith(("2 seeds × ", NOT_JUDGED)), (cid, key, number["over"])
+        effects = [r["effect"] for r in json.loads(glued["deviations"])["rows"]
+                   if r["effect"].startswith("verdicts on the first seed alone: ")]
+        assert len(effects) == 1, effects
+        first = ", ".join(f"{cid} {r['seed_verdicts'][0]}" for cid, r in rows.items())
+        pooled = ", ".join(f"{cid} {r['verdict']}" for cid, r in rows.items())
+        assert effects[0].startswith(f"verdicts on the first seed alone: {first}; pooled over 2 seeds: {pooled} ")
+        return rows
+    return check
