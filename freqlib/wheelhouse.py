@@ -160,7 +160,7 @@ def download(dest: Path, python: str = "3.12", platforms=PLATFORMS, log=print) -
         if res.returncode != 0:
             tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
             raise WheelhouseError("pip download failed (" + " / ".join(tail) + "); it needs access to the "
-                               "package registry. For another platform tag add --platform manylinux_2_N_x86_64.")
+                                  "package registry. For another platform tag add --platform manylinux_2_N_x86_64.")
     still = missing_wheels(dest)
     if still:
         raise WheelhouseError(f"no wheel for {', '.join(still)} in {dest} after download")
