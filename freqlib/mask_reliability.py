@@ -19,7 +19,7 @@ from .verdicts import Estimate, bootstrap, half_width
 
 __all__ = [
     "reliability", "reliability_estimates", "pick_one", "CHANCE", "CHANCE_MARGIN", "at_chance",
-    "unless_at_chance", "count_above", "half_width", "ratio_power",   # half_width: freqlib.verdicts
+    "unless_at_chance", "count_above", "ratio_power",
 ]
 
 

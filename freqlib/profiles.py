@@ -12,7 +12,8 @@ import torch
 
 from .airbench import AIRBENCH94
 
-__all__ = ["PROFILES", "RECIPES", "MODEL_LABELS", "model_label", "describe_recipe", "passes_per_batch", "training_passes", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
+__all__ = ["PROFILES", "RECIPES", "MODEL_LABELS", "model_label", "describe_recipe", "passes_per_batch",
+           "training_passes", "EVALUATION_KEYS", "ARCH_SETTINGS", "ARCH_SEEDS", "RECIPE_SETTINGS",
            "resolve_profile", "resolve_device", "profile_settings", "arch_settings", "recipe_config",
            "default_seeds", "PROFILE_CHOICES", "DRY_ENV", "DRY", "paper_dry", "dry_sized", "AIRBENCH_LOOP",
            "ARCH_LOOP"]

@@ -62,13 +62,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .verdicts import Claim, Criterion, Estimate, bootstrap, half_width, judge_setting_aside, pool_each, verdict
+from .verdicts import Claim, Criterion, Estimate, bootstrap, judge_setting_aside, pool_each, verdict
 from .verdicts import not_judged as set_aside
 from .verdicts import direction_text as interval_direction   # this module has a direction_text of its own (steps)
 
 __all__ = ["PAPER_GAIN", "THRESHOLDS", "PREVIOUS_THRESHOLDS", "COMPETENCE", "B1_HALVES", "PREDICTED_FAMILY_ORDER",
            "claims", "criteria_table", "slope", "halves_text",
-           "half_width", "images_needed", "spread", "paired_gain", "gain_phrase", "null_spread", "null_bias_text",
+           "images_needed", "spread", "paired_gain", "gain_phrase", "null_spread", "null_bias_text",
            "b1_numbers", "b2_numbers", "previous_b1", "family_differences", "ordering_text",
            "pooled", "judge_b2", "not_judged", "steps", "direction_text", "best_text",
            "relative_gain", "family_accuracy", "competence", "corruption_gains", "family_intervals",

@@ -250,7 +250,7 @@ def _insert_run_card(nb, card: dict) -> None:
     def shown(k, v):
         if k != "parameters" or not v:
             return v
-        unset = [k for k, _ in re.findall(r"(\w+)=(0|''|\"\")(?=,|$)", v) if k != "seed"]   # seed=0 is seed 0
+        unset = [name for name, _ in re.findall(r"(\w+)=(0|''|\"\")(?=,|$)", v) if name != "seed"]   # seed=0 is seed 0
         note = f" ({', '.join(unset)}: 0 or '' means the profile's setting)" if unset else ""
         return f"`{v}`{note}"
     lines += [f"| {k} | {shown(k, v)} |" for k, v in card.items()]

@@ -685,7 +685,7 @@ def reach_reading(d3: str, d4: str, control: str = "open", ignored_beyond=(), d4
     training seeds), for :func:`competence_text`. Adopting the strong signature shows that AT *can* learn a signature in the
     band; why it ignored the faint one is settled only when the control separates the readings."""
     caveat = competence_text(d4_clean, n_seeds=n_seeds) if d4_clean is not None else ""
-    beyond = " and ".join(f"{p:g} dB" for p in sorted(ignored_beyond, reverse=True))
+    beyond = _dbs(sorted(ignored_beyond, reverse=True)) if ignored_beyond else ""
     if d3 == "reproduced" and d4 == "reproduced":
         both = ("AT ignored the faint signature and adopted the strong one, beyond ε's reach, in the same band: it "
                 "does not avoid high frequencies as such, and the same recipe and budget can learn a signature "

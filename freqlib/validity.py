@@ -1082,7 +1082,7 @@ def _against(relation, kind: str | None = None) -> str:
 def _against_parts(table) -> dict:
     if "against" not in table.attrs:
         raise ValueError("pass the table behaviour_table returned: its attrs['against'] holds the readings "
-                         "this sentence is built from")
+                         "the sentences are built from")
     return table.attrs["against"]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from freqlib import proportion as pb
-from freqlib.verdicts import Estimate
+from freqlib.verdicts import Estimate, half_width
 
 N = 4000
 SHARES = ("p=0", "p=0.25", "p=0.5", "p=0.75", "p=1")
@@ -66,7 +66,7 @@ def test_slope_is_the_least_squares_contrast_and_magnitude_folds_its_interval():
     assert (m.value, m.low, m.high) == (7.0, 4.0, 10.0)
     m = Estimate(-1.0, -4.0, 0.9).size()
     assert (m.value, m.low, m.high) == (1.0, 0.0, 4.0)
-    assert pb.half_width(Estimate(0.0, -2.5, 2.5)) == 2.5
+    assert half_width(Estimate(0.0, -2.5, 2.5)) == 2.5
     with pytest.raises(ValueError, match="shares"):
         pb.slope(models, (0.0, 0.5))
 
@@ -109,7 +109,7 @@ def test_b1_identical_models_on_932_images_never_fail_little_and_never_pass_larg
         old_fail += pb.previous_b1(same, same, n_boot=300)["states"][1] == "fails"
     assert new_fail == 0 and new_large <= 0.05 * runs
     assert old_fail >= 0.1 * runs                                   # the bias that the revision removes
-    assert pb.half_width(nums["clean_slope"]) > 2                  # and at 932 images 'little' cannot hold
+    assert half_width(nums["clean_slope"]) > 2                  # and at 932 images 'little' cannot hold
 
 
 def test_b1_planted_effect_in_constructed_per_image_scores():
